@@ -1,0 +1,24 @@
+//! # scrna
+//!
+//! Single-cell RNA-seq clustering in Rust: read 10x Genomics count matrices, run quality
+//! control, normalization, highly variable gene selection and sparse PCA, build a kNN graph,
+//! cluster it with Leiden, find marker genes, and compare conditions (for example parental
+//! versus drug-resistant samples).
+//!
+//! Where a method is the same, the numbers agree with Scanpy's (tests against committed
+//! reference values state the tolerances).
+#![warn(missing_docs)]
+
+pub mod dataset;
+pub mod error;
+pub mod io;
+pub use io::{read_10x, read_10x_with, ReadOptions};
+pub mod sparse;
+
+pub use dataset::{CellTable, Column, Dataset, GeneTable};
+pub use error::{Error, Result};
+pub use sparse::CsrMatrix;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
