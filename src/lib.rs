@@ -12,6 +12,7 @@
 pub mod dataset;
 pub mod error;
 pub mod io;
+pub mod pca;
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
 
