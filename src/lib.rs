@@ -15,12 +15,13 @@ pub mod hvg;
 pub mod io;
 pub mod loess;
 pub mod normalize;
+pub mod pca;
 pub mod qc;
 pub mod report;
 pub mod simulate;
-pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
 
+pub use io::{read_10x, read_10x_with, ReadOptions};
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
 pub use sparse::CsrMatrix;
