@@ -3,6 +3,10 @@
 //! [`read_10x`] detects the format from the path. Every reader takes [`ReadOptions`].
 
 pub mod mtx;
+pub mod samples;
+
+pub use mtx::{write_10x_mtx, MtxWriteOptions};
+pub use samples::{concat, read_sample_sheet, read_samples, ConcatOptions, Join, SampleSpec};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};

@@ -1,0 +1,359 @@
+//! Many samples: read several 10x inputs, each with a sample name and a condition, and
+//! concatenate them into one [`Dataset`].
+//!
+//! Barcodes are made unique by appending `-<sample>` to every barcode, as Scanpy's
+//! `anndata.concat(adatas, label="sample", keys=names, index_unique="-")` does (e.g.
+//! `AAACCCAAGGAGAGTA-1-parental`). Genes are aligned by gene id, never by symbol.
+
+use super::{read_10x_with, ReadOptions};
+use crate::dataset::{CellTable, Dataset, GeneTable};
+use crate::error::{Error, Result};
+use crate::sparse::CsrMatrix;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One input of [`read_samples`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleSpec {
+    /// Sample name; unique among the samples; appended to the barcodes.
+    pub name: String,
+    /// Condition of the sample (e.g. `parental`, `resistant`).
+    pub condition: String,
+    /// A 10x Matrix Market folder or a 10x HDF5 file (format detected by [`read_10x_with`]).
+    pub path: PathBuf,
+}
+
+/// How genes of several samples are aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Join {
+    /// Every sample has the same gene ids (in any order; columns are put in the first
+    /// sample's order). A gene missing from a sample is an error naming it. The default.
+    #[default]
+    Exact,
+    /// Keep the genes present in every sample, in the first sample's order (anndata's
+    /// `join="inner"`).
+    Intersection,
+}
+
+/// Options of [`read_samples`] and [`concat`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConcatOptions {
+    /// Gene alignment. Default: [`Join::Exact`].
+    pub join: Join,
+}
+
+/// Reads every sample with [`read_10x_with`] (`opts.sample` and `opts.condition` are replaced by
+/// each spec's), then concatenates them with [`concat`].
+pub fn read_samples(
+    specs: &[SampleSpec],
+    opts: &ReadOptions,
+    concat_opts: &ConcatOptions,
+) -> Result<Dataset> {
+    check_names(specs.iter().map(|s| s.name.as_str()))?;
+    let mut parts = Vec::with_capacity(specs.len());
+    for s in specs {
+        let o = ReadOptions {
+            sample: s.name.clone(),
+            condition: s.condition.clone(),
+            ..opts.clone()
+        };
+        parts.push(read_10x_with(&s.path, &o)?);
+    }
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    concat(&parts, &names, concat_opts)
+}
+
+fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut any = false;
+    for n in names {
+        any = true;
+        if n.is_empty() {
+            return Err(Error::option("samples", "a sample name is empty"));
+        }
+        if !seen.insert(n) {
+            return Err(Error::option(
+                "samples",
+                format!("sample name {n:?} is used twice"),
+            ));
+        }
+    }
+    if !any {
+        return Err(Error::option("samples", "no samples given"));
+    }
+    Ok(())
+}
+
+/// Concatenates datasets (cells of `parts[0]` first). `names[k]` is appended to the barcodes
+/// of `parts[k]` (`<barcode>-<name>`); each cell keeps the sample and condition of its part.
+/// Genes are aligned by id according to `opts.join`; the gene table is the first part's,
+/// restricted and ordered accordingly. Extra cell and gene columns are not carried over.
+pub fn concat(parts: &[Dataset], names: &[&str], opts: &ConcatOptions) -> Result<Dataset> {
+    if parts.len() != names.len() {
+        return Err(Error::option(
+            "names",
+            format!("{} names for {} datasets", names.len(), parts.len()),
+        ));
+    }
+    check_names(names.iter().copied())?;
+    let first = &parts[0];
+    let index: Vec<HashMap<&str, usize>> = parts
+        .iter()
+        .zip(names)
+        .map(|(p, n)| id_index(&p.genes, n))
+        .collect::<Result<_>>()?;
+
+    // Genes of the result: positions in the first part.
+    let keep: Vec<usize> = match opts.join {
+        Join::Exact => {
+            for (k, p) in parts.iter().enumerate().skip(1) {
+                if let Some(id) = first
+                    .genes
+                    .ids
+                    .iter()
+                    .find(|id| !index[k].contains_key(id.as_str()))
+                {
+                    return Err(mismatch(id, names[0], names[k]));
+                }
+                if let Some(id) = p
+                    .genes
+                    .ids
+                    .iter()
+                    .find(|id| !index[0].contains_key(id.as_str()))
+                {
+                    return Err(mismatch(id, names[k], names[0]));
+                }
+            }
+            (0..first.n_genes()).collect()
+        }
+        Join::Intersection => (0..first.n_genes())
+            .filter(|&j| {
+                let id = first.genes.ids[j].as_str();
+                index.iter().all(|ix| ix.contains_key(id))
+            })
+            .collect(),
+    };
+    if keep.is_empty() {
+        return Err(Error::data(
+            "concat",
+            "the samples have no gene id in common",
+        ));
+    }
+    let genes: GeneTable = first.genes.select(&keep);
+    let matrices: Vec<CsrMatrix> = parts
+        .par_iter()
+        .zip(&index)
+        .map(|(p, ix)| {
+            let mut map: Vec<Option<u32>> = vec![None; p.n_genes()];
+            for (new, &j) in keep.iter().enumerate() {
+                let id = first.genes.ids[j].as_str();
+                if let Some(&old) = ix.get(id) {
+                    map[old] = Some(new as u32);
+                }
+            }
+            remap_cols(&p.counts, &map, keep.len())
+        })
+        .collect::<Result<_>>()?;
+    let refs: Vec<&CsrMatrix> = matrices.iter().collect();
+    let counts = CsrMatrix::vstack(&refs)?;
+    drop(matrices);
+
+    let mut cells = CellTable::default();
+    for (p, n) in parts.iter().zip(names) {
+        cells
+            .barcodes
+            .extend(p.cells.barcodes.iter().map(|b| format!("{b}-{n}")));
+        cells.sample.extend(p.cells.sample.iter().cloned());
+        cells.condition.extend(p.cells.condition.iter().cloned());
+    }
+    Dataset::new(counts, cells, genes)
+}
+
+fn mismatch(id: &str, has: &str, lacks: &str) -> Error {
+    Error::data(
+        "concat",
+        format!(
+            "gene id {id:?} is in sample {has:?} but not in sample {lacks:?} \
+             (use Join::Intersection to keep the shared genes)"
+        ),
+    )
+}
+
+fn id_index<'a>(genes: &'a GeneTable, name: &str) -> Result<HashMap<&'a str, usize>> {
+    let mut m = HashMap::with_capacity(genes.len());
+    for (j, id) in genes.ids.iter().enumerate() {
+        if m.insert(id.as_str(), j).is_some() {
+            return Err(Error::data(
+                format!("sample {name:?}"),
+                format!("gene id {id:?} occurs twice: genes cannot be aligned by id"),
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// Moves column `j` to `map[j]` (dropping it when `None`).
+fn remap_cols(x: &CsrMatrix, map: &[Option<u32>], n_cols: usize) -> Result<CsrMatrix> {
+    let identity = map.len() == n_cols && map.iter().enumerate().all(|(j, m)| *m == Some(j as u32));
+    if identity {
+        return Ok(x.clone());
+    }
+    let mut indptr = Vec::with_capacity(x.n_rows() + 1);
+    indptr.push(0usize);
+    let mut indices = Vec::with_capacity(x.nnz());
+    let mut data = Vec::with_capacity(x.nnz());
+    for r in 0..x.n_rows() {
+        let (idx, val) = x.row(r);
+        for (&j, &v) in idx.iter().zip(val) {
+            if let Some(new) = map.get(j as usize).copied().flatten() {
+                indices.push(new);
+                data.push(v);
+            }
+        }
+        indptr.push(indices.len());
+    }
+    CsrMatrix::from_unsorted_rows(x.n_rows(), n_cols, indptr, indices, data)
+}
+
+/// Reads a sample sheet: a CSV file with a header naming the columns `sample`, `condition`
+/// and `path` (any order; other columns are ignored), then one line per sample. Fields may be
+/// double-quoted (`""` is a quote inside). Relative paths are relative to the sheet's folder.
+/// Blank lines and lines starting with `#` are skipped.
+///
+/// Errors name the line and column: a missing column, a line with too few fields, an empty
+/// field, a sample name used twice.
+pub fn read_sample_sheet(path: impl AsRef<Path>) -> Result<Vec<SampleSpec>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+    let (hline, header) = lines.next().ok_or_else(|| {
+        Error::parse(
+            path,
+            1,
+            "empty sample sheet: expected a header `sample,condition,path`",
+        )
+    })?;
+    let header = split_csv(header).map_err(|m| Error::parse(path, hline, m))?;
+    let col = |name: &str| -> Result<usize> {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::parse(
+                    path,
+                    hline,
+                    format!(
+                        "missing column `{name}`: the header must name sample, condition and path"
+                    ),
+                )
+            })
+    };
+    let (cs, cc, cp) = (col("sample")?, col("condition")?, col("path")?);
+    let mut out: Vec<SampleSpec> = Vec::new();
+    let mut first_line: HashMap<String, u64> = HashMap::new();
+    for (ln, l) in lines {
+        let f = split_csv(l).map_err(|m| Error::parse(path, ln, m))?;
+        let field = |c: usize, name: &str| -> Result<String> {
+            let v = f.get(c).ok_or_else(|| {
+                Error::parse(
+                    path,
+                    ln,
+                    format!("{} fields, column {} (`{name}`) is missing", f.len(), c + 1),
+                )
+            })?;
+            let v = v.trim();
+            if v.is_empty() {
+                return Err(Error::parse(
+                    path,
+                    ln,
+                    format!("empty `{name}` (column {})", c + 1),
+                ));
+            }
+            Ok(v.to_string())
+        };
+        let name = field(cs, "sample")?;
+        let condition = field(cc, "condition")?;
+        let p = PathBuf::from(field(cp, "path")?);
+        if let Some(prev) = first_line.get(&name) {
+            return Err(Error::parse(
+                path,
+                ln,
+                format!(
+                    "duplicate sample name {name:?} (column {}, first on line {prev})",
+                    cs + 1
+                ),
+            ));
+        }
+        first_line.insert(name.clone(), ln);
+        let p = if p.is_absolute() { p } else { base.join(p) };
+        out.push(SampleSpec {
+            name,
+            condition,
+            path: p,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::parse(
+            path,
+            hline,
+            "the sample sheet lists no samples",
+        ));
+    }
+    Ok(out)
+}
+
+/// Splits one CSV line; fields may be double-quoted.
+fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cur.push(c),
+            (false, '"') if cur.trim().is_empty() && !was_quoted => {
+                cur.clear();
+                quoted = true;
+                was_quoted = true;
+            }
+            (false, ',') => {
+                out.push(std::mem::take(&mut cur));
+                was_quoted = false;
+            }
+            (false, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".to_string());
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(split_csv("a,b,c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            split_csv("a,\"b,c\",\"d\"\"e\"").unwrap(),
+            ["a", "b,c", "d\"e"]
+        );
+        assert_eq!(split_csv("a,,").unwrap(), ["a", "", ""]);
+        assert!(split_csv("a,\"b").is_err());
+    }
+}
