@@ -1,0 +1,140 @@
+//! QC + filter + normalize_total + log1p + HVG (seurat) on simulated counts.
+//!
+//! Default size: 10,000 cells x 20,000 genes (criterion needs many runs). The size
+//! (50,000 x 20,000) is measured once with `SCRNA_BENCH_CELLS=50000 cargo bench --bench
+//! preprocess`, which also prints a one-run timing of each step before the criterion loop.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use scrna::hvg::{highly_variable_genes, HvgOptions};
+use scrna::normalize::{log1p, normalize_total, NormalizeOptions};
+use scrna::qc::{self, FilterOptions, QcOptions};
+use scrna::simulate::{simulate, SimulateOptions};
+use scrna::Dataset;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn data() -> Dataset {
+    let n_cells = std::env::var("SCRNA_BENCH_CELLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    simulate(&SimulateOptions {
+        n_cells,
+        n_genes: 20_000,
+        seed: 1,
+        ..Default::default()
+    })
+    .expect("simulate")
+    .dataset
+}
+
+/// The pipeline of the tutorial: metrics, filters (min_genes 200, min_cells 3, 20 % mito),
+/// normalize to 1e4, log1p, seurat HVG (2,000 genes).
+fn pipeline(ds: &Dataset, report: bool) -> usize {
+    let t = Instant::now();
+    let lap = |name: &str, t: &mut Instant| {
+        if report {
+            eprintln!("  {name:<10} {:>8.3} s", t.elapsed().as_secs_f64());
+        }
+        *t = Instant::now();
+    };
+    let mut t0 = t;
+    let m = qc::metrics(ds, &QcOptions::default()).expect("qc");
+    black_box(&m);
+    lap("qc", &mut t0);
+    let f = qc::filter(
+        ds,
+        &FilterOptions {
+            min_genes: Some(200),
+            min_cells: Some(3),
+            max_pct_mito: Some(20.0),
+            ..Default::default()
+        },
+    )
+    .expect("filter");
+    lap("filter", &mut t0);
+    let mut n = normalize_total(
+        &f.dataset.counts,
+        &NormalizeOptions {
+            target_sum: Some(1e4),
+            ..Default::default()
+        },
+    )
+    .expect("normalize")
+    .matrix;
+    lap("normalize", &mut t0);
+    log1p(&mut n);
+    lap("log1p", &mut t0);
+    let h = highly_variable_genes(
+        &n,
+        None,
+        None,
+        &HvgOptions {
+            n_top_genes: Some(2000),
+            ..Default::default()
+        },
+    )
+    .expect("hvg");
+    lap("hvg", &mut t0);
+    if report {
+        eprintln!("  total      {:>8.3} s", t.elapsed().as_secs_f64());
+    }
+    h.selected().len()
+}
+
+fn bench(c: &mut Criterion) {
+    let ds = data();
+    eprintln!(
+        "preprocess bench: {} cells x {} genes, {} non-zeros; one run:",
+        ds.n_cells(),
+        ds.n_genes(),
+        ds.counts.nnz()
+    );
+    if let Ok(dir) = std::env::var("SCRNA_BENCH_DUMP") {
+        dump(&ds, std::path::Path::new(&dir));
+    }
+    pipeline(&ds, true);
+    let mut g = c.benchmark_group("preprocess");
+    g.sample_size(10);
+    g.bench_function("qc_filter_normalize_log1p_hvg", |b| {
+        b.iter(|| black_box(pipeline(&ds, false)))
+    });
+    g.finish();
+}
+
+/// Writes the counts as raw arrays (indptr u64, indices u32, data f32, little-endian) and the
+/// gene symbols, for timing Scanpy on the same matrix
+/// (`scripts/reference_preprocess.py --bench DIR`).
+fn dump(ds: &Dataset, dir: &std::path::Path) {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).expect("dump dir");
+    let x = &ds.counts;
+    let w = |name: &str, bytes: Vec<u8>| {
+        std::fs::File::create(dir.join(name))
+            .and_then(|mut f| f.write_all(&bytes))
+            .expect("write dump");
+    };
+    w(
+        "indptr.u64",
+        x.indptr()
+            .iter()
+            .flat_map(|&v| (v as u64).to_le_bytes())
+            .collect(),
+    );
+    w(
+        "indices.u32",
+        x.indices().iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    );
+    w(
+        "data.f32",
+        x.data().iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    );
+    w(
+        "shape.txt",
+        format!("{} {}\n", x.n_rows(), x.n_cols()).into_bytes(),
+    );
+    w("genes.txt", ds.genes.symbols.join("\n").into_bytes());
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
