@@ -11,7 +11,9 @@
 
 pub mod dataset;
 pub mod error;
+pub mod graph;
 pub mod io;
+pub mod neighbors;
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
 
