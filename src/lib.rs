@@ -11,9 +11,11 @@
 
 pub mod dataset;
 pub mod error;
+pub mod graph;
 pub mod hvg;
 pub mod io;
 pub mod loess;
+pub mod neighbors;
 pub mod normalize;
 pub mod pca;
 pub mod qc;

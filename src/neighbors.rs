@@ -1,0 +1,741 @@
+//! k-nearest neighbours of cells in an embedding (usually the PCA coordinates).
+//!
+//! [`knn`] returns, for every cell, its `n_neighbors` nearest cells **including the cell itself
+//! as the first neighbour at distance 0**, exactly as Scanpy's `pp.neighbors` stores them
+//! (`n_neighbors = 15` means the cell and its 14 nearest other cells).
+//!
+//! Two search methods:
+//! - [`Method::Exact`]: blocked brute force. Query blocks of cells run in parallel; inside a
+//!   block the dot products with every reference block come from one dense matrix product
+//!   (`faer`), squared distances are `|q|^2 + |r|^2 - 2 q.r` in `f32`, a short candidate list
+//!   of `n_neighbors + 8` cells is kept per query, and the candidates are then re-ranked with
+//!   distances recomputed in `f64`. Equal distances are ordered by cell index, so the result is
+//!   deterministic. This is Scanpy's method below 4,096 cells (scikit-learn brute force).
+//! - [`Method::Approximate`]: NN-descent (Dong, Moses and Li 2011, "Efficient k-nearest
+//!   neighbor graph construction for generic similarity measures", as in `pynndescent`, which
+//!   Scanpy uses above 4,096 cells) started from a forest of random-projection trees. It is
+//!   deterministic for a given `seed` whatever the number of threads: candidates are sampled
+//!   with hash-based priorities, and each neighbour list is the top-k of all pairs examined in
+//!   an iteration under the total order (distance, index), which does not depend on the order
+//!   in which threads insert them. Final distances are recomputed in `f64`.
+//!
+//! [`Method::Auto`] uses the exact search up to [`AUTO_EXACT_MAX_CELLS`] cells.
+
+use crate::error::{Error, Result};
+use ndarray::ArrayView2;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Largest number of cells for which [`Method::Auto`] runs the exact search.
+///
+/// Measured on 2 cores with 50 dimensions (benches/neighbors.rs): the exact search costs
+/// `O(n^2 d)` and takes about as long as NN-descent at roughly 20,000 cells; NN-descent is
+/// much faster beyond.
+pub const AUTO_EXACT_MAX_CELLS: usize = 20_000;
+
+/// Distance between cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Metric {
+    /// `sqrt(sum_d (x_d - y_d)^2)` (Scanpy's default).
+    #[default]
+    Euclidean,
+    /// `1 - x.y / (|x| |y|)`, as scikit-learn's and pynndescent's `cosine`; a cell whose
+    /// coordinates are all zero is at distance 1 from every cell.
+    Cosine,
+}
+
+/// Search method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Exact up to [`AUTO_EXACT_MAX_CELLS`] cells, approximate beyond.
+    #[default]
+    Auto,
+    /// Blocked brute force (exact).
+    Exact,
+    /// NN-descent from random-projection trees.
+    Approximate,
+}
+
+/// Options of [`knn`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnnOptions {
+    /// Neighbours per cell, the cell itself included as the first (Scanpy's convention).
+    /// Default 15. Must be between 1 and the number of cells (no automatic reduction: Scanpy
+    /// lowers it to `1 + n/2` with a warning, we return an error instead).
+    pub n_neighbors: usize,
+    /// Distance. Default [`Metric::Euclidean`].
+    pub metric: Metric,
+    /// Search method. Default [`Method::Auto`].
+    pub method: Method,
+    /// Seed of the approximate search (random-projection trees and candidate sampling).
+    /// Default 0. The exact search does not use it.
+    pub seed: u64,
+    /// Maximum NN-descent iterations. Default 0 = automatic, `max(5, round(log2(n)))` as
+    /// Scanpy passes to pynndescent.
+    pub max_iterations: usize,
+    /// Number of random-projection trees of the approximate search. Default 0 = automatic,
+    /// `min(64, 5 + round(sqrt(n) / 20)) / 2` (half of Scanpy's choice for pynndescent, which
+    /// already reaches a recall above 0.99 here).
+    pub n_trees: usize,
+}
+
+impl Default for KnnOptions {
+    fn default() -> Self {
+        KnnOptions {
+            n_neighbors: 15,
+            metric: Metric::Euclidean,
+            method: Method::Auto,
+            seed: 0,
+            max_iterations: 0,
+            n_trees: 0,
+        }
+    }
+}
+
+/// Result of [`knn`]: `n_cells x n_neighbors` tables in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knn {
+    /// Neighbours per cell (the cell itself included).
+    pub n_neighbors: usize,
+    /// Neighbour indices; row `i` starts with `i`, then the other cells by increasing
+    /// distance (ties by increasing index).
+    pub indices: Vec<u32>,
+    /// Distances matching `indices` (the first of each row is 0).
+    pub distances: Vec<f32>,
+}
+
+impl Knn {
+    /// Number of cells (rows).
+    pub fn n_cells(&self) -> usize {
+        self.indices
+            .len()
+            .checked_div(self.n_neighbors)
+            .unwrap_or(0)
+    }
+
+    /// Neighbour indices of cell `i`.
+    pub fn row_indices(&self, i: usize) -> &[u32] {
+        &self.indices[i * self.n_neighbors..(i + 1) * self.n_neighbors]
+    }
+
+    /// Neighbour distances of cell `i`.
+    pub fn row_distances(&self, i: usize) -> &[f32] {
+        &self.distances[i * self.n_neighbors..(i + 1) * self.n_neighbors]
+    }
+
+    /// Checks that the tables are consistent (sizes, indices in range).
+    pub fn validate(&self) -> Result<()> {
+        let ctx = "kNN table";
+        if self.n_neighbors == 0 {
+            return Err(Error::data(ctx, "n_neighbors is 0"));
+        }
+        if self.indices.len() != self.distances.len() || self.indices.len() % self.n_neighbors != 0
+        {
+            return Err(Error::data(
+                ctx,
+                format!(
+                    "{} indices and {} distances do not form rows of {}",
+                    self.indices.len(),
+                    self.distances.len(),
+                    self.n_neighbors
+                ),
+            ));
+        }
+        let n = self.n_cells();
+        if let Some(p) = self.indices.iter().position(|&j| j as usize >= n) {
+            return Err(Error::data(
+                ctx,
+                format!(
+                    "cell {}: neighbour {} is out of range (n = {n})",
+                    p / self.n_neighbors,
+                    self.indices[p]
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// k-nearest neighbours of every row (cell) of `embedding` (see the module docs).
+///
+/// Errors: `n_neighbors` of 0 or above the number of cells, an empty embedding, or a
+/// non-finite value (the error names the cell and the component).
+pub fn knn(embedding: ArrayView2<f32>, opts: &KnnOptions) -> Result<Knn> {
+    let (n, d) = embedding.dim();
+    let k = opts.n_neighbors;
+    if k == 0 {
+        return Err(Error::option("n_neighbors", "must be at least 1"));
+    }
+    if n == 0 || d == 0 {
+        return Err(Error::data(
+            "knn",
+            format!("the embedding is empty ({n} cells x {d} dimensions)"),
+        ));
+    }
+    if k > n {
+        return Err(Error::option(
+            "n_neighbors",
+            format!("{k} neighbours (the cell itself included) but only {n} cells"),
+        ));
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::data("knn", "more than 2^32 - 1 cells"));
+    }
+    // Standard-layout copy (also the place where non-finite values are found).
+    let data: Vec<f32> = match embedding.as_slice() {
+        Some(s) => s.to_vec(),
+        None => embedding.iter().copied().collect(),
+    };
+    if let Some(p) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(
+            "knn",
+            format!(
+                "cell {} has a non-finite value ({}) in component {}",
+                p / d,
+                data[p],
+                p % d
+            ),
+        ));
+    }
+    let points = Points::new(data, n, d, opts.metric);
+    let approximate = match opts.method {
+        Method::Exact => false,
+        Method::Approximate => true,
+        Method::Auto => n > AUTO_EXACT_MAX_CELLS,
+    };
+    let candidates: Vec<Vec<u32>> = if k == 1 {
+        vec![Vec::new(); n]
+    } else if approximate {
+        nn_descent(&points, k - 1, opts)
+    } else {
+        exact_candidates(&points, (k - 1 + 8).min(n - 1))
+    };
+    Ok(finish(&points, &candidates, k))
+}
+
+/// The embedding in row-major `f32`, with what the metric needs.
+struct Points {
+    /// Coordinates used by the candidate search (unit rows for cosine).
+    x: Vec<f32>,
+    /// Original coordinates (for the exact re-ranking).
+    orig: Vec<f32>,
+    /// Squared norms of `x` rows.
+    sq: Vec<f32>,
+    n: usize,
+    d: usize,
+    metric: Metric,
+}
+
+impl Points {
+    fn new(orig: Vec<f32>, n: usize, d: usize, metric: Metric) -> Self {
+        let x = match metric {
+            Metric::Euclidean => orig.clone(),
+            Metric::Cosine => {
+                let mut x = orig.clone();
+                x.par_chunks_mut(d).for_each(|r| {
+                    let nrm = r
+                        .iter()
+                        .map(|&v| (v as f64) * (v as f64))
+                        .sum::<f64>()
+                        .sqrt();
+                    if nrm > 0.0 {
+                        r.iter_mut().for_each(|v| *v = (*v as f64 / nrm) as f32);
+                    }
+                });
+                x
+            }
+        };
+        let sq = x
+            .par_chunks(d)
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        Points {
+            x,
+            orig,
+            sq,
+            n,
+            d,
+            metric,
+        }
+    }
+
+    #[inline]
+    fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+
+    /// Distance in `f64` from the original coordinates.
+    fn exact(&self, i: usize, j: usize) -> f64 {
+        let a = &self.orig[i * self.d..(i + 1) * self.d];
+        let b = &self.orig[j * self.d..(j + 1) * self.d];
+        match self.metric {
+            Metric::Euclidean => a
+                .iter()
+                .zip(b)
+                .map(|(&u, &v)| {
+                    let t = u as f64 - v as f64;
+                    t * t
+                })
+                .sum::<f64>()
+                .sqrt(),
+            Metric::Cosine => {
+                let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+                for (&u, &v) in a.iter().zip(b) {
+                    ab += u as f64 * v as f64;
+                    aa += u as f64 * u as f64;
+                    bb += v as f64 * v as f64;
+                }
+                if aa == 0.0 || bb == 0.0 {
+                    1.0
+                } else {
+                    (1.0 - ab / (aa.sqrt() * bb.sqrt())).max(0.0)
+                }
+            }
+        }
+    }
+}
+
+/// Squared Euclidean distance in `f32`; symmetric bit for bit (`(a-b)^2 == (b-a)^2`).
+#[inline]
+fn sqdist(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let t = x[l] - y[l];
+            acc[l] += t * t;
+        }
+    }
+    let mut s = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        let t = x - y;
+        s += t * t;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+/// Re-ranks candidate lists with exact distances: self first, then by (distance, index).
+fn finish(points: &Points, candidates: &[Vec<u32>], k: usize) -> Knn {
+    let n = points.n;
+    let mut indices = vec![0u32; n * k];
+    let mut distances = vec![0f32; n * k];
+    indices
+        .par_chunks_mut(k)
+        .zip(distances.par_chunks_mut(k))
+        .enumerate()
+        .for_each_init(Vec::new, |buf: &mut Vec<(f64, u32)>, (i, (ind, dist))| {
+            buf.clear();
+            buf.extend(
+                candidates[i]
+                    .iter()
+                    .filter(|&&j| j as usize != i)
+                    .map(|&j| (points.exact(i, j as usize), j)),
+            );
+            buf.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            buf.dedup_by_key(|p| p.1);
+            ind[0] = i as u32;
+            dist[0] = 0.0;
+            for (s, &(dd, j)) in buf.iter().take(k - 1).enumerate() {
+                ind[s + 1] = j;
+                dist[s + 1] = dd as f32;
+            }
+        });
+    Knn {
+        n_neighbors: k,
+        indices,
+        distances,
+    }
+}
+
+/// Sorted bounded list of (squared distance, index) kept smallest-first.
+#[inline]
+fn push_bounded(list: &mut Vec<(f32, u32)>, cap: usize, d: f32, j: u32) {
+    if list.len() == cap {
+        let last = list[cap - 1];
+        if (d, j) >= last {
+            return;
+        }
+        list.pop();
+    }
+    let pos = list.partition_point(|&(a, b)| (a, b) < (d, j));
+    list.insert(pos, (d, j));
+}
+
+/// Exact search: the `m` nearest other cells of every cell (unordered within ties at the
+/// boundary, re-ranked by [`finish`]).
+fn exact_candidates(points: &Points, m: usize) -> Vec<Vec<u32>> {
+    const QB: usize = 128;
+    const RB: usize = 1024;
+    let (n, d) = (points.n, points.d);
+    let blocks: Vec<Vec<Vec<u32>>> = (0..n.div_ceil(QB))
+        .into_par_iter()
+        .map(|qb| {
+            let q0 = qb * QB;
+            let q1 = (q0 + QB).min(n);
+            let nq = q1 - q0;
+            let qmat = faer::MatRef::from_row_major_slice(&points.x[q0 * d..q1 * d], nq, d);
+            let mut dots = faer::Mat::<f32>::zeros(nq, RB);
+            let mut lists: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(m + 1); nq];
+            for r0 in (0..n).step_by(RB) {
+                let r1 = (r0 + RB).min(n);
+                let nr = r1 - r0;
+                let rt = faer::MatRef::from_column_major_slice(&points.x[r0 * d..r1 * d], d, nr);
+                let mut dst = dots.as_mut().submatrix_mut(0, 0, nq, nr);
+                faer::linalg::matmul::matmul(
+                    dst.as_mut(),
+                    faer::Accum::Replace,
+                    qmat,
+                    rt,
+                    1.0f32,
+                    faer::Par::Seq,
+                );
+                for (a, list) in lists.iter_mut().enumerate() {
+                    let i = q0 + a;
+                    let qn = points.sq[i];
+                    let row = dst.as_ref().row(a);
+                    for b in 0..nr {
+                        let j = r0 + b;
+                        if j == i {
+                            continue;
+                        }
+                        let d2 = (qn + points.sq[j] - 2.0 * row[b]).max(0.0);
+                        if list.len() < m || d2 <= list[m - 1].0 {
+                            push_bounded(list, m, d2, j as u32);
+                        }
+                    }
+                }
+            }
+            lists
+                .into_iter()
+                .map(|l| l.into_iter().map(|p| p.1).collect())
+                .collect()
+        })
+        .collect();
+    blocks.into_iter().flatten().collect()
+}
+
+/// A 64-bit mix (splitmix64 finaliser) for hash-based priorities.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One neighbour list of NN-descent: sorted by (distance, index), with "new" flags.
+struct Heap {
+    d: Vec<f32>,
+    j: Vec<u32>,
+    new: Vec<bool>,
+}
+
+/// All neighbour lists, each behind its own lock, with the current worst distance readable
+/// without locking (it only decreases, so a stale value only costs an extra lock).
+struct Graph {
+    heaps: Vec<Mutex<Heap>>,
+    worst: Vec<AtomicU32>,
+    cap: usize,
+}
+
+impl Graph {
+    fn new(n: usize, cap: usize) -> Self {
+        Graph {
+            heaps: (0..n)
+                .map(|_| {
+                    Mutex::new(Heap {
+                        d: Vec::with_capacity(cap),
+                        j: Vec::with_capacity(cap),
+                        new: Vec::with_capacity(cap),
+                    })
+                })
+                .collect(),
+            worst: (0..n)
+                .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
+                .collect(),
+            cap,
+        }
+    }
+
+    /// Offers `j` at squared distance `d` to the list of `i`; returns whether it entered.
+    /// The final content of a list is the top-`cap` of everything offered, whatever the order.
+    #[inline]
+    fn offer(&self, i: usize, j: u32, d: f32) -> bool {
+        if d > f32::from_bits(self.worst[i].load(Ordering::Relaxed)) {
+            return false;
+        }
+        let Ok(mut h) = self.heaps[i].lock() else {
+            return false;
+        };
+        let len = h.d.len();
+        if len == self.cap && (d, j) >= (h.d[len - 1], h.j[len - 1]) {
+            return false;
+        }
+        if h.j.contains(&j) {
+            return false;
+        }
+        if len == self.cap {
+            h.d.pop();
+            h.j.pop();
+            h.new.pop();
+        }
+        let pos = (0..h.d.len())
+            .find(|&p| (d, j) < (h.d[p], h.j[p]))
+            .unwrap_or(h.d.len());
+        h.d.insert(pos, d);
+        h.j.insert(pos, j);
+        h.new.insert(pos, true);
+        if h.d.len() == self.cap {
+            self.worst[i].store(h.d[self.cap - 1].to_bits(), Ordering::Relaxed);
+        }
+        true
+    }
+}
+
+/// Random-projection tree leaves (Euclidean hyperplanes between two random points).
+fn rp_tree_leaves(points: &Points, rng: &mut StdRng, leaf_size: usize) -> Vec<Vec<u32>> {
+    let d = points.d;
+    let mut leaves = Vec::new();
+    let mut stack: Vec<Vec<u32>> = vec![(0..points.n as u32).collect()];
+    let mut normal = vec![0f32; d];
+    while let Some(idx) = stack.pop() {
+        if idx.len() <= leaf_size {
+            leaves.push(idx);
+            continue;
+        }
+        let a = idx[rng.gen_range(0..idx.len())] as usize;
+        let mut b = idx[rng.gen_range(0..idx.len())] as usize;
+        if a == b {
+            b = idx[(idx.iter().position(|&v| v as usize == a).unwrap_or(0) + 1) % idx.len()]
+                as usize;
+        }
+        let (pa, pb) = (points.row(a), points.row(b));
+        let mut offset = 0f32;
+        for t in 0..d {
+            normal[t] = pa[t] - pb[t];
+            offset -= normal[t] * (pa[t] + pb[t]) * 0.5;
+        }
+        let mut left = Vec::with_capacity(idx.len() / 2 + 1);
+        let mut right = Vec::with_capacity(idx.len() / 2 + 1);
+        for &i in &idx {
+            let p = points.row(i as usize);
+            let mut s = offset;
+            for t in 0..d {
+                s += normal[t] * p[t];
+            }
+            let side = if s == 0.0 { rng.gen::<bool>() } else { s > 0.0 };
+            if side {
+                left.push(i);
+            } else {
+                right.push(i);
+            }
+        }
+        if left.is_empty() || right.is_empty() {
+            // Degenerate split (duplicates): split at random.
+            let mut all = idx;
+            for t in (1..all.len()).rev() {
+                all.swap(t, rng.gen_range(0..=t));
+            }
+            let half = all.len() / 2;
+            right = all.split_off(half);
+            left = all;
+        }
+        stack.push(right);
+        stack.push(left);
+    }
+    leaves
+}
+
+/// NN-descent: the `cap` nearest other cells of every cell (approximately).
+fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
+    let n = points.n;
+    let cap = cap.min(n - 1);
+    let graph = Graph::new(n, cap);
+    let n_trees = if opts.n_trees > 0 {
+        opts.n_trees
+    } else {
+        (64usize.min(5 + ((n as f64).sqrt() / 20.0).round() as usize) / 2).max(2)
+    };
+    let max_iter = if opts.max_iterations > 0 {
+        opts.max_iterations
+    } else {
+        5usize.max((n as f64).log2().round() as usize)
+    };
+    let leaf_size = (2 * cap).max(32);
+
+    // 1. Initial lists from the leaves of the random-projection forest.
+    let forest: Vec<Vec<Vec<u32>>> = (0..n_trees)
+        .into_par_iter()
+        .map(|t| {
+            let mut rng = StdRng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
+            rp_tree_leaves(points, &mut rng, leaf_size)
+        })
+        .collect();
+    forest.par_iter().flatten().for_each(|leaf| {
+        for (a, &i) in leaf.iter().enumerate() {
+            for &j in &leaf[a + 1..] {
+                let d = sqdist(points.row(i as usize), points.row(j as usize));
+                graph.offer(i as usize, j, d);
+                graph.offer(j as usize, i, d);
+            }
+        }
+    });
+    // Fill lists that are still short with seeded random cells.
+    (0..n).into_par_iter().for_each(|i| {
+        let mut tries = 0u64;
+        loop {
+            let len = graph.heaps[i].lock().map(|h| h.d.len()).unwrap_or(cap);
+            if len >= cap {
+                break;
+            }
+            let j = if tries < 4 * cap as u64 {
+                (mix(opts.seed ^ mix((i as u64) << 20 ^ tries)) % n as u64) as usize
+            } else {
+                (i + 1 + (tries as usize - 4 * cap)) % n
+            };
+            tries += 1;
+            if j != i {
+                graph.offer(i, j as u32, sqdist(points.row(i), points.row(j)));
+            }
+        }
+    });
+
+    // 2. Iterations of local joins.
+    let max_cand = cap.max(10);
+    let min_updates = (0.001 * (n * cap) as f64) as usize;
+    let mut fwd_new: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut fwd_old: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for it in 0..max_iter {
+        let salt = mix(opts.seed ^ mix(0xA5A5_0000 + it as u64));
+        let prio = |i: usize, j: u32| mix(salt ^ ((i as u64) << 32 | j as u64));
+        // Forward candidates; sampled new entries become old.
+        fwd_new
+            .par_iter_mut()
+            .zip(fwd_old.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (nw, od))| {
+                nw.clear();
+                od.clear();
+                let Ok(mut h) = graph.heaps[i].lock() else {
+                    return;
+                };
+                let mut cand: Vec<(u64, usize)> = (0..h.j.len())
+                    .filter(|&p| h.new[p])
+                    .map(|p| (prio(i, h.j[p]), p))
+                    .collect();
+                cand.sort_unstable();
+                cand.truncate(max_cand);
+                for &(_, p) in &cand {
+                    nw.push(h.j[p]);
+                    h.new[p] = false;
+                }
+                for p in 0..h.j.len() {
+                    if !h.new[p] && !nw.contains(&h.j[p]) {
+                        od.push(h.j[p]);
+                    }
+                }
+            });
+        // Reverse candidates, in cell order.
+        let rev_new = reverse(&fwd_new, n);
+        let rev_old = reverse(&fwd_old, n);
+        let updates = AtomicUsize::new(0);
+        (0..n).into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(nw, od): &mut (Vec<u32>, Vec<u32>), v| {
+                gather(&fwd_new[v], rev_new.row(v), max_cand, |j| prio(v, j), nw);
+                gather(&fwd_old[v], rev_old.row(v), max_cand, |j| prio(v, j), od);
+                let mut local = 0usize;
+                for (a, &p) in nw.iter().enumerate() {
+                    let xp = points.row(p as usize);
+                    for &q in &nw[a + 1..] {
+                        let dd = sqdist(xp, points.row(q as usize));
+                        local += graph.offer(p as usize, q, dd) as usize;
+                        local += graph.offer(q as usize, p, dd) as usize;
+                    }
+                    for &q in od.iter() {
+                        if q == p {
+                            continue;
+                        }
+                        let dd = sqdist(xp, points.row(q as usize));
+                        local += graph.offer(p as usize, q, dd) as usize;
+                        local += graph.offer(q as usize, p, dd) as usize;
+                    }
+                }
+                updates.fetch_add(local, Ordering::Relaxed);
+            },
+        );
+        // The stopping rule counts entries that are new after the iteration: unlike the
+        // number of successful insertions, this does not depend on the insertion order.
+        if updates.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        let fresh: usize = graph
+            .heaps
+            .par_iter()
+            .map(|h| {
+                h.lock()
+                    .map(|h| h.new.iter().filter(|&&b| b).count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        if fresh <= min_updates {
+            break;
+        }
+    }
+    graph
+        .heaps
+        .into_iter()
+        .map(|h| h.into_inner().map(|h| h.j).unwrap_or_default())
+        .collect()
+}
+
+/// Reverse adjacency in CSR form, rows filled in increasing source order.
+struct Rev {
+    ptr: Vec<usize>,
+    idx: Vec<u32>,
+}
+
+impl Rev {
+    fn row(&self, v: usize) -> &[u32] {
+        &self.idx[self.ptr[v]..self.ptr[v + 1]]
+    }
+}
+
+fn reverse(fwd: &[Vec<u32>], n: usize) -> Rev {
+    let mut ptr = vec![0usize; n + 1];
+    for l in fwd {
+        for &j in l {
+            ptr[j as usize + 1] += 1;
+        }
+    }
+    for v in 0..n {
+        ptr[v + 1] += ptr[v];
+    }
+    let mut next = ptr.clone();
+    let mut idx = vec![0u32; ptr[n]];
+    for (i, l) in fwd.iter().enumerate() {
+        for &j in l {
+            idx[next[j as usize]] = i as u32;
+            next[j as usize] += 1;
+        }
+    }
+    Rev { ptr, idx }
+}
+
+/// Union of forward and reverse candidates, at most `cap` of them chosen by priority.
+fn gather(fwd: &[u32], rev: &[u32], cap: usize, prio: impl Fn(u32) -> u64, out: &mut Vec<u32>) {
+    out.clear();
+    out.extend_from_slice(fwd);
+    out.extend_from_slice(rev);
+    out.sort_unstable();
+    out.dedup();
+    if out.len() > cap {
+        out.sort_unstable_by_key(|&j| (prio(j), j));
+        out.truncate(cap);
+    }
+}
