@@ -11,7 +11,13 @@
 
 pub mod dataset;
 pub mod error;
+pub mod hvg;
 pub mod io;
+pub mod loess;
+pub mod normalize;
+pub mod qc;
+pub mod report;
+pub mod simulate;
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
 

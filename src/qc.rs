@@ -1,0 +1,800 @@
+//! Quality control: per-cell and per-gene metrics, fixed and robust (MAD) cell filters, the gene
+//! filter.
+//!
+//! The metrics are Scanpy's `sc.pp.calculate_qc_metrics(adata, qc_vars=["mt", "ribo"])` with
+//! the same column names; the filters are Scanpy's `filter_cells` / `filter_genes` in the order
+//! of Scanpy's clustering tutorial (cell filters first, then the gene filter on the remaining
+//! cells), plus the robust outlier filter of scuttle's `isOutlier` / `perCellQCFilters` (OSCA).
+
+use crate::dataset::{Column, Dataset};
+use crate::error::{Error, Result};
+use crate::sparse::CsrMatrix;
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// Which genes count as mitochondrial and ribosomal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QcOptions {
+    /// Gene symbol prefixes of mitochondrial genes (case-sensitive). Default `["MT-", "mt-"]`
+    /// (human and mouse), as `adata.var_names.str.startswith("MT-")` in Scanpy's tutorial.
+    pub mito_prefixes: Vec<String>,
+    /// Gene symbol prefixes of ribosomal protein genes (case-sensitive). Default
+    /// `["RPS", "RPL"]`.
+    pub ribo_prefixes: Vec<String>,
+}
+
+impl Default for QcOptions {
+    fn default() -> Self {
+        QcOptions {
+            mito_prefixes: vec!["MT-".into(), "mt-".into()],
+            ribo_prefixes: vec!["RPS".into(), "RPL".into()],
+        }
+    }
+}
+
+/// Per-cell and per-gene QC metrics (Scanpy's `calculate_qc_metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QcMetrics {
+    /// Per cell: sum of counts (`total_counts`).
+    pub total_counts: Vec<f64>,
+    /// Per cell: number of genes with a non-zero count (`n_genes_by_counts`).
+    pub n_genes_by_counts: Vec<u32>,
+    /// Per cell: counts in mitochondrial genes (`total_counts_mt`).
+    pub total_counts_mt: Vec<f64>,
+    /// Per cell: `100 * total_counts_mt / total_counts` (`pct_counts_mt`); NaN for a cell with
+    /// no counts, as in Scanpy (0 / 0).
+    pub pct_counts_mt: Vec<f64>,
+    /// Per cell: counts in ribosomal genes (`total_counts_ribo`).
+    pub total_counts_ribo: Vec<f64>,
+    /// Per cell: `100 * total_counts_ribo / total_counts` (`pct_counts_ribo`); NaN for a cell
+    /// with no counts.
+    pub pct_counts_ribo: Vec<f64>,
+    /// Per gene: number of cells with a non-zero count (`n_cells_by_counts`).
+    pub n_cells_by_counts: Vec<u32>,
+    /// Per gene: sum of counts over cells (`total_counts`).
+    pub gene_total_counts: Vec<f64>,
+    /// Per gene: mean count over all cells (`mean_counts`).
+    pub mean_counts: Vec<f64>,
+    /// Per gene: `100 * (1 - n_cells_by_counts / n_cells)` (`pct_dropout_by_counts`).
+    pub pct_dropout_by_counts: Vec<f64>,
+    /// Per gene: mitochondrial flag (`mt`).
+    pub mt: Vec<bool>,
+    /// Per gene: ribosomal flag (`ribo`).
+    pub ribo: Vec<bool>,
+}
+
+fn has_prefix(sym: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| sym.starts_with(p.as_str()))
+}
+
+/// Number of fixed row blocks for column reductions: fixed so that results never depend on
+/// the number of threads.
+const COL_BLOCKS: usize = 32;
+
+/// Per-column statistics of `x` in `f64`, accumulated in a fixed order: `n_rows` is split into
+/// [`COL_BLOCKS`] contiguous blocks, each block is reduced sequentially, and the block results
+/// are added in block order. `f` maps each stored value to the `K` quantities summed per
+/// column (for example `[1, x]` or `[x, x^2]`).
+pub(crate) fn col_reduce<const K: usize, F>(
+    x: &CsrMatrix,
+    rows: Option<&[usize]>,
+    f: F,
+) -> Vec<[f64; K]>
+where
+    F: Fn(f32) -> [f64; K] + Sync,
+{
+    let n_cols = x.n_cols();
+    let n = rows.map_or(x.n_rows(), |r| r.len());
+    let block = n.div_ceil(COL_BLOCKS).max(1);
+    let parts: Vec<Vec<[f64; K]>> = (0..n.div_ceil(block))
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![[0f64; K]; n_cols];
+            for i in b * block..((b + 1) * block).min(n) {
+                let r = rows.map_or(i, |rs| rs[i]);
+                let (idx, val) = x.row(r);
+                for (&c, &v) in idx.iter().zip(val) {
+                    let q = f(v);
+                    let a = &mut acc[c as usize];
+                    for k in 0..K {
+                        a[k] += q[k];
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![[0f64; K]; n_cols];
+    for p in parts {
+        for (o, q) in out.iter_mut().zip(p) {
+            for k in 0..K {
+                o[k] += q[k];
+            }
+        }
+    }
+    out
+}
+
+/// Computes the QC metrics of `ds.counts`, using `ds.genes.symbols` for the gene sets.
+///
+/// Formulas as Scanpy's `calculate_qc_metrics`: a gene is detected in a cell when its count is
+/// non-zero (explicit zeros are ignored, as Scanpy's `eliminate_zeros`). Sums are in `f64`
+/// (Scanpy sums `float32` counts in `float32`; integer counts below 2^24 per cell agree
+/// exactly, percentages to about 1e-7 relative).
+pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
+    if opts.mito_prefixes.iter().any(|p| p.is_empty()) {
+        return Err(Error::option(
+            "mito_prefixes",
+            "empty prefix matches every gene",
+        ));
+    }
+    if opts.ribo_prefixes.iter().any(|p| p.is_empty()) {
+        return Err(Error::option(
+            "ribo_prefixes",
+            "empty prefix matches every gene",
+        ));
+    }
+    let x = &ds.counts;
+    if ds.genes.symbols.len() != x.n_cols() {
+        return Err(Error::data(
+            "qc metrics",
+            format!(
+                "{} gene symbols for {} matrix columns",
+                ds.genes.symbols.len(),
+                x.n_cols()
+            ),
+        ));
+    }
+    let mt: Vec<bool> = ds
+        .genes
+        .symbols
+        .iter()
+        .map(|s| has_prefix(s, &opts.mito_prefixes))
+        .collect();
+    let ribo: Vec<bool> = ds
+        .genes
+        .symbols
+        .iter()
+        .map(|s| has_prefix(s, &opts.ribo_prefixes))
+        .collect();
+    let per_cell: Vec<(f64, u32, f64, f64)> = x
+        .par_rows()
+        .map(|(_, idx, val)| {
+            let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
+            for (&c, &v) in idx.iter().zip(val) {
+                if v != 0.0 {
+                    n += 1;
+                }
+                let v = v as f64;
+                t += v;
+                if mt[c as usize] {
+                    m += v;
+                }
+                if ribo[c as usize] {
+                    r += v;
+                }
+            }
+            (t, n, m, r)
+        })
+        .collect();
+    let n_cells = x.n_rows();
+    let cols = col_reduce::<2, _>(x, None, |v| [(v != 0.0) as u8 as f64, v as f64]);
+    let pct = |part: f64, tot: f64| part / tot * 100.0;
+    Ok(QcMetrics {
+        total_counts: per_cell.iter().map(|c| c.0).collect(),
+        n_genes_by_counts: per_cell.iter().map(|c| c.1).collect(),
+        total_counts_mt: per_cell.iter().map(|c| c.2).collect(),
+        pct_counts_mt: per_cell.iter().map(|c| pct(c.2, c.0)).collect(),
+        total_counts_ribo: per_cell.iter().map(|c| c.3).collect(),
+        pct_counts_ribo: per_cell.iter().map(|c| pct(c.3, c.0)).collect(),
+        n_cells_by_counts: cols.iter().map(|c| c[0] as u32).collect(),
+        gene_total_counts: cols.iter().map(|c| c[1]).collect(),
+        mean_counts: cols.iter().map(|c| c[1] / n_cells as f64).collect(),
+        pct_dropout_by_counts: cols
+            .iter()
+            .map(|c| (1.0 - c[0] / n_cells as f64) * 100.0)
+            .collect(),
+        mt,
+        ribo,
+    })
+}
+
+impl QcMetrics {
+    /// Puts the metrics into `ds.cells` and `ds.genes` under Scanpy's column names: cells get
+    /// `n_genes_by_counts`, `total_counts`, `total_counts_mt`, `pct_counts_mt`,
+    /// `total_counts_ribo`, `pct_counts_ribo`; genes get `mt`, `ribo`, `n_cells_by_counts`,
+    /// `mean_counts`, `pct_dropout_by_counts`, `total_counts`.
+    pub fn store_in(&self, ds: &mut Dataset) -> Result<()> {
+        let c = &mut ds.cells;
+        c.set(
+            "n_genes_by_counts",
+            Column::I64(self.n_genes_by_counts.iter().map(|&v| v as i64).collect()),
+        )?;
+        c.set("total_counts", Column::F64(self.total_counts.clone()))?;
+        c.set("total_counts_mt", Column::F64(self.total_counts_mt.clone()))?;
+        c.set("pct_counts_mt", Column::F64(self.pct_counts_mt.clone()))?;
+        c.set(
+            "total_counts_ribo",
+            Column::F64(self.total_counts_ribo.clone()),
+        )?;
+        c.set("pct_counts_ribo", Column::F64(self.pct_counts_ribo.clone()))?;
+        let g = &mut ds.genes;
+        g.set("mt", Column::Bool(self.mt.clone()))?;
+        g.set("ribo", Column::Bool(self.ribo.clone()))?;
+        g.set(
+            "n_cells_by_counts",
+            Column::I64(self.n_cells_by_counts.iter().map(|&v| v as i64).collect()),
+        )?;
+        g.set("mean_counts", Column::F64(self.mean_counts.clone()))?;
+        g.set(
+            "pct_dropout_by_counts",
+            Column::F64(self.pct_dropout_by_counts.clone()),
+        )?;
+        g.set("total_counts", Column::F64(self.gene_total_counts.clone()))?;
+        Ok(())
+    }
+}
+
+/// The robust outlier filter (scuttle `perCellQCFilters` / OSCA).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MadOptions {
+    /// Number of scaled MADs beyond the median that makes an outlier. Default 3 (scuttle).
+    pub nmads: f64,
+    /// Use `ln` of total counts and of genes detected (lower side). Default `true` (scuttle's
+    /// `log = TRUE`; the base does not change which cells are outliers).
+    pub log: bool,
+    /// Also flag cells whose `pct_counts_mt` is above `median + nmads * MAD` (upper side, linear
+    /// scale). Default `true`.
+    pub mito: bool,
+    /// Compute medians and MADs per sample (`cells.sample`) when there are several samples
+    /// (scuttle's `batch`). Default `true`.
+    pub per_sample: bool,
+}
+
+impl Default for MadOptions {
+    fn default() -> Self {
+        MadOptions {
+            nmads: 3.0,
+            log: true,
+            mito: true,
+            per_sample: true,
+        }
+    }
+}
+
+/// Options of [`filter`]. Every bound is inclusive on the kept side, as Scanpy's
+/// `filter_cells` / `filter_genes` (a cell with exactly `min_genes` genes is kept).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FilterOptions {
+    /// Keep cells with at least this many genes detected. Default `None`.
+    pub min_genes: Option<u32>,
+    /// Keep cells with at most this many genes detected. Default `None`.
+    pub max_genes: Option<u32>,
+    /// Keep cells with at least this many counts. Default `None`.
+    pub min_counts: Option<f64>,
+    /// Keep cells with at most this many counts. Default `None`.
+    pub max_counts: Option<f64>,
+    /// Keep cells with `pct_counts_mt <= max_pct_mito` (Scanpy's tutorial writes
+    /// `pct_counts_mt < 5`: use a slightly smaller bound for a strict cut). A cell with no
+    /// counts has NaN % mito and is not removed by this criterion. Default `None`.
+    pub max_pct_mito: Option<f64>,
+    /// Keep genes detected in at least this many of the cells that pass the cell filters.
+    /// Default `None`.
+    pub min_cells: Option<u32>,
+    /// Robust outlier filter (median ± nmads * 1.4826 * MAD). Default `None`.
+    pub mad: Option<MadOptions>,
+    /// Gene sets used for % mito. Default [`QcOptions::default`].
+    pub qc: QcOptions,
+}
+
+/// Why a cell or a gene was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Fewer genes than `min_genes`.
+    MinGenes,
+    /// More genes than `max_genes`.
+    MaxGenes,
+    /// Fewer counts than `min_counts`.
+    MinCounts,
+    /// More counts than `max_counts`.
+    MaxCounts,
+    /// % mito above `max_pct_mito`.
+    MaxPctMito,
+    /// Total counts below the sample's median minus nmads MADs.
+    MadLowCounts,
+    /// Genes detected below the sample's median minus nmads MADs.
+    MadLowGenes,
+    /// % mito above the sample's median plus nmads MADs.
+    MadHighMito,
+    /// Gene detected in fewer than `min_cells` of the kept cells.
+    MinCells,
+}
+
+/// The cell reasons in the order they are checked.
+const CELL_REASONS: [Reason; 8] = [
+    Reason::MinGenes,
+    Reason::MaxGenes,
+    Reason::MinCounts,
+    Reason::MaxCounts,
+    Reason::MaxPctMito,
+    Reason::MadLowCounts,
+    Reason::MadLowGenes,
+    Reason::MadHighMito,
+];
+
+/// Thresholds of one sample from the MAD filter, for a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MadThresholds {
+    /// Sample name.
+    pub sample: String,
+    /// Lowest kept total counts (back-transformed from log when `log`).
+    pub min_counts: f64,
+    /// Lowest kept number of genes (back-transformed from log when `log`).
+    pub min_genes: f64,
+    /// Highest kept % mito (NaN when `mito` is off).
+    pub max_pct_mito: f64,
+}
+
+/// Result of [`filter`].
+#[derive(Debug, Clone)]
+pub struct Filtered {
+    /// The kept cells and genes (tables subset accordingly).
+    pub dataset: Dataset,
+    /// Removed cells as (index in the input, first failed criterion in the order of
+    /// [`Reason`]).
+    pub removed_cells: Vec<(usize, Reason)>,
+    /// Removed genes as (index in the input, reason).
+    pub removed_genes: Vec<(usize, Reason)>,
+    /// For each cell criterion that removed something: number of cells failing it (a cell can
+    /// fail several, as OSCA's table of reasons; `removed_cells` gives the first only).
+    pub cell_summary: Vec<(Reason, usize)>,
+    /// Number of genes removed by `min_cells`.
+    pub genes_removed_min_cells: usize,
+    /// Per-sample MAD thresholds (empty without the MAD filter).
+    pub mad_thresholds: Vec<MadThresholds>,
+}
+
+/// Median as R's `median` (mean of the two middle values for an even count); NaN when empty.
+/// Sorts `v`.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `(median, 1.4826 * median(|x - median|))`, as R's `mad`. NaN values are dropped (R's
+/// `na.rm = TRUE` in scuttle).
+fn median_mad(x: &[f64]) -> (f64, f64) {
+    let mut v: Vec<f64> = x.iter().copied().filter(|a| !a.is_nan()).collect();
+    let med = median(&mut v);
+    for a in v.iter_mut() {
+        *a = (*a - med).abs();
+    }
+    (med, 1.4826 * median(&mut v))
+}
+
+fn check_filter_options(opts: &FilterOptions) -> Result<()> {
+    if let (Some(a), Some(b)) = (opts.min_genes, opts.max_genes) {
+        if a > b {
+            return Err(Error::option(
+                "min_genes",
+                format!("{a} is above max_genes {b}"),
+            ));
+        }
+    }
+    for (name, v) in [
+        ("min_counts", opts.min_counts),
+        ("max_counts", opts.max_counts),
+        ("max_pct_mito", opts.max_pct_mito),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::option(
+                    match name {
+                        "min_counts" => "min_counts",
+                        "max_counts" => "max_counts",
+                        _ => "max_pct_mito",
+                    },
+                    format!("must be finite and non-negative, got {v}"),
+                ));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (opts.min_counts, opts.max_counts) {
+        if a > b {
+            return Err(Error::option(
+                "min_counts",
+                format!("{a} is above max_counts {b}"),
+            ));
+        }
+    }
+    if let Some(m) = &opts.mad {
+        if !m.nmads.is_finite() || m.nmads <= 0.0 {
+            return Err(Error::option(
+                "mad.nmads",
+                format!("must be positive, got {}", m.nmads),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Filters cells, then genes, and says what it removed and why.
+///
+/// Cells: a cell is removed when it fails any of the fixed bounds (`min_genes`, `max_genes`,
+/// `min_counts`, `max_counts`, `max_pct_mito`; Scanpy's `filter_cells` semantics) or, with
+/// `mad`, when it is an outlier as scuttle's `isOutlier(metric, nmads, type, log, batch)`:
+/// with `m = median`, `s = 1.4826 * median(|x - m|)` over the cells of its sample, a cell is an
+/// outlier when `ln(total_counts) < m - nmads * s`, when `ln(n_genes_by_counts) < m - nmads * s`
+/// (log scale when `log`), or when `pct_counts_mt > m + nmads * s` (linear scale). The MAD
+/// statistics are computed on all input cells of the sample (as `perCellQCFilters`), not only
+/// on cells passing the fixed bounds.
+///
+/// Genes: then, as Scanpy's tutorial (`filter_cells` before `filter_genes`), a gene is removed
+/// when it is detected in fewer than `min_cells` of the kept cells.
+///
+/// The new count matrix is built in one pass (one copy of the kept values).
+pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
+    check_filter_options(opts)?;
+    let m = metrics(ds, &opts.qc)?;
+    let n = ds.n_cells();
+    let mut fails: Vec<[bool; 8]> = vec![[false; 8]; n];
+    for (i, f) in fails.iter_mut().enumerate() {
+        let g = m.n_genes_by_counts[i];
+        let t = m.total_counts[i];
+        let p = m.pct_counts_mt[i];
+        f[0] = opts.min_genes.is_some_and(|b| g < b);
+        f[1] = opts.max_genes.is_some_and(|b| g > b);
+        f[2] = opts.min_counts.is_some_and(|b| t < b);
+        f[3] = opts.max_counts.is_some_and(|b| t > b);
+        f[4] = opts.max_pct_mito.is_some_and(|b| p > b);
+    }
+    let mut mad_thresholds = Vec::new();
+    if let Some(mo) = &opts.mad {
+        // Group cells by sample, in order of first appearance.
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        if mo.per_sample {
+            let mut pos: HashMap<&str, usize> = HashMap::new();
+            for (i, s) in ds.cells.sample.iter().enumerate() {
+                let k = *pos.entry(s.as_str()).or_insert_with(|| {
+                    groups.push((s.clone(), Vec::new()));
+                    groups.len() - 1
+                });
+                groups[k].1.push(i);
+            }
+        }
+        if groups.len() <= 1 {
+            let name = ds.cells.sample.first().cloned().unwrap_or_default();
+            groups = vec![(
+                if mo.per_sample { name } else { "all".into() },
+                (0..n).collect(),
+            )];
+        }
+        let tr = |v: f64| if mo.log { v.ln() } else { v };
+        let back = |v: f64| if mo.log { v.exp() } else { v };
+        for (name, idx) in &groups {
+            let lt: Vec<f64> = idx.iter().map(|&i| tr(m.total_counts[i])).collect();
+            let lg: Vec<f64> = idx
+                .iter()
+                .map(|&i| tr(m.n_genes_by_counts[i] as f64))
+                .collect();
+            let (mt_, st) = median_mad(&lt);
+            let (mg, sg) = median_mad(&lg);
+            let lo_t = mt_ - mo.nmads * st;
+            let lo_g = mg - mo.nmads * sg;
+            let hi_p = if mo.mito {
+                let pm: Vec<f64> = idx.iter().map(|&i| m.pct_counts_mt[i]).collect();
+                let (mp, sp) = median_mad(&pm);
+                mp + mo.nmads * sp
+            } else {
+                f64::NAN
+            };
+            for (k, &i) in idx.iter().enumerate() {
+                fails[i][5] = lt[k] < lo_t;
+                fails[i][6] = lg[k] < lo_g;
+                fails[i][7] = mo.mito && m.pct_counts_mt[i] > hi_p;
+            }
+            mad_thresholds.push(MadThresholds {
+                sample: name.clone(),
+                min_counts: back(lo_t),
+                min_genes: back(lo_g),
+                max_pct_mito: hi_p,
+            });
+        }
+    }
+    let mut removed_cells = Vec::new();
+    let mut keep_cells = Vec::with_capacity(n);
+    let mut counts = [0usize; 8];
+    for (i, f) in fails.iter().enumerate() {
+        for k in 0..8 {
+            counts[k] += f[k] as usize;
+        }
+        match f.iter().position(|&b| b) {
+            Some(k) => removed_cells.push((i, CELL_REASONS[k])),
+            None => keep_cells.push(i),
+        }
+    }
+    let cell_summary = CELL_REASONS
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| *c > 0)
+        .map(|(r, c)| (*r, c))
+        .collect();
+
+    // Genes on the kept cells.
+    let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());
+    let mut removed_genes = Vec::new();
+    match opts.min_cells {
+        Some(mc) => {
+            let ncells =
+                col_reduce::<1, _>(&ds.counts, Some(&keep_cells), |v| [(v != 0.0) as u8 as f64]);
+            for (g, c) in ncells.iter().enumerate() {
+                if (c[0] as u32) < mc {
+                    removed_genes.push((g, Reason::MinCells));
+                } else {
+                    keep_genes.push(g);
+                }
+            }
+        }
+        None => keep_genes.extend(0..ds.n_genes()),
+    }
+    let counts_new = subset(&ds.counts, &keep_cells, &keep_genes)?;
+    let dataset = Dataset::new(
+        counts_new,
+        ds.cells.select(&keep_cells),
+        ds.genes.select(&keep_genes),
+    )?;
+    Ok(Filtered {
+        dataset,
+        genes_removed_min_cells: removed_genes.len(),
+        removed_cells,
+        removed_genes,
+        cell_summary,
+        mad_thresholds,
+    })
+}
+
+/// Rows `rows` (any order) and columns `cols` (strictly increasing) of `x`, in one pass.
+fn subset(x: &CsrMatrix, rows: &[usize], cols: &[usize]) -> Result<CsrMatrix> {
+    if cols.len() == x.n_cols() {
+        return x.select_rows(rows);
+    }
+    let mut map = vec![u32::MAX; x.n_cols()];
+    for (new, &old) in cols.iter().enumerate() {
+        map[old] = new as u32;
+    }
+    // Count kept entries per row, then fill in parallel over row blocks.
+    let lens: Vec<usize> = rows
+        .par_iter()
+        .map(|&r| {
+            x.row(r)
+                .0
+                .iter()
+                .filter(|&&c| map[c as usize] != u32::MAX)
+                .count()
+        })
+        .collect();
+    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    indptr.push(0usize);
+    for l in &lens {
+        indptr.push(indptr[indptr.len() - 1] + l);
+    }
+    let nnz = *indptr.last().unwrap_or(&0);
+    let mut indices = vec![0u32; nnz];
+    let mut data = vec![0f32; nnz];
+    {
+        let mut slices: Vec<(&mut [u32], &mut [f32], usize)> = Vec::with_capacity(rows.len());
+        let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
+        for (k, &l) in lens.iter().enumerate() {
+            let (a, b) = std::mem::take(&mut ri).split_at_mut(l);
+            let (c, d) = std::mem::take(&mut rv).split_at_mut(l);
+            slices.push((a, c, rows[k]));
+            ri = b;
+            rv = d;
+        }
+        slices.into_par_iter().for_each(|(oi, ov, r)| {
+            let (idx, val) = x.row(r);
+            let mut w = 0;
+            for (&c, &v) in idx.iter().zip(val) {
+                let m = map[c as usize];
+                if m != u32::MAX {
+                    oi[w] = m;
+                    ov[w] = v;
+                    w += 1;
+                }
+            }
+        });
+    }
+    CsrMatrix::try_new(rows.len(), cols.len(), indptr, indices, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{CellTable, GeneTable};
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn toy() -> Dataset {
+        // genes: MT-CO1, RPS3, RPL5, ACTB, GAPDH
+        let dense = [
+            [10.0, 5.0, 0.0, 20.0, 15.0],
+            [0.0, 0.0, 0.0, 3.0, 0.0],
+            [50.0, 1.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ];
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for (i, row) in dense.iter().enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                if x != 0.0 {
+                    r.push(i as u32);
+                    c.push(j as u32);
+                    v.push(x as f32);
+                }
+            }
+        }
+        let m = CsrMatrix::from_triplets(4, 5, &r, &c, &v).unwrap();
+        Dataset::new(
+            m,
+            CellTable::new(s(&["a", "b", "c", "d"]), "s1", "ctl"),
+            GeneTable::new(
+                s(&["g1", "g2", "g3", "g4", "g5"]),
+                s(&["MT-CO1", "RPS3", "RPL5", "ACTB", "GAPDH"]),
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        let mut ds = toy();
+        let m = metrics(&ds, &QcOptions::default()).unwrap();
+        assert_eq!(m.total_counts, vec![50.0, 3.0, 52.0, 0.0]);
+        assert_eq!(m.n_genes_by_counts, vec![4, 1, 3, 0]);
+        assert_eq!(m.pct_counts_mt[0], 20.0);
+        assert!((m.pct_counts_ribo[2] - 200.0 / 52.0).abs() < 1e-12);
+        assert!(m.pct_counts_mt[3].is_nan());
+        assert_eq!(m.n_cells_by_counts, vec![2, 2, 1, 2, 1]);
+        assert_eq!(m.gene_total_counts, vec![60.0, 6.0, 1.0, 23.0, 15.0]);
+        assert_eq!(m.mean_counts[0], 15.0);
+        assert_eq!(m.mt, vec![true, false, false, false, false]);
+        assert_eq!(m.ribo, vec![false, true, true, false, false]);
+        m.store_in(&mut ds).unwrap();
+        assert_eq!(
+            ds.cells.columns.get("total_counts"),
+            Some(&Column::F64(vec![50.0, 3.0, 52.0, 0.0]))
+        );
+        assert!(ds.genes.columns.get("n_cells_by_counts").is_some());
+    }
+
+    #[test]
+    fn fixed_filters_then_genes() {
+        let ds = toy();
+        let opts = FilterOptions {
+            min_genes: Some(2),
+            max_pct_mito: Some(50.0),
+            min_cells: Some(2),
+            ..Default::default()
+        };
+        let f = filter(&ds, &opts).unwrap();
+        // b and d have < 2 genes; c has 96% mito.
+        assert_eq!(
+            f.removed_cells,
+            vec![
+                (1, Reason::MinGenes),
+                (2, Reason::MaxPctMito),
+                (3, Reason::MinGenes)
+            ]
+        );
+        assert_eq!(
+            f.cell_summary,
+            vec![(Reason::MinGenes, 2), (Reason::MaxPctMito, 1)]
+        );
+        // only cell a remains: every gene is in fewer than 2 cells
+        assert_eq!(f.dataset.n_cells(), 1);
+        assert_eq!(f.dataset.n_genes(), 0);
+        assert_eq!(f.genes_removed_min_cells, 5);
+
+        let f = filter(
+            &ds,
+            &FilterOptions {
+                min_cells: Some(1),
+                min_counts: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(f.dataset.n_cells(), 3);
+        assert_eq!(
+            f.dataset.genes.symbols,
+            s(&["MT-CO1", "RPS3", "RPL5", "ACTB", "GAPDH"])
+        );
+        let f = filter(
+            &ds,
+            &FilterOptions {
+                min_cells: Some(2),
+                min_counts: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(f.dataset.genes.symbols, s(&["MT-CO1", "RPS3", "ACTB"]));
+        assert_eq!(
+            f.dataset.counts.to_dense().row(2).to_vec(),
+            vec![50.0, 1.0, 0.0]
+        );
+        assert!(filter(
+            &ds,
+            &FilterOptions {
+                min_genes: Some(3),
+                max_genes: Some(2),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn median_and_mad_like_r() {
+        // R: median(c(1,2,3,4,100)) = 3; mad = 1.4826 * median(c(2,1,0,1,97)) = 1.4826
+        assert_eq!(median_mad(&[1.0, 2.0, 3.0, 4.0, 100.0]), (3.0, 1.4826));
+        // even count: median(c(1,2,4,10)) = 3, deviations 2,1,1,7 -> 1.5
+        let (m, s) = median_mad(&[10.0, 1.0, 2.0, 4.0]);
+        assert_eq!(m, 3.0);
+        assert!((s - 1.5 * 1.4826).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mad_outliers_per_sample() {
+        // Two samples with different depth: a cell that is low only relative to its own
+        // sample is flagged per sample, not globally.
+        let n = 40;
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        let mut samples = Vec::new();
+        for i in 0..n {
+            let deep = i >= n / 2;
+            let base: f32 = if deep { 1000.0 } else { 100.0 };
+            let scale = if i == n - 1 {
+                0.2
+            } else {
+                1.0 + (i % 5) as f32 * 0.05
+            };
+            for g in 0..10u32 {
+                r.push(i as u32);
+                c.push(g);
+                v.push((base * scale / 10.0).round());
+            }
+            samples.push(if deep { "deep" } else { "shallow" }.to_string());
+        }
+        let m = CsrMatrix::from_triplets(n, 10, &r, &c, &v).unwrap();
+        let mut cells = CellTable::new((0..n).map(|i| format!("c{i}")).collect(), "x", "ctl");
+        cells.sample = samples;
+        let ds = Dataset::new(m, cells, GeneTable::new(s(&["a"; 10]), s(&["A"; 10]))).unwrap();
+        let opts = FilterOptions {
+            mad: Some(MadOptions::default()),
+            ..Default::default()
+        };
+        let f = filter(&ds, &opts).unwrap();
+        assert_eq!(f.removed_cells, vec![(n - 1, Reason::MadLowCounts)]);
+        assert_eq!(f.mad_thresholds.len(), 2);
+        // Globally the same cell (200 counts) is well inside the range of the pooled data.
+        let opts = FilterOptions {
+            mad: Some(MadOptions {
+                per_sample: false,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f = filter(&ds, &opts).unwrap();
+        assert!(f.removed_cells.is_empty());
+    }
+}
