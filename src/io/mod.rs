@@ -2,8 +2,11 @@
 //!
 //! [`read_10x`] detects the format from the path. Every reader takes [`ReadOptions`].
 
+pub mod h5ad;
+mod hdf5_util;
 pub mod mtx;
 pub mod samples;
+pub mod tenx_h5;
 
 pub use mtx::{write_10x_mtx, MtxWriteOptions};
 pub use samples::{concat, read_sample_sheet, read_samples, ConcatOptions, Join, SampleSpec};
@@ -98,10 +101,15 @@ pub fn read_10x_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Datas
     let path = path.as_ref();
     match detect_format(path)? {
         Format::Mtx => mtx::read_10x_mtx(path, opts),
-        f => Err(Error::UnknownFormat {
-            path: path.to_path_buf(),
-            message: format!("reading {} files is not available in this build", f.name()),
-        }),
+        Format::TenxH5 => tenx_h5::read_10x_h5(path, opts),
+        Format::H5ad => {
+            let h = h5ad::H5adReadOptions {
+                sample: opts.sample.clone(),
+                condition: opts.condition.clone(),
+                ..Default::default()
+            };
+            h5ad::read_h5ad(path, &h)
+        }
     }
 }
 

@@ -1,0 +1,457 @@
+//! Shared HDF5 helpers for the 10x HDF5 and `.h5ad` readers and writers (through `hdf5-pure`).
+//!
+//! - [`open`]: opens a file lazily (`File::open_streaming`), turning every failure, a panic of
+//!   the parser on a corrupt file included, into [`Error::Hdf5`].
+//! - [`read_numeric`]: reads a 1-D numeric dataset into `Vec<T>`, inflating gzip + shuffle
+//!   chunks in parallel with rayon (the crate itself decompresses one chunk after another),
+//!   converting each element on the fly so that no second copy of the data is ever held.
+//! - [`chunk_len`]: the chunk length used when writing (at most 65,535 elements: longer
+//!   compressed chunks are written with a size encoding that HDF5 2.0 / h5py 3.16 reject).
+
+use crate::error::{Error, Result};
+use hdf5_pure::{DType, Datatype, DatatypeByteOrder};
+use rayon::prelude::*;
+use std::io::{Read, Seek, SeekFrom};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+/// Largest chunk (in elements) written for a compressed 1-D dataset.
+pub(crate) const MAX_CHUNK: usize = 65_535;
+
+/// Chunk length for a compressed 1-D dataset of `n` elements: `min(n, 65,535)`, at least 1.
+pub(crate) fn chunk_len(n: usize) -> u64 {
+    n.clamp(1, MAX_CHUNK) as u64
+}
+
+/// Runs `f`, turning a panic inside the HDF5 parser into an [`Error::Hdf5`] about `object`.
+///
+/// A last resort for corrupt files: `hdf5-pure` validates what it parses, but a reader must
+/// never bring the process down on bad input.
+pub(crate) fn guard<T>(path: &Path, object: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".to_string());
+            Err(Error::hdf5(
+                path,
+                object,
+                format!("corrupt file (reader failed: {msg})"),
+            ))
+        }
+    }
+}
+
+/// Opens `path` for lazy reading. A missing file is [`Error::Io`]; a file that is not HDF5 or
+/// whose superblock cannot be parsed is [`Error::Hdf5`] about `/`.
+pub(crate) fn open(path: &Path) -> Result<hdf5_pure::File> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut sig = [0u8; 8];
+    let n = f.read(&mut sig).map_err(|e| Error::io(path, e))?;
+    if n < 8 || &sig != b"\x89HDF\r\n\x1a\n" {
+        return Err(Error::hdf5(
+            path,
+            "/",
+            "not an HDF5 file (no HDF5 signature at the start)",
+        ));
+    }
+    guard(path, "/", || {
+        hdf5_pure::File::open_streaming(path).map_err(|e| Error::hdf5(path, "/", e))
+    })
+}
+
+/// Opens dataset `name` (a full path such as `/matrix/data`), naming it in the error.
+pub(crate) fn dataset(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+) -> Result<hdf5_pure::Dataset> {
+    guard(path, name, || {
+        file.dataset(name)
+            .map_err(|e| Error::hdf5(path, name, format!("missing or unreadable dataset: {e}")))
+    })
+}
+
+/// True when `name` resolves to a group.
+pub(crate) fn has_group(file: &hdf5_pure::File, path: &Path, name: &str) -> bool {
+    guard(path, name, || Ok(file.group(name).is_ok())).unwrap_or(false)
+}
+
+/// Reads a string dataset (fixed or variable length).
+pub(crate) fn read_strings(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<Vec<String>> {
+    let ds = dataset(file, path, name)?;
+    guard(path, name, || {
+        ds.read_string()
+            .map_err(|e| Error::hdf5(path, name, format!("cannot read strings: {e}")))
+    })
+}
+
+/// A numeric element type we read into.
+pub(crate) trait Num: Copy + Default + Send + Sync + 'static {
+    /// Converts an integer; `None` when out of range.
+    fn from_i64(v: i64) -> Option<Self>;
+    /// Converts an unsigned integer; `None` when out of range.
+    fn from_u64(v: u64) -> Option<Self>;
+    /// Converts a float; `None` when it cannot be represented (e.g. negative for unsigned).
+    fn from_f64(v: f64) -> Option<Self>;
+}
+
+impl Num for f32 {
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v as f32)
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v as f32)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v as f32)
+    }
+}
+impl Num for f64 {
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v)
+    }
+}
+macro_rules! int_num {
+    ($t:ty) => {
+        impl Num for $t {
+            fn from_i64(v: i64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_u64(v: u64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                if v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64 {
+                    Some(v as $t)
+                } else {
+                    None
+                }
+            }
+        }
+    };
+}
+int_num!(u32);
+int_num!(i32);
+int_num!(i64);
+int_num!(u64);
+int_num!(usize);
+
+/// Stored element kinds the fast path decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    F32,
+    F64,
+}
+
+impl Kind {
+    fn from_dtype(d: &DType) -> Option<Kind> {
+        Some(match d {
+            DType::I8 => Kind::I8,
+            DType::U8 => Kind::U8,
+            DType::I16 => Kind::I16,
+            DType::U16 => Kind::U16,
+            DType::I32 => Kind::I32,
+            DType::U32 => Kind::U32,
+            DType::I64 => Kind::I64,
+            DType::U64 => Kind::U64,
+            DType::F32 => Kind::F32,
+            DType::F64 => Kind::F64,
+            _ => return None,
+        })
+    }
+    fn size(self) -> usize {
+        match self {
+            Kind::I8 | Kind::U8 => 1,
+            Kind::I16 | Kind::U16 => 2,
+            Kind::I32 | Kind::U32 | Kind::F32 => 4,
+            Kind::I64 | Kind::U64 | Kind::F64 => 8,
+        }
+    }
+    /// Decodes little-endian `bytes` (a whole number of elements) into `out`.
+    /// Returns the index of the first element that does not fit `T`.
+    fn decode<T: Num>(self, bytes: &[u8], out: &mut [T]) -> std::result::Result<(), usize> {
+        macro_rules! go {
+            ($n:expr, $ty:ty, $conv:ident, $wide:ty) => {
+                for (i, (o, b)) in out.iter_mut().zip(bytes.chunks_exact($n)).enumerate() {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(b);
+                    *o = T::$conv(<$ty>::from_le_bytes(a) as $wide).ok_or(i)?;
+                }
+            };
+        }
+        match self {
+            Kind::I8 => go!(1, i8, from_i64, i64),
+            Kind::U8 => go!(1, u8, from_u64, u64),
+            Kind::I16 => go!(2, i16, from_i64, i64),
+            Kind::U16 => go!(2, u16, from_u64, u64),
+            Kind::I32 => go!(4, i32, from_i64, i64),
+            Kind::U32 => go!(4, u32, from_u64, u64),
+            Kind::I64 => go!(8, i64, from_i64, i64),
+            Kind::U64 => go!(8, u64, from_u64, u64),
+            Kind::F32 => go!(4, f32, from_f64, f64),
+            Kind::F64 => go!(8, f64, from_f64, f64),
+        }
+        Ok(())
+    }
+}
+
+fn little_endian(dt: &Datatype) -> bool {
+    match dt {
+        Datatype::FixedPoint { byte_order, .. } | Datatype::FloatingPoint { byte_order, .. } => {
+            *byte_order == DatatypeByteOrder::LittleEndian
+        }
+        _ => false,
+    }
+}
+
+/// Reads the 1-D numeric dataset `name` into `Vec<T>`, converting each element (an element
+/// that does not fit `T`, such as a negative index, is an error naming its position).
+///
+/// Chunked datasets compressed with deflate (and optionally shuffle) are decoded in parallel:
+/// each rayon task reads a chunk's stored bytes from the file, inflates and unshuffles them in
+/// its own buffers and converts straight into its part of the output. Other layouts and
+/// filters go through `hdf5-pure`'s own reader.
+pub(crate) fn read_numeric<T: Num>(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<T>> {
+    let ds = dataset(file, path, name)?;
+    guard(path, name, || read_numeric_ds(&ds, path, name))
+}
+
+fn read_numeric_ds<T: Num>(ds: &hdf5_pure::Dataset, path: &Path, name: &str) -> Result<Vec<T>> {
+    let err = |m: String| Error::hdf5(path, name, m);
+    let shape = ds.shape().map_err(|e| err(e.to_string()))?;
+    if shape.len() > 1 {
+        return Err(err(format!(
+            "expected a 1-D dataset, found shape {shape:?}"
+        )));
+    }
+    let n = shape.first().copied().unwrap_or(1) as usize;
+    let dtype = ds.dtype().map_err(|e| err(e.to_string()))?;
+    let kind = Kind::from_dtype(&dtype)
+        .ok_or_else(|| err(format!("expected numbers, found element type {dtype}")))?;
+    let filters = ds.filters();
+    let fast = shape.len() == 1
+        && ds.is_chunked()
+        && filters.iter().all(|&f| f == 1 || f == 2)
+        && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false);
+    if fast {
+        if let Some(v) = read_chunks_parallel(ds, path, name, n, kind, &filters)? {
+            return Ok(v);
+        }
+    }
+    // General path through the crate's reader.
+    let conv_err = |i: usize| err(format!("element {i} is out of range for its use"));
+    let out: Vec<T> = match kind {
+        Kind::F32 | Kind::F64 => {
+            let v = ds.read_f64().map_err(|e| err(e.to_string()))?;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| T::from_f64(x).ok_or_else(|| conv_err(i)))
+                .collect::<Result<_>>()?
+        }
+        Kind::U64 => {
+            let v = ds.read_u64().map_err(|e| err(e.to_string()))?;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| T::from_u64(x).ok_or_else(|| conv_err(i)))
+                .collect::<Result<_>>()?
+        }
+        _ => {
+            let v = ds.read_i64().map_err(|e| err(e.to_string()))?;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| T::from_i64(x).ok_or_else(|| conv_err(i)))
+                .collect::<Result<_>>()?
+        }
+    };
+    if out.len() != n {
+        return Err(err(format!("read {} elements, shape says {n}", out.len())));
+    }
+    Ok(out)
+}
+
+/// The parallel chunk decoder; `Ok(None)` when the chunk geometry is not the simple regular
+/// 1-D grid (the caller then uses the crate's reader).
+fn read_chunks_parallel<T: Num>(
+    ds: &hdf5_pure::Dataset,
+    path: &Path,
+    name: &str,
+    n: usize,
+    kind: Kind,
+    filters: &[u16],
+) -> Result<Option<Vec<T>>> {
+    let err = |m: String| Error::hdf5(path, name, m);
+    let clen = match ds.chunk_shape().map_err(|e| err(e.to_string()))? {
+        Some(c) if c.len() == 1 && c[0] > 0 => c[0] as usize,
+        _ => return Ok(None),
+    };
+    let chunks = match ds.chunks() {
+        Ok(c) => c,
+        Err(_) => return Ok(None),
+    };
+    let n_slots = n.div_ceil(clen);
+    let mut slots: Vec<Option<&hdf5_pure::Chunk>> = vec![None; n_slots];
+    for c in &chunks {
+        let off = c.offset.first().copied().unwrap_or(0) as usize;
+        if off % clen != 0 || off / clen >= n_slots {
+            return Ok(None);
+        }
+        slots[off / clen] = Some(c);
+    }
+    let esize = kind.size();
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let mut out = vec![T::default(); n];
+    out.par_chunks_mut(clen).enumerate().try_for_each_init(
+        || {
+            (
+                std::fs::File::open(path),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        },
+        |(fh, raw, inflated, unshuffled), (slot, dst)| -> Result<()> {
+            let Some(c) = slots[slot] else {
+                return Ok(()); // never written: the fill value, 0
+            };
+            let fh = fh
+                .as_mut()
+                .map_err(|e| Error::io(path, std::io::Error::new(e.kind(), e.to_string())))?;
+            let size = c.storage_size as usize;
+            if c.address
+                .checked_add(c.storage_size)
+                .is_none_or(|end| end > file_len)
+            {
+                return Err(err(format!(
+                    "chunk at element {} lies past the end of the file (truncated file?)",
+                    slot * clen
+                )));
+            }
+            raw.resize(size, 0);
+            fh.seek(SeekFrom::Start(c.address))
+                .and_then(|_| fh.read_exact(raw))
+                .map_err(|e| Error::io(path, e))?;
+            // Undo the filters in reverse pipeline order, skipping masked ones.
+            for (i, &f) in filters.iter().enumerate().rev() {
+                if c.filter_mask & (1 << i) != 0 {
+                    continue;
+                }
+                if f == 1 {
+                    inflated.clear();
+                    inflated.reserve(clen * esize);
+                    flate2::read::ZlibDecoder::new(&raw[..])
+                        .read_to_end(inflated)
+                        .map_err(|e| {
+                            err(format!(
+                                "chunk at element {}: bad deflate data: {e}",
+                                slot * clen
+                            ))
+                        })?;
+                    std::mem::swap(raw, inflated);
+                } else {
+                    unshuffle(raw, esize, unshuffled);
+                    std::mem::swap(raw, unshuffled);
+                }
+            }
+            let want = dst.len() * esize;
+            if raw.len() < want {
+                return Err(err(format!(
+                    "chunk at element {} decodes to {} bytes, expected at least {want}",
+                    slot * clen,
+                    raw.len()
+                )));
+            }
+            kind.decode(&raw[..want], dst).map_err(|i| {
+                err(format!(
+                    "element {} is out of range for its use",
+                    slot * clen + i
+                ))
+            })
+        },
+    )?;
+    Ok(Some(out))
+}
+
+/// Undoes HDF5's byte shuffle: byte `b` of element `i` is stored at `b * n + i`.
+fn unshuffle(src: &[u8], esize: usize, dst: &mut Vec<u8>) {
+    dst.clear();
+    dst.resize(src.len(), 0);
+    if esize <= 1 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let n = src.len() / esize;
+    for b in 0..esize {
+        let plane = &src[b * n..(b + 1) * n];
+        for (i, &v) in plane.iter().enumerate() {
+            dst[i * esize + b] = v;
+        }
+    }
+    let tail = n * esize;
+    dst[tail..].copy_from_slice(&src[tail..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unshuffle_inverts_shuffle() {
+        let vals: Vec<u32> = (0..10).map(|i| i * 1000 + 7).collect();
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n = vals.len();
+        let mut shuffled = vec![0u8; bytes.len()];
+        for i in 0..n {
+            for b in 0..4 {
+                shuffled[b * n + i] = bytes[i * 4 + b];
+            }
+        }
+        let mut out = Vec::new();
+        unshuffle(&shuffled, 4, &mut out);
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn parallel_reader_matches_crate_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.h5");
+        let v: Vec<i64> = (0..200_000).map(|i| (i * 7919) % 100_003).collect();
+        let mut fb = hdf5_pure::FileBuilder::new();
+        fb.create_dataset("a")
+            .with_i64_data(&v)
+            .with_chunks(&[chunk_len(v.len())])
+            .with_shuffle()
+            .with_deflate(4);
+        fb.create_dataset("b").with_i64_data(&v[..10]);
+        fb.write(&p).unwrap();
+        let f = open(&p).unwrap();
+        let a: Vec<u32> = read_numeric(&f, &p, "a").unwrap();
+        assert_eq!(a.len(), v.len());
+        assert!(a.iter().zip(&v).all(|(x, y)| *x as i64 == *y));
+        let b: Vec<f32> = read_numeric(&f, &p, "b").unwrap();
+        assert_eq!(b, v[..10].iter().map(|&x| x as f32).collect::<Vec<_>>());
+    }
+}

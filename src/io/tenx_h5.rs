@@ -1,0 +1,379 @@
+//! 10x Genomics HDF5 feature-barcode matrices (`filtered_feature_bc_matrix.h5`).
+//!
+//! Two layouts exist, both read by [`read_10x_h5`]:
+//! - Cell Ranger 1/2: one group per genome (`/<genome>/{data, indices, indptr, shape, barcodes,
+//!   genes, gene_names}`); `ReadOptions::genome` picks one, and when a file holds several and
+//!   none is chosen the error lists them (Scanpy's `read_10x_h5(genome=...)`).
+//! - Cell Ranger 3+: `/matrix/{data, indices, indptr, shape, barcodes}` and
+//!   `/matrix/features/{id, name, feature_type, genome}`; only the feature types in
+//!   `ReadOptions::feature_types` are kept (Scanpy's `gex_only=True` keeps `Gene Expression`).
+//!
+//! The file stores genes x cells in compressed sparse columns, which is exactly the cells x
+//! genes compressed sparse rows of [`Dataset::counts`]: `indptr` runs over cells, `indices`
+//! are gene positions. Nothing is transposed. Symbols are made unique with
+//! [`make_unique`](crate::dataset::make_unique) (Scanpy's `var_names_make_unique`).
+//!
+//! The three big arrays are read by decoding their gzip chunks in parallel (see
+//! `hdf5_util::read_numeric`), straight into `u32` indices and `f32` values, so peak memory
+//! is about the final CSR matrix plus one chunk per thread.
+//!
+//! [`write_10x_h5`] writes the Cell Ranger 3 layout.
+
+use super::hdf5_util::{self, chunk_len, guard};
+use super::ReadOptions;
+use crate::dataset::{make_unique, CellTable, Dataset, GeneTable};
+use crate::error::{Error, Result};
+use hdf5_pure::{AttrValue, FileBuilder};
+use std::path::Path;
+
+/// Reads a 10x HDF5 file (Cell Ranger 1/2 or 3+, see the module docs) into a cells x genes
+/// [`Dataset`]. Sample and condition of every cell come from `opts`.
+///
+/// Errors: [`Error::Io`] for a missing file; [`Error::Hdf5`] naming the object for a file that
+/// is not HDF5, lacks a group or dataset, or holds inconsistent arrays (an `indptr` that
+/// decreases or does not end at the number of stored values, an index past the gene count,
+/// a `shape` that disagrees with the barcodes or features, no cells).
+pub fn read_10x_h5(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    guard(path, "/", || read_inner(path, opts))
+}
+
+fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let file = hdf5_util::open(path)?;
+    // Cell Ranger 3 keeps every genome in one matrix: there `opts.genome` filters features.
+    let (group, v3) = if hdf5_util::has_group(&file, path, "matrix") {
+        ("/matrix".to_string(), true)
+    } else {
+        (format!("/{}", pick_genome(&file, path, opts)?), false)
+    };
+    let g = group.as_str();
+
+    let shape: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/shape"))?;
+    let [n_genes, n_cells] = shape[..] else {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/shape"),
+            format!("expected 2 values (genes, cells), found {}", shape.len()),
+        ));
+    };
+    if n_cells == 0 {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/shape"),
+            "the matrix has 0 cells",
+        ));
+    }
+    let barcodes = hdf5_util::read_strings(&file, path, &format!("{g}/barcodes"))?;
+    if barcodes.len() != n_cells {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/barcodes"),
+            format!(
+                "{} barcodes, but shape says {n_cells} cells",
+                barcodes.len()
+            ),
+        ));
+    }
+    let (ids, names, types, genomes) = if v3 {
+        let f = format!("{g}/features");
+        let ids = hdf5_util::read_strings(&file, path, &format!("{f}/id"))?;
+        let names = hdf5_util::read_strings(&file, path, &format!("{f}/name"))?;
+        let types = hdf5_util::read_strings(&file, path, &format!("{f}/feature_type"))?;
+        let genomes = match file.dataset(&format!("{f}/genome")) {
+            Ok(_) => Some(hdf5_util::read_strings(
+                &file,
+                path,
+                &format!("{f}/genome"),
+            )?),
+            Err(_) => None,
+        };
+        (ids, names, types, genomes)
+    } else {
+        let ids = hdf5_util::read_strings(&file, path, &format!("{g}/genes"))?;
+        let names = hdf5_util::read_strings(&file, path, &format!("{g}/gene_names"))?;
+        let types = vec!["Gene Expression".to_string(); ids.len()];
+        (ids, names, types, None)
+    };
+    for (what, len) in [
+        ("id", ids.len()),
+        ("name", names.len()),
+        ("type", types.len()),
+    ] {
+        if len != n_genes {
+            let obj = if v3 {
+                format!("{g}/features")
+            } else {
+                format!("{g}/genes")
+            };
+            return Err(Error::hdf5(
+                path,
+                obj,
+                format!("{len} feature {what}s, but shape says {n_genes} features"),
+            ));
+        }
+    }
+    if let Some(gs) = &genomes {
+        if gs.len() != n_genes {
+            return Err(Error::hdf5(
+                path,
+                format!("{g}/features/genome"),
+                format!("{} entries, but shape says {n_genes} features", gs.len()),
+            ));
+        }
+    }
+
+    let indptr: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/indptr"))?;
+    check_indptr(path, &format!("{g}/indptr"), &indptr, n_cells)?;
+    let nnz = indptr[n_cells];
+    let indices: Vec<u32> = hdf5_util::read_numeric(&file, path, &format!("{g}/indices"))?;
+    if indices.len() != nnz {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/indices"),
+            format!("{} entries, but indptr ends at {nnz}", indices.len()),
+        ));
+    }
+    if let Some(pos) = indices.iter().position(|&i| i as usize >= n_genes) {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/indices"),
+            format!(
+                "entry {pos} is gene {}, past the {n_genes} features",
+                indices[pos]
+            ),
+        ));
+    }
+    let data: Vec<f32> = hdf5_util::read_numeric(&file, path, &format!("{g}/data"))?;
+    if data.len() != nnz {
+        return Err(Error::hdf5(
+            path,
+            format!("{g}/data"),
+            format!("{} values, but indptr ends at {nnz}", data.len()),
+        ));
+    }
+    drop(file);
+    // Cell Ranger does not always sort gene indices inside a cell: sort them when needed.
+    let counts = super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
+        .map_err(|e| Error::hdf5(path, g, e))?;
+    let cells = CellTable::new(barcodes, &opts.sample, &opts.condition);
+    let genes = GeneTable {
+        ids,
+        symbols: make_unique(&names),
+        feature_types: types,
+        columns: Default::default(),
+    };
+    let mut ds = Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, g, e))?;
+    if let (Some(want), Some(gs)) = (&opts.genome, &genomes) {
+        if !gs.iter().any(|x| x == want) {
+            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
+            all.sort_unstable();
+            all.dedup();
+            return Err(Error::hdf5(
+                path,
+                format!("{g}/features/genome"),
+                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
+            ));
+        }
+        let mask: Vec<bool> = gs.iter().map(|x| x == want).collect();
+        if !mask.iter().all(|&m| m) {
+            ds = ds.filter_genes(&mask)?;
+        }
+    }
+    super::keep_feature_types(ds, opts)
+}
+
+/// The genome group of a Cell Ranger 1/2 file.
+fn pick_genome(file: &hdf5_pure::File, path: &Path, opts: &ReadOptions) -> Result<String> {
+    let root = file.root();
+    let groups = root
+        .groups()
+        .map_err(|e| Error::hdf5(path, "/", format!("cannot list groups: {e}")))?;
+    let mut genomes: Vec<String> = groups
+        .into_iter()
+        .filter(|g| {
+            root.group(g)
+                .and_then(|gr| gr.datasets())
+                .map(|d| d.iter().any(|n| n == "data"))
+                .unwrap_or(false)
+        })
+        .collect();
+    genomes.sort();
+    if genomes.is_empty() {
+        return Err(Error::hdf5(
+            path,
+            "/matrix",
+            "not a 10x HDF5 file: no /matrix group (Cell Ranger 3+) and no genome group with \
+             a `data` dataset (Cell Ranger 1/2)",
+        ));
+    }
+    match &opts.genome {
+        Some(g) if genomes.iter().any(|x| x == g) => Ok(g.clone()),
+        Some(g) => Err(Error::hdf5(
+            path,
+            format!("/{g}"),
+            format!(
+                "no such genome; genomes in the file: {}",
+                genomes.join(", ")
+            ),
+        )),
+        None if genomes.len() == 1 => Ok(genomes.remove(0)),
+        None => Err(Error::hdf5(
+            path,
+            "/",
+            format!(
+                "the file holds several genomes ({}); choose one with ReadOptions::genome",
+                genomes.join(", ")
+            ),
+        )),
+    }
+}
+
+fn check_indptr(path: &Path, obj: &str, indptr: &[usize], n_cells: usize) -> Result<()> {
+    if indptr.len() != n_cells + 1 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!(
+                "{} entries, expected cells + 1 = {}",
+                indptr.len(),
+                n_cells + 1
+            ),
+        ));
+    }
+    if indptr[0] != 0 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("starts at {}, expected 0", indptr[0]),
+        ));
+    }
+    if let Some(c) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("decreases at cell {c} ({} -> {})", indptr[c], indptr[c + 1]),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `ds` as a Cell Ranger 3 HDF5 file (`/matrix` with `features/`), readable by
+/// [`read_10x_h5`], Scanpy's `read_10x_h5` and h5py.
+///
+/// Counts are stored as `int32` when every value is a non-negative integer (as Cell Ranger
+/// does), else as `float32`. `data`, `indices` and `indptr` are gzip-compressed (level 4, with
+/// shuffle) in chunks of at most 65,535 elements. The file is written under a temporary name
+/// in the same folder and renamed into place, so `path` never holds a partial file.
+///
+/// Note: the HDF5 writer copies the arrays it is given, so peak memory is about twice the
+/// matrix; compression runs on one thread.
+pub fn write_10x_h5(ds: &Dataset, path: &Path) -> Result<()> {
+    let x = &ds.counts;
+    let (n_cells, n_genes) = x.shape();
+    let mut fb = FileBuilder::new();
+    fb.set_attr("filetype", AttrValue::AsciiString("matrix".into()));
+    fb.set_attr("version", AttrValue::I64(2));
+    fb.set_attr(
+        "chemistry_description",
+        AttrValue::AsciiString("unknown".into()),
+    );
+    fb.set_attr(
+        "library_ids",
+        AttrValue::AsciiStringArray(vec![ds
+            .cells
+            .sample
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "sample".into())]),
+    );
+    fb.set_attr("original_gem_groups", AttrValue::I64Array(vec![1]));
+
+    let mut m = fb.create_group("matrix");
+    put_strings(&mut m, "barcodes", &ds.cells.barcodes)
+        .map_err(|e| Error::hdf5(path, "/matrix/barcodes", e))?;
+    let integral = x
+        .data()
+        .iter()
+        .all(|&v| v >= 0.0 && v.fract() == 0.0 && v <= i32::MAX as f32);
+    if integral {
+        let d: Vec<i32> = x.data().iter().map(|&v| v as i32).collect();
+        m.create_dataset("data")
+            .with_i32_data(&d)
+            .with_chunks(&[chunk_len(d.len())])
+            .with_shuffle()
+            .with_deflate(4);
+    } else {
+        m.create_dataset("data")
+            .with_f32_data(x.data())
+            .with_chunks(&[chunk_len(x.nnz())])
+            .with_shuffle()
+            .with_deflate(4);
+    }
+    let idx: Vec<i64> = x.indices().iter().map(|&i| i as i64).collect();
+    m.create_dataset("indices")
+        .with_i64_data(&idx)
+        .with_chunks(&[chunk_len(idx.len())])
+        .with_shuffle()
+        .with_deflate(4);
+    drop(idx);
+    let ptr: Vec<i64> = x.indptr().iter().map(|&i| i as i64).collect();
+    m.create_dataset("indptr")
+        .with_i64_data(&ptr)
+        .with_chunks(&[chunk_len(ptr.len())])
+        .with_shuffle()
+        .with_deflate(4);
+    m.create_dataset("shape")
+        .with_i32_data(&[n_genes as i32, n_cells as i32]);
+
+    let mut f = m.create_group("features");
+    let obj = "/matrix/features";
+    put_strings(&mut f, "_all_tag_keys", &["genome".to_string()])
+        .map_err(|e| Error::hdf5(path, obj, e))?;
+    put_strings(&mut f, "id", &ds.genes.ids).map_err(|e| Error::hdf5(path, obj, e))?;
+    put_strings(&mut f, "name", &ds.genes.symbols).map_err(|e| Error::hdf5(path, obj, e))?;
+    put_strings(&mut f, "feature_type", &ds.genes.feature_types)
+        .map_err(|e| Error::hdf5(path, obj, e))?;
+    let genome = match ds.genes.columns.get("genome") {
+        Some(crate::dataset::Column::Str(v)) => v.clone(),
+        _ => vec!["unknown".to_string(); n_genes],
+    };
+    put_strings(&mut f, "genome", &genome).map_err(|e| Error::hdf5(path, obj, e))?;
+    m.add_group(f.finish());
+    fb.add_group(m.finish());
+    write_atomically(fb, path)
+}
+
+/// Fixed-width byte strings, as Cell Ranger writes them (ASCII when possible, else UTF-8).
+pub(crate) fn put_strings(
+    g: &mut hdf5_pure::GroupBuilder,
+    name: &str,
+    values: &[String],
+) -> std::result::Result<(), hdf5_pure::FormatError> {
+    let refs: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
+    let width = refs.iter().map(|s| s.len()).max().unwrap_or(0).max(1) as u32;
+    let d = g.create_dataset(name);
+    if refs.iter().all(|s| s.is_ascii()) {
+        d.with_ascii_strings_sized(&refs, width)?;
+    } else {
+        d.with_strings_sized(&refs, width)?;
+    }
+    Ok(())
+}
+
+/// Writes the builder to `<path>.tmp-<pid>` then renames it to `path`.
+pub(crate) fn write_atomically(fb: FileBuilder, path: &Path) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::option("path", format!("{} has no file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    if let Err(e) = fb.write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::hdf5(path, "/", format!("write failed: {e}")));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,308 @@
+//! `.h5ad` writer and reader: round trips through our own reader, and reading a file written
+//! by Python anndata (fixtures/reference/h5/anndata_small.h5ad, made by
+//! scripts/reference_h5.py together with CSVs of its contents).
+
+use ndarray::Array2;
+use scrna::dataset::{CellTable, Column, GeneTable};
+use scrna::io::h5ad::{read_h5ad, write_h5ad, H5adOutput, H5adReadOptions, RecField, UnsValue};
+use scrna::sparse::CsrMatrix;
+use std::path::{Path, PathBuf};
+
+fn reference(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/reference/h5")
+        .join(p)
+}
+
+fn csv(name: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(reference(name))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(|s| s.to_string()).collect())
+        .collect()
+}
+
+fn trip(n: usize, m: usize, t: &[(u32, u32, f32)]) -> CsrMatrix {
+    let r: Vec<u32> = t.iter().map(|x| x.0).collect();
+    let c: Vec<u32> = t.iter().map(|x| x.1).collect();
+    let v: Vec<f32> = t.iter().map(|x| x.2).collect();
+    CsrMatrix::from_triplets(n, m, &r, &c, &v).unwrap()
+}
+
+fn small() -> (CsrMatrix, CsrMatrix, CellTable, GeneTable) {
+    let trip = vec![
+        (0, 1, 1.5f32),
+        (0, 3, 2.0),
+        (1, 0, 0.25),
+        (2, 2, 7.0),
+        (2, 3, 1.0),
+        (3, 1, 3.0),
+    ];
+    let x = self::trip(4, 5, &trip);
+    let counts = self::trip(
+        4,
+        5,
+        &trip
+            .iter()
+            .map(|&(r, c, v)| (r, c, v * 2.0))
+            .collect::<Vec<_>>(),
+    );
+    let mut obs = CellTable::new(
+        vec![
+            "AAA-1".into(),
+            "CCC-1".into(),
+            "GGG-1".into(),
+            "TTT-1".into(),
+        ],
+        "s1",
+        "parental",
+    );
+    obs.sample[2] = "s2".into();
+    obs.condition[2] = "resistant".into();
+    obs.set("total_counts", Column::F64(vec![3.5, 0.25, 8.0, 3.0]))
+        .unwrap();
+    obs.set("n_genes", Column::I64(vec![2, 1, 2, 1])).unwrap();
+    obs.set("keep", Column::Bool(vec![true, false, true, true]))
+        .unwrap();
+    obs.set(
+        "note",
+        Column::Str(vec!["a".into(), "b".into(), "c".into(), "d".into()]),
+    )
+    .unwrap();
+    obs.set(
+        "leiden",
+        Column::categorical_from(&["1".into(), "0".into(), "1".into(), "2".into()]),
+    )
+    .unwrap();
+    let mut var = GeneTable::new(
+        (0..5).map(|i| format!("ENSG{i}")).collect(),
+        vec![
+            "CD3E".into(),
+            "MS4A1".into(),
+            "CD3E".into(),
+            "LYZ".into(),
+            "NKG7".into(),
+        ],
+    );
+    var.set(
+        "highly_variable",
+        Column::Bool(vec![true, true, false, false, true]),
+    )
+    .unwrap();
+    var.set("means", Column::F64(vec![0.1, 0.2, 0.3, 0.4, 0.5]))
+        .unwrap();
+    (x, counts, obs, var)
+}
+
+#[test]
+fn round_trip_x_layers_obs_var() {
+    let (x, counts, obs, var) = small();
+    let umap = Array2::from_shape_fn((4, 2), |(i, j)| (i * 2 + j) as f32);
+    let mut out = H5adOutput::new(&x, &obs, &var);
+    out.layers.push(("counts".into(), &counts));
+    out.obsm.push(("X_umap".into(), umap.view()));
+    let conn = trip(4, 4, &[(0, 1, 1.0), (1, 0, 1.0)]);
+    out.obsp.push(("connectivities".into(), &conn));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("out.h5ad");
+    out.uns.push(rank_genes_groups());
+    out.uns.push((
+        "leiden_colors".into(),
+        UnsValue::StrArray(vec!["#1f77b4".into(), "#ff7f0e".into(), "#2ca02c".into()]),
+    ));
+    write_h5ad(&out, &p).unwrap();
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let back = read_h5ad(&p, &H5adReadOptions::default()).unwrap();
+    assert_eq!(back.counts, x);
+    assert_eq!(back.cells.barcodes, obs.barcodes);
+    assert_eq!(back.cells.sample, obs.sample);
+    assert_eq!(back.cells.condition, obs.condition);
+    for name in ["total_counts", "n_genes", "keep", "note", "leiden"] {
+        assert_eq!(
+            back.cells.columns.get(name),
+            obs.columns.get(name),
+            "{name}"
+        );
+    }
+    assert_eq!(back.genes.ids, var.ids);
+    assert_eq!(back.genes.symbols, var.symbols);
+    assert_eq!(back.genes.feature_types, var.feature_types);
+    assert_eq!(back.genes.columns, var.columns);
+
+    let layer = read_h5ad(
+        &p,
+        &H5adReadOptions {
+            layer: Some("counts".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(layer.counts, counts);
+    let err = read_h5ad(
+        &p,
+        &H5adReadOptions {
+            layer: Some("nope".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/layers/nope"), "{err}");
+}
+
+fn rank_genes_groups() -> (String, UnsValue) {
+    let groups = ["0", "1", "2"];
+    let names: Vec<(String, RecField)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.to_string(),
+                RecField::Str(vec!["CD3E".into(), "LYZ".into()]),
+            )
+        })
+        .collect();
+    let num = |scale: f32| -> Vec<(String, RecField)> {
+        groups
+            .iter()
+            .map(|g| (g.to_string(), RecField::F32(vec![scale, scale / 2.0])))
+            .collect()
+    };
+    let num64 = |scale: f64| -> Vec<(String, RecField)> {
+        groups
+            .iter()
+            .map(|g| (g.to_string(), RecField::F64(vec![scale, scale * 2.0])))
+            .collect()
+    };
+    (
+        "rank_genes_groups".into(),
+        UnsValue::Dict(vec![
+            (
+                "params".into(),
+                UnsValue::Dict(vec![
+                    ("groupby".into(), UnsValue::Str("leiden".into())),
+                    ("reference".into(), UnsValue::Str("rest".into())),
+                    ("method".into(), UnsValue::Str("wilcoxon".into())),
+                    ("use_raw".into(), UnsValue::Bool(false)),
+                    (
+                        "corr_method".into(),
+                        UnsValue::Str("benjamini-hochberg".into()),
+                    ),
+                ]),
+            ),
+            ("names".into(), UnsValue::RecArray(names)),
+            ("scores".into(), UnsValue::RecArray(num(5.0))),
+            ("logfoldchanges".into(), UnsValue::RecArray(num(2.0))),
+            ("pvals".into(), UnsValue::RecArray(num64(1e-5))),
+            ("pvals_adj".into(), UnsValue::RecArray(num64(1e-4))),
+        ]),
+    )
+}
+
+#[test]
+fn shape_mismatch_is_rejected_before_writing() {
+    let (x, counts, obs, var) = small();
+    let t = counts.transpose();
+    let mut out = H5adOutput::new(&x, &obs, &var);
+    out.layers.push(("bad".into(), &t));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.h5ad");
+    assert!(write_h5ad(&out, &p).is_err());
+    assert!(!p.exists());
+}
+
+#[test]
+fn reads_a_file_written_by_anndata() {
+    let p = reference("anndata_small.h5ad");
+    let ds = read_h5ad(&p, &H5adReadOptions::default()).unwrap();
+    let xs = csv("anndata_small_X.csv");
+    assert_eq!(ds.n_cells(), xs.len());
+    let dense = ds.counts.to_dense();
+    for (i, row) in xs.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            assert_eq!(dense[[i, j]], v.parse::<f32>().unwrap(), "X[{i},{j}]");
+        }
+    }
+    // Layers in the three encodings: CSR (2 X), CSC (3 X), dense (4 X).
+    for (layer, k) in [("counts", 2.0f32), ("csc", 3.0), ("dense", 4.0)] {
+        let l = read_h5ad(
+            &p,
+            &H5adReadOptions {
+                layer: Some(layer.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let scaled = ds.counts.data().iter().map(|v| v * k).collect::<Vec<_>>();
+        assert_eq!(l.counts.indptr(), ds.counts.indptr(), "{layer}");
+        assert_eq!(l.counts.indices(), ds.counts.indices(), "{layer}");
+        assert_eq!(l.counts.data(), &scaled[..], "{layer}");
+    }
+    let obs = csv("anndata_small_obs.csv");
+    for (i, row) in obs.iter().skip(1).enumerate() {
+        assert_eq!(ds.cells.barcodes[i], row[0]);
+        assert_eq!(ds.cells.sample[i], row[1]);
+        assert_eq!(ds.cells.condition[i], row[2]);
+        let c = &ds.cells.columns;
+        assert_eq!(c.get("leiden").unwrap().format(i), row[3]);
+        match c.get("score").unwrap() {
+            Column::F64(v) => assert_eq!(v[i], row[4].parse::<f64>().unwrap()),
+            other => panic!("score: {other:?}"),
+        }
+        match c.get("n_counts").unwrap() {
+            Column::I64(v) => assert_eq!(v[i], row[5].parse::<i64>().unwrap()),
+            other => panic!("n_counts: {other:?}"),
+        }
+        match c.get("keep").unwrap() {
+            Column::Bool(v) => assert_eq!(v[i], row[6] == "True"),
+            other => panic!("keep: {other:?}"),
+        }
+        assert_eq!(c.get("note").unwrap().format(i), row[7]);
+    }
+    let var = csv("anndata_small_var.csv");
+    for (j, row) in var.iter().skip(1).enumerate() {
+        assert_eq!(ds.genes.symbols[j], row[0]);
+        assert_eq!(ds.genes.ids[j], row[1]);
+        assert_eq!(ds.genes.feature_types[j], row[2]);
+        match ds.genes.columns.get("dispersion").unwrap() {
+            Column::F64(v) => assert!((v[j] - row[3].parse::<f64>().unwrap()).abs() < 1e-12),
+            other => panic!("dispersion: {other:?}"),
+        }
+    }
+}
+
+/// Writes `target/demo.h5ad` for `scripts/verify_h5ad.py` (run with `--ignored`).
+#[test]
+#[ignore]
+fn write_demo_for_python_check() {
+    let (x, counts, obs, var) = small();
+    let umap = Array2::from_shape_fn((4, 2), |(i, j)| (i as f32) - (j as f32) * 0.5);
+    let pca = Array2::from_shape_fn((4, 3), |(i, j)| (i + j) as f32);
+    let pcs = Array2::from_shape_fn((5, 3), |(i, j)| (i * j) as f32 / 10.0);
+    let conn = trip(4, 4, &[(0, 2, 0.5), (2, 0, 0.5), (1, 3, 1.0), (3, 1, 1.0)]);
+    let mut out = H5adOutput::new(&x, &obs, &var);
+    out.layers.push(("counts".into(), &counts));
+    out.obsm.push(("X_umap".into(), umap.view()));
+    out.obsm.push(("X_pca".into(), pca.view()));
+    out.varm.push(("PCs".into(), pcs.view()));
+    out.obsp.push(("connectivities".into(), &conn));
+    out.obsp.push(("distances".into(), &conn));
+    out.uns.push(rank_genes_groups());
+    out.uns.push((
+        "leiden_colors".into(),
+        UnsValue::StrArray(vec!["#1f77b4".into(), "#ff7f0e".into(), "#2ca02c".into()]),
+    ));
+    out.uns.push((
+        "pca".into(),
+        UnsValue::Dict(vec![
+            (
+                "variance_ratio".into(),
+                UnsValue::F64Array(vec![0.5, 0.3, 0.2]),
+            ),
+            ("n_comps".into(), UnsValue::I64(3)),
+        ]),
+    ));
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo.h5ad");
+    write_h5ad(&out, &p).unwrap();
+    eprintln!("wrote {}", p.display());
+}
