@@ -9,6 +9,7 @@
 //! reference values state the tolerances).
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod dataset;
 pub mod error;
 pub mod graph;
