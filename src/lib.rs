@@ -10,8 +10,10 @@
 #![warn(missing_docs)]
 
 pub mod dataset;
+pub mod embed;
 pub mod error;
 pub mod io;
+pub mod plot;
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
 
