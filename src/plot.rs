@@ -316,6 +316,7 @@ fn draw_scatter<DB: DrawingBackend>(
     let (w, h) = root.dim_in_pixel();
     let colors = palette(names.len());
     let fs = (h as f64 / 40.0).clamp(12.0, 28.0);
+    let root = root.margin(8, 0, 0, 0);
     let root = root.titled(title, font(fs * 1.4)).map_err(s)?;
     // legend width from the longest name, in up to 3 columns when there are many categories
     let present: Vec<usize> = {
@@ -528,6 +529,7 @@ fn draw_qc<DB: DrawingBackend>(
 ) -> DResult {
     let (_, h) = root.dim_in_pixel();
     let fs = (h as f64 / 45.0).clamp(11.0, 24.0);
+    let root = root.margin(8, 0, 0, 0);
     let root = root.titled(title, font(fs * 1.4)).map_err(s)?;
     let panels = root.split_evenly((1, 3));
     let colors = palette(names.len());
@@ -535,7 +537,7 @@ fn draw_qc<DB: DrawingBackend>(
     let longest = names.iter().map(|x| x.chars().count()).max().unwrap_or(0);
     let rotate = k > 1 && longest * k > 24;
     let label_h = if rotate {
-        (fs * 0.62 * longest as f64 + fs) as u32
+        (fs * 0.5 * longest as f64 + fs * 0.8) as u32
     } else {
         (fs * 2.0) as u32
     };
