@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod dataset;
+pub mod embed;
 pub mod error;
 pub mod graph;
 pub mod hvg;
@@ -19,6 +20,7 @@ pub mod loess;
 pub mod neighbors;
 pub mod normalize;
 pub mod pca;
+pub mod plot;
 pub mod qc;
 pub mod report;
 pub mod simulate;

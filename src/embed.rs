@@ -1,0 +1,818 @@
+//! UMAP layout of a cell graph (Scanpy's `sc.tl.umap`, `obsm["X_umap"]`).
+//!
+//! [`umap`] lays out the symmetric fuzzy connectivities graph (Scanpy's
+//! `obsp["connectivities"]`) in two dimensions the way umap-learn's
+//! `simplicial_set_embedding` does when Scanpy calls it (McInnes, Healy & Melville 2018,
+//! arXiv:1802.03426):
+//!
+//! 1. the curve `q(d) = 1 / (1 + a d^(2b))` is fitted to the target
+//!    `1` for `d < min_dist`, `exp(-(d - min_dist) / spread)` otherwise ([`find_ab_params`]);
+//! 2. edges lighter than `max(w) / n_epochs` are dropped; edge `e` is sampled every
+//!    `epochs_per_sample[e] = max(w) / w[e]` epochs, with `negative_sample_rate` negative
+//!    samples per positive sample;
+//! 3. the initial layout (spectral or PCA, scaled so its largest coordinate is 10, plus
+//!    N(0, 1e-4) noise, then each axis rescaled to [0, 10]) is optimized by stochastic gradient
+//!    descent on the fuzzy set cross-entropy: attraction
+//!    `-2ab d²^(b-1) / (1 + a d²^b) (y_i - y_j)`, repulsion
+//!    `2 gamma b / ((0.001 + d²)(1 + a d²^b)) (y_i - y_k)`, each coordinate of a gradient clipped
+//!    to [-4, 4], learning rate decaying linearly from `learning_rate` to 0.
+//!
+//! **Difference from umap-learn.** umap-learn runs the SGD "Hogwild" over edges in parallel, so
+//! its result depends on thread timing. Here each epoch is parallel over cells with a fixed
+//! scheme, so the result is identical for a seed whatever the thread count: a cell moves only
+//! itself, reading the other cells' positions as they were at the start of the epoch; it applies
+//! the attraction of each of its due out-edges and of each due in-edge (umap-learn's
+//! `move_other`), and the negative samples of its out-edges, drawn from a random stream seeded by
+//! `(seed, epoch, cell)`. The sampling schedule is umap-learn's. The random numbers differ from
+//! umap-learn's, so layouts agree in structure, not coordinate by coordinate.
+
+use crate::error::{Error, Result};
+use crate::sparse::CsrMatrix;
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::matrix_free::eigen::{
+    partial_self_adjoint_eigen, partial_self_adjoint_eigen_scratch, PartialEigenParams,
+};
+use faer::matrix_free::LinOp;
+use faer::{Mat, MatMut, MatRef, Par};
+use ndarray::{Array2, ArrayView2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+
+/// How the layout starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Init<'a> {
+    /// Eigenvectors 2 and 3 of the symmetric normalized Laplacian `I - D^-1/2 W D^-1/2` of the
+    /// graph (umap-learn's `spectral_layout`, Scanpy's default `init_pos="spectral"`). A graph
+    /// with several connected components is laid out component by component around fixed
+    /// centres (as umap-learn's `multi_component_layout`, except that the centres are placed
+    /// on a spiral by component size, as there is no data matrix to place them by). If the
+    /// eigensolver fails, the start is uniform in [-10, 10], as umap-learn falls back.
+    Spectral,
+    /// The first two columns of a cells x components matrix (e.g. `obsm["X_pca"]`), scaled so
+    /// the largest absolute coordinate is 10, plus N(0, 1e-4) noise (umap-learn's
+    /// `noisy_scale_coords`).
+    Pca(ArrayView2<'a, f32>),
+    /// Uniform in [-10, 10] (umap-learn's `init="random"`).
+    Random,
+}
+
+/// Options of [`umap`]; the defaults are Scanpy's `sc.tl.umap`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UmapOptions {
+    /// Effective minimum distance between embedded points. Default 0.5 (Scanpy's; umap-learn's
+    /// own default is 0.1). Must be in [0, `spread`].
+    pub min_dist: f32,
+    /// Effective scale of embedded points. Default 1.0. Must be positive.
+    pub spread: f32,
+    /// Number of epochs; `None` = 500 for graphs of at most 10,000 cells, else 200 (umap-learn's
+    /// and Scanpy's rule). Default `None`.
+    pub n_epochs: Option<usize>,
+    /// Negative samples per positive sample. Default 5.
+    pub negative_sample_rate: usize,
+    /// Initial learning rate (`alpha`), decaying linearly to 0. Default 1.0. Must be positive.
+    pub learning_rate: f32,
+    /// Weight of the repulsion (`gamma`, umap-learn's `repulsion_strength`). Default 1.0.
+    pub repulsion_strength: f32,
+    /// Seed of every random draw (initial noise, negative samples). Default 0 (Scanpy's
+    /// `random_state=0`).
+    pub seed: u64,
+}
+
+impl Default for UmapOptions {
+    fn default() -> Self {
+        UmapOptions {
+            min_dist: 0.5,
+            spread: 1.0,
+            n_epochs: None,
+            negative_sample_rate: 5,
+            learning_rate: 1.0,
+            repulsion_strength: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl UmapOptions {
+    fn check(&self) -> Result<()> {
+        if !(self.spread.is_finite() && self.spread > 0.0) {
+            return Err(Error::option("spread", "must be a positive number"));
+        }
+        if !(self.min_dist.is_finite() && self.min_dist >= 0.0) {
+            return Err(Error::option("min_dist", "must be a number >= 0"));
+        }
+        if self.min_dist > self.spread {
+            return Err(Error::option(
+                "min_dist",
+                format!(
+                    "must be at most spread ({}), got {}",
+                    self.spread, self.min_dist
+                ),
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::option("learning_rate", "must be a positive number"));
+        }
+        if !(self.repulsion_strength.is_finite() && self.repulsion_strength >= 0.0) {
+            return Err(Error::option("repulsion_strength", "must be a number >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Fits `a`, `b` of `q(d) = 1 / (1 + a d^(2b))` by least squares to the target `1` for
+/// `d < min_dist` and `exp(-(d - min_dist) / spread)` otherwise, at 300 evenly spaced `d` in
+/// `[0, 3 spread]` (umap-learn's `find_ab_params`, which uses scipy's `curve_fit`:
+/// Levenberg-Marquardt from `a = b = 1`; the same here). Scanpy's defaults (`min_dist` 0.5,
+/// `spread` 1) give `a ≈ 0.583`, `b ≈ 1.334`.
+pub fn find_ab_params(spread: f64, min_dist: f64) -> Result<(f64, f64)> {
+    if !(spread.is_finite() && spread > 0.0) {
+        return Err(Error::option("spread", "must be a positive number"));
+    }
+    if !(min_dist.is_finite() && min_dist >= 0.0) {
+        return Err(Error::option("min_dist", "must be a number >= 0"));
+    }
+    let n = 300;
+    let xs: Vec<f64> = (0..n)
+        .map(|i| spread * 3.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let ys: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            if x < min_dist {
+                1.0
+            } else {
+                (-(x - min_dist) / spread).exp()
+            }
+        })
+        .collect();
+    // residuals and Jacobian of f(x) = 1 / (1 + a x^(2b))
+    let eval = |a: f64, b: f64| -> (f64, [f64; 3], [f64; 2]) {
+        let (mut sse, mut jtj, mut jtr) = (0.0, [0.0; 3], [0.0; 2]);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let (u, lnx2) = if x > 0.0 {
+                (x.powf(2.0 * b), 2.0 * x.ln())
+            } else {
+                (0.0, 0.0)
+            };
+            let den = 1.0 + a * u;
+            let f = 1.0 / den;
+            let r = f - y;
+            let da = -u / (den * den);
+            let db = -a * u * lnx2 / (den * den);
+            sse += r * r;
+            jtj[0] += da * da;
+            jtj[1] += da * db;
+            jtj[2] += db * db;
+            jtr[0] += da * r;
+            jtr[1] += db * r;
+        }
+        (sse, jtj, jtr)
+    };
+    let (mut a, mut b) = (1.0f64, 1.0f64);
+    let (mut sse, mut jtj, mut jtr) = eval(a, b);
+    let mut lambda = 1e-3;
+    for _ in 0..500 {
+        // Levenberg-Marquardt step with Marquardt's diagonal scaling
+        let m00 = jtj[0] * (1.0 + lambda);
+        let m11 = jtj[2] * (1.0 + lambda);
+        let det = m00 * m11 - jtj[1] * jtj[1];
+        if !(det.is_finite() && det.abs() > 0.0) {
+            break;
+        }
+        let da = -(m11 * jtr[0] - jtj[1] * jtr[1]) / det;
+        let db = -(m00 * jtr[1] - jtj[1] * jtr[0]) / det;
+        let (na, nb) = (a + da, b + db);
+        let (nsse, njtj, njtr) = eval(na, nb);
+        if nsse.is_finite() && nsse <= sse && na > 0.0 && nb > 0.0 {
+            let done = (sse - nsse) <= 1e-15 * sse.max(1e-300)
+                && da.abs() <= 1e-12 * a.abs()
+                && db.abs() <= 1e-12 * b.abs();
+            a = na;
+            b = nb;
+            sse = nsse;
+            jtj = njtj;
+            jtr = njtr;
+            lambda = (lambda / 10.0).max(1e-12);
+            if done {
+                break;
+            }
+        } else {
+            lambda *= 10.0;
+            if lambda > 1e12 {
+                break;
+            }
+        }
+    }
+    if !(a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0) {
+        return Err(Error::data(
+            "umap",
+            format!("curve fit for spread {spread}, min_dist {min_dist} failed"),
+        ));
+    }
+    Ok((a, b))
+}
+
+/// The number of epochs umap-learn and Scanpy use when none is given: 500 for at most 10,000
+/// cells, else 200.
+pub fn default_n_epochs(n_cells: usize) -> usize {
+    if n_cells <= 10_000 {
+        500
+    } else {
+        200
+    }
+}
+
+/// Graph edges kept for the optimization, as CSR (out-edges) with the transpose (in-edges).
+struct Edges {
+    n: usize,
+    indptr: Vec<usize>,
+    tail: Vec<u32>,
+    weight: Vec<f32>,
+    /// epochs between two samples of each out-edge (`max(w) / w`)
+    eps: Vec<f64>,
+    t_indptr: Vec<usize>,
+    t_head: Vec<u32>,
+    t_eps: Vec<f64>,
+}
+
+fn check_graph(graph: &CsrMatrix) -> Result<()> {
+    let (r, c) = graph.shape();
+    if r != c {
+        return Err(Error::data(
+            "umap",
+            format!("the graph must be square, got {r} x {c}"),
+        ));
+    }
+    if r < 2 {
+        return Err(Error::data(
+            "umap",
+            format!("needs at least 2 cells, got {r}"),
+        ));
+    }
+    if let Some(v) = graph.data().iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        return Err(Error::data(
+            "umap",
+            format!("graph weights must be finite and >= 0, found {v}"),
+        ));
+    }
+    Ok(())
+}
+
+fn build_edges(graph: &CsrMatrix, n_epochs: usize) -> Result<Edges> {
+    let n = graph.n_rows();
+    let max = graph.data().iter().fold(0.0f32, |m, &v| m.max(v));
+    if max <= 0.0 {
+        return Err(Error::data("umap", "the graph has no edge with weight > 0"));
+    }
+    let threshold_epochs = if n_epochs > 10 {
+        n_epochs
+    } else {
+        default_n_epochs(n)
+    };
+    let threshold = max / threshold_epochs as f32;
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0);
+    let mut tail = Vec::new();
+    let mut weight = Vec::new();
+    for r in 0..n {
+        let (idx, val) = graph.row(r);
+        for (&c, &w) in idx.iter().zip(val) {
+            if w >= threshold && w > 0.0 {
+                tail.push(c);
+                weight.push(w);
+            }
+        }
+        indptr.push(tail.len());
+    }
+    let eps: Vec<f64> = weight.iter().map(|&w| max as f64 / w as f64).collect();
+    // transpose
+    let mut t_indptr = vec![0usize; n + 1];
+    for &c in &tail {
+        t_indptr[c as usize + 1] += 1;
+    }
+    for i in 0..n {
+        t_indptr[i + 1] += t_indptr[i];
+    }
+    let mut next = t_indptr.clone();
+    let mut t_head = vec![0u32; tail.len()];
+    let mut t_eps = vec![0f64; tail.len()];
+    for r in 0..n {
+        for e in indptr[r]..indptr[r + 1] {
+            let c = tail[e] as usize;
+            t_head[next[c]] = r as u32;
+            t_eps[next[c]] = eps[e];
+            next[c] += 1;
+        }
+    }
+    Ok(Edges {
+        n,
+        indptr,
+        tail,
+        weight,
+        eps,
+        t_indptr,
+        t_head,
+        t_eps,
+    })
+}
+
+/// Lays out the cells of a symmetric fuzzy connectivities graph in two dimensions with UMAP
+/// (see the [module documentation](self) for the method and how it differs from umap-learn).
+///
+/// `graph` is cells x cells with weights in [0, 1] (Scanpy's `obsp["connectivities"]`).
+/// Returns cells x 2 (Scanpy's `obsm["X_umap"]`). Errors: a graph that is not square, has
+/// fewer than 2 cells, a weight that is negative or not finite, or no edge; a PCA start with
+/// the wrong number of rows, fewer than 2 columns or a value that is not finite; bad options.
+pub fn umap(graph: &CsrMatrix, init: Init<'_>, opts: &UmapOptions) -> Result<Array2<f32>> {
+    opts.check()?;
+    check_graph(graph)?;
+    let n = graph.n_rows();
+    if let Init::Pca(x) = &init {
+        if x.nrows() != n || x.ncols() < 2 {
+            return Err(Error::data(
+                "umap",
+                format!(
+                    "the PCA start must be {n} x >= 2, got {} x {}",
+                    x.nrows(),
+                    x.ncols()
+                ),
+            ));
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::data(
+                "umap",
+                "the PCA start holds a value that is not finite",
+            ));
+        }
+    }
+    let (a, b) = find_ab_params(opts.spread as f64, opts.min_dist as f64)?;
+    let n_epochs = opts.n_epochs.unwrap_or_else(|| default_n_epochs(n));
+    let edges = build_edges(graph, n_epochs)?;
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut pos = initial_layout(&edges, init, &mut rng)?;
+    // each axis to [0, 10]
+    for d in 0..2 {
+        let (lo, hi) = pos
+            .chunks_exact(2)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p[d]), hi.max(p[d]))
+            });
+        let range = if hi > lo { hi - lo } else { 1.0 };
+        for p in pos.chunks_exact_mut(2) {
+            p[d] = 10.0 * (p[d] - lo) / range;
+        }
+    }
+    optimize(&edges, &mut pos, a as f32, b as f32, n_epochs, opts);
+    Array2::from_shape_vec((n, 2), pos).map_err(|e| Error::data("umap", e.to_string()))
+}
+
+#[inline]
+fn clip(v: f32) -> f32 {
+    v.clamp(-4.0, 4.0)
+}
+
+/// SplitMix64 step, used to derive per-(epoch, cell) random streams.
+#[inline]
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// xorshift64* generator for negative samples.
+struct Xs(u64);
+impl Xs {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Whether an edge sampled every `eps` epochs is due at epoch `n` (umap-learn's
+/// `epoch_of_next_sample <= n` schedule, written without state).
+#[inline]
+fn due(eps: f64, n: usize) -> bool {
+    n >= 1 && (n as f64 / eps).floor() > ((n - 1) as f64 / eps).floor()
+}
+
+fn optimize(
+    edges: &Edges,
+    pos: &mut Vec<f32>,
+    a: f32,
+    b: f32,
+    n_epochs: usize,
+    opts: &UmapOptions,
+) {
+    let n = edges.n;
+    let nsr = opts.negative_sample_rate as f64;
+    let gamma = opts.repulsion_strength;
+    // umap-learn: epochs_per_negative_sample = eps / rate, next negative sample at that epoch
+    let mut neg_next: Vec<f64> = if nsr > 0.0 {
+        edges.eps.iter().map(|&e| e / nsr).collect()
+    } else {
+        vec![f64::INFINITY; edges.eps.len()]
+    };
+    let mut rows: Vec<&mut [f64]> = Vec::with_capacity(n);
+    {
+        let mut rest: &mut [f64] = &mut neg_next;
+        for j in 0..n {
+            let len = edges.indptr[j + 1] - edges.indptr[j];
+            let (head, tail) = rest.split_at_mut(len);
+            rows.push(head);
+            rest = tail;
+        }
+    }
+    let mut next = pos.clone();
+    let seed = splitmix(opts.seed ^ 0x005E_ED0F_0A11);
+    let attract = |cur: &mut [f32; 2], other: &[f32], alpha: f32| {
+        let dx = cur[0] - other[0];
+        let dy = cur[1] - other[1];
+        let d2 = dx * dx + dy * dy;
+        if d2 > 0.0 {
+            let pb = d2.powf(b);
+            let gc = -2.0 * a * b * pb / d2 / (a * pb + 1.0);
+            cur[0] += clip(gc * dx) * alpha;
+            cur[1] += clip(gc * dy) * alpha;
+        }
+    };
+    for epoch in 0..n_epochs {
+        let alpha = opts.learning_rate * (1.0 - epoch as f32 / n_epochs as f32);
+        let snapshot: &[f32] = pos;
+        let epoch_seed = splitmix(seed ^ splitmix(epoch as u64));
+        next.par_chunks_mut(2)
+            .zip(rows.par_iter_mut())
+            .enumerate()
+            .with_min_len(256)
+            .for_each(|(j, (out, negs))| {
+                let mut cur = [snapshot[2 * j], snapshot[2 * j + 1]];
+                let mut rng = Xs(splitmix(epoch_seed ^ splitmix(j as u64)) | 1);
+                let start = edges.indptr[j];
+                let end = edges.indptr[j + 1];
+                for e in start..end {
+                    let eps = edges.eps[e];
+                    if !due(eps, epoch) {
+                        continue;
+                    }
+                    let k = edges.tail[e] as usize;
+                    attract(&mut cur, &snapshot[2 * k..2 * k + 2], alpha);
+                    if nsr <= 0.0 {
+                        continue;
+                    }
+                    let slot = &mut negs[e - start];
+                    let epn = eps / nsr;
+                    let n_neg = ((epoch as f64 - *slot) / epn).floor();
+                    if n_neg.is_nan() || n_neg < 1.0 {
+                        continue;
+                    }
+                    *slot += n_neg * epn;
+                    for _ in 0..n_neg as usize {
+                        let k = (rng.next() % n as u64) as usize;
+                        if k == j {
+                            continue;
+                        }
+                        let dx = cur[0] - snapshot[2 * k];
+                        let dy = cur[1] - snapshot[2 * k + 1];
+                        let d2 = dx * dx + dy * dy;
+                        if d2 > 0.0 {
+                            let pb = d2.powf(b);
+                            let gc = 2.0 * gamma * b / ((0.001 + d2) * (a * pb + 1.0));
+                            if gc > 0.0 {
+                                cur[0] += clip(gc * dx) * alpha;
+                                cur[1] += clip(gc * dy) * alpha;
+                            }
+                        }
+                    }
+                }
+                // in-edges: umap-learn moves the tail of a sampled edge too (`move_other`)
+                for t in edges.t_indptr[j]..edges.t_indptr[j + 1] {
+                    if due(edges.t_eps[t], epoch) {
+                        let k = edges.t_head[t] as usize;
+                        attract(&mut cur, &snapshot[2 * k..2 * k + 2], alpha);
+                    }
+                }
+                out[0] = cur[0];
+                out[1] = cur[1];
+            });
+        std::mem::swap(pos, &mut next);
+    }
+}
+
+/// Connected components (union-find), labelled 0.. in order of first cell.
+fn components(edges: &Edges) -> (usize, Vec<usize>) {
+    let n = edges.n;
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for r in 0..n {
+        for e in edges.indptr[r]..edges.indptr[r + 1] {
+            let (x, y) = (
+                find(&mut parent, r),
+                find(&mut parent, edges.tail[e] as usize),
+            );
+            if x != y {
+                parent[x.max(y)] = x.min(y);
+            }
+        }
+    }
+    let mut label = vec![usize::MAX; n];
+    let mut n_comp = 0;
+    for i in 0..n {
+        let root = find(&mut parent, i);
+        if label[root] == usize::MAX {
+            label[root] = n_comp;
+            n_comp += 1;
+        }
+        label[i] = label[root];
+    }
+    (n_comp, label)
+}
+
+fn initial_layout(edges: &Edges, init: Init<'_>, rng: &mut StdRng) -> Result<Vec<f32>> {
+    let n = edges.n;
+    let mut pos = match init {
+        Init::Random => {
+            return Ok((0..2 * n).map(|_| rng.gen_range(-10.0f32..10.0)).collect());
+        }
+        Init::Pca(x) => {
+            let mut v = Vec::with_capacity(2 * n);
+            for i in 0..n {
+                v.push(x[[i, 0]] as f64);
+                v.push(x[[i, 1]] as f64);
+            }
+            v
+        }
+        Init::Spectral => spectral_init(edges, rng),
+    };
+    // noisy_scale_coords(max_coord = 10, noise = 1e-4)
+    let max = pos.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let expansion = if max > 0.0 { 10.0 / max } else { 1.0 };
+    let noise = Normal::new(0.0f64, 1e-4).map_err(|e| Error::data("umap", e.to_string()))?;
+    for v in pos.iter_mut() {
+        *v = *v * expansion + noise.sample(rng);
+    }
+    Ok(pos.into_iter().map(|v| v as f32).collect())
+}
+
+/// Spectral start (row-major n x 2, f64), by component.
+fn spectral_init(edges: &Edges, rng: &mut StdRng) -> Vec<f64> {
+    let n = edges.n;
+    let (n_comp, label) = components(edges);
+    if n_comp == 1 {
+        let all: Vec<usize> = (0..n).collect();
+        return match component_spectral(edges, &all, &label) {
+            Some(v) => v,
+            None => (0..2 * n).map(|_| rng.gen_range(-10.0..10.0)).collect(),
+        };
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_comp];
+    for (i, &l) in label.iter().enumerate() {
+        members[l].push(i);
+    }
+    // centres: umap-learn's +-unit vectors for up to 4 components, else a sunflower spiral
+    // by decreasing size
+    let mut order: Vec<usize> = (0..n_comp).collect();
+    order.sort_by_key(|&c| (std::cmp::Reverse(members[c].len()), c));
+    let mut centre = vec![[0.0f64; 2]; n_comp];
+    for (rank, &c) in order.iter().enumerate() {
+        centre[c] = if n_comp <= 4 {
+            match rank {
+                0 => [1.0, 0.0],
+                1 => [0.0, 1.0],
+                2 => [-1.0, 0.0],
+                _ => [0.0, -1.0],
+            }
+        } else {
+            let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
+            let r = ((rank as f64 + 0.5) / n_comp as f64).sqrt();
+            let t = rank as f64 * golden;
+            [r * t.cos(), r * t.sin()]
+        };
+    }
+    let mut pos = vec![0.0f64; 2 * n];
+    for c in 0..n_comp {
+        let mut nearest = f64::INFINITY;
+        for o in 0..n_comp {
+            if o != c {
+                let d = ((centre[c][0] - centre[o][0]).powi(2)
+                    + (centre[c][1] - centre[o][1]).powi(2))
+                .sqrt();
+                nearest = nearest.min(d);
+            }
+        }
+        let range = nearest / 2.0;
+        let m = &members[c];
+        let layout = if m.len() < 4 {
+            None
+        } else {
+            component_spectral(edges, m, &label)
+        };
+        match layout {
+            Some(v) => {
+                let max = v.iter().fold(0.0f64, |mx, x| mx.max(x.abs()));
+                let s = if max > 0.0 { range / max } else { 0.0 };
+                for (li, &i) in m.iter().enumerate() {
+                    pos[2 * i] = v[2 * li] * s + centre[c][0];
+                    pos[2 * i + 1] = v[2 * li + 1] * s + centre[c][1];
+                }
+            }
+            None => {
+                for &i in m {
+                    pos[2 * i] = rng.gen_range(-range..range) + centre[c][0];
+                    pos[2 * i + 1] = rng.gen_range(-range..range) + centre[c][1];
+                }
+            }
+        }
+    }
+    pos
+}
+
+/// `x + D^-1/2 W D^-1/2 x` on one component: eigenvalues in [0, 2], the wanted ones largest.
+#[derive(Debug)]
+struct ShiftedNormAdj {
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f64>,
+}
+
+impl LinOp<f64> for ShiftedNormAdj {
+    fn apply_scratch(&self, _rhs_ncols: usize, _par: Par) -> StackReq {
+        StackReq::EMPTY
+    }
+    fn nrows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+    fn ncols(&self) -> usize {
+        self.indptr.len() - 1
+    }
+    fn apply(&self, mut out: MatMut<'_, f64>, rhs: MatRef<'_, f64>, _par: Par, _: &mut MemStack) {
+        let n = self.nrows();
+        let mut x = vec![0.0f64; n];
+        let mut y = vec![0.0f64; n];
+        for c in 0..rhs.ncols() {
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = rhs[(i, c)];
+            }
+            y.par_iter_mut()
+                .enumerate()
+                .with_min_len(1024)
+                .for_each(|(i, yi)| {
+                    let mut s = x[i];
+                    for p in self.indptr[i]..self.indptr[i + 1] {
+                        s += self.values[p] * x[self.indices[p] as usize];
+                    }
+                    *yi = s;
+                });
+            for (i, v) in y.iter().enumerate() {
+                out[(i, c)] = *v;
+            }
+        }
+    }
+    fn conj_apply(&self, out: MatMut<'_, f64>, rhs: MatRef<'_, f64>, par: Par, s: &mut MemStack) {
+        self.apply(out, rhs, par, s)
+    }
+}
+
+/// Eigenvectors 2 and 3 of the normalized Laplacian of one connected component (row-major
+/// m x 2), or `None` if the solver does not converge.
+fn component_spectral(edges: &Edges, members: &[usize], label: &[usize]) -> Option<Vec<f64>> {
+    let m = members.len();
+    let mut local = vec![u32::MAX; edges.n];
+    for (li, &i) in members.iter().enumerate() {
+        local[i] = li as u32;
+    }
+    let comp = label[members[0]];
+    // W + W^T over the stored edges gives the symmetric graph umap-learn's Laplacian uses when
+    // the input is symmetric; a stored symmetric graph is used as is.
+    let mut indptr = Vec::with_capacity(m + 1);
+    indptr.push(0);
+    let mut indices = Vec::new();
+    let mut values = Vec::new();
+    for &i in members {
+        for e in edges.indptr[i]..edges.indptr[i + 1] {
+            let c = edges.tail[e] as usize;
+            if label[c] == comp {
+                indices.push(local[c]);
+                values.push(edges.weight[e] as f64);
+            }
+        }
+        indptr.push(indices.len());
+    }
+    // column sums (umap-learn: graph.sum(axis=0))
+    let mut deg = vec![0.0f64; m];
+    for (p, &c) in indices.iter().enumerate() {
+        deg[c as usize] += values[p];
+    }
+    if deg.iter().any(|&d| d <= 0.0) {
+        return None;
+    }
+    let sqrt_deg: Vec<f64> = deg.iter().map(|d| d.sqrt()).collect();
+    for r in 0..m {
+        for p in indptr[r]..indptr[r + 1] {
+            values[p] /= sqrt_deg[r] * sqrt_deg[indices[p] as usize];
+        }
+    }
+    let op = ShiftedNormAdj {
+        indptr,
+        indices,
+        values,
+    };
+    let k = 3.min(m);
+    if k < 3 {
+        return None;
+    }
+    if m <= 300 {
+        // small component: dense eigendecomposition (eigenvalues ascending)
+        let mut dense = Mat::<f64>::zeros(m, m);
+        for r in 0..m {
+            dense[(r, r)] += 1.0;
+            for p in op.indptr[r]..op.indptr[r + 1] {
+                dense[(r, op.indices[p] as usize)] += op.values[p];
+            }
+        }
+        let evd = dense.self_adjoint_eigen(faer::Side::Lower).ok()?;
+        let u = evd.U();
+        let mut out = Vec::with_capacity(2 * m);
+        for i in 0..m {
+            out.push(u[(i, m - 2)]);
+            out.push(u[(i, m - 3)]);
+        }
+        return out.iter().all(|v| v.is_finite()).then_some(out);
+    }
+    let params = PartialEigenParams {
+        max_restarts: 300,
+        ..Default::default()
+    };
+    let mut mem = MemBuffer::new(partial_self_adjoint_eigen_scratch(&op, k, Par::Seq, params));
+    let mut vecs = Mat::<f64>::zeros(m, k);
+    let mut vals = vec![0.0f64; k];
+    let v0 = faer::Col::<f64>::from_fn(m, |_| 1.0 / (m as f64).sqrt());
+    // the solver asserts on degenerate Krylov spaces; treat that as a failed solve
+    let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        partial_self_adjoint_eigen(
+            vecs.as_mut(),
+            &mut vals,
+            &op,
+            v0.as_ref(),
+            1e-6,
+            Par::Seq,
+            MemStack::new(&mut mem),
+            params,
+        )
+    }))
+    .ok()?;
+    if info.n_converged_eigen < k || vals.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&x, &y| vals[y].total_cmp(&vals[x]));
+    let mut out = Vec::with_capacity(2 * m);
+    for i in 0..m {
+        out.push(vecs[(i, order[1])]);
+        out.push(vecs[(i, order[2])]);
+    }
+    if out.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_schedule_matches_accumulated_counter() {
+        for &eps in &[1.0, 1.5, 2.75, 13.25, 200.0] {
+            let mut next = eps;
+            for n in 0..500usize {
+                let expect = next <= n as f64;
+                if expect {
+                    next += eps;
+                }
+                assert_eq!(due(eps, n), expect, "eps {eps} epoch {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn components_of_two_triangles() {
+        let rows = [0u32, 1, 1, 2, 3, 4];
+        let cols = [1u32, 0, 2, 1, 4, 3];
+        let g = CsrMatrix::from_triplets(5, 5, &rows, &cols, &[1.0; 6]).unwrap();
+        let e = build_edges(&g, 200).unwrap();
+        let (n, l) = components(&e);
+        assert_eq!(n, 2);
+        assert_eq!(l, vec![0, 0, 0, 1, 1]);
+    }
+}
