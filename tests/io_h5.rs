@@ -372,3 +372,46 @@ fn error_zero_cells() {
     let (msg, _) = err_of(&p);
     assert!(msg.contains("0 cells"), "{msg}");
 }
+
+/// The simulator's 50,000 x 20,000 dataset as a 10x HDF5 file, made once under target/.
+fn big_file() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sim50k.h5");
+    if !p.exists() {
+        let sim = scrna::simulate::simulate(&scrna::simulate::SimulateOptions {
+            n_cells: 50_000,
+            ..Default::default()
+        })
+        .unwrap();
+        eprintln!("simulated: nnz {}", sim.dataset.counts.nnz());
+        write_10x_h5(&sim.dataset, &p).unwrap();
+    }
+    p
+}
+
+/// Makes target/sim50k.h5 (run once before `read_big_h5`, so that the measured process only
+/// reads): `cargo test --release --test io_h5 -- --ignored make_big_h5`.
+#[test]
+#[ignore]
+fn make_big_h5() {
+    eprintln!("{}", big_file().display());
+}
+
+/// Speed and memory of reading the 50,000-cell file:
+/// `/usr/bin/time -v cargo test --release --test io_h5 -- --ignored read_big_h5 --nocapture`
+/// (compare "Maximum resident set size" with the CSR size printed here).
+#[test]
+#[ignore]
+fn read_big_h5() {
+    let p = big_file();
+    let t = std::time::Instant::now();
+    let ds = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let csr_bytes = ds.counts.nnz() * 8 + (ds.n_cells() + 1) * 8;
+    eprintln!(
+        "read {} x {} nnz {} in {secs:.2} s; CSR {:.0} MB",
+        ds.n_cells(),
+        ds.n_genes(),
+        ds.counts.nnz(),
+        csr_bytes as f64 / 1e6
+    );
+}
