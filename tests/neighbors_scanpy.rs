@@ -221,7 +221,8 @@ fn approximate_recall_and_thread_determinism() {
     assert_eq!(c1, c2);
 }
 
-/// The acceptance figure: recall on 50,000 cells (a few seconds in release mode).
+/// The acceptance figure: recall on 50,000 cells (about 25 s in release mode, exact
+/// search included). Last measured: 0.87, below the 0.95 target.
 #[test]
 #[ignore]
 fn approximate_recall_50k() {
