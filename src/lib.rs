@@ -12,8 +12,11 @@
 pub mod dataset;
 pub mod error;
 pub mod io;
+pub mod markers;
+pub mod pseudobulk;
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub mod sparse;
+pub mod stats;
 
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
