@@ -644,6 +644,9 @@ fn gene_pass(
     lay: GeneRowLayout,
     ranks: bool,
 ) -> Result<Vec<f64>> {
+    if !ranks {
+        return row_pass(x, groups, lay);
+    }
     let (n_rows, n_genes) = x.shape();
     let w = lay.width();
     let mut acc = vec![0f64; n_genes * w];
@@ -699,6 +702,67 @@ fn gene_pass(
             });
         g0 = g1;
     }
+    Ok(acc)
+}
+
+/// Counts, sums and sums of squares per (gene, group) without ranks, straight from the rows:
+/// a fixed number of row chunks (independent of the thread count) accumulate group-major
+/// partial sums, added up in chunk order, so the result is deterministic.
+fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f64>> {
+    let (n_rows, n_genes) = x.shape();
+    let ng = lay.n_groups;
+    let w = lay.width();
+    let per_chunk = 3 * ng * n_genes;
+    // At most 8 chunks, and their partial sums at most a quarter of the matrix's size.
+    let n_chunks = (x.nnz() * 2 / per_chunk.max(1))
+        .clamp(1, 8)
+        .min(n_rows.max(1));
+    let chunk_rows = n_rows.div_ceil(n_chunks).max(1);
+    let starts: Vec<usize> = (0..n_rows).step_by(chunk_rows).collect();
+    let partials: Vec<(Vec<f64>, bool)> = starts
+        .into_par_iter()
+        .map(|a| {
+            // Layout: [nnz | sum | sumsq] x group x gene.
+            let mut p = vec![0f64; per_chunk];
+            let mut nan = false;
+            for r in a..(a + chunk_rows).min(n_rows) {
+                let c = groups.codes[r] as usize;
+                let (idx, val) = x.row(r);
+                let (nnz, rest) = p.split_at_mut(ng * n_genes);
+                let (sum, sumsq) = rest.split_at_mut(ng * n_genes);
+                let off = c * n_genes;
+                let (nnz, sum, sumsq) = (
+                    &mut nnz[off..off + n_genes],
+                    &mut sum[off..off + n_genes],
+                    &mut sumsq[off..off + n_genes],
+                );
+                for (&j, &v) in idx.iter().zip(val) {
+                    if v != 0.0 {
+                        nan |= v.is_nan();
+                        let j = j as usize;
+                        nnz[j] += 1.0;
+                        sum[j] += v as f64;
+                        // f32 square, as in `gene_row`.
+                        sumsq[j] += (v * v) as f64;
+                    }
+                }
+            }
+            (p, nan)
+        })
+        .collect();
+    if partials.iter().any(|p| p.1) {
+        return Err(Error::data("rank_genes", "the matrix holds NaN values"));
+    }
+    let mut acc = vec![0f64; n_genes * w];
+    acc.par_chunks_mut(w).enumerate().for_each(|(j, row)| {
+        for (p, _) in &partials {
+            for k in 0..3 {
+                for c in 0..ng {
+                    row[k * ng + c] += p[(k * ng + c) * n_genes + j];
+                }
+            }
+        }
+    });
     Ok(acc)
 }
 
