@@ -17,14 +17,17 @@ pub mod graph;
 pub mod hvg;
 pub mod io;
 pub mod loess;
+pub mod markers;
 pub mod neighbors;
 pub mod normalize;
 pub mod pca;
 pub mod plot;
+pub mod pseudobulk;
 pub mod qc;
 pub mod report;
 pub mod simulate;
 pub mod sparse;
+pub mod stats;
 
 pub use io::{read_10x, read_10x_with, ReadOptions};
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
