@@ -21,6 +21,7 @@ pub mod markers;
 pub mod neighbors;
 pub mod normalize;
 pub mod pca;
+pub mod pipeline;
 pub mod plot;
 pub mod pseudobulk;
 pub mod qc;
@@ -29,9 +30,9 @@ pub mod simulate;
 pub mod sparse;
 pub mod stats;
 
-pub use io::{read_10x, read_10x_with, ReadOptions};
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
+pub use io::{read_10x, read_10x_with, ReadOptions};
 pub use sparse::CsrMatrix;
 
 #[doc = include_str!("../README.md")]

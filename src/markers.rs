@@ -275,53 +275,32 @@ impl RankGenes {
 /// pct_in,pct_out,auc`; numbers in shortest round-trip form). The file is written under a
 /// temporary name in the same folder and then renamed, so readers never see half a file.
 pub fn write_csv(rows: &[MarkerRow], path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::data("write_csv", format!("{} has no file name", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| -> std::io::Result<()> {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        writeln!(
-            w,
-            "group,rank,gene,score,logfoldchange,pval,pval_adj,pct_in,pct_out,auc"
-        )?;
-        for r in rows {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{},{}",
-                r.group,
-                r.rank,
-                csv_field(&r.gene),
-                r.score,
-                r.logfoldchange,
-                r.pval,
-                r.pval_adj,
-                r.pct_in,
-                r.pct_out,
-                r.auc
-            )?;
-        }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::report::write_atomic(path.as_ref(), |w| write_csv_to(rows, w))
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// Writes marker rows as CSV (see [`write_csv`]) to any writer.
+pub fn write_csv_to(rows: &[MarkerRow], w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "group,rank,gene,score,logfoldchange,pval,pval_adj,pct_in,pct_out,auc"
+    )?;
+    for r in rows {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{}",
+            r.group,
+            r.rank,
+            crate::report::csv_field(&r.gene),
+            r.score,
+            r.logfoldchange,
+            r.pval,
+            r.pval_adj,
+            r.pct_in,
+            r.pct_out,
+            r.auc
+        )?;
     }
+    Ok(())
 }
 
 /// One tested comparison: group index `g` (into the present groups) against `other`.

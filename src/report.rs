@@ -55,7 +55,10 @@ pub fn csv_field(s: &str) -> Cow<'_, str> {
 }
 
 /// Writes one CSV record (fields quoted as needed) followed by a newline.
-pub fn write_csv_record<W: Write, S: AsRef<str>>(w: &mut W, fields: &[S]) -> std::io::Result<()> {
+pub fn write_csv_record<W: Write + ?Sized, S: AsRef<str>>(
+    w: &mut W,
+    fields: &[S],
+) -> std::io::Result<()> {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             w.write_all(b",")?;

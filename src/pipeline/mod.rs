@@ -1,0 +1,327 @@
+//! The standard end-to-end analysis: QC, normalization, HVG, PCA, kNN graph, Leiden, UMAP,
+//! markers.
+//!
+//! Defaults follow Scanpy's standard clustering tutorial: `filter_cells(min_genes=200)`,
+//! `filter_genes(min_cells=3)`, `normalize_total(target_sum=1e4)`, `log1p`,
+//! `highly_variable_genes(flavor="seurat", n_top_genes=2000)`, `scale(max_value=10)`,
+//! `pca(n_comps=50)`, `neighbors(n_neighbors=15)`, `leiden(resolution=1)`, `umap()`,
+//! `rank_genes_groups(method="wilcoxon")`, all with seed 0.
+//!
+//! [`run`] returns every intermediate result in an [`Analysis`], with the wall time and peak
+//! memory of each step; [`output::write_all`] writes the result files.
+
+pub mod output;
+
+use crate::cluster::{leiden, Clustering, LeidenOptions};
+use crate::dataset::{CellTable, Column, Dataset};
+use crate::embed::{umap, Init, UmapOptions};
+use crate::error::{Error, Result};
+use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
+use crate::hvg::{highly_variable_genes, Flavor, Hvg, HvgOptions};
+use crate::markers::{rank_genes, RankGenes, RankGenesOptions, TableFilter};
+use crate::neighbors::{knn, Knn, KnnOptions};
+use crate::normalize::{log1p, normalize_total, NormalizeOptions};
+use crate::pca::{pca, Pca, PcaOptions};
+use crate::qc::{filter, metrics, FilterOptions, Filtered, QcMetrics};
+use crate::report::{peak_rss_bytes, reset_peak_rss};
+use crate::sparse::CsrMatrix;
+use ndarray::Array2;
+use std::time::Instant;
+
+/// Options of every step of [`run`]. `Default` gives Scanpy's standard tutorial settings.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Cell and gene filters (and the QC metric definitions in `filter.qc`). Default:
+    /// `min_genes` 200, `min_cells` 3.
+    pub filter: FilterOptions,
+    /// Library-size normalization. Default: target sum 10,000.
+    pub normalize: NormalizeOptions,
+    /// Highly variable genes. Default: `seurat` flavor, 2,000 genes.
+    pub hvg: HvgOptions,
+    /// PCA. Default: 50 components on the scaled matrix clipped at 10, seed 0.
+    pub pca: PcaOptions,
+    /// kNN graph. Default: 15 neighbors (the cell itself included), Euclidean.
+    pub knn: KnnOptions,
+    /// Connectivity weights (UMAP fuzzy simplicial set).
+    pub graph: UmapGraphOptions,
+    /// Leiden clustering. Default: modularity with resolution 1, seed 0.
+    pub leiden: LeidenOptions,
+    /// UMAP layout. Default: min_dist 0.5, spread 1, spectral start, seed 0.
+    pub umap: UmapOptions,
+    /// Marker genes. Default: Wilcoxon, each cluster against the rest, BH, with fractions.
+    pub markers: RankGenesOptions,
+    /// Which markers go into the marker table. Default: the top 25 per cluster.
+    pub marker_table: TableFilter,
+    /// Skip the UMAP layout. Default false.
+    pub skip_umap: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            filter: FilterOptions {
+                min_genes: Some(200),
+                min_cells: Some(3),
+                ..Default::default()
+            },
+            normalize: NormalizeOptions {
+                target_sum: Some(1e4),
+                ..Default::default()
+            },
+            hvg: HvgOptions {
+                flavor: Flavor::Seurat,
+                n_top_genes: Some(2000),
+                ..Default::default()
+            },
+            pca: PcaOptions::default(),
+            knn: KnnOptions::default(),
+            graph: UmapGraphOptions::default(),
+            leiden: LeidenOptions::default(),
+            umap: UmapOptions::default(),
+            markers: RankGenesOptions {
+                pts: true,
+                ..Default::default()
+            },
+            marker_table: TableFilter {
+                top_n: Some(25),
+                ..Default::default()
+            },
+            skip_umap: false,
+        }
+    }
+}
+
+/// Progress of [`run`], given to the callback at the start and end of each step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Step name (`qc`, `normalize`, `hvg`, `pca`, `neighbors`, `leiden`, `umap`, `markers`).
+    pub step: &'static str,
+    /// 1-based index of the step.
+    pub index: usize,
+    /// Number of steps.
+    pub total: usize,
+    /// Fraction of the step done: 0 at its start, 1 at its end.
+    pub fraction: f64,
+}
+
+/// Wall time and memory of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// Step name.
+    pub step: &'static str,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Peak resident memory of the process during the step, in bytes (when the system
+    /// reports it; per step on Linux, otherwise the process peak so far).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Everything [`run`] computed.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Cells and genes of the input.
+    pub input_shape: (usize, usize),
+    /// The input cells (barcode, sample, condition), in input order.
+    pub input_cells: CellTable,
+    /// QC metrics of the input cells and genes (before filtering).
+    pub qc: QcMetrics,
+    /// The filter's record of what it removed and why; `filtered.dataset` holds the kept
+    /// cells and genes (raw counts) with QC metrics and, after the run, `leiden` in the tables.
+    pub filtered: Filtered,
+    /// Log-normalized values of the kept cells and genes (Scanpy's `X` after `log1p`).
+    pub log_normalized: CsrMatrix,
+    /// Highly variable gene statistics for the kept genes.
+    pub hvg: Hvg,
+    /// Indices (into the kept genes) of the highly variable genes, increasing.
+    pub hvg_genes: Vec<usize>,
+    /// PCA of the highly variable genes.
+    pub pca: Pca,
+    /// The kNN graph.
+    pub knn: Knn,
+    /// kNN distances (Scanpy's `obsp["distances"]`).
+    pub distances: CsrMatrix,
+    /// Connectivities (Scanpy's `obsp["connectivities"]`).
+    pub connectivities: CsrMatrix,
+    /// Leiden clusters, numbered by decreasing size.
+    pub clustering: Clustering,
+    /// UMAP layout (cells x 2); empty when skipped.
+    pub umap: Array2<f32>,
+    /// Marker genes of each cluster against the rest.
+    pub markers: RankGenes,
+    /// Time and memory per step, in order.
+    pub steps: Vec<StepReport>,
+}
+
+impl Analysis {
+    /// The filtered dataset (raw counts, cell and gene tables with QC and cluster columns).
+    pub fn dataset(&self) -> &Dataset {
+        &self.filtered.dataset
+    }
+    /// Number of cells in each cluster, by cluster label.
+    pub fn cluster_sizes(&self) -> Vec<usize> {
+        let mut s = vec![0; self.clustering.n_clusters];
+        for &l in &self.clustering.labels {
+            s[l as usize] += 1;
+        }
+        s
+    }
+}
+
+const STEPS: [&str; 8] = [
+    "qc",
+    "normalize",
+    "hvg",
+    "pca",
+    "neighbors",
+    "leiden",
+    "umap",
+    "markers",
+];
+
+struct Timer<'a> {
+    progress: &'a mut dyn FnMut(&Progress),
+    steps: Vec<StepReport>,
+}
+
+impl Timer<'_> {
+    fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let index = STEPS.iter().position(|s| *s == name).map_or(0, |i| i + 1);
+        let mut report = |fraction| {
+            (self.progress)(&Progress {
+                step: name,
+                index,
+                total: STEPS.len(),
+                fraction,
+            })
+        };
+        report(0.0);
+        reset_peak_rss();
+        let t = Instant::now();
+        let out = f()?;
+        let seconds = t.elapsed().as_secs_f64();
+        report(1.0);
+        self.steps.push(StepReport {
+            step: name,
+            seconds,
+            peak_rss_bytes: peak_rss_bytes(),
+        });
+        Ok(out)
+    }
+}
+
+/// Runs the standard analysis on raw counts (see the module docs), calling `progress` at the
+/// start and end of every step.
+pub fn run(
+    data: &Dataset,
+    opts: &PipelineOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Analysis> {
+    if data.n_cells() == 0 || data.n_genes() == 0 {
+        return Err(Error::data(
+            "pipeline",
+            format!(
+                "empty input: {} cells x {} genes",
+                data.n_cells(),
+                data.n_genes()
+            ),
+        ));
+    }
+    let mut timer = Timer {
+        progress,
+        steps: Vec::new(),
+    };
+    let input_shape = (data.n_cells(), data.n_genes());
+
+    let (qc, mut filtered) = timer.step("qc", || {
+        let qc = metrics(data, &opts.filter.qc)?;
+        let filtered = filter(data, &opts.filter)?;
+        Ok((qc, filtered))
+    })?;
+    let n = filtered.dataset.n_cells();
+    if n < 3 {
+        return Err(Error::data(
+            "pipeline",
+            format!("only {n} cells pass the QC filters; at least 3 are needed"),
+        ));
+    }
+    let kept_qc = metrics(&filtered.dataset, &opts.filter.qc)?;
+    kept_qc.store_in(&mut filtered.dataset)?;
+
+    let log_normalized = timer.step("normalize", || {
+        let mut x = normalize_total(&filtered.dataset.counts, &opts.normalize)?.matrix;
+        log1p(&mut x);
+        Ok(x)
+    })?;
+
+    let (hvg, hvg_genes) = timer.step("hvg", || {
+        let counts =
+            matches!(opts.hvg.flavor, Flavor::SeuratV3).then_some(&filtered.dataset.counts);
+        let hvg = highly_variable_genes(&log_normalized, counts, None, &opts.hvg)?;
+        let genes = hvg.selected();
+        if genes.len() < 2 {
+            return Err(Error::data(
+                "highly variable genes",
+                format!("{} genes selected; at least 2 are needed", genes.len()),
+            ));
+        }
+        Ok((hvg, genes))
+    })?;
+    hvg.store_in(&mut filtered.dataset.genes)?;
+
+    let pca_result = timer.step("pca", || {
+        let x = log_normalized.select_cols(&hvg_genes)?;
+        let mut o = opts.pca.clone();
+        o.n_comps = o.n_comps.min(n - 1).min(hvg_genes.len());
+        pca(&x, &o)
+    })?;
+
+    let (knn_result, distances, connectivities) = timer.step("neighbors", || {
+        let mut o = opts.knn.clone();
+        o.n_neighbors = o.n_neighbors.min(n);
+        let k = knn(pca_result.embedding.view(), &o)?;
+        let d = distances_matrix(&k)?;
+        let c = umap_connectivities(&k, n, &opts.graph)?;
+        Ok((k, d, c))
+    })?;
+
+    let clustering = timer.step("leiden", || leiden(&connectivities, &opts.leiden))?;
+    let names: Vec<String> = (0..clustering.n_clusters).map(|c| c.to_string()).collect();
+    filtered.dataset.cells.set(
+        "leiden",
+        Column::Categorical {
+            codes: clustering.labels.clone(),
+            categories: names,
+        },
+    )?;
+
+    let layout = if opts.skip_umap {
+        Array2::zeros((0, 2))
+    } else {
+        timer.step("umap", || umap(&connectivities, Init::Spectral, &opts.umap))?
+    };
+
+    let markers = timer.step("markers", || {
+        rank_genes(&log_normalized, &clustering.labels, &opts.markers)
+    })?;
+
+    Ok(Analysis {
+        input_shape,
+        input_cells: CellTable {
+            columns: Default::default(),
+            ..data.cells.clone()
+        },
+        qc,
+        filtered,
+        log_normalized,
+        hvg,
+        hvg_genes,
+        pca: pca_result,
+        knn: knn_result,
+        distances,
+        connectivities,
+        clustering,
+        umap: layout,
+        markers,
+        steps: timer.steps,
+    })
+}

@@ -1,0 +1,444 @@
+//! Result files of the standard analysis.
+//!
+//! | file | content |
+//! |---|---|
+//! | `clusters.csv` | barcode, sample, condition, cluster, umap1, umap2 (kept cells) |
+//! | `markers.csv` | the tidy marker table (group, rank, gene, score, log2 fold change, p, adjusted p, fractions, AUC) |
+//! | `qc.csv` | QC metrics of every input cell, whether it passed, and why not |
+//! | `hvg.csv` | per kept gene: mean, dispersion, normalized dispersion, highly variable flag |
+//! | `pca_variance.csv` | variance and variance ratio per principal component |
+//! | `summary.json` | cells and genes before and after QC, cluster sizes, options, step times and memory |
+//!
+//! Every file is written atomically (temporary name, then rename).
+
+use super::{Analysis, PipelineOptions};
+use crate::dataset::Column;
+use crate::error::{Error, Result};
+use crate::io::h5ad::{write_h5ad, H5adOutput, RecField, UnsValue};
+use crate::plot::{self, PlotOptions};
+use crate::report::{fmt_f64, write_atomic, write_csv_record};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes the CSV files and `summary.json` into `dir` (created if missing); returns their paths.
+pub fn write_tables(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut written = Vec::new();
+    let mut out = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
+        let p = dir.join(name);
+        write_atomic(&p, |w| f(w))?;
+        written.push(p);
+        Ok(())
+    };
+    out("clusters.csv", &|w| write_clusters(a, w))?;
+    let rows = a
+        .markers
+        .table(&a.dataset().genes.symbols, &opts.marker_table)?;
+    out("markers.csv", &|w| crate::markers::write_csv_to(&rows, w))?;
+    out("qc.csv", &|w| write_qc(a, w))?;
+    out("hvg.csv", &|w| write_hvg(a, w))?;
+    out("pca_variance.csv", &|w| write_pca_variance(a, w))?;
+    let summary = summary_json(a, opts);
+    out("summary.json", &|w| {
+        serde_json::to_writer_pretty(&mut *w, &summary)?;
+        w.write_all(b"\n")
+    })?;
+    Ok(written)
+}
+
+fn write_clusters(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    write_csv_record(
+        w,
+        &[
+            "barcode",
+            "sample",
+            "condition",
+            "cluster",
+            "umap1",
+            "umap2",
+        ],
+    )?;
+    let cells = &a.dataset().cells;
+    let has_umap = a.umap.nrows() == cells.len();
+    for i in 0..cells.len() {
+        let (u1, u2) = if has_umap {
+            (
+                fmt_f64(a.umap[(i, 0)] as f64),
+                fmt_f64(a.umap[(i, 1)] as f64),
+            )
+        } else {
+            ("NA".to_string(), "NA".to_string())
+        };
+        write_csv_record(
+            w,
+            &[
+                cells.barcodes[i].as_str(),
+                &cells.sample[i],
+                &cells.condition[i],
+                &a.clustering.labels[i].to_string(),
+                &u1,
+                &u2,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn write_qc(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    write_csv_record(
+        w,
+        &[
+            "barcode",
+            "sample",
+            "condition",
+            "total_counts",
+            "n_genes_by_counts",
+            "pct_counts_mt",
+            "pct_counts_ribo",
+            "passed",
+            "removed_because",
+        ],
+    )?;
+    let mut reason = vec![String::new(); a.input_cells.len()];
+    for (i, r) in &a.filtered.removed_cells {
+        if let Some(slot) = reason.get_mut(*i) {
+            *slot = format!("{r:?}");
+        }
+    }
+    let q = &a.qc;
+    for (i, why) in reason.iter().enumerate() {
+        write_csv_record(
+            w,
+            &[
+                a.input_cells.barcodes[i].as_str(),
+                &a.input_cells.sample[i],
+                &a.input_cells.condition[i],
+                &fmt_f64(q.total_counts[i]),
+                &q.n_genes_by_counts[i].to_string(),
+                &fmt_f64(q.pct_counts_mt[i]),
+                &fmt_f64(q.pct_counts_ribo[i]),
+                if why.is_empty() { "true" } else { "false" },
+                why,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn write_hvg(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    write_csv_record(
+        w,
+        &[
+            "gene_id",
+            "symbol",
+            "mean",
+            "dispersion",
+            "dispersion_norm",
+            "variance",
+            "variance_norm",
+            "highly_variable",
+        ],
+    )?;
+    let g = &a.dataset().genes;
+    let h = &a.hvg;
+    let get =
+        |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or("NA".to_string(), |v| fmt_f64(v[i]));
+    for i in 0..g.len() {
+        write_csv_record(
+            w,
+            &[
+                g.ids[i].as_str(),
+                &g.symbols[i],
+                &fmt_f64(h.means[i]),
+                &get(&h.dispersions, i),
+                &get(&h.dispersions_norm, i),
+                &get(&h.variances, i),
+                &get(&h.variances_norm, i),
+                if h.highly_variable[i] {
+                    "true"
+                } else {
+                    "false"
+                },
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn write_pca_variance(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    write_csv_record(
+        w,
+        &[
+            "component",
+            "variance",
+            "variance_ratio",
+            "cumulative_ratio",
+        ],
+    )?;
+    let mut cum = 0.0;
+    for (k, (v, r)) in a.pca.variance.iter().zip(&a.pca.variance_ratio).enumerate() {
+        cum += r;
+        write_csv_record(
+            w,
+            &[(k + 1).to_string(), fmt_f64(*v), fmt_f64(*r), fmt_f64(cum)],
+        )?;
+    }
+    Ok(())
+}
+
+/// The content of `summary.json`.
+pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
+    let d = a.dataset();
+    let sizes = a.cluster_sizes();
+    let steps: Vec<serde_json::Value> = a
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "step": s.step,
+                "seconds": s.seconds,
+                "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1_048_576.0),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "scrna_version": env!("CARGO_PKG_VERSION"),
+        "cells_before_qc": a.input_shape.0,
+        "genes_before_qc": a.input_shape.1,
+        "cells_after_qc": d.n_cells(),
+        "genes_after_qc": d.n_genes(),
+        "cells_removed_by_reason": a.filtered.cell_summary.iter()
+            .map(|(r, n)| (format!("{r:?}"), serde_json::json!(n)))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
+        "highly_variable_genes": a.hvg_genes.len(),
+        "n_clusters": a.clustering.n_clusters,
+        "cluster_sizes": sizes,
+        "leiden_quality": a.clustering.quality,
+        "options": {
+            "min_genes": opts.filter.min_genes,
+            "min_cells": opts.filter.min_cells,
+            "target_sum": opts.normalize.target_sum,
+            "hvg_flavor": format!("{:?}", opts.hvg.flavor),
+            "n_top_genes": opts.hvg.n_top_genes,
+            "n_pcs": a.pca.variance.len(),
+            "scale_max_value": opts.pca.max_value,
+            "n_neighbors": a.knn.n_neighbors,
+            "resolution": opts.leiden.resolution,
+            "seed": opts.leiden.seed,
+            "marker_method": format!("{:?}", opts.markers.method),
+        },
+        "steps": steps,
+        "total_seconds": a.steps.iter().map(|s| s.seconds).sum::<f64>(),
+    })
+}
+
+/// Scanpy's `uns["rank_genes_groups"]` for the analysis' markers (all genes, ranked).
+pub fn rank_genes_groups_uns(a: &Analysis, opts: &PipelineOptions) -> UnsValue {
+    let names = &a.dataset().genes.symbols;
+    let m = &a.markers;
+    let field = |f: &dyn Fn(&crate::markers::GroupMarkers, usize) -> RecField| {
+        UnsValue::RecArray(
+            m.groups
+                .iter()
+                .map(|g| (g.group.to_string(), f(g, 0)))
+                .collect(),
+        )
+    };
+    let ordered = |g: &crate::markers::GroupMarkers, v: &[f64]| -> Vec<f64> {
+        g.order.iter().map(|&i| v[i as usize]).collect()
+    };
+    let method = match opts.markers.method {
+        crate::markers::Method::Wilcoxon => "wilcoxon",
+        crate::markers::Method::TTest => "t-test",
+        crate::markers::Method::TTestOverestimVar => "t-test_overestim_var",
+    };
+    let corr = match opts.markers.corr_method {
+        crate::markers::Correction::BenjaminiHochberg => "benjamini-hochberg",
+        crate::markers::Correction::Bonferroni => "bonferroni",
+    };
+    UnsValue::Dict(vec![
+        (
+            "params".to_string(),
+            UnsValue::Dict(vec![
+                ("groupby".to_string(), UnsValue::Str("leiden".to_string())),
+                ("reference".to_string(), UnsValue::Str("rest".to_string())),
+                ("method".to_string(), UnsValue::Str(method.to_string())),
+                ("use_raw".to_string(), UnsValue::Bool(false)),
+                ("corr_method".to_string(), UnsValue::Str(corr.to_string())),
+            ]),
+        ),
+        (
+            "names".to_string(),
+            field(&|g, _| {
+                RecField::Str(g.order.iter().map(|&i| names[i as usize].clone()).collect())
+            }),
+        ),
+        (
+            "scores".to_string(),
+            field(&|g, _| RecField::F32(ordered(g, &g.scores).iter().map(|&x| x as f32).collect())),
+        ),
+        (
+            "logfoldchanges".to_string(),
+            field(&|g, _| {
+                RecField::F32(
+                    ordered(g, &g.logfoldchanges)
+                        .iter()
+                        .map(|&x| x as f32)
+                        .collect(),
+                )
+            }),
+        ),
+        (
+            "pvals".to_string(),
+            field(&|g, _| RecField::F64(ordered(g, &g.pvals))),
+        ),
+        (
+            "pvals_adj".to_string(),
+            field(&|g, _| RecField::F64(ordered(g, &g.pvals_adj))),
+        ),
+    ])
+}
+
+/// Writes `analysis.h5ad`: `X` (log-normalized), `layers["counts"]`, obs (QC, `leiden`), var
+/// (HVG columns), `obsm["X_pca"]`, `obsm["X_umap"]`, `varm["PCs"]` (zero outside the highly
+/// variable genes, as Scanpy), `obsp["connectivities"]`, `obsp["distances"]` and
+/// `uns["rank_genes_groups"]`.
+pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Result<()> {
+    let d = a.dataset();
+    let mut out = H5adOutput::new(&a.log_normalized, &d.cells, &d.genes);
+    out.layers.push(("counts".to_string(), &d.counts));
+    out.obsm.push(("X_pca".to_string(), a.pca.embedding.view()));
+    if a.umap.nrows() == d.n_cells() {
+        out.obsm.push(("X_umap".to_string(), a.umap.view()));
+    }
+    let k = a.pca.loadings.ncols();
+    let mut pcs = ndarray::Array2::<f32>::zeros((d.n_genes(), k));
+    for (row, &g) in a.hvg_genes.iter().enumerate() {
+        pcs.row_mut(g).assign(&a.pca.loadings.row(row));
+    }
+    out.varm.push(("PCs".to_string(), pcs.view()));
+    out.obsp
+        .push(("connectivities".to_string(), &a.connectivities));
+    out.obsp.push(("distances".to_string(), &a.distances));
+    out.uns.push((
+        "rank_genes_groups".to_string(),
+        rank_genes_groups_uns(a, opts),
+    ));
+    write_h5ad(&out, path)
+}
+
+/// Writes the figures (PNG and SVG): `umap_clusters`, `umap_sample`, `umap_condition`,
+/// `qc_violins`, `markers_dotplot` (top 3 markers per cluster), `pca_elbow`.
+pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
+    let d = a.dataset();
+    let po = PlotOptions::default();
+    let mut files = Vec::new();
+    let cluster_names: Vec<String> = (0..a.clustering.n_clusters)
+        .map(|c| c.to_string())
+        .collect();
+    if a.umap.nrows() == d.n_cells() {
+        files.extend(plot::umap_clusters(
+            a.umap.view(),
+            &a.clustering.labels,
+            &cluster_names,
+            &dir.join("umap_clusters"),
+            &po,
+        )?);
+        for (title, values, stem) in [
+            ("Sample", &d.cells.sample, "umap_sample"),
+            ("Condition", &d.cells.condition, "umap_condition"),
+        ] {
+            if let Column::Categorical { codes, categories } = Column::categorical_from(values) {
+                files.extend(plot::umap_categorical(
+                    a.umap.view(),
+                    &codes,
+                    &categories,
+                    title,
+                    &dir.join(stem),
+                    &po,
+                )?);
+            }
+        }
+    }
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let genes_f: Vec<f32> = a.qc.n_genes_by_counts.iter().map(|&x| x as f32).collect();
+    let samples = Column::categorical_from(&a.input_cells.sample);
+    let groups = match &samples {
+        Column::Categorical { codes, categories } if categories.len() > 1 => {
+            Some((codes.as_slice(), categories.as_slice()))
+        }
+        _ => None,
+    };
+    files.extend(plot::qc_violins(
+        &f32s(&a.qc.total_counts),
+        &genes_f,
+        &f32s(&a.qc.pct_counts_mt),
+        groups,
+        &dir.join("qc_violins"),
+        &po,
+    )?);
+    // Dot plot of the top 3 markers of each cluster.
+    let mut genes: Vec<usize> = Vec::new();
+    for g in &a.markers.groups {
+        for &i in g.order.iter().take(3) {
+            if !genes.contains(&(i as usize)) {
+                genes.push(i as usize);
+            }
+        }
+    }
+    if !genes.is_empty() {
+        let mut sorted = genes.clone();
+        sorted.sort_unstable();
+        let sub = a.log_normalized.select_cols(&sorted)?;
+        let col_of: Vec<usize> = genes
+            .iter()
+            .map(|g| sorted.binary_search(g).unwrap_or(0))
+            .collect();
+        let k = a.clustering.n_clusters;
+        let mut frac = ndarray::Array2::<f32>::zeros((k, genes.len()));
+        let mut mean = ndarray::Array2::<f32>::zeros((k, genes.len()));
+        let sizes = a.cluster_sizes();
+        for (cell, &l) in a.clustering.labels.iter().enumerate() {
+            let (idx, val) = sub.row(cell);
+            for (&c, &v) in idx.iter().zip(val) {
+                if let Some(j) = col_of.iter().position(|&x| x == c as usize) {
+                    if v > 0.0 {
+                        frac[(l as usize, j)] += 1.0;
+                    }
+                    mean[(l as usize, j)] += v;
+                }
+            }
+        }
+        for (c, &s) in sizes.iter().enumerate() {
+            let s = s.max(1) as f32;
+            frac.row_mut(c).mapv_inplace(|x| x / s);
+            mean.row_mut(c).mapv_inplace(|x| x / s);
+        }
+        let names: Vec<String> = genes.iter().map(|&g| d.genes.symbols[g].clone()).collect();
+        files.extend(plot::dot_plot(
+            frac.view(),
+            mean.view(),
+            &names,
+            &cluster_names,
+            &dir.join("markers_dotplot"),
+            &po,
+        )?);
+    }
+    files.extend(plot::pca_elbow(
+        &f32s(&a.pca.variance_ratio),
+        &dir.join("pca_elbow"),
+        &po,
+    )?);
+    Ok(files)
+}
+
+/// Writes every result file into `dir`: the tables of [`write_tables`], `analysis.h5ad` and
+/// the plots. Returns the paths written.
+pub fn write_all(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = write_tables(a, opts, dir)?;
+    let h5 = dir.join("analysis.h5ad");
+    write_h5ad_file(a, opts, &h5)?;
+    files.push(h5);
+    files.extend(write_plots(a, dir)?);
+    Ok(files)
+}
