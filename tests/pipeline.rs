@@ -1,0 +1,193 @@
+//! The end-to-end pipeline on the bundled dataset and on simulated data.
+
+use scrna::cluster::adjusted_rand_index;
+use scrna::io::h5ad::{read_h5ad, H5adReadOptions};
+use scrna::pipeline::{output, run, PipelineOptions};
+use scrna::simulate::{simulate, SimulateOptions};
+use std::collections::HashMap;
+use std::path::Path;
+
+const BUNDLED: &str = "fixtures/celltypist_sample/filtered_feature_bc_matrix";
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn bundled_dataset_outputs_are_complete_and_agree_with_scanpy() {
+    let data = scrna::read_10x(BUNDLED).unwrap();
+    let opts = PipelineOptions::default();
+    let mut steps = Vec::new();
+    let a = run(&data, &opts, &mut |p| steps.push((p.step, p.fraction))).unwrap();
+    assert_eq!(a.steps.len(), 8);
+    assert!(steps.contains(&("leiden", 1.0)));
+
+    // Scanpy 1.11.5, same standard pipeline: 553 cells, 9,809 genes (fixtures/SOURCES.md).
+    assert_eq!(a.dataset().n_cells(), 553);
+    assert_eq!(a.dataset().n_genes(), 9809);
+    // Leiden labels against Scanpy's (committed by scripts/reference_markers.py).
+    let reference: HashMap<String, u32> =
+        csv_rows(Path::new("fixtures/reference/markers/leiden_labels.csv"))
+            .into_iter()
+            .skip(1)
+            .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+            .collect();
+    let theirs: Vec<u32> = a
+        .dataset()
+        .cells
+        .barcodes
+        .iter()
+        .map(|b| reference[b])
+        .collect();
+    let ari = adjusted_rand_index(&a.clustering.labels, &theirs).unwrap();
+    assert!(ari >= 0.9, "ARI with Scanpy's Leiden labels {ari}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = output::write_all(&a, &opts, dir.path()).unwrap();
+    for name in [
+        "clusters.csv",
+        "markers.csv",
+        "qc.csv",
+        "hvg.csv",
+        "pca_variance.csv",
+        "summary.json",
+        "analysis.h5ad",
+        "umap_clusters.png",
+        "umap_clusters.svg",
+        "qc_violins.png",
+        "markers_dotplot.png",
+        "pca_elbow.png",
+    ] {
+        let p = dir.path().join(name);
+        assert!(files.contains(&p), "{name} not reported");
+        assert!(std::fs::metadata(&p).unwrap().len() > 0, "{name} empty");
+    }
+    // No temporary file left behind.
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "leftover {name}");
+    }
+
+    // The files agree with each other.
+    let clusters = csv_rows(&dir.path().join("clusters.csv"));
+    assert_eq!(
+        clusters[0],
+        [
+            "barcode",
+            "sample",
+            "condition",
+            "cluster",
+            "umap1",
+            "umap2"
+        ]
+    );
+    assert_eq!(clusters.len() - 1, 553);
+    let qc = csv_rows(&dir.path().join("qc.csv"));
+    assert_eq!(qc.len() - 1, 559);
+    assert_eq!(qc.iter().skip(1).filter(|r| r[7] == "true").count(), 553);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["cells_after_qc"], 553);
+    let sizes: Vec<u64> = summary["cluster_sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), 553);
+    for (c, &n) in sizes.iter().enumerate() {
+        let rows = clusters
+            .iter()
+            .skip(1)
+            .filter(|r| r[3] == c.to_string())
+            .count();
+        assert_eq!(rows as u64, n);
+        assert!(c == 0 || sizes[c - 1] >= n, "clusters not ordered by size");
+    }
+    let markers = csv_rows(&dir.path().join("markers.csv"));
+    assert_eq!(markers.len() - 1, 25 * sizes.len());
+    let pcs = csv_rows(&dir.path().join("pca_variance.csv"));
+    assert_eq!(pcs.len() - 1, 50);
+
+    // The .h5ad reads back.
+    let back = read_h5ad(
+        &dir.path().join("analysis.h5ad"),
+        &H5adReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(back.n_cells(), 553);
+    assert_eq!(back.counts, a.log_normalized);
+    let counts = read_h5ad(
+        &dir.path().join("analysis.h5ad"),
+        &H5adReadOptions {
+            layer: Some("counts".to_string()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(counts.counts, a.dataset().counts);
+}
+
+#[test]
+fn simulated_clusters_are_recovered() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 1500,
+        n_genes: 3000,
+        n_clusters: 6,
+        n_markers: 30,
+        condition_specific: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let opts = PipelineOptions {
+        skip_umap: true,
+        ..Default::default()
+    };
+    let a = run(&sim.dataset, &opts, &mut |_| {}).unwrap();
+    assert_eq!(
+        a.dataset().n_cells(),
+        1500,
+        "no simulated cell should fail QC"
+    );
+    let ari = adjusted_rand_index(&a.clustering.labels, &sim.truth.cluster).unwrap();
+    assert!(ari > 0.9, "ARI against the truth {ari}");
+}
+
+#[test]
+fn same_seed_same_files_whatever_the_thread_count() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 600,
+        n_genes: 2000,
+        n_clusters: 4,
+        n_markers: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let opts = PipelineOptions {
+        umap: scrna::embed::UmapOptions {
+            n_epochs: Some(50),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut outputs = Vec::new();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        pool.install(|| {
+            let a = run(&sim.dataset, &opts, &mut |_| {}).unwrap();
+            output::write_tables(&a, &opts, dir.path()).unwrap();
+        });
+        let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
+        outputs.push((read("clusters.csv"), read("markers.csv")));
+    }
+    assert!(outputs[0].0 == outputs[1].0, "clusters.csv differs");
+    assert!(outputs[0].1 == outputs[1].1, "markers.csv differs");
+}
