@@ -10,11 +10,15 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod comparison;
+pub mod conditions;
 pub mod dataset;
 pub mod embed;
 pub mod error;
+pub mod genesets;
 pub mod graph;
 pub mod hvg;
+pub mod interactions;
 pub mod io;
 pub mod loess;
 pub mod markers;

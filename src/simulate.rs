@@ -12,7 +12,7 @@
 //! Cells are spread over `samples_per_condition` samples in each condition. Cluster
 //! proportions are equal, except that the last `condition_specific` clusters exist only in the
 //! last condition (e.g. resistance-specific clusters) and the cluster before them is depleted
-//! there (present at 10% of its share). Some genes are mitochondrial (`MT-` symbols).
+//! there (present at `depleted_share` of its share, 10% by default). Some genes are mitochondrial (`MT-` symbols).
 //!
 //! Every cell has its own random stream derived from `(seed, cell index)`, so the result is the
 //! same whatever the number of threads.
@@ -52,6 +52,9 @@ pub struct SimulateOptions {
     pub samples_per_condition: usize,
     /// Clusters found only in the last condition. Default 1.
     pub condition_specific: usize,
+    /// Relative share, in the last condition, of the cluster just before the
+    /// condition-specific ones (1 = not depleted). Default 0.1.
+    pub depleted_share: f64,
     /// Mitochondrial genes (symbols `MT-…`, moderately high expression). Default 13.
     pub n_mito: usize,
     /// Random seed. Default 0.
@@ -73,6 +76,7 @@ impl Default for SimulateOptions {
             conditions: vec!["parental".to_string(), "resistant".to_string()],
             samples_per_condition: 2,
             condition_specific: 1,
+            depleted_share: 0.1,
             n_mito: 13,
             seed: 0,
         }
@@ -139,6 +143,7 @@ fn check(opts: &SimulateOptions) -> Result<()> {
     pos("marker_fold", opts.marker_fold)?;
     pos("library_size", opts.library_size)?;
     pos("dispersion", opts.dispersion)?;
+    pos("depleted_share", opts.depleted_share)?;
     if !(opts.library_log_sd >= 0.0 && opts.gene_log_sd >= 0.0) {
         return Err(Error::option("library_log_sd/gene_log_sd", "must be >= 0"));
     }
@@ -211,7 +216,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulation> {
                 let depleted = n_spec > 0 && c + 1 == k - n_spec;
                 match (cond + 1 == n_cond, specific, depleted) {
                     (false, true, _) => 0.0,
-                    (true, _, true) => 0.1,
+                    (true, _, true) => opts.depleted_share,
                     _ => 1.0,
                 }
             })

@@ -369,6 +369,131 @@ pub fn bonferroni(p: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+fn ln_choose(n: f64, k: f64) -> f64 {
+    ln_gamma(n + 1.0) - ln_gamma(k + 1.0) - ln_gamma(n - k + 1.0)
+}
+
+/// Log-probability of `x` under the hypergeometric distribution of the top-left cell of a
+/// 2x2 table with row sums `r1`, `r2` and first column sum `c1`.
+fn ln_hypergeom(x: usize, r1: usize, r2: usize, c1: usize) -> f64 {
+    ln_choose(r1 as f64, x as f64) + ln_choose(r2 as f64, (c1 - x) as f64)
+        - ln_choose((r1 + r2) as f64, c1 as f64)
+}
+
+/// One-sided Fisher exact test for the table `[[a, b], [c, d]]`: P(X >= a) for X
+/// hypergeometric with the table's margins (SciPy's `fisher_exact(alternative="greater")`).
+pub fn fisher_exact_greater(a: usize, b: usize, c: usize, d: usize) -> f64 {
+    let (r1, r2, c1) = (a + b, c + d, a + c);
+    let hi = r1.min(c1);
+    let terms: Vec<f64> = (a..=hi).map(|x| ln_hypergeom(x, r1, r2, c1)).collect();
+    sum_exp(&terms).min(1.0)
+}
+
+/// Two-sided Fisher exact test for `[[a, b], [c, d]]`: the total probability of the tables
+/// with the same margins that are no more likely than the observed one (relative tolerance
+/// 1e-7, as SciPy's `fisher_exact`).
+pub fn fisher_exact_two_sided(a: usize, b: usize, c: usize, d: usize) -> f64 {
+    let (r1, r2, c1) = (a + b, c + d, a + c);
+    let lo = c1.saturating_sub(r2);
+    let hi = r1.min(c1);
+    let obs = ln_hypergeom(a, r1, r2, c1);
+    let terms: Vec<f64> = (lo..=hi)
+        .map(|x| ln_hypergeom(x, r1, r2, c1))
+        .filter(|&l| l <= obs + 1e-7f64.ln_1p())
+        .collect();
+    sum_exp(&terms).min(1.0)
+}
+
+/// Hypergeometric survival function P(X >= k) when drawing `n` items from a population of
+/// `total` with `successes` successes (SciPy's `hypergeom.sf(k - 1, total, successes, n)`).
+pub fn hypergeom_sf(k: usize, total: usize, successes: usize, n: usize) -> f64 {
+    if successes > total || n > total {
+        return f64::NAN;
+    }
+    let hi = successes.min(n);
+    let lo = n.saturating_sub(total - successes);
+    let start = k.max(lo);
+    if start > hi {
+        return 0.0;
+    }
+    let terms: Vec<f64> = (start..=hi)
+        .map(|x| ln_hypergeom(x, successes, total - successes, n))
+        .collect();
+    sum_exp(&terms).min(1.0)
+}
+
+fn sum_exp(terms: &[f64]) -> f64 {
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return 0.0;
+    }
+    m.exp() * terms.iter().map(|t| (t - m).exp()).sum::<f64>()
+}
+
+/// Standard normal quantile (Acklam's rational approximation refined by one Halley step;
+/// relative error below 1e-12).
+pub fn normal_quantile(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.38357751867269e2,
+        -3.066479806614716e1,
+        2.506628277459239e0,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838e0,
+        -2.549732539343734e0,
+        4.374664141464968e0,
+        2.938163982698783e0,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996e0,
+        3.754408661907416e0,
+    ];
+    let pl = 0.02425;
+    let x = if p < pl {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - pl {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    // One Halley step on Φ(x) - p.
+    let e = 0.5 * erfc_approx(-x / std::f64::consts::SQRT_2) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+fn erfc_approx(x: f64) -> f64 {
+    // Φ via the crate's normal survival function: erfc(x) = 2 Φ(-x √2).
+    2.0 * normal_sf(x * std::f64::consts::SQRT_2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
