@@ -11,6 +11,7 @@ use crate::genesets::{
 use crate::interactions::{interactions, Interaction, InteractionOptions, LrPair};
 use crate::markers::{rank_genes, MarkerRow, RankGenesOptions, Reference, TableFilter};
 use crate::pipeline::Analysis;
+use crate::plot::{self, PlotOptions};
 use crate::report::{fmt_f64, write_atomic, write_csv_record};
 use crate::simulate::{simulate, SimulateOptions, Simulation};
 use std::path::{Path, PathBuf};
@@ -296,7 +297,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
 
 /// Writes `composition.csv`, `condition_specific_clusters.csv`,
 /// `markers_condition_specific.csv`, `enrichment.csv`, `gene_set_scores.csv`,
-/// `interactions.csv` and the plots into `dir`.
+/// `interactions.csv` and the plots of [`write_plots`] into `dir`.
 pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = Vec::new();
@@ -511,7 +512,90 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
         Ok(())
     })?;
     files.push(p);
-    let _ = a;
+    files.extend(write_plots(a, r, dir)?);
+    Ok(files)
+}
+
+/// Plots of the comparison: `composition_bars` (cluster proportions per sample),
+/// `umap_<condition>` (the UMAP split by condition: each condition's cells coloured by
+/// cluster) and `enrichment_cluster<c>` (top 10 terms of each condition-specific cluster,
+/// `-log10` adjusted p).
+pub fn write_plots(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<PathBuf>> {
+    let comp = &r.composition;
+    let po = PlotOptions::default();
+    let mut files = Vec::new();
+    let clusters: Vec<String> = (0..comp.n_clusters).map(|c| c.to_string()).collect();
+    let props: Vec<Vec<f64>> = (0..comp.n_clusters)
+        .map(|c| {
+            (0..comp.samples.len())
+                .map(|s| comp.sample_proportion(c, s))
+                .collect()
+        })
+        .collect();
+    files.extend(plot::stacked_bars(
+        &props,
+        &clusters,
+        &comp.samples,
+        &dir.join("composition_bars"),
+        &po,
+    )?);
+    let d = a.dataset();
+    if a.umap.nrows() == d.n_cells() {
+        for cond in &comp.conditions {
+            let cells: Vec<usize> = (0..d.n_cells())
+                .filter(|&i| &d.cells.condition[i] == cond)
+                .collect();
+            let emb = a.umap.select(ndarray::Axis(0), &cells);
+            let labels: Vec<u32> = cells.iter().map(|&i| a.clustering.labels[i]).collect();
+            let safe: String = cond
+                .chars()
+                .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                .collect();
+            files.extend(plot::umap_clusters(
+                emb.view(),
+                &labels,
+                &clusters,
+                &dir.join(format!("umap_{safe}")),
+                &PlotOptions {
+                    title: Some(format!("Clusters in {cond} cells")),
+                    ..Default::default()
+                },
+            )?);
+        }
+    }
+    for &(c, k) in &comp.specific() {
+        let top: Vec<&ClusterEnrichment> = r
+            .enrichment
+            .iter()
+            .filter(|e| e.cluster == c)
+            .take(10)
+            .collect();
+        if top.is_empty() {
+            continue;
+        }
+        let labels: Vec<String> = top
+            .iter()
+            .map(|e| format!("{} {}", e.row.id, e.row.name))
+            .collect();
+        let values: Vec<f64> = top
+            .iter()
+            .map(|e| -e.row.p_adj.max(1e-300).log10())
+            .collect();
+        files.extend(plot::bar_chart(
+            &labels,
+            &values,
+            "-log10 adjusted p",
+            &dir.join(format!("enrichment_cluster{c}")),
+            &PlotOptions {
+                title: Some(format!(
+                    "Cluster {c} ({}-specific): top enriched terms",
+                    comp.conditions[k]
+                )),
+                width: 1400,
+                ..Default::default()
+            },
+        )?);
+    }
     Ok(files)
 }
 
