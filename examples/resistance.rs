@@ -109,8 +109,10 @@ fn run() -> Result<(), String> {
         }
     };
     let analysis = pipeline::run(&data, &popts, &mut on_progress).map_err(err)?;
-    let mut copts = ConditionOptions::default();
-    copts.seed = args.seed;
+    let mut copts = ConditionOptions {
+        seed: args.seed,
+        ..Default::default()
+    };
     if let Some(g) = &args.gmt {
         copts.gene_sets = Some(scrna::genesets::read_gmt(g).map_err(err)?);
     }
