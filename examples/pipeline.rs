@@ -101,8 +101,19 @@ fn run() -> Result<(), String> {
         });
     }
     eprintln!("reading {} sample(s)", specs.len());
-    let data = read_samples(&specs, &Default::default(), &ConcatOptions::default())
-        .map_err(|e| e.to_string())?;
+    // One sample keeps its barcodes as they are; several get `-<sample>` suffixes.
+    let data = match specs.as_slice() {
+        [one] => scrna::read_10x_with(
+            &one.path,
+            &scrna::ReadOptions {
+                sample: one.name.clone(),
+                condition: one.condition.clone(),
+                ..Default::default()
+            },
+        ),
+        _ => read_samples(&specs, &Default::default(), &ConcatOptions::default()),
+    }
+    .map_err(|e| e.to_string())?;
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
 
     let mut on_progress = |p: &Progress| {

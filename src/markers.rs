@@ -285,19 +285,20 @@ pub fn write_csv_to(rows: &[MarkerRow], w: &mut dyn Write) -> std::io::Result<()
         "group,rank,gene,score,logfoldchange,pval,pval_adj,pct_in,pct_out,auc"
     )?;
     for r in rows {
+        use crate::report::fmt_f64 as f;
         writeln!(
             w,
             "{},{},{},{},{},{},{},{},{},{}",
             r.group,
             r.rank,
             crate::report::csv_field(&r.gene),
-            r.score,
-            r.logfoldchange,
-            r.pval,
-            r.pval_adj,
-            r.pct_in,
-            r.pct_out,
-            r.auc
+            f(r.score),
+            f(r.logfoldchange),
+            f(r.pval),
+            f(r.pval_adj),
+            f(r.pct_in),
+            f(r.pct_out),
+            f(r.auc)
         )?;
     }
     Ok(())
