@@ -359,15 +359,15 @@ pub(crate) fn put_strings(
     Ok(())
 }
 
-/// Writes the builder to `<path>.tmp-<pid>` then renames it to `path`.
+/// Writes the builder under [`crate::report::temporary_path`] then renames it to `path`.
 pub(crate) fn write_atomically(fb: FileBuilder, path: &Path) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::option("path", format!("{} has no file name", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
+    if path.file_name().is_none() {
+        return Err(Error::option(
+            "path",
+            format!("{} has no file name", path.display()),
+        ));
+    }
+    let tmp = crate::report::temporary_path(path);
     if let Err(e) = fb.write(&tmp) {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::hdf5(path, "/", format!("write failed: {e}")));
