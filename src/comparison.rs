@@ -156,13 +156,17 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         top_n: Some(opts.top_markers),
         ..Default::default()
     };
+    let top_rows = a.markers.table(names, &table)?;
+    let up_rows = a.markers.table(
+        names,
+        &TableFilter {
+            max_pvals_adj: Some(opts.max_p_adj),
+            min_fold_change: Some(opts.min_log2_fold_change),
+            ..Default::default()
+        },
+    )?;
     for &(c, k) in &specific {
-        let vs_rest = a
-            .markers
-            .table(names, &table)?
-            .into_iter()
-            .filter(|r| r.group == c)
-            .collect::<Vec<_>>();
+        let vs_rest: Vec<MarkerRow> = top_rows.iter().filter(|r| r.group == c).cloned().collect();
         // Against the cells of the other conditions: groups 0 = cluster, 1 = other conditions.
         let cond = &comp.conditions[k];
         let groups: Vec<u32> = (0..d.n_cells())
@@ -192,19 +196,10 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
             Vec::new()
         };
         // Up-regulated genes against the rest, for enrichment.
-        let up: Vec<String> = a
-            .markers
-            .table(
-                names,
-                &TableFilter {
-                    max_pvals_adj: Some(opts.max_p_adj),
-                    min_fold_change: Some(opts.min_log2_fold_change),
-                    ..Default::default()
-                },
-            )?
-            .into_iter()
+        let up: Vec<String> = up_rows
+            .iter()
             .filter(|r| r.group == c && r.logfoldchange >= opts.min_log2_fold_change)
-            .map(|r| r.gene)
+            .map(|r| r.gene.clone())
             .collect();
         for row in enrich(&up, &detected, sets, &opts.enrich)? {
             enrichment.push(ClusterEnrichment { cluster: c, row });

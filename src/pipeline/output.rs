@@ -390,9 +390,10 @@ pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
         let mut sorted = genes.clone();
         sorted.sort_unstable();
         let sub = a.log_normalized.select_cols(&sorted)?;
-        let col_of: Vec<usize> = genes
+        // Column of `sub` -> position in `genes` (the plot's order).
+        let plot_pos: Vec<usize> = sorted
             .iter()
-            .map(|g| sorted.binary_search(g).unwrap_or(0))
+            .map(|g| genes.iter().position(|x| x == g).unwrap_or(0))
             .collect();
         let k = a.clustering.n_clusters;
         let mut frac = ndarray::Array2::<f32>::zeros((k, genes.len()));
@@ -401,12 +402,11 @@ pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
         for (cell, &l) in a.clustering.labels.iter().enumerate() {
             let (idx, val) = sub.row(cell);
             for (&c, &v) in idx.iter().zip(val) {
-                if let Some(j) = col_of.iter().position(|&x| x == c as usize) {
-                    if v > 0.0 {
-                        frac[(l as usize, j)] += 1.0;
-                    }
-                    mean[(l as usize, j)] += v;
+                let j = plot_pos[c as usize];
+                if v > 0.0 {
+                    frac[(l as usize, j)] += 1.0;
                 }
+                mean[(l as usize, j)] += v;
             }
         }
         for (c, &s) in sizes.iter().enumerate() {
