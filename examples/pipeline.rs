@@ -10,9 +10,11 @@
 //! Progress goes to stderr; bad arguments or input print one line and exit with status 1.
 
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions, SampleSpec};
-use scrna::pipeline::{self, PipelineOptions, Progress};
+use scrna::pipeline::{self, PipelineOptions, Progress, StepReport};
+use scrna::report::{peak_rss_bytes, reset_peak_rss};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 const BUNDLED: &str = "fixtures/celltypist_sample/filtered_feature_bc_matrix";
 
@@ -93,7 +95,7 @@ fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
         eprintln!("simulated in {:.1} s", t.elapsed().as_secs_f64());
-        return analyse(&sim.dataset, &args);
+        return analyse(&sim.dataset, &args, None);
     }
     let mut specs: Vec<SampleSpec> = match &args.sample_sheet {
         Some(sheet) => read_sample_sheet(sheet).map_err(|e| e.to_string())?,
@@ -116,6 +118,8 @@ fn run() -> Result<(), String> {
         });
     }
     eprintln!("reading {} sample(s)", specs.len());
+    reset_peak_rss();
+    let started = Instant::now();
     // One sample keeps its barcodes as they are; several get `-<sample>` suffixes.
     let data = match specs.as_slice() {
         [one] => scrna::read_10x_with(
@@ -129,19 +133,30 @@ fn run() -> Result<(), String> {
         _ => read_samples(&specs, &Default::default(), &ConcatOptions::default()),
     }
     .map_err(|e| e.to_string())?;
-    analyse(&data, &args)
+    let read = StepReport {
+        step: "read",
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+    };
+    analyse(&data, &args, Some(read))
 }
 
-fn analyse(data: &scrna::Dataset, args: &Args) -> Result<(), String> {
+/// Runs the pipeline and writes its outputs; `read`, the time and memory of reading the input,
+/// goes first in the step table and in `summary.json`.
+fn analyse(data: &scrna::Dataset, args: &Args, read: Option<StepReport>) -> Result<(), String> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
     let mut on_progress = |p: &Progress| {
         if p.fraction == 0.0 {
             eprintln!("[{}/{}] {} ...", p.index, p.total, p.step);
         }
     };
-    let analysis = pipeline::run(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
+    let mut analysis =
+        pipeline::run(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
+    analysis.steps.splice(0..0, read);
+    let started = Instant::now();
     let files =
         pipeline::output::write_all(&analysis, &args.opts, &args.out).map_err(|e| e.to_string())?;
+    let written = started.elapsed().as_secs_f64();
 
     for s in &analysis.steps {
         eprintln!(
@@ -169,7 +184,11 @@ fn analyse(data: &scrna::Dataset, args: &Args) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("{} files written to {}", files.len(), args.out.display());
+    println!(
+        "{} files written to {} in {written:.1} s",
+        files.len(),
+        args.out.display()
+    );
     Ok(())
 }
 

@@ -740,7 +740,9 @@ fn component_spectral(edges: &Edges, members: &[usize], label: &[usize]) -> Opti
                 dense[(r, op.indices[p] as usize)] += op.values[p];
             }
         }
-        let evd = dense.self_adjoint_eigen(faer::Side::Lower).ok()?;
+        let evd = dense.self_adjoint_eigen(faer::Side::Lower);
+        crate::cpu::clear_upper_simd_state_here();
+        let evd = evd.ok()?;
         let u = evd.U();
         let mut out = Vec::with_capacity(2 * m);
         for i in 0..m {
@@ -770,7 +772,9 @@ fn component_spectral(edges: &Edges, members: &[usize], label: &[usize]) -> Opti
             params,
         )
     }))
-    .ok()?;
+    .ok();
+    crate::cpu::clear_upper_simd_state_here();
+    let info = info?;
     if info.n_converged_eigen < k || vals.iter().any(|v| !v.is_finite()) {
         return None;
     }

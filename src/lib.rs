@@ -12,6 +12,7 @@
 pub mod cluster;
 pub mod comparison;
 pub mod conditions;
+pub mod cpu;
 pub mod dataset;
 pub mod embed;
 pub mod error;

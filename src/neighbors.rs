@@ -395,6 +395,7 @@ fn exact_candidates(points: &Points, m: usize) -> Vec<Vec<u32>> {
                     1.0f32,
                     faer::Par::Seq,
                 );
+                crate::cpu::clear_upper_simd_state_here();
                 for (a, list) in lists.iter_mut().enumerate() {
                     let i = q0 + a;
                     let qn = points.sq[i];

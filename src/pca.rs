@@ -609,7 +609,9 @@ fn randomized_svd(
     });
     let evd = g
         .self_adjoint_eigen(faer::Side::Lower)
-        .map_err(|e| Error::data("pca", format!("eigen-decomposition failed: {e:?}")))?;
+        .map_err(|e| Error::data("pca", format!("eigen-decomposition failed: {e:?}")));
+    crate::cpu::clear_upper_simd_state_here();
+    let evd = evd?;
     let vals: Vec<f64> = (0..l).map(|i| evd.S().column_vector()[i]).collect();
     let mut order: Vec<usize> = (0..l).collect();
     order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
@@ -674,7 +676,9 @@ fn irlba(
         let b = faer::Mat::<f64>::from_fn(m, m, |r, c| bmat[r * m + c]);
         let svd = b
             .thin_svd()
-            .map_err(|e| Error::data("pca", format!("SVD of the bidiagonal failed: {e:?}")))?;
+            .map_err(|e| Error::data("pca", format!("SVD of the bidiagonal failed: {e:?}")));
+        crate::cpu::clear_upper_simd_state_here();
+        let svd = svd?;
         let s: Vec<f64> = (0..m).map(|i| svd.S().column_vector()[i]).collect();
         let mut order: Vec<usize> = (0..m).collect();
         order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));

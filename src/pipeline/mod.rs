@@ -195,6 +195,7 @@ impl Timer<'_> {
             })
         };
         report(0.0);
+        crate::cpu::clear_upper_simd_state();
         reset_peak_rss();
         let t = Instant::now();
         let out = f()?;
