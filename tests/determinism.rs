@@ -40,7 +40,7 @@ fn assert_same_tables(a: &Path, b: &Path) {
 fn one_and_two_threads_write_identical_clusters_and_markers() {
     let sim = simulate(&SimulateOptions {
         n_cells: 3000,
-        n_genes: 3000,
+        n_genes: 2000,
         n_clusters: 6,
         n_markers: 30,
         seed: 7,
@@ -71,7 +71,7 @@ fn one_and_two_threads_write_identical_clusters_and_markers() {
 fn approximate_neighbours_are_identical_with_one_and_two_threads() {
     // The approximate kNN search (the default above 8,191 cells) forced on a smaller dataset.
     let sim = simulate(&SimulateOptions {
-        n_cells: 2500,
+        n_cells: 2000,
         n_genes: 2000,
         n_clusters: 5,
         n_markers: 30,
