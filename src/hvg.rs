@@ -30,6 +30,13 @@
 //!   `n_top_genes` are selected. Scanpy ranks with numpy's unstable `argsort`; here exact ties
 //!   are broken by gene order (lower index first).
 //!
+//! Genes without variance (the same value in every cell, or with batches in every cell of
+//! the data) are never selected, whatever the flavor, `n_top_genes` or cut-offs; their
+//! variance is exactly 0 (so `dispersions` is NaN for `Seurat`). Scanpy can select them: its
+//! variance of a constant `float32` column is often a rounding residue instead of 0, and with
+//! `n_top_genes` above the number of variable genes it takes them too. They would only add
+//! a constant column to the PCA.
+//!
 //! Batches (`batch`, Scanpy's `batch_key`): for `Seurat` / `CellRanger` each batch is processed
 //! alone after dropping the genes not detected in it (their values count as 0), `means`,
 //! `dispersions` and `dispersions_norm` are averaged over batches (NaN skipped),
@@ -272,8 +279,34 @@ struct Single {
     hv: Vec<bool>,
 }
 
+/// Per column over `rows`: whether every cell holds the same value (implicit zeros included).
+fn constant_columns(x: &CsrMatrix, rows: Option<&[usize]>) -> Vec<bool> {
+    let n = rows.map_or(x.n_rows(), |r| r.len());
+    let p = x.n_cols();
+    let mut first = vec![0f32; p];
+    let mut stored = vec![0usize; p];
+    let mut same = vec![true; p];
+    for i in 0..n {
+        let (idx, val) = x.row(rows.map_or(i, |r| r[i]));
+        for (&c, &v) in idx.iter().zip(val) {
+            let c = c as usize;
+            if stored[c] == 0 {
+                first[c] = v;
+            } else if v != first[c] {
+                same[c] = false;
+            }
+            stored[c] += 1;
+        }
+    }
+    (0..p)
+        .map(|c| same[c] && (stored[c] == 0 || stored[c] == n || first[c] == 0.0))
+        .collect()
+}
+
 /// Mean and variance (n - 1) per column over `rows`, with Scanpy's arithmetic; `f` maps a
-/// stored value to the value whose moments are wanted (in `f32`).
+/// stored value to the value whose moments are wanted (in `f32`). The variance of a column
+/// with the same value in every cell is exactly 0 (the sums of squares would leave a rounding
+/// residue).
 fn mean_var<F: Fn(f32) -> f32 + Sync>(
     x: &CsrMatrix,
     rows: Option<&[usize]>,
@@ -287,11 +320,18 @@ fn mean_var<F: Fn(f32) -> f32 + Sync>(
     let mut means = Vec::with_capacity(s.len());
     let mut vars = Vec::with_capacity(s.len());
     let mut nnz = Vec::with_capacity(s.len());
-    for q in &s {
+    let constant = constant_columns(x, rows);
+    for (q, &constant) in s.iter().zip(&constant) {
         let m = q[0] / n;
         let v = q[1] / n - m * m;
         means.push(m);
-        vars.push(if n != 1.0 { v * (n / (n - 1.0)) } else { v });
+        vars.push(if constant {
+            0.0
+        } else if n != 1.0 {
+            v * (n / (n - 1.0))
+        } else {
+            v
+        });
         nnz.push(q[2] as u32);
     }
     (means, vars, nnz)
@@ -370,23 +410,28 @@ fn single_batch(
         norm[g] = (kd[k] - avg) / dev;
     }
     let kn: Vec<f64> = keep.iter().map(|&g| norm[g]).collect();
+    // Genes without variance are never selected (see the module docs).
+    let varies = |g: usize| vars[g] > 0.0;
     let mut hv = vec![false; n_genes];
     match opts.n_top_genes {
         Some(n_top) => {
-            let mut vals: Vec<f64> = kn.iter().copied().filter(|v| !v.is_nan()).collect();
-            let n = n_top.min(keep.len()).min(vals.len());
+            let mut vals: Vec<f64> = (0..keep.len())
+                .filter(|&k| varies(keep[k]) && !kn[k].is_nan())
+                .map(|k| kn[k])
+                .collect();
+            let n = n_top.min(vals.len());
             if n > 0 {
                 vals.sort_by(|a, b| b.total_cmp(a));
                 let cut = vals[n - 1];
                 for (k, &g) in keep.iter().enumerate() {
-                    hv[g] = !kn[k].is_nan() && kn[k] >= cut;
+                    hv[g] = varies(g) && !kn[k].is_nan() && kn[k] >= cut;
                 }
             }
         }
         None => {
             for (k, &g) in keep.iter().enumerate() {
                 let d = nan_to_num(kn[k]);
-                hv[g] = in_bounds(means[g], d, opts);
+                hv[g] = varies(g) && in_bounds(means[g], d, opts);
             }
         }
     }
@@ -560,6 +605,7 @@ fn batched(x: &CsrMatrix, groups: &[Vec<usize>], opts: &HvgOptions) -> Result<Hv
         .map(|g| per.iter().filter(|p| p.hv[g]).count() as u32)
         .collect();
     let intersection: Vec<bool> = nbatches.iter().map(|&c| c as usize == nb).collect();
+    let constant = constant_columns(x, None);
     let hv = match opts.n_top_genes {
         Some(n_top) => {
             let mut order: Vec<usize> = (0..n_genes).collect();
@@ -579,7 +625,7 @@ fn batched(x: &CsrMatrix, groups: &[Vec<usize>], opts: &HvgOptions) -> Result<Hv
                 })
             });
             let mut hv = vec![false; n_genes];
-            for &g in order.iter().take(n_top) {
+            for &g in order.iter().filter(|&&g| !constant[g]).take(n_top) {
                 hv[g] = true;
             }
             hv
@@ -587,7 +633,7 @@ fn batched(x: &CsrMatrix, groups: &[Vec<usize>], opts: &HvgOptions) -> Result<Hv
         None => (0..n_genes)
             .map(|g| {
                 let d = if norm[g].is_nan() { 0.0 } else { norm[g] };
-                in_bounds(means[g], d, opts)
+                !constant[g] && in_bounds(means[g], d, opts)
             })
             .collect(),
     };
@@ -689,6 +735,11 @@ fn seurat_v3(x: &CsrMatrix, groups: Option<&[Vec<usize>]>, opts: &HvgOptions) ->
             };
         }
         vnorm[g] = norm_vars.iter().map(|v| v[g]).sum::<f64>() / norm_vars.len() as f64;
+        if variances[g] <= 0.0 {
+            // No variance: never selected, so no rank either.
+            nbatches[g] = 0;
+            median_rank[g] = f64::NAN;
+        }
     }
     let mut order: Vec<usize> = (0..n_genes).collect();
     order.sort_by(|&a, &b| {
@@ -702,7 +753,7 @@ fn seurat_v3(x: &CsrMatrix, groups: Option<&[Vec<usize>]>, opts: &HvgOptions) ->
         c.then_with(|| nbatches[b].cmp(&nbatches[a]))
     });
     let mut hv = vec![false; n_genes];
-    for &g in order.iter().take(n_top) {
+    for &g in order.iter().filter(|&&g| variances[g] > 0.0).take(n_top) {
         hv[g] = true;
     }
     let batched = groups.len() > 1 || !single;

@@ -36,7 +36,8 @@
 //!
 //! ## Differences from Scanpy
 //! - Groups with fewer than two cells are skipped with a message in [`RankGenes::warnings`]
-//!   (Scanpy raises an error).
+//!   (Scanpy raises an error). So is, with [`Reference::Rest`], a group that holds every cell
+//!   (a single cluster): the result then has no groups, only the warning, and no `NaN`.
 //! - Genes with tied scores are ordered by gene index (Scanpy's order among exact ties
 //!   depends on NumPy's unstable sort).
 //! - Scores and fold changes are kept in `f64` (Scanpy stores them as `f32`).
@@ -156,7 +157,8 @@ pub struct RankGenes {
     pub n_genes: usize,
     /// One entry per tested group, in the order of the tested groups.
     pub groups: Vec<GroupMarkers>,
-    /// Groups that were skipped and why (e.g. fewer than two cells).
+    /// Groups that were skipped and why (fewer than two cells, or no other cells to compare
+    /// with); library code never prints them, callers decide how to show them.
     pub warnings: Vec<String>,
 }
 
@@ -751,6 +753,12 @@ fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f6
 /// differences).
 ///
 /// `x` is the log-normalized matrix (cells x genes); `groups[i]` is the label of cell `i`.
+///
+/// Groups that cannot be tested (one cell, or every cell against the rest) are left out of
+/// [`RankGenes::groups`] and named in [`RankGenes::warnings`]; this is not an error, so a
+/// clustering with a single cluster gives an empty result. Errors: labels that do not match
+/// the cells, a reference group or a requested group without cells, a reference group of one
+/// cell, `NaN` values.
 pub fn rank_genes(x: &CsrMatrix, groups: &[u32], opts: &RankGenesOptions) -> Result<RankGenes> {
     let (n_cells, n_genes) = x.shape();
     if groups.len() != n_cells {
@@ -802,6 +810,13 @@ pub fn rank_genes(x: &CsrMatrix, groups: &[u32], opts: &RankGenesOptions) -> Res
             warnings.push(format!(
                 "group {} skipped: {} cell(s), at least 2 are needed",
                 gi.labels[g], gi.sizes[g]
+            ));
+            continue;
+        }
+        if reference.is_none() && gi.sizes[g] == n_cells {
+            warnings.push(format!(
+                "group {} skipped: it holds every cell, there is no rest to compare with",
+                gi.labels[g]
             ));
             continue;
         }

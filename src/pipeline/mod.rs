@@ -38,9 +38,15 @@ pub struct PipelineOptions {
     pub normalize: NormalizeOptions,
     /// Highly variable genes. Default: `seurat` flavor, 2,000 genes.
     pub hvg: HvgOptions,
-    /// PCA. Default: 50 components on the scaled matrix clipped at 10, seed 0.
+    /// PCA. Default: 50 components on the scaled matrix clipped at 10, seed 0. [`run`] lowers
+    /// `n_comps` to `min(n_comps, cells - 1, highly variable genes)` when the data are smaller
+    /// (the result's `pca.variance.len()` is the number used); [`crate::pca::pca`] alone
+    /// returns an error instead.
     pub pca: PcaOptions,
-    /// kNN graph. Default: 15 neighbors (the cell itself included), Euclidean.
+    /// kNN graph. Default: 15 neighbors (the cell itself included), Euclidean. [`run`] lowers
+    /// `n_neighbors` to the number of cells when fewer cells pass QC (the result's
+    /// `knn.n_neighbors` is the number used); [`crate::neighbors::knn`] alone returns an
+    /// error instead.
     pub knn: KnnOptions,
     /// Connectivity weights (UMAP fuzzy simplicial set).
     pub graph: UmapGraphOptions,

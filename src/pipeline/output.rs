@@ -7,7 +7,7 @@
 //! | `qc.csv` | QC metrics of every input cell, whether it passed, and why not |
 //! | `hvg.csv` | per kept gene: mean, dispersion, normalized dispersion, highly variable flag |
 //! | `pca_variance.csv` | variance and variance ratio per principal component |
-//! | `summary.json` | cells and genes before and after QC, cluster sizes, options, step times and memory |
+//! | `summary.json` | cells and genes before and after QC, cluster sizes, clusters skipped by the marker test and why, options, step times and memory |
 //!
 //! Every file is written atomically (temporary name, then rename).
 
@@ -214,6 +214,7 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
         "n_clusters": a.clustering.n_clusters,
         "cluster_sizes": sizes,
         "leiden_quality": a.clustering.quality,
+        "marker_warnings": a.markers.warnings,
         "options": {
             "min_genes": opts.filter.min_genes,
             "min_cells": opts.filter.min_cells,
@@ -302,7 +303,8 @@ pub fn rank_genes_groups_uns(a: &Analysis, opts: &PipelineOptions) -> UnsValue {
 /// Writes `analysis.h5ad`: `X` (log-normalized), `layers["counts"]`, obs (QC, `leiden`), var
 /// (HVG columns), `obsm["X_pca"]`, `obsm["X_umap"]`, `varm["PCs"]` (zero outside the highly
 /// variable genes, as Scanpy), `obsp["connectivities"]`, `obsp["distances"]` and
-/// `uns["rank_genes_groups"]`.
+/// `uns["rank_genes_groups"]` (left out when no cluster could be tested, see
+/// [`crate::markers::RankGenes::warnings`]).
 pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Result<()> {
     let d = a.dataset();
     let mut out = H5adOutput::new(&a.log_normalized, &d.cells, &d.genes);
@@ -320,10 +322,13 @@ pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Res
     out.obsp
         .push(("connectivities".to_string(), &a.connectivities));
     out.obsp.push(("distances".to_string(), &a.distances));
-    out.uns.push((
-        "rank_genes_groups".to_string(),
-        rank_genes_groups_uns(a, opts),
-    ));
+    // No cluster could be tested (e.g. a single cluster): no table to store.
+    if !a.markers.groups.is_empty() {
+        out.uns.push((
+            "rank_genes_groups".to_string(),
+            rank_genes_groups_uns(a, opts),
+        ));
+    }
     write_h5ad(&out, path)
 }
 
