@@ -12,6 +12,7 @@
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions, SampleSpec};
 use scrna::pipeline::{self, PipelineOptions, Progress, StepReport};
 use scrna::report::{peak_rss_bytes, reset_peak_rss};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -145,11 +146,8 @@ fn run() -> Result<(), String> {
 /// goes first in the step table and in `summary.json`.
 fn analyse(data: &scrna::Dataset, args: &Args, read: Option<StepReport>) -> Result<(), String> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
-    let mut on_progress = |p: &Progress| {
-        if p.fraction == 0.0 {
-            eprintln!("[{}/{}] {} ...", p.index, p.total, p.step);
-        }
-    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut on_progress = |p: &Progress| show_progress(p, terminal);
     let mut analysis =
         pipeline::run(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
     analysis.steps.splice(0..0, read);
@@ -190,6 +188,30 @@ fn analyse(data: &scrna::Dataset, args: &Args, read: Option<StepReport>) -> Resu
         args.out.display()
     );
     Ok(())
+}
+
+/// A progress bar redrawn in place on a terminal; one line per step otherwise (logs).
+fn show_progress(p: &Progress, terminal: bool) {
+    if !terminal {
+        if p.fraction == 0.0 {
+            eprintln!("[{}/{}] {} ...", p.index, p.total, p.step);
+        }
+        return;
+    }
+    const WIDTH: usize = 30;
+    let filled = ((p.fraction * WIDTH as f64).round() as usize).min(WIDTH);
+    eprint!(
+        "\r[{}/{}] {:<10} [{}{}] {:>3.0}%",
+        p.index,
+        p.total,
+        p.step,
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        p.fraction * 100.0
+    );
+    if p.fraction >= 1.0 {
+        eprintln!();
+    }
 }
 
 fn main() -> ExitCode {

@@ -326,6 +326,17 @@ fn build_edges(graph: &CsrMatrix, n_epochs: usize) -> Result<Edges> {
 /// fewer than 2 cells, a weight that is negative or not finite, or no edge; a PCA start with
 /// the wrong number of rows, fewer than 2 columns or a value that is not finite; bad options.
 pub fn umap(graph: &CsrMatrix, init: Init<'_>, opts: &UmapOptions) -> Result<Array2<f32>> {
+    umap_with_progress(graph, init, opts, &mut |_| {})
+}
+
+/// [`umap`], calling `progress` with the fraction of epochs done (from 0 to 1) every few
+/// epochs.
+pub fn umap_with_progress(
+    graph: &CsrMatrix,
+    init: Init<'_>,
+    opts: &UmapOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Array2<f32>> {
     opts.check()?;
     check_graph(graph)?;
     let n = graph.n_rows();
@@ -364,7 +375,9 @@ pub fn umap(graph: &CsrMatrix, init: Init<'_>, opts: &UmapOptions) -> Result<Arr
             p[d] = 10.0 * (p[d] - lo) / range;
         }
     }
-    optimize(&edges, &mut pos, a as f32, b as f32, n_epochs, opts);
+    optimize(
+        &edges, &mut pos, a as f32, b as f32, n_epochs, opts, progress,
+    );
     Array2::from_shape_vec((n, 2), pos).map_err(|e| Error::data("umap", e.to_string()))
 }
 
@@ -408,6 +421,7 @@ fn optimize(
     b: f32,
     n_epochs: usize,
     opts: &UmapOptions,
+    progress: &mut dyn FnMut(f64),
 ) {
     let n = edges.n;
     let nsr = opts.negative_sample_rate as f64;
@@ -500,6 +514,9 @@ fn optimize(
                 out[1] = cur[1];
             });
         std::mem::swap(pos, &mut next);
+        if (epoch + 1) % 10 == 0 || epoch + 1 == n_epochs {
+            progress((epoch + 1) as f64 / n_epochs as f64);
+        }
     }
 }
 

@@ -625,6 +625,7 @@ fn gene_pass(
     comps: &[Comparison],
     lay: GeneRowLayout,
     ranks: bool,
+    progress: &mut dyn FnMut(f64),
 ) -> Result<Vec<f64>> {
     if !ranks {
         return row_pass(x, groups, lay);
@@ -683,6 +684,7 @@ fn gene_pass(
                 gene_row(row, s, lay, groups, comps, ranks);
             });
         g0 = g1;
+        progress(g1 as f64 / n_genes as f64);
     }
     Ok(acc)
 }
@@ -760,6 +762,17 @@ fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f6
 /// the cells, a reference group or a requested group without cells, a reference group of one
 /// cell, `NaN` values.
 pub fn rank_genes(x: &CsrMatrix, groups: &[u32], opts: &RankGenesOptions) -> Result<RankGenes> {
+    rank_genes_with_progress(x, groups, opts, &mut |_| {})
+}
+
+/// [`rank_genes`], calling `progress` with the fraction of genes done (from 0 to 1) after each
+/// block of genes.
+pub fn rank_genes_with_progress(
+    x: &CsrMatrix,
+    groups: &[u32],
+    opts: &RankGenesOptions,
+    progress: &mut dyn FnMut(f64),
+) -> Result<RankGenes> {
     let (n_cells, n_genes) = x.shape();
     if groups.len() != n_cells {
         return Err(Error::data(
@@ -850,7 +863,7 @@ pub fn rank_genes(x: &CsrMatrix, groups: &[u32], opts: &RankGenesOptions) -> Res
     let acc = if comps.is_empty() {
         Vec::new()
     } else {
-        gene_pass(x, &gi, &comps, lay, ranks)?
+        gene_pass(x, &gi, &comps, lay, ranks, progress)?
     };
     let w = lay.width();
     let results: Vec<GroupMarkers> = comps

@@ -24,6 +24,25 @@ fn bundled_dataset_outputs_are_complete_and_agree_with_scanpy() {
     let a = run(&data, &opts, &mut |p| steps.push((p.step, p.fraction))).unwrap();
     assert_eq!(a.steps.len(), 8);
     assert!(steps.contains(&("leiden", 1.0)));
+    // every step reports 0 first and 1 last, fractions never go back, and the long steps
+    // report fractions in between
+    for s in &a.steps {
+        let f: Vec<f64> = steps
+            .iter()
+            .filter(|(n, _)| *n == s.step)
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(f.first(), Some(&0.0), "{}", s.step);
+        assert_eq!(f.last(), Some(&1.0), "{}", s.step);
+        assert!(f.windows(2).all(|w| w[0] <= w[1]), "{}: {f:?}", s.step);
+    }
+    for long in ["umap", "markers", "neighbors"] {
+        let between = steps
+            .iter()
+            .filter(|(n, f)| *n == long && *f > 0.0 && *f < 1.0)
+            .count();
+        assert!(between >= 1, "{long} reports no fraction between 0 and 1");
+    }
 
     // Scanpy 1.11.5, same standard pipeline: 553 cells, 9,809 genes (fixtures/SOURCES.md).
     assert_eq!(a.dataset().n_cells(), 553);

@@ -14,11 +14,11 @@ pub mod output;
 
 use crate::cluster::{leiden, Clustering, LeidenOptions};
 use crate::dataset::{CellTable, Column, Dataset};
-use crate::embed::{umap, Init, UmapOptions};
+use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
 use crate::hvg::{highly_variable_genes, Flavor, Hvg, HvgOptions};
-use crate::markers::{rank_genes, RankGenes, RankGenesOptions, TableFilter};
+use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::{log1p, normalize_total, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
@@ -106,7 +106,8 @@ pub struct Progress {
     pub index: usize,
     /// Number of steps.
     pub total: usize,
-    /// Fraction of the step done: 0 at its start, 1 at its end.
+    /// Fraction of the step done: 0 at its start, 1 at its end, and values in between during
+    /// the long steps (QC, neighbors, UMAP by epochs, markers by gene blocks).
     pub fraction: f64,
 }
 
@@ -190,7 +191,13 @@ struct Timer<'a> {
 }
 
 impl Timer<'_> {
-    fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// Runs one step; `f` gets a reporter for the fraction done within the step (values in
+    /// (0, 1) are passed on; 0 and 1 are reported here at the start and the end).
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
+    ) -> Result<T> {
         let index = STEPS.iter().position(|s| *s == name).map_or(0, |i| i + 1);
         let mut report = |fraction| {
             (self.progress)(&Progress {
@@ -204,7 +211,11 @@ impl Timer<'_> {
         crate::cpu::clear_upper_simd_state();
         reset_peak_rss();
         let t = Instant::now();
-        let out = f()?;
+        let out = f(&mut |fraction| {
+            if fraction > 0.0 && fraction < 1.0 {
+                report(fraction)
+            }
+        })?;
         let seconds = t.elapsed().as_secs_f64();
         report(1.0);
         self.steps.push(StepReport {
@@ -239,8 +250,9 @@ pub fn run(
     };
     let input_shape = (data.n_cells(), data.n_genes());
 
-    let (qc, mut filtered) = timer.step("qc", || {
+    let (qc, mut filtered) = timer.step("qc", |progress| {
         let qc = metrics(data, &opts.filter.qc)?;
+        progress(0.5);
         let filtered = filter(data, &opts.filter)?;
         Ok((qc, filtered))
     })?;
@@ -254,13 +266,13 @@ pub fn run(
     let kept_qc = metrics(&filtered.dataset, &opts.filter.qc)?;
     kept_qc.store_in(&mut filtered.dataset)?;
 
-    let log_normalized = timer.step("normalize", || {
+    let log_normalized = timer.step("normalize", |_| {
         let mut x = normalize_total(&filtered.dataset.counts, &opts.normalize)?.matrix;
         log1p(&mut x);
         Ok(x)
     })?;
 
-    let (hvg, hvg_genes) = timer.step("hvg", || {
+    let (hvg, hvg_genes) = timer.step("hvg", |_| {
         let counts =
             matches!(opts.hvg.flavor, Flavor::SeuratV3).then_some(&filtered.dataset.counts);
         let hvg = highly_variable_genes(&log_normalized, counts, None, &opts.hvg)?;
@@ -275,23 +287,24 @@ pub fn run(
     })?;
     hvg.store_in(&mut filtered.dataset.genes)?;
 
-    let pca_result = timer.step("pca", || {
+    let pca_result = timer.step("pca", |_| {
         let x = log_normalized.select_cols(&hvg_genes)?;
         let mut o = opts.pca.clone();
         o.n_comps = o.n_comps.min(n - 1).min(hvg_genes.len());
         pca(&x, &o)
     })?;
 
-    let (knn_result, distances, connectivities) = timer.step("neighbors", || {
+    let (knn_result, distances, connectivities) = timer.step("neighbors", |progress| {
         let mut o = opts.knn.clone();
         o.n_neighbors = o.n_neighbors.min(n);
         let k = knn(pca_result.embedding.view(), &o)?;
+        progress(0.8);
         let d = distances_matrix(&k)?;
         let c = umap_connectivities(&k, n, &opts.graph)?;
         Ok((k, d, c))
     })?;
 
-    let clustering = timer.step("leiden", || leiden(&connectivities, &opts.leiden))?;
+    let clustering = timer.step("leiden", |_| leiden(&connectivities, &opts.leiden))?;
     let names: Vec<String> = (0..clustering.n_clusters).map(|c| c.to_string()).collect();
     filtered.dataset.cells.set(
         "leiden",
@@ -304,11 +317,13 @@ pub fn run(
     let layout = if opts.skip_umap {
         Array2::zeros((0, 2))
     } else {
-        timer.step("umap", || umap(&connectivities, Init::Spectral, &opts.umap))?
+        timer.step("umap", |progress| {
+            umap_with_progress(&connectivities, Init::Spectral, &opts.umap, progress)
+        })?
     };
 
-    let markers = timer.step("markers", || {
-        rank_genes(&log_normalized, &clustering.labels, &opts.markers)
+    let markers = timer.step("markers", |progress| {
+        rank_genes_with_progress(&log_normalized, &clustering.labels, &opts.markers, progress)
     })?;
 
     Ok(Analysis {
