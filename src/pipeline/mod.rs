@@ -20,7 +20,7 @@ use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
 use crate::hvg::{highly_variable_genes, Flavor, Hvg, HvgOptions};
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
-use crate::normalize::{log1p, normalize_total, NormalizeOptions};
+use crate::normalize::{normalize_total_log1p, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
 use crate::qc::{filter, metrics, FilterOptions, Filtered, QcMetrics};
 use crate::report::{peak_rss_bytes, reset_peak_rss};
@@ -267,9 +267,7 @@ pub fn run(
     kept_qc.store_in(&mut filtered.dataset)?;
 
     let log_normalized = timer.step("normalize", |_| {
-        let mut x = normalize_total(&filtered.dataset.counts, &opts.normalize)?.matrix;
-        log1p(&mut x);
-        Ok(x)
+        Ok(normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix)
     })?;
 
     let (hvg, hvg_genes) = timer.step("hvg", |_| {
