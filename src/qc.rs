@@ -444,6 +444,29 @@ fn check_filter_options(opts: &FilterOptions) -> Result<()> {
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     check_filter_options(opts)?;
     let m = metrics(ds, &opts.qc)?;
+    filter_by(ds, opts, &m)
+}
+
+/// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
+/// which saves a pass over the matrix.
+pub fn filter_with_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+    check_filter_options(opts)?;
+    if m.total_counts.len() != ds.n_cells() || m.n_cells_by_counts.len() != ds.n_genes() {
+        return Err(Error::data(
+            "qc filter",
+            format!(
+                "metrics of {} cells x {} genes for a dataset of {} x {}",
+                m.total_counts.len(),
+                m.n_cells_by_counts.len(),
+                ds.n_cells(),
+                ds.n_genes()
+            ),
+        ));
+    }
+    filter_by(ds, opts, m)
+}
+
+fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
     let n = ds.n_cells();
     let mut fails: Vec<[bool; 8]> = vec![[false; 8]; n];
     for (i, f) in fails.iter_mut().enumerate() {
@@ -652,6 +675,24 @@ mod tests {
             ),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn filter_with_metrics_matches_filter() {
+        let ds = toy();
+        let opts = FilterOptions {
+            min_genes: Some(2),
+            min_cells: Some(1),
+            ..Default::default()
+        };
+        let m = metrics(&ds, &opts.qc).unwrap();
+        let a = filter(&ds, &opts).unwrap();
+        let b = filter_with_metrics(&ds, &opts, &m).unwrap();
+        assert_eq!(a.removed_cells, b.removed_cells);
+        assert_eq!(a.removed_genes, b.removed_genes);
+        assert_eq!(a.dataset.counts, b.dataset.counts);
+        let other = metrics(&ds.select_cells(&[0]).unwrap(), &opts.qc).unwrap();
+        assert!(filter_with_metrics(&ds, &opts, &other).is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, Tabl
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::{normalize_total_log1p, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
-use crate::qc::{filter, metrics, FilterOptions, Filtered, QcMetrics};
+use crate::qc::{filter_with_metrics, metrics, FilterOptions, Filtered, QcMetrics};
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
@@ -252,8 +252,13 @@ pub fn run(
 
     let (qc, mut filtered) = timer.step("qc", |progress| {
         let qc = metrics(data, &opts.filter.qc)?;
-        progress(0.5);
-        let filtered = filter(data, &opts.filter)?;
+        progress(0.4);
+        let mut filtered = filter_with_metrics(data, &opts.filter, &qc)?;
+        if filtered.dataset.n_cells() >= 3 {
+            progress(0.8);
+            let kept_qc = metrics(&filtered.dataset, &opts.filter.qc)?;
+            kept_qc.store_in(&mut filtered.dataset)?;
+        }
         Ok((qc, filtered))
     })?;
     let n = filtered.dataset.n_cells();
@@ -263,8 +268,6 @@ pub fn run(
             format!("only {n} cells pass the QC filters; at least 3 are needed"),
         ));
     }
-    let kept_qc = metrics(&filtered.dataset, &opts.filter.qc)?;
-    kept_qc.store_in(&mut filtered.dataset)?;
 
     let log_normalized = timer.step("normalize", |_| {
         Ok(normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix)
