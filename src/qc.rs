@@ -426,25 +426,35 @@ fn check_filter_options(opts: &FilterOptions) -> Result<()> {
     Ok(())
 }
 
-/// Filters cells, then genes, and says what it removed and why.
-///
-/// Cells: a cell is removed when it fails any of the fixed bounds (`min_genes`, `max_genes`,
-/// `min_counts`, `max_counts`, `max_pct_mito`; Scanpy's `filter_cells` semantics) or, with
-/// `mad`, when it is an outlier as scuttle's `isOutlier(metric, nmads, type, log, batch)`:
-/// with `m = median`, `s = 1.4826 * median(|x - m|)` over the cells of its sample, a cell is an
-/// outlier when `ln(total_counts) < m - nmads * s`, when `ln(n_genes_by_counts) < m - nmads * s`
-/// (log scale when `log`), or when `pct_counts_mt > m + nmads * s` (linear scale). The MAD
-/// statistics are computed on all input cells of the sample (as `perCellQCFilters`), not only
-/// on cells passing the fixed bounds.
-///
-/// Genes: then, as Scanpy's tutorial (`filter_cells` before `filter_genes`), a gene is removed
-/// when it is detected in fewer than `min_cells` of the kept cells.
-///
-/// The new count matrix is built in one pass (one copy of the kept values).
-pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
+/// Which cells pass the cell filters of [`filter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellFilter {
+    /// Indices of the kept cells, increasing.
+    pub keep_cells: Vec<usize>,
+    /// Removed cells with the first reason that removed each.
+    pub removed_cells: Vec<(usize, Reason)>,
+    /// Cells failing each criterion (a cell may count under several).
+    pub cell_summary: Vec<(Reason, usize)>,
+    /// Per-sample MAD thresholds (empty without `mad`).
+    pub mad_thresholds: Vec<MadThresholds>,
+}
+
+/// The cell part of [`filter`] from per-cell metrics alone (`m`'s per-cell vectors and the
+/// sample of every cell), so that a caller that computed the metrics block by block (the
+/// streamed pipeline) applies exactly the same rules. Gene vectors of `m` are not used.
+pub fn filter_cells_by_metrics(
+    m: &QcMetrics,
+    samples: &[String],
+    opts: &FilterOptions,
+) -> Result<CellFilter> {
     check_filter_options(opts)?;
-    let m = metrics(ds, &opts.qc)?;
-    let n = ds.n_cells();
+    let n = m.total_counts.len();
+    if samples.len() != n {
+        return Err(Error::data(
+            "cell filter",
+            format!("{} sample names for {n} cells", samples.len()),
+        ));
+    }
     let mut fails: Vec<[bool; 8]> = vec![[false; 8]; n];
     for (i, f) in fails.iter_mut().enumerate() {
         let g = m.n_genes_by_counts[i];
@@ -462,7 +472,7 @@ pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         if mo.per_sample {
             let mut pos: HashMap<&str, usize> = HashMap::new();
-            for (i, s) in ds.cells.sample.iter().enumerate() {
+            for (i, s) in samples.iter().enumerate() {
                 let k = *pos.entry(s.as_str()).or_insert_with(|| {
                     groups.push((s.clone(), Vec::new()));
                     groups.len() - 1
@@ -471,7 +481,7 @@ pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
             }
         }
         if groups.len() <= 1 {
-            let name = ds.cells.sample.first().cloned().unwrap_or_default();
+            let name = samples.first().cloned().unwrap_or_default();
             groups = vec![(
                 if mo.per_sample { name } else { "all".into() },
                 (0..n).collect(),
@@ -527,6 +537,38 @@ pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
         .filter(|(_, c)| *c > 0)
         .map(|(r, c)| (*r, c))
         .collect();
+
+    Ok(CellFilter {
+        keep_cells,
+        removed_cells,
+        cell_summary,
+        mad_thresholds,
+    })
+}
+
+/// Filters cells, then genes, and says what it removed and why.
+///
+/// Cells: a cell is removed when it fails any of the fixed bounds (`min_genes`, `max_genes`,
+/// `min_counts`, `max_counts`, `max_pct_mito`; Scanpy's `filter_cells` semantics) or, with
+/// `mad`, when it is an outlier as scuttle's `isOutlier(metric, nmads, type, log, batch)`:
+/// with `m = median`, `s = 1.4826 * median(|x - m|)` over the cells of its sample, a cell is an
+/// outlier when `ln(total_counts) < m - nmads * s`, when `ln(n_genes_by_counts) < m - nmads * s`
+/// (log scale when `log`), or when `pct_counts_mt > m + nmads * s` (linear scale). The MAD
+/// statistics are computed on all input cells of the sample (as `perCellQCFilters`), not only
+/// on cells passing the fixed bounds.
+///
+/// Genes: then, as Scanpy's tutorial (`filter_cells` before `filter_genes`), a gene is removed
+/// when it is detected in fewer than `min_cells` of the kept cells.
+///
+/// The new count matrix is built in one pass (one copy of the kept values).
+pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
+    let m = metrics(ds, &opts.qc)?;
+    let CellFilter {
+        keep_cells,
+        removed_cells,
+        cell_summary,
+        mad_thresholds,
+    } = filter_cells_by_metrics(&m, &ds.cells.sample, opts)?;
 
     // Genes on the kept cells.
     let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());
