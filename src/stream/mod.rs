@@ -55,6 +55,7 @@
 //! summed in file order and agree to rounding. Not supported here: `seurat_v3` HVG,
 //! `exclude_highly_expressed` normalization and HVG batches (errors).
 
+pub mod output;
 pub mod reader;
 pub mod write;
 
