@@ -120,7 +120,7 @@ fn run() -> Result<(), String> {
                 ..Default::default()
             },
             h5,
-            args.chunk_cells.unwrap_or(20_000),
+            args.chunk_cells.unwrap_or(5_000),
         )
         .map_err(|e| e.to_string())?;
         println!(

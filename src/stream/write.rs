@@ -35,7 +35,8 @@ pub struct WriteReport {
 /// unlimited datasets (the 10x barcodes and features, which are small, are written in full),
 /// then reopened read-write and every block is appended to the three datasets through
 /// `hdf5-pure`'s buffered appenders, which compress and write whole chunks as they fill.
-/// Memory: one block of rows plus the appenders' partial chunks; the matrix is never held.
+/// Memory: two blocks of rows (the next one is produced on another thread while the current
+/// one is compressed and written) plus the appenders' buffers; the matrix is never held.
 /// Compression runs on one thread (inside `hdf5-pure`).
 ///
 /// The file is written under a temporary name in the same folder and renamed into place at
@@ -47,7 +48,7 @@ pub fn write_10x_h5_blocks(
     genes: &GeneTable,
     library_id: &str,
     chunk_cells: usize,
-    mut block: impl FnMut(std::ops::Range<usize>) -> Result<CsrMatrix>,
+    mut block: impl FnMut(std::ops::Range<usize>) -> Result<CsrMatrix> + Send,
 ) -> Result<WriteReport> {
     let t0 = Instant::now();
     let n_cells = barcodes.len();
@@ -101,7 +102,7 @@ fn write_inner(
     genes: &GeneTable,
     library_id: &str,
     chunk_cells: usize,
-    block: &mut dyn FnMut(std::ops::Range<usize>) -> Result<CsrMatrix>,
+    block: &mut (dyn FnMut(std::ops::Range<usize>) -> Result<CsrMatrix> + Send),
 ) -> Result<u64> {
     let n_cells = barcodes.len();
     let n_genes = genes.ids.len();
@@ -181,51 +182,44 @@ fn write_inner(
     let mut a_indptr = d_indptr
         .buffered_appender()
         .map_err(|e| h5err("/matrix/indptr", &e))?;
+    // The next block is produced (and converted) on another thread while this one
+    // compresses and writes the current block: at most two blocks are alive at once.
     let mut nnz: u64 = 0;
-    let mut a = 0;
-    while a < n_cells {
-        let b = (a + chunk_cells).min(n_cells);
-        let x = block(a..b)?;
-        if x.shape() != (b - a, n_genes) {
-            return Err(Error::data(
-                "write 10x HDF5",
-                format!(
-                    "block of cells {a}..{b} is {} x {}, expected {} x {n_genes}",
-                    x.n_rows(),
-                    x.n_cols(),
-                    b - a
-                ),
-            ));
-        }
-        let mut d = Vec::with_capacity(x.nnz());
-        for r in 0..x.n_rows() {
-            for &v in x.row(r).1 {
-                if !(v >= 0.0 && v.fract() == 0.0 && v <= i32::MAX as f32) {
-                    return Err(Error::data(
-                        "write 10x HDF5",
-                        format!("cell {} has count {v}, not a non-negative integer", a + r),
-                    ));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Encoded>>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        // Owned here so that an early error drops it, which stops the producer.
+        let rx = rx;
+        scope.spawn(move || {
+            let mut a = 0;
+            let mut offset: u64 = 0;
+            while a < n_cells {
+                let b = (a + chunk_cells).min(n_cells);
+                let enc = block(a..b).and_then(|x| encode(&x, a, b, n_genes, offset));
+                let stop = enc.is_err();
+                if let Ok(e) = &enc {
+                    offset += e.data.len() as u64;
                 }
-                d.push(v as i32);
+                if tx.send(enc).is_err() || stop {
+                    return;
+                }
+                a = b;
             }
+        });
+        for enc in rx {
+            let e = enc?;
+            a_data
+                .append(&e.data)
+                .map_err(|err| h5err("/matrix/data", &err))?;
+            a_indices
+                .append(&e.indices)
+                .map_err(|err| h5err("/matrix/indices", &err))?;
+            a_indptr
+                .append(&e.indptr)
+                .map_err(|err| h5err("/matrix/indptr", &err))?;
+            nnz += e.data.len() as u64;
         }
-        a_data.append(&d).map_err(|e| h5err("/matrix/data", &e))?;
-        drop(d);
-        let idx: Vec<i64> = x.indices().iter().map(|&i| i as i64).collect();
-        a_indices
-            .append(&idx)
-            .map_err(|e| h5err("/matrix/indices", &e))?;
-        drop(idx);
-        let ptr: Vec<i64> = x.indptr()[1..]
-            .iter()
-            .map(|&p| (nnz + p as u64) as i64)
-            .collect();
-        a_indptr
-            .append(&ptr)
-            .map_err(|e| h5err("/matrix/indptr", &e))?;
-        nnz += x.nnz() as u64;
-        a = b;
-    }
+        Ok(())
+    })?;
     a_data.finish().map_err(|e| h5err("/matrix/data", &e))?;
     a_indices
         .finish()
@@ -234,6 +228,50 @@ fn write_inner(
     drop((d_data, d_indices, d_indptr));
     file.close().map_err(|e| h5err("/", &e))?;
     Ok(nnz)
+}
+
+/// One block in the file's element types.
+struct Encoded {
+    data: Vec<i32>,
+    indices: Vec<i64>,
+    /// `indptr` of the block's cells, offset by the values written before it.
+    indptr: Vec<i64>,
+}
+
+/// Checks the block of cells `a..b` and converts it (counts to `i32`, indices and row ends
+/// to `i64`, row ends offset by `offset`).
+fn encode(x: &CsrMatrix, a: usize, b: usize, n_genes: usize, offset: u64) -> Result<Encoded> {
+    if x.shape() != (b - a, n_genes) {
+        return Err(Error::data(
+            "write 10x HDF5",
+            format!(
+                "block of cells {a}..{b} is {} x {}, expected {} x {n_genes}",
+                x.n_rows(),
+                x.n_cols(),
+                b - a
+            ),
+        ));
+    }
+    let mut data = Vec::with_capacity(x.nnz());
+    for r in 0..x.n_rows() {
+        for &v in x.row(r).1 {
+            if !(v >= 0.0 && v.fract() == 0.0 && v <= i32::MAX as f32) {
+                return Err(Error::data(
+                    "write 10x HDF5",
+                    format!("cell {} has count {v}, not a non-negative integer", a + r),
+                ));
+            }
+            data.push(v as i32);
+        }
+    }
+    Ok(Encoded {
+        data,
+        indices: x.indices().iter().map(|&i| i as i64).collect(),
+        indptr: x.indptr()[1..]
+            .iter()
+            .map(|&p| (offset + p as u64) as i64)
+            .collect(),
+    })
 }
 
 /// Simulates `opts` (see [`crate::simulate`]) straight into a 10x HDF5 file, `chunk_cells`
