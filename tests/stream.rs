@@ -193,3 +193,26 @@ fn parses_sizes() {
     assert!(parse_bytes("0").is_err());
     assert!(parse_bytes("-1G").is_err());
 }
+
+#[test]
+fn h5ad_input_gives_the_same_results() {
+    use scrna::io::h5ad::{write_h5ad, H5adOutput};
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate(&sim_opts()).unwrap().dataset;
+    let p = dir.path().join("sim.h5ad");
+    let mut out = H5adOutput::new(&data.counts, &data.cells, &data.genes);
+    out.compression = Some(4);
+    write_h5ad(&out, &p).unwrap();
+    let po = options();
+    let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
+    let so = StreamOptions {
+        pipeline: po,
+        chunk_cells: Some(150),
+        ..Default::default()
+    };
+    let s = stream::run(&p, &so).unwrap();
+    same_results(&mem, &s, "h5ad");
+    let r = CellChunks::open_h5ad(&p, None).unwrap();
+    assert_eq!(r.samples("x")[0], "parental_1");
+    assert!(CellChunks::open_h5ad(&p, Some("counts")).is_err());
+}

@@ -1,6 +1,6 @@
 //! The streamed (out-of-core) analysis, for count matrices bigger than memory.
 //!
-//! [`run`] reads a 10x HDF5 file block of cells by block ([`CellChunks`]) and never holds the
+//! [`run`] reads a 10x HDF5 or `.h5ad` file block of cells by block ([`CellChunks`]) and never holds the
 //! whole matrix. It computes the same result as [`crate::pipeline::run`] on the same data
 //! (same clusters, same markers; see "Agreement" below) in these passes over the file:
 //!
@@ -87,8 +87,11 @@ use std::time::Instant;
 pub struct StreamOptions {
     /// Options of every step, as for [`crate::pipeline::run`].
     pub pipeline: PipelineOptions,
-    /// Which features to keep, sample and condition names.
+    /// Which features to keep (10x HDF5), sample and condition names.
     pub read: ReadOptions,
+    /// For an `.h5ad` input: read this layer (for example `counts`) instead of `X`. `X` must
+    /// hold raw counts when no layer is given. Ignored for 10x HDF5.
+    pub layer: Option<String>,
     /// Cells per block read from the file; `None` sizes blocks from the budget.
     pub chunk_cells: Option<usize>,
     /// Memory budget in bytes (see the module docs for what it bounds).
@@ -100,6 +103,7 @@ impl Default for StreamOptions {
         StreamOptions {
             pipeline: PipelineOptions::default(),
             read: ReadOptions::default(),
+            layer: None,
             chunk_cells: None,
             memory_budget_bytes: 8 << 30,
         }
@@ -228,7 +232,8 @@ const RESIDENT_BYTES_PER_CELL: u64 = 150;
 /// Same number of fixed row blocks as the in-memory column reductions (`qc::col_reduce`).
 const COL_BLOCKS: usize = 32;
 
-/// Runs the streamed analysis on the 10x HDF5 file at `path` (see the module docs).
+/// Runs the streamed analysis on the 10x HDF5 file at `path`, or the `.h5ad` file (by its
+/// extension; `X` or [`StreamOptions::layer`], stored as CSR) (see the module docs).
 pub fn run(path: &Path, opts: &StreamOptions) -> Result<StreamAnalysis> {
     run_with_progress(path, opts, &mut |_| {})
 }
@@ -264,7 +269,14 @@ pub fn run_with_progress(
         return Err(Error::option("chunk_cells", "must be at least 1"));
     }
     let budget = opts.memory_budget_bytes;
-    let reader = CellChunks::open_10x_h5(path, &opts.read)?;
+    let is_h5ad = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("h5ad"));
+    let reader = if is_h5ad {
+        CellChunks::open_h5ad(path, opts.layer.as_deref())?
+    } else {
+        CellChunks::open_10x_h5(path, &opts.read)?
+    };
     let (n_cells, n_genes) = (reader.n_cells(), reader.n_genes());
     let mut steps = Steps {
         progress,
@@ -368,7 +380,7 @@ pub fn run_with_progress(
             mt: mt.clone(),
             ribo: ribo.clone(),
         };
-        let samples = vec![opts.read.sample.clone(); n_cells];
+        let samples = reader.samples(&opts.read.sample);
         let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
         Ok((qc, cells, g_kept))
     })?;

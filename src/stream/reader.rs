@@ -1,4 +1,4 @@
-//! [`CellChunks`]: a 10x HDF5 count matrix read a block of cells at a time.
+//! [`CellChunks`]: a 10x HDF5 or `.h5ad` count matrix read a block of cells at a time.
 
 use crate::dataset::{make_unique, GeneTable};
 use crate::error::{Error, Result};
@@ -29,6 +29,8 @@ pub struct CellChunks {
     /// File feature -> kept column, `u32::MAX` when dropped (`None`: every feature kept).
     remap: Option<Vec<u32>>,
     barcodes: Vec<String>,
+    /// Sample of every cell (from `obs["sample"]` of an `.h5ad`; else `None`: one sample).
+    samples: Option<Vec<String>>,
     genes: GeneTable,
 }
 
@@ -45,45 +47,11 @@ impl CellChunks {
         let h = read_header(&file, path, opts)?;
         let g = h.group.clone();
         let kept = kept_features(&h, path, opts)?;
-        let indptr: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/indptr"))?;
-        let obj = format!("{g}/indptr");
-        if indptr.len() != h.n_cells + 1 {
-            return Err(Error::hdf5(
-                path,
-                obj,
-                format!(
-                    "{} entries, expected cells + 1 = {}",
-                    indptr.len(),
-                    h.n_cells + 1
-                ),
-            ));
-        }
-        if indptr[0] != 0 {
-            return Err(Error::hdf5(
-                path,
-                obj,
-                format!("starts at {}, expected 0", indptr[0]),
-            ));
-        }
-        if let Some(c) = indptr.windows(2).position(|w| w[1] < w[0]) {
-            return Err(Error::hdf5(
-                path,
-                obj,
-                format!("decreases at cell {c} ({} -> {})", indptr[c], indptr[c + 1]),
-            ));
-        }
+        let indptr = read_indptr(&file, path, &format!("{g}/indptr"), h.n_cells)?;
         let nnz = indptr[h.n_cells];
         let data = RangeReader::open(&file, path, &format!("{g}/data"))?;
         let indices = RangeReader::open(&file, path, &format!("{g}/indices"))?;
-        for (r, what) in [(&data, "data"), (&indices, "indices")] {
-            if r.len() != nnz {
-                return Err(Error::hdf5(
-                    path,
-                    format!("{g}/{what}"),
-                    format!("{} entries, but indptr ends at {nnz}", r.len()),
-                ));
-            }
-        }
+        check_lengths(path, &g, nnz, &data, &indices)?;
         let remap = (kept.len() != h.n_genes).then(|| {
             let mut m = vec![u32::MAX; h.n_genes];
             for (new, &old) in kept.iter().enumerate() {
@@ -107,8 +75,92 @@ impl CellChunks {
             indices,
             remap,
             barcodes: h.barcodes,
+            samples: None,
             genes,
         })
+    }
+
+    /// Opens the cells x genes matrix `X` of an `.h5ad` file, or `/layers/<layer>`, which must
+    /// be stored as CSR (AnnData's `csr_matrix` encoding: `data`, `indices`, `indptr`; the
+    /// usual layout for cells x genes). Cells and genes as [`crate::io::h5ad::read_h5ad`]: the
+    /// `obs` index as barcodes and `obs["sample"]` as samples when present, the `var` index as
+    /// symbols (made unique), `gene_ids` and `feature_types` when present; all features are
+    /// kept. Errors for a CSC or dense matrix (they cannot be read by cells without reading
+    /// everything), shapes that disagree with `obs` / `var`, and the `indptr` checks of
+    /// [`open_10x_h5`](Self::open_10x_h5).
+    pub fn open_h5ad(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
+        guard(path, "/", || Self::open_h5ad_inner(path, layer))
+    }
+
+    fn open_h5ad_inner(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
+        use crate::io::h5ad::{read_obs_var, sparse_group, H5adReadOptions};
+        let file = hdf5_util::open(path)?;
+        let g = match layer {
+            Some(l) => format!("/layers/{l}"),
+            None => "/X".to_string(),
+        };
+        let (ty, n_cells, n_genes) = match sparse_group(&file, path, &g)? {
+            Some((ty, r, c)) if ty == "csr_matrix" => (ty, r, c),
+            Some((ty, _, _)) => {
+                return Err(Error::hdf5(
+                    path,
+                    g,
+                    format!(
+                        "the streamed reader needs a CSR matrix (cells x genes), found \"{ty}\""
+                    ),
+                ))
+            }
+            None => {
+                return Err(Error::hdf5(
+                    path,
+                    g,
+                    "the streamed reader needs a sparse CSR matrix, found a dense array",
+                ))
+            }
+        };
+        let _ = ty;
+        let (cells, genes) = read_obs_var(&file, path, &H5adReadOptions::default())?;
+        if cells.len() != n_cells || genes.ids.len() != n_genes {
+            return Err(Error::hdf5(
+                path,
+                g,
+                format!(
+                    "matrix is {n_cells} x {n_genes}, but obs has {} rows and var {}",
+                    cells.len(),
+                    genes.ids.len()
+                ),
+            ));
+        }
+        let has_samples = file.dataset("/obs/sample").is_ok() || file.group("/obs/sample").is_ok();
+        let indptr = read_indptr(&file, path, &format!("{g}/indptr"), n_cells)?;
+        let nnz = indptr[n_cells];
+        let data = RangeReader::open(&file, path, &format!("{g}/data"))?;
+        let indices = RangeReader::open(&file, path, &format!("{g}/indices"))?;
+        check_lengths(path, &g, nnz, &data, &indices)?;
+        Ok(CellChunks {
+            path: path.to_path_buf(),
+            group: g,
+            n_file_genes: n_genes,
+            indptr,
+            data,
+            indices,
+            remap: None,
+            barcodes: cells.barcodes,
+            samples: has_samples.then_some(cells.sample),
+            genes: GeneTable {
+                columns: Default::default(),
+                ..genes
+            },
+        })
+    }
+
+    /// Sample of every cell: `obs["sample"]` of an `.h5ad` that has it, else `default` for
+    /// every cell.
+    pub fn samples(&self, default: &str) -> Vec<String> {
+        match &self.samples {
+            Some(s) => s.clone(),
+            None => vec![default.to_string(); self.n_cells()],
+        }
     }
 
     /// Number of cells.
@@ -196,4 +248,60 @@ impl CellChunks {
         crate::io::h5ad::build_csr(b - a, self.n_genes(), indptr, indices, data)
             .map_err(|e| Error::hdf5(&self.path, g.clone(), e))
     }
+}
+
+/// Reads `indptr` and checks it: `n_cells + 1` entries, starting at 0, never decreasing.
+fn read_indptr(
+    file: &hdf5_pure::File,
+    path: &Path,
+    obj: &str,
+    n_cells: usize,
+) -> Result<Vec<usize>> {
+    let indptr: Vec<usize> = hdf5_util::read_numeric(file, path, obj)?;
+    if indptr.len() != n_cells + 1 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!(
+                "{} entries, expected cells + 1 = {}",
+                indptr.len(),
+                n_cells + 1
+            ),
+        ));
+    }
+    if indptr[0] != 0 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("starts at {}, expected 0", indptr[0]),
+        ));
+    }
+    if let Some(c) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("decreases at cell {c} ({} -> {})", indptr[c], indptr[c + 1]),
+        ));
+    }
+    Ok(indptr)
+}
+
+/// `data` and `indices` must hold exactly the `nnz` values `indptr` ends at.
+fn check_lengths(
+    path: &Path,
+    g: &str,
+    nnz: usize,
+    data: &RangeReader,
+    indices: &RangeReader,
+) -> Result<()> {
+    for (r, what) in [(data, "data"), (indices, "indices")] {
+        if r.len() != nnz {
+            return Err(Error::hdf5(
+                path,
+                format!("{g}/{what}"),
+                format!("{} entries, but indptr ends at {nnz}", r.len()),
+            ));
+        }
+    }
+    Ok(())
 }
