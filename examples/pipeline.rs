@@ -4,16 +4,16 @@
 //! cargo run --release --example pipeline -- [--input PATH]... [--sample-sheet CSV] [--out DIR]
 //!     [--resolution R] [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N]
 //!     [--min-genes N] [--min-cells N] [--threads N] [--simulate N_CELLS]
-//!     [--stream] [--memory-budget SIZE] [--chunk-cells N] [--sim-h5 PATH]
+//!     [--stream] [--memory-budget SIZE] [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]
 //! ```
 //! With no input it runs on the bundled `celltypist_sample` dataset and writes to `results/`;
 //! `--simulate N` runs on N simulated cells x 20,000 genes instead (for timing at scale).
 //!
-//! `--stream` runs the streamed (out-of-core) analysis of `scrna::stream` on one 10x HDF5
-//! `--input`, with `--memory-budget` (default 8G; K/M/G/T suffixes, binary) and optionally a
-//! fixed `--chunk-cells`. `--simulate N --sim-h5 PATH` writes N simulated cells to a 10x HDF5
-//! file block by block (never holding the matrix) and exits; with `--stream` as well it then
-//! analyses that file.
+//! `--stream` runs the streamed (out-of-core) analysis of `scrna::stream` on one 10x HDF5 or
+//! `.h5ad` `--input` (CSR `X`, or `--layer NAME` such as `counts`), with `--memory-budget`
+//! (default 8G; K/M/G/T suffixes, binary) and optionally a fixed `--chunk-cells`.
+//! `--simulate N --sim-h5 PATH` writes N simulated cells to a 10x HDF5 file block by block
+//! (never holding the matrix) and exits; with `--stream` as well it then analyses that file.
 //! Progress goes to stderr; bad arguments or input print one line and exit with status 1.
 
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions, SampleSpec};
@@ -33,6 +33,7 @@ struct Args {
     memory_budget: u64,
     chunk_cells: Option<usize>,
     sim_h5: Option<PathBuf>,
+    layer: Option<String>,
     opts: PipelineOptions,
 }
 
@@ -47,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         memory_budget: 8 << 30,
         chunk_cells: None,
         sim_h5: None,
+        layer: None,
         opts: PipelineOptions::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -85,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--chunk-cells" => a.chunk_cells = Some(num(&flag, value()?)?),
             "--sim-h5" => a.sim_h5 = Some(PathBuf::from(value()?)),
+            "--layer" => a.layer = Some(value()?),
             other => return Err(format!("unknown option {other:?}; try --help")),
         }
     }
@@ -95,7 +98,7 @@ fn usage() -> String {
     "usage: pipeline [--input PATH]... [--sample-sheet CSV] [--out DIR] [--resolution R] \
      [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N] [--min-genes N] \
      [--min-cells N] [--threads N] [--simulate N_CELLS] [--stream] [--memory-budget SIZE] \
-     [--chunk-cells N] [--sim-h5 PATH]"
+     [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]"
         .to_string()
 }
 
@@ -243,6 +246,7 @@ fn analyse_streamed(path: &std::path::Path, args: &Args) -> Result<(), String> {
         pipeline: args.opts.clone(),
         chunk_cells: args.chunk_cells,
         memory_budget_bytes: args.memory_budget,
+        layer: args.layer.clone(),
         ..Default::default()
     };
     eprintln!(
