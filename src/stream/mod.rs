@@ -769,29 +769,46 @@ fn load_columns(
                 (k != u32::MAX).then_some((r, k))
             })
             .collect();
-        let picked: Vec<(Vec<u32>, Vec<f32>)> = rows
+        // Two phases, no per-row buffers: count the picked values of every row, then fill
+        // each row's slice of the output in parallel.
+        let counts: Vec<usize> = rows
             .par_iter()
-            .map(|&(r, k)| {
-                let s = size_factors[k as usize];
-                let s = if s == 0.0 { 1.0 } else { s };
-                let (idx, val) = x.row(r);
-                let mut ci = Vec::new();
-                let mut cv = Vec::new();
-                for (&c, &v) in idx.iter().zip(val) {
-                    let j = col_of[c as usize];
-                    if j != u32::MAX {
-                        ci.push(j);
-                        cv.push((v / s).ln_1p());
-                    }
-                }
-                (ci, cv)
+            .map(|&(r, _)| {
+                x.row(r)
+                    .0
+                    .iter()
+                    .filter(|&&c| col_of[c as usize] != u32::MAX)
+                    .count()
             })
             .collect();
-        for (ci, cv) in picked {
-            indices.extend_from_slice(&ci);
-            data.extend_from_slice(&cv);
-            indptr.push(indices.len());
+        let start = indices.len();
+        let added: usize = counts.iter().sum();
+        indices.resize(start + added, 0);
+        data.resize(start + added, 0.0);
+        let mut parts = Vec::with_capacity(rows.len());
+        let (mut ri, mut rd) = (&mut indices[start..], &mut data[start..]);
+        for (&(r, k), &n) in rows.iter().zip(&counts) {
+            let (hi, ti) = ri.split_at_mut(n);
+            let (hd, td) = rd.split_at_mut(n);
+            parts.push((r, k, hi, hd));
+            ri = ti;
+            rd = td;
+            indptr.push(indptr[indptr.len() - 1] + n);
         }
+        parts.into_par_iter().for_each(|(r, k, oi, od)| {
+            let s = size_factors[k as usize];
+            let s = if s == 0.0 { 1.0 } else { s };
+            let (idx, val) = x.row(r);
+            let mut w = 0;
+            for (&c, &v) in idx.iter().zip(val) {
+                let j = col_of[c as usize];
+                if j != u32::MAX {
+                    oi[w] = j;
+                    od[w] = (v / s).ln_1p();
+                    w += 1;
+                }
+            }
+        });
         Ok(())
     })?;
     CsrMatrix::try_new(n_rows, n_cols, indptr, indices, data)
