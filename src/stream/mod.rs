@@ -626,7 +626,8 @@ pub fn run_with_progress(
     let marker_blocks = plan_gene_blocks(&stored_per_gene, per_gene, n_kept, marker_block_bytes);
     let markers = steps.step("markers", |rep| {
         let mut parts: Vec<RankGenes> = Vec::with_capacity(marker_blocks.len());
-        for &(g0, g1) in &marker_blocks {
+        let n_blocks = marker_blocks.len() as f64;
+        for (bi, &(g0, g1)) in marker_blocks.iter().enumerate() {
             let mut col_of = vec![u32::MAX; n_genes];
             for g in g0..g1 {
                 col_of[kept_genes[g]] = (g - g0) as u32;
@@ -640,7 +641,7 @@ pub fn run_with_progress(
                 &col_of,
                 g1 - g0,
                 nnz as usize,
-                &mut *rep,
+                &mut |f| rep((bi as f64 + f) / n_blocks),
             )?;
             passes += 1;
             parts.push(rank_genes(&xb, &clustering.labels, &po.markers)?);
