@@ -4,9 +4,16 @@
 //! cargo run --release --example pipeline -- [--input PATH]... [--sample-sheet CSV] [--out DIR]
 //!     [--resolution R] [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N]
 //!     [--min-genes N] [--min-cells N] [--threads N] [--simulate N_CELLS]
+//!     [--stream] [--memory-budget SIZE] [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]
 //! ```
 //! With no input it runs on the bundled `celltypist_sample` dataset and writes to `results/`;
 //! `--simulate N` runs on N simulated cells x 20,000 genes instead (for timing at scale).
+//!
+//! `--stream` runs the streamed (out-of-core) analysis of `scrna::stream` on one 10x HDF5 or
+//! `.h5ad` `--input` (CSR `X`, or `--layer NAME` such as `counts`), with `--memory-budget`
+//! (default 8G; K/M/G/T suffixes, binary) and optionally a fixed `--chunk-cells`.
+//! `--simulate N --sim-h5 PATH` writes N simulated cells to a 10x HDF5 file block by block
+//! (never holding the matrix) and exits; with `--stream` as well it then analyses that file.
 //! Progress goes to stderr; bad arguments or input print one line and exit with status 1.
 
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions, SampleSpec};
@@ -25,6 +32,11 @@ struct Args {
     out: PathBuf,
     threads: Option<usize>,
     simulate: Option<usize>,
+    stream: bool,
+    memory_budget: u64,
+    chunk_cells: Option<usize>,
+    sim_h5: Option<PathBuf>,
+    layer: Option<String>,
     opts: PipelineOptions,
 }
 
@@ -35,6 +47,11 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from("results"),
         threads: None,
         simulate: None,
+        stream: false,
+        memory_budget: 8 << 30,
+        chunk_cells: None,
+        sim_h5: None,
+        layer: None,
         opts: PipelineOptions::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -66,6 +83,14 @@ fn parse_args() -> Result<Args, String> {
             "--min-cells" => a.opts.filter.min_cells = Some(num(&flag, value()?)?),
             "--threads" => a.threads = Some(num(&flag, value()?)?),
             "--simulate" => a.simulate = Some(num(&flag, value()?)?),
+            "--stream" => a.stream = true,
+            "--memory-budget" => {
+                a.memory_budget =
+                    scrna::stream::parse_bytes(&value()?).map_err(|e| format!("{flag}: {e}"))?
+            }
+            "--chunk-cells" => a.chunk_cells = Some(num(&flag, value()?)?),
+            "--sim-h5" => a.sim_h5 = Some(PathBuf::from(value()?)),
+            "--layer" => a.layer = Some(value()?),
             other => return Err(format!("unknown option {other:?}; try --help")),
         }
     }
@@ -75,7 +100,8 @@ fn parse_args() -> Result<Args, String> {
 fn usage() -> String {
     "usage: pipeline [--input PATH]... [--sample-sheet CSV] [--out DIR] [--resolution R] \
      [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N] [--min-genes N] \
-     [--min-cells N] [--threads N] [--simulate N_CELLS]"
+     [--min-cells N] [--threads N] [--simulate N_CELLS] [--stream] [--memory-budget SIZE] \
+     [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]"
         .to_string()
 }
 
@@ -86,6 +112,48 @@ fn run() -> Result<(), String> {
             .num_threads(t)
             .build_global()
             .map_err(|e| format!("--threads: {e}"))?;
+    }
+    if let (Some(n), Some(h5)) = (args.simulate, &args.sim_h5) {
+        let t = std::time::Instant::now();
+        scrna::report::reset_peak_rss();
+        eprintln!(
+            "simulating {n} cells x 20000 genes (seed 0) into {}",
+            h5.display()
+        );
+        let rep = scrna::stream::write::simulate_10x_h5(
+            &scrna::simulate::SimulateOptions {
+                n_cells: n,
+                ..Default::default()
+            },
+            h5,
+            args.chunk_cells.unwrap_or(5_000),
+        )
+        .map_err(|e| e.to_string())?;
+        println!(
+            "wrote {} cells, {} stored values, {:.1} MB in {:.1} s (peak {:.1} MB)",
+            rep.n_cells,
+            rep.nnz,
+            rep.file_bytes as f64 / 1_048_576.0,
+            t.elapsed().as_secs_f64(),
+            scrna::report::peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0
+        );
+        if !args.stream {
+            return Ok(());
+        }
+        return analyse_streamed(h5, &args);
+    }
+    if args.stream {
+        let input = match args.inputs.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(
+                    "--stream needs exactly one 10x HDF5 --input (or --simulate N \
+                 --sim-h5 PATH)"
+                        .to_string(),
+                )
+            }
+        };
+        return analyse_streamed(&input, &args);
     }
     if let Some(n) = args.simulate {
         eprintln!("simulating {n} cells x 20000 genes (seed 0)");
@@ -212,6 +280,53 @@ fn show_progress(p: &Progress, terminal: bool) {
     if p.fraction >= 1.0 {
         eprintln!();
     }
+}
+
+fn analyse_streamed(path: &std::path::Path, args: &Args) -> Result<(), String> {
+    let so = scrna::stream::StreamOptions {
+        pipeline: args.opts.clone(),
+        chunk_cells: args.chunk_cells,
+        memory_budget_bytes: args.memory_budget,
+        layer: args.layer.clone(),
+        ..Default::default()
+    };
+    eprintln!(
+        "streaming {} with a memory budget of {:.1} MB",
+        path.display(),
+        args.memory_budget as f64 / 1_048_576.0
+    );
+    let terminal = std::io::stderr().is_terminal();
+    let mut on_progress = |p: &Progress| show_progress(p, terminal);
+    let a =
+        scrna::stream::run_with_progress(path, &so, &mut on_progress).map_err(|e| e.to_string())?;
+    let files = scrna::stream::output::write_all(&a, &so, &args.out).map_err(|e| e.to_string())?;
+    for s in &a.steps {
+        eprintln!(
+            "  {:<10} {:>8.2} s  {:>8.1} MB peak",
+            s.step,
+            s.seconds,
+            s.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0
+        );
+    }
+    println!(
+        "{} of {} cells passed QC; {} genes kept, {} highly variable; {} passes over the file \
+         ({} cell blocks, {} marker gene blocks)",
+        a.cells.keep_cells.len(),
+        a.input_shape.0,
+        a.kept_genes.len(),
+        a.hvg_genes.len(),
+        a.passes,
+        a.plan.cell_blocks.len(),
+        a.plan.marker_blocks.len()
+    );
+    println!(
+        "{} clusters; peak {:.1} MB within a budget of {:.1} MB",
+        a.clustering.n_clusters,
+        a.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0,
+        args.memory_budget as f64 / 1_048_576.0
+    );
+    println!("{} files written to {}", files.len(), args.out.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {

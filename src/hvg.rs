@@ -345,13 +345,65 @@ fn single_batch(
     opts: &HvgOptions,
     filter_unexpressed: bool,
 ) -> Result<Single> {
-    let seurat = opts.flavor == Flavor::Seurat;
-    let (mut means, vars, nnz) = if seurat {
+    let (means, vars, nnz) = if opts.flavor == Flavor::Seurat {
         mean_var(x, rows, |v| v.exp_m1())
     } else {
         mean_var(x, rows, |v| v)
     };
-    let n_genes = x.n_cols();
+    select_from_moments(means, &vars, &nnz, opts, filter_unexpressed)
+}
+
+/// Selects highly variable genes with the `Seurat` or `CellRanger` flavor from per-gene
+/// moments computed elsewhere (for example block by block over a matrix that is never held
+/// whole, as [`crate::stream`] does): `means[g]` and `variances[g]` (n - 1 denominator) of
+/// `expm1(X)` for `Seurat`, of `X` for `CellRanger`, with `X` the log-normalized values of
+/// all cells (see the module docs). Given the same moments, the result is exactly that of
+/// [`highly_variable_genes`] without batches. Errors for `SeuratV3` (it needs the counts),
+/// mismatched lengths and the option checks of [`highly_variable_genes`].
+pub fn highly_variable_from_moments(
+    means: Vec<f64>,
+    variances: &[f64],
+    opts: &HvgOptions,
+) -> Result<Hvg> {
+    if opts.flavor == Flavor::SeuratV3 {
+        return Err(Error::option(
+            "flavor",
+            "seurat_v3 is computed from the counts, not from moments of the log values",
+        ));
+    }
+    if means.len() != variances.len() {
+        return Err(Error::data(
+            "highly_variable_from_moments",
+            format!("{} means for {} variances", means.len(), variances.len()),
+        ));
+    }
+    check(opts, means.len())?;
+    let s = select_from_moments(means, variances, &[], opts, false)?;
+    Ok(Hvg {
+        flavor: opts.flavor,
+        means: s.means,
+        dispersions: Some(s.dispersions),
+        dispersions_norm: Some(s.norm),
+        variances: None,
+        variances_norm: None,
+        highly_variable_rank: None,
+        highly_variable_nbatches: None,
+        highly_variable_intersection: None,
+        highly_variable: s.hv,
+    })
+}
+
+/// The part of [`single_batch`] after the moments (`nnz` is only read with
+/// `filter_unexpressed`).
+fn select_from_moments(
+    mut means: Vec<f64>,
+    vars: &[f64],
+    nnz: &[u32],
+    opts: &HvgOptions,
+    filter_unexpressed: bool,
+) -> Result<Single> {
+    let seurat = opts.flavor == Flavor::Seurat;
+    let n_genes = means.len();
     let keep: Vec<usize> = if filter_unexpressed {
         (0..n_genes).filter(|&g| nnz[g] > 0).collect()
     } else {

@@ -34,6 +34,7 @@ pub mod report;
 pub mod simulate;
 pub mod sparse;
 pub mod stats;
+pub mod stream;
 
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};

@@ -182,7 +182,7 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
 
 /// `np.median` of a float32 array: the middle value, or for an even count the mean of the two
 /// middle values computed in `f32`. NaN when empty.
-fn median_f32(v: &[f32]) -> f32 {
+pub(crate) fn median_f32(v: &[f32]) -> f32 {
     if v.is_empty() {
         return f32::NAN;
     }

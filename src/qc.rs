@@ -426,48 +426,35 @@ fn check_filter_options(opts: &FilterOptions) -> Result<()> {
     Ok(())
 }
 
-/// Filters cells, then genes, and says what it removed and why.
-///
-/// Cells: a cell is removed when it fails any of the fixed bounds (`min_genes`, `max_genes`,
-/// `min_counts`, `max_counts`, `max_pct_mito`; Scanpy's `filter_cells` semantics) or, with
-/// `mad`, when it is an outlier as scuttle's `isOutlier(metric, nmads, type, log, batch)`:
-/// with `m = median`, `s = 1.4826 * median(|x - m|)` over the cells of its sample, a cell is an
-/// outlier when `ln(total_counts) < m - nmads * s`, when `ln(n_genes_by_counts) < m - nmads * s`
-/// (log scale when `log`), or when `pct_counts_mt > m + nmads * s` (linear scale). The MAD
-/// statistics are computed on all input cells of the sample (as `perCellQCFilters`), not only
-/// on cells passing the fixed bounds.
-///
-/// Genes: then, as Scanpy's tutorial (`filter_cells` before `filter_genes`), a gene is removed
-/// when it is detected in fewer than `min_cells` of the kept cells.
-///
-/// The new count matrix is built in one pass (one copy of the kept values).
-pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
-    check_filter_options(opts)?;
-    let m = metrics(ds, &opts.qc)?;
-    filter_by(ds, opts, &m)
+/// Which cells pass the cell filters of [`filter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellFilter {
+    /// Indices of the kept cells, increasing.
+    pub keep_cells: Vec<usize>,
+    /// Removed cells with the first reason that removed each.
+    pub removed_cells: Vec<(usize, Reason)>,
+    /// Cells failing each criterion (a cell may count under several).
+    pub cell_summary: Vec<(Reason, usize)>,
+    /// Per-sample MAD thresholds (empty without `mad`).
+    pub mad_thresholds: Vec<MadThresholds>,
 }
 
-/// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
-/// which saves a pass over the matrix.
-pub fn filter_with_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+/// The cell part of [`filter`] from per-cell metrics alone (`m`'s per-cell vectors and the
+/// sample of every cell), so that a caller that computed the metrics block by block (the
+/// streamed pipeline) applies exactly the same rules. Gene vectors of `m` are not used.
+pub fn filter_cells_by_metrics(
+    m: &QcMetrics,
+    samples: &[String],
+    opts: &FilterOptions,
+) -> Result<CellFilter> {
     check_filter_options(opts)?;
-    if m.total_counts.len() != ds.n_cells() || m.n_cells_by_counts.len() != ds.n_genes() {
+    let n = m.total_counts.len();
+    if samples.len() != n {
         return Err(Error::data(
-            "qc filter",
-            format!(
-                "metrics of {} cells x {} genes for a dataset of {} x {}",
-                m.total_counts.len(),
-                m.n_cells_by_counts.len(),
-                ds.n_cells(),
-                ds.n_genes()
-            ),
+            "cell filter",
+            format!("{} sample names for {n} cells", samples.len()),
         ));
     }
-    filter_by(ds, opts, m)
-}
-
-fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
-    let n = ds.n_cells();
     let mut fails: Vec<[bool; 8]> = vec![[false; 8]; n];
     for (i, f) in fails.iter_mut().enumerate() {
         let g = m.n_genes_by_counts[i];
@@ -485,7 +472,7 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filter
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         if mo.per_sample {
             let mut pos: HashMap<&str, usize> = HashMap::new();
-            for (i, s) in ds.cells.sample.iter().enumerate() {
+            for (i, s) in samples.iter().enumerate() {
                 let k = *pos.entry(s.as_str()).or_insert_with(|| {
                     groups.push((s.clone(), Vec::new()));
                     groups.len() - 1
@@ -494,7 +481,7 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filter
             }
         }
         if groups.len() <= 1 {
-            let name = ds.cells.sample.first().cloned().unwrap_or_default();
+            let name = samples.first().cloned().unwrap_or_default();
             groups = vec![(
                 if mo.per_sample { name } else { "all".into() },
                 (0..n).collect(),
@@ -550,6 +537,62 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filter
         .filter(|(_, c)| *c > 0)
         .map(|(r, c)| (*r, c))
         .collect();
+
+    Ok(CellFilter {
+        keep_cells,
+        removed_cells,
+        cell_summary,
+        mad_thresholds,
+    })
+}
+
+/// Filters cells, then genes, and says what it removed and why.
+///
+/// Cells: a cell is removed when it fails any of the fixed bounds (`min_genes`, `max_genes`,
+/// `min_counts`, `max_counts`, `max_pct_mito`; Scanpy's `filter_cells` semantics) or, with
+/// `mad`, when it is an outlier as scuttle's `isOutlier(metric, nmads, type, log, batch)`:
+/// with `m = median`, `s = 1.4826 * median(|x - m|)` over the cells of its sample, a cell is an
+/// outlier when `ln(total_counts) < m - nmads * s`, when `ln(n_genes_by_counts) < m - nmads * s`
+/// (log scale when `log`), or when `pct_counts_mt > m + nmads * s` (linear scale). The MAD
+/// statistics are computed on all input cells of the sample (as `perCellQCFilters`), not only
+/// on cells passing the fixed bounds.
+///
+/// Genes: then, as Scanpy's tutorial (`filter_cells` before `filter_genes`), a gene is removed
+/// when it is detected in fewer than `min_cells` of the kept cells.
+///
+/// The new count matrix is built in one pass (one copy of the kept values).
+pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
+    check_filter_options(opts)?;
+    let m = metrics(ds, &opts.qc)?;
+    filter_by(ds, opts, &m)
+}
+
+/// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
+/// which saves a pass over the matrix.
+pub fn filter_with_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+    check_filter_options(opts)?;
+    if m.total_counts.len() != ds.n_cells() || m.n_cells_by_counts.len() != ds.n_genes() {
+        return Err(Error::data(
+            "qc filter",
+            format!(
+                "metrics of {} cells x {} genes for a dataset of {} x {}",
+                m.total_counts.len(),
+                m.n_cells_by_counts.len(),
+                ds.n_cells(),
+                ds.n_genes()
+            ),
+        ));
+    }
+    filter_by(ds, opts, m)
+}
+
+fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+    let CellFilter {
+        keep_cells,
+        removed_cells,
+        cell_summary,
+        mad_thresholds,
+    } = filter_cells_by_metrics(m, &ds.cells.sample, opts)?;
 
     // Genes on the kept cells.
     let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());

@@ -158,180 +158,268 @@ fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
 
 /// Simulates a dataset (see the module docs for the model).
 pub fn simulate(opts: &SimulateOptions) -> Result<Simulation> {
-    check(opts)?;
-    let n_genes = opts.n_genes;
-    let k = opts.n_clusters;
-    let mut rng = rng_for(opts.seed, u64::MAX);
-
-    // Baseline expression.
-    let gene_noise = Normal::new(0.0, opts.gene_log_sd)
-        .map_err(|e| Error::option("gene_log_sd", e.to_string()))?;
-    let mut base: Vec<f64> = (0..n_genes)
-        .map(|_| gene_noise.sample(&mut rng).exp())
-        .collect();
-    for b in base.iter_mut().take(opts.n_mito) {
-        *b = b.max(1.0) * 20.0;
-    }
-    // Marker genes: disjoint, among the more highly expressed half (excluding mito genes).
-    let mut order: Vec<usize> = (opts.n_mito..n_genes).collect();
-    order.sort_by(|&a, &b| base[b].total_cmp(&base[a]).then(a.cmp(&b)));
-    let mut pool: Vec<usize> = order[..order.len() / 2].to_vec();
-    let mut markers = Vec::with_capacity(k);
-    for _ in 0..k {
-        let mut m = Vec::with_capacity(opts.n_markers);
-        for _ in 0..opts.n_markers {
-            let j = rng.gen_range(0..pool.len());
-            m.push(pool.swap_remove(j));
-        }
-        m.sort_unstable();
-        markers.push(m);
-    }
-    let fold_noise = Normal::new(opts.marker_fold.ln(), 0.25)
-        .map_err(|e| Error::option("marker_fold", e.to_string()))?;
-    // Relative expression per cluster, as f32 to halve the table size.
-    let profiles: Vec<Vec<f64>> = markers
-        .iter()
-        .map(|m| {
-            let mut p = base.clone();
-            for &g in m {
-                p[g] *= fold_noise.sample(&mut rng).exp();
-            }
-            let s: f64 = p.iter().sum();
-            p.iter_mut().for_each(|x| *x /= s);
-            p
-        })
-        .collect();
-
-    // Cells: condition, sample, cluster.
-    let n_cond = opts.conditions.len();
-    let n_spec = if n_cond > 1 {
-        opts.condition_specific
-    } else {
-        0
-    };
-    let cluster_weights = |cond: usize| -> Vec<f64> {
-        (0..k)
-            .map(|c| {
-                let specific = c >= k - n_spec;
-                let depleted = n_spec > 0 && c + 1 == k - n_spec;
-                match (cond + 1 == n_cond, specific, depleted) {
-                    (false, true, _) => 0.0,
-                    (true, _, true) => opts.depleted_share,
-                    _ => 1.0,
-                }
-            })
-            .collect()
-    };
-    let weights: Vec<rand::distributions::WeightedIndex<f64>> = (0..n_cond)
-        .map(|c| rand::distributions::WeightedIndex::new(cluster_weights(c)))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::option("n_clusters", e.to_string()))?;
-    let n_samples = n_cond * opts.samples_per_condition;
-    let mut cluster = Vec::with_capacity(opts.n_cells);
-    let mut condition = Vec::with_capacity(opts.n_cells);
-    let mut sample_of = Vec::with_capacity(opts.n_cells);
-    for i in 0..opts.n_cells {
-        // Cells are laid out sample by sample, as concatenated samples would be.
-        let s = i * n_samples / opts.n_cells;
-        let cond = s / opts.samples_per_condition;
-        sample_of.push(s);
-        condition.push(cond as u32);
-        cluster.push(weights[cond].sample(&mut rng) as u32);
-    }
-
-    // Counts, one random stream per cell.
-    let lib = Normal::new(opts.library_size.ln(), opts.library_log_sd)
-        .map_err(|e| Error::option("library_log_sd", e.to_string()))?;
-    let phi = opts.dispersion;
-    let inv_phi = 1.0 / phi;
-    let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..opts.n_cells)
-        .into_par_iter()
-        .map(|i| {
-            let mut r = rng_for(opts.seed, i as u64);
-            let l = lib.sample(&mut r).exp();
-            let p = &profiles[cluster[i] as usize];
-            let mut idx = Vec::new();
-            let mut val = Vec::new();
-            for (g, &pg) in p.iter().enumerate() {
-                let mu = l * pg;
-                // P(X = 0) for NB(mean mu, dispersion phi).
-                let p0 = (-inv_phi * (mu * phi).ln_1p()).exp();
-                let u: f64 = r.gen();
-                if u < p0 {
-                    continue;
-                }
-                // Inverse CDF with the same uniform: p_{k+1} = p_k (k + r) / (k + 1) q,
-                // r = 1/φ, q = μφ / (1 + μφ).
-                let q = mu * phi / (1.0 + mu * phi);
-                let (mut pk, mut cum, mut x) = (p0, p0, 0u32);
-                while u >= cum && x < 10_000_000 {
-                    pk *= (x as f64 + inv_phi) / (x as f64 + 1.0) * q;
-                    x += 1;
-                    cum += pk;
-                    if pk == 0.0 {
-                        break;
-                    }
-                }
-                idx.push(g as u32);
-                val.push(x as f32);
-            }
-            (idx, val)
-        })
-        .collect();
-    let nnz: usize = rows.iter().map(|r| r.0.len()).sum();
-    let mut indptr = Vec::with_capacity(opts.n_cells + 1);
-    indptr.push(0);
-    let mut indices = Vec::with_capacity(nnz);
-    let mut data = Vec::with_capacity(nnz);
-    for (i, v) in rows {
-        indices.extend_from_slice(&i);
-        data.extend_from_slice(&v);
-        indptr.push(indices.len());
-    }
-    let counts = CsrMatrix::try_new(opts.n_cells, n_genes, indptr, indices, data)?;
-
-    // Tables.
-    let sample_names: Vec<String> = (0..n_samples)
-        .map(|s| {
-            let c = s / opts.samples_per_condition;
-            format!(
-                "{}_{}",
-                opts.conditions[c],
-                s % opts.samples_per_condition + 1
-            )
-        })
-        .collect();
-    let barcodes: Vec<String> = (0..opts.n_cells).map(barcode).collect();
-    let cells = CellTable {
-        barcodes,
-        sample: sample_of.iter().map(|&s| sample_names[s].clone()).collect(),
-        condition: condition
-            .iter()
-            .map(|&c| opts.conditions[c as usize].clone())
-            .collect(),
-        columns: Default::default(),
-    };
-    let ids: Vec<String> = (0..n_genes).map(|g| format!("SIMG{:08}", g + 1)).collect();
-    let symbols: Vec<String> = (0..n_genes)
-        .map(|g| {
-            if g < opts.n_mito {
-                format!("MT-G{}", g + 1)
-            } else {
-                format!("Gene{}", g + 1)
-            }
-        })
-        .collect();
-    let genes = GeneTable::new(ids, symbols);
-    let dataset = Dataset::new(counts, cells, genes)?;
+    let sim = Simulator::new(opts)?;
+    let counts = sim.counts(0..opts.n_cells)?;
+    let dataset = Dataset::new(counts, sim.cells(), sim.genes())?;
     Ok(Simulation {
         dataset,
-        truth: Truth {
+        truth: sim.truth(),
+    })
+}
+
+/// The simulator's model, drawn once, from which counts are made for any range of cells.
+///
+/// [`simulate`] is `Simulator::new` followed by [`Simulator::counts`] over all cells; calling
+/// `counts` on consecutive ranges and stacking the rows gives exactly the same matrix, because
+/// every cell draws from its own random stream `(seed, cell index)`. That is what lets a large
+/// matrix be generated and written chunk by chunk
+/// ([`crate::stream::write::simulate_10x_h5`]).
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    opts: SimulateOptions,
+    /// Relative expression of every gene, per cluster.
+    profiles: Vec<Vec<f64>>,
+    markers: Vec<Vec<usize>>,
+    cluster: Vec<u32>,
+    condition: Vec<u32>,
+    sample_of: Vec<usize>,
+    n_spec: usize,
+    lib: Normal<f64>,
+}
+
+impl Simulator {
+    /// Draws the gene profiles, markers and the cluster, condition and sample of every cell
+    /// (memory: `n_clusters x n_genes` numbers plus a few per cell; no counts yet).
+    pub fn new(opts: &SimulateOptions) -> Result<Simulator> {
+        check(opts)?;
+        let n_genes = opts.n_genes;
+        let k = opts.n_clusters;
+        let mut rng = rng_for(opts.seed, u64::MAX);
+
+        // Baseline expression.
+        let gene_noise = Normal::new(0.0, opts.gene_log_sd)
+            .map_err(|e| Error::option("gene_log_sd", e.to_string()))?;
+        let mut base: Vec<f64> = (0..n_genes)
+            .map(|_| gene_noise.sample(&mut rng).exp())
+            .collect();
+        for b in base.iter_mut().take(opts.n_mito) {
+            *b = b.max(1.0) * 20.0;
+        }
+        // Marker genes: disjoint, among the more highly expressed half (excluding mito genes).
+        let mut order: Vec<usize> = (opts.n_mito..n_genes).collect();
+        order.sort_by(|&a, &b| base[b].total_cmp(&base[a]).then(a.cmp(&b)));
+        let mut pool: Vec<usize> = order[..order.len() / 2].to_vec();
+        let mut markers = Vec::with_capacity(k);
+        for _ in 0..k {
+            let mut m = Vec::with_capacity(opts.n_markers);
+            for _ in 0..opts.n_markers {
+                let j = rng.gen_range(0..pool.len());
+                m.push(pool.swap_remove(j));
+            }
+            m.sort_unstable();
+            markers.push(m);
+        }
+        let fold_noise = Normal::new(opts.marker_fold.ln(), 0.25)
+            .map_err(|e| Error::option("marker_fold", e.to_string()))?;
+        // Relative expression per cluster.
+        let profiles: Vec<Vec<f64>> = markers
+            .iter()
+            .map(|m| {
+                let mut p = base.clone();
+                for &g in m {
+                    p[g] *= fold_noise.sample(&mut rng).exp();
+                }
+                let s: f64 = p.iter().sum();
+                p.iter_mut().for_each(|x| *x /= s);
+                p
+            })
+            .collect();
+
+        // Cells: condition, sample, cluster.
+        let n_cond = opts.conditions.len();
+        let n_spec = if n_cond > 1 {
+            opts.condition_specific
+        } else {
+            0
+        };
+        let cluster_weights = |cond: usize| -> Vec<f64> {
+            (0..k)
+                .map(|c| {
+                    let specific = c >= k - n_spec;
+                    let depleted = n_spec > 0 && c + 1 == k - n_spec;
+                    match (cond + 1 == n_cond, specific, depleted) {
+                        (false, true, _) => 0.0,
+                        (true, _, true) => opts.depleted_share,
+                        _ => 1.0,
+                    }
+                })
+                .collect()
+        };
+        let weights: Vec<rand::distributions::WeightedIndex<f64>> = (0..n_cond)
+            .map(|c| rand::distributions::WeightedIndex::new(cluster_weights(c)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::option("n_clusters", e.to_string()))?;
+        let n_samples = n_cond * opts.samples_per_condition;
+        let mut cluster = Vec::with_capacity(opts.n_cells);
+        let mut condition = Vec::with_capacity(opts.n_cells);
+        let mut sample_of = Vec::with_capacity(opts.n_cells);
+        for i in 0..opts.n_cells {
+            // Cells are laid out sample by sample, as concatenated samples would be.
+            let s = i * n_samples / opts.n_cells;
+            let cond = s / opts.samples_per_condition;
+            sample_of.push(s);
+            condition.push(cond as u32);
+            cluster.push(weights[cond].sample(&mut rng) as u32);
+        }
+        let lib = Normal::new(opts.library_size.ln(), opts.library_log_sd)
+            .map_err(|e| Error::option("library_log_sd", e.to_string()))?;
+        Ok(Simulator {
+            opts: opts.clone(),
+            profiles,
+            markers,
             cluster,
             condition,
-            markers,
-            condition_specific_clusters: ((k - n_spec) as u32..k as u32).collect(),
-        },
-    })
+            sample_of,
+            n_spec,
+            lib,
+        })
+    }
+
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.opts.n_cells
+    }
+
+    /// Number of genes.
+    pub fn n_genes(&self) -> usize {
+        self.opts.n_genes
+    }
+
+    /// Counts of the cells in `cells` (rows in cell order, all genes), drawn in parallel with
+    /// one random stream per cell. Errors when the range goes past the last cell.
+    pub fn counts(&self, cells: std::ops::Range<usize>) -> Result<CsrMatrix> {
+        let opts = &self.opts;
+        if cells.start > cells.end || cells.end > opts.n_cells {
+            return Err(Error::option(
+                "cells",
+                format!(
+                    "range {}..{} is not within the {} simulated cells",
+                    cells.start, cells.end, opts.n_cells
+                ),
+            ));
+        }
+        let phi = opts.dispersion;
+        let inv_phi = 1.0 / phi;
+        let n_rows = cells.len();
+        let rows: Vec<(Vec<u32>, Vec<f32>)> = cells
+            .into_par_iter()
+            .map(|i| {
+                let mut r = rng_for(opts.seed, i as u64);
+                let l = self.lib.sample(&mut r).exp();
+                let p = &self.profiles[self.cluster[i] as usize];
+                let mut idx = Vec::new();
+                let mut val = Vec::new();
+                for (g, &pg) in p.iter().enumerate() {
+                    let mu = l * pg;
+                    // P(X = 0) for NB(mean mu, dispersion phi).
+                    let p0 = (-inv_phi * (mu * phi).ln_1p()).exp();
+                    let u: f64 = r.gen();
+                    if u < p0 {
+                        continue;
+                    }
+                    // Inverse CDF with the same uniform: p_{k+1} = p_k (k + r) / (k + 1) q,
+                    // r = 1/φ, q = μφ / (1 + μφ).
+                    let q = mu * phi / (1.0 + mu * phi);
+                    let (mut pk, mut cum, mut x) = (p0, p0, 0u32);
+                    while u >= cum && x < 10_000_000 {
+                        pk *= (x as f64 + inv_phi) / (x as f64 + 1.0) * q;
+                        x += 1;
+                        cum += pk;
+                        if pk == 0.0 {
+                            break;
+                        }
+                    }
+                    idx.push(g as u32);
+                    val.push(x as f32);
+                }
+                (idx, val)
+            })
+            .collect();
+        let nnz: usize = rows.iter().map(|r| r.0.len()).sum();
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        let mut indices = Vec::with_capacity(nnz);
+        let mut data = Vec::with_capacity(nnz);
+        for (i, v) in rows {
+            indices.extend_from_slice(&i);
+            data.extend_from_slice(&v);
+            indptr.push(indices.len());
+        }
+        CsrMatrix::try_new(n_rows, opts.n_genes, indptr, indices, data)
+    }
+
+    /// The cell table: barcodes, sample (`<condition>_<k>`) and condition of every cell.
+    pub fn cells(&self) -> CellTable {
+        let opts = &self.opts;
+        let n_samples = opts.conditions.len() * opts.samples_per_condition;
+        let sample_names: Vec<String> = (0..n_samples)
+            .map(|s| {
+                let c = s / opts.samples_per_condition;
+                format!(
+                    "{}_{}",
+                    opts.conditions[c],
+                    s % opts.samples_per_condition + 1
+                )
+            })
+            .collect();
+        CellTable {
+            barcodes: (0..opts.n_cells).map(barcode).collect(),
+            sample: self
+                .sample_of
+                .iter()
+                .map(|&s| sample_names[s].clone())
+                .collect(),
+            condition: self
+                .condition
+                .iter()
+                .map(|&c| opts.conditions[c as usize].clone())
+                .collect(),
+            columns: Default::default(),
+        }
+    }
+
+    /// The barcodes of all cells (as in [`Simulator::cells`]).
+    pub fn barcodes(&self) -> Vec<String> {
+        (0..self.opts.n_cells).map(barcode).collect()
+    }
+
+    /// The gene table: ids `SIMG00000001`, ..., symbols `MT-G1`, ... then `Gene<k>`.
+    pub fn genes(&self) -> GeneTable {
+        let n_genes = self.opts.n_genes;
+        let n_mito = self.opts.n_mito;
+        let ids: Vec<String> = (0..n_genes).map(|g| format!("SIMG{:08}", g + 1)).collect();
+        let symbols: Vec<String> = (0..n_genes)
+            .map(|g| {
+                if g < n_mito {
+                    format!("MT-G{}", g + 1)
+                } else {
+                    format!("Gene{}", g + 1)
+                }
+            })
+            .collect();
+        GeneTable::new(ids, symbols)
+    }
+
+    /// The clusters, conditions and markers used.
+    pub fn truth(&self) -> Truth {
+        let k = self.opts.n_clusters;
+        Truth {
+            cluster: self.cluster.clone(),
+            condition: self.condition.clone(),
+            markers: self.markers.clone(),
+            condition_specific_clusters: ((k - self.n_spec) as u32..k as u32).collect(),
+        }
+    }
 }
 
 /// A 10x-style 16-letter barcode for cell `i` (distinct for distinct `i`), with suffix `-1`.
@@ -378,6 +466,24 @@ mod tests {
         assert_eq!(a.truth, b.truth);
         let c = simulate(&SimulateOptions { seed: 1, ..o }).unwrap();
         assert_ne!(a.dataset.counts, c.dataset.counts);
+    }
+
+    #[test]
+    fn counts_in_chunks_equal_the_whole() {
+        let o = small();
+        let sim = Simulator::new(&o).unwrap();
+        let whole = simulate(&o).unwrap().dataset.counts;
+        let mut rows = 0;
+        for (a, b) in [(0, 7), (7, 7), (7, 250), (250, 400)] {
+            let part = sim.counts(a..b).unwrap();
+            assert_eq!(part.n_rows(), b - a);
+            for r in 0..part.n_rows() {
+                assert_eq!(part.row(r), whole.row(a + r));
+            }
+            rows += part.n_rows();
+        }
+        assert_eq!(rows, 400);
+        assert!(sim.counts(390..401).is_err());
     }
 
     #[test]

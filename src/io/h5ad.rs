@@ -664,9 +664,8 @@ fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
         None => "/X".to_string(),
     };
     let counts = read_matrix(&file, path, &xname)?;
-    let (mut obs_index, mut obs_cols) = read_dataframe(&file, path, "/obs")?;
-    let (var_index, mut var_cols) = read_dataframe(&file, path, "/var")?;
-    if obs_index.len() != counts.n_rows() || var_index.len() != counts.n_cols() {
+    let (cells, genes) = read_obs_var(&file, path, opts)?;
+    if cells.len() != counts.n_rows() || genes.ids.len() != counts.n_cols() {
         return Err(Error::hdf5(
             path,
             xname,
@@ -674,11 +673,22 @@ fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
                 "matrix is {} x {}, but obs has {} rows and var {}",
                 counts.n_rows(),
                 counts.n_cols(),
-                obs_index.len(),
-                var_index.len()
+                cells.len(),
+                genes.ids.len()
             ),
         ));
     }
+    Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, "/", e))
+}
+
+/// The cell and gene tables of an `.h5ad` file, as [`read_h5ad`] builds them.
+pub(crate) fn read_obs_var(
+    file: &hdf5_pure::File,
+    path: &Path,
+    opts: &H5adReadOptions,
+) -> Result<(CellTable, GeneTable)> {
+    let (mut obs_index, mut obs_cols) = read_dataframe(file, path, "/obs")?;
+    let (var_index, mut var_cols) = read_dataframe(file, path, "/var")?;
     let n = obs_index.len();
     let as_strings = |c: Column| -> Vec<String> { (0..c.len()).map(|i| c.format(i)).collect() };
     let sample = obs_cols
@@ -710,7 +720,38 @@ fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
         feature_types,
         columns: var_cols,
     };
-    Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, "/", e))
+    Ok((cells, genes))
+}
+
+/// Encoding (`csr_matrix`, `csc_matrix`, ...) and shape of the sparse matrix group `name`;
+/// `None` when `name` is not a group (a dense array).
+pub(crate) fn sparse_group(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+) -> Result<Option<(String, usize, usize)>> {
+    let Ok(g) = file.group(name) else {
+        return Ok(None);
+    };
+    let a = g.attrs().map_err(|e| Error::hdf5(path, name, e))?;
+    let ty = attr_string(&a, "encoding-type").unwrap_or_default();
+    let shape: Vec<i64> = match a.get("shape") {
+        Some(AttrValue::I64Array(v)) => v.clone(),
+        Some(AttrValue::I32Array(v)) => v.iter().map(|&x| x as i64).collect(),
+        Some(AttrValue::U64Array(v)) => v.iter().map(|&x| x as i64).collect(),
+        _ => Vec::new(),
+    };
+    let [r, c] = shape[..] else {
+        return Err(Error::hdf5(
+            path,
+            name,
+            "sparse matrix without a 2-value `shape` attribute",
+        ));
+    };
+    if r < 0 || c < 0 {
+        return Err(Error::hdf5(path, name, "negative shape"));
+    }
+    Ok(Some((ty, r as usize, c as usize)))
 }
 
 fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<CsrMatrix> {

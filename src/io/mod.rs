@@ -3,7 +3,7 @@
 //! [`read_10x`] detects the format from the path. Every reader takes [`ReadOptions`].
 
 pub mod h5ad;
-mod hdf5_util;
+pub(crate) mod hdf5_util;
 pub mod mtx;
 pub mod samples;
 pub mod tenx_h5;

@@ -37,17 +37,36 @@ pub fn read_10x_h5(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     guard(path, "/", || read_inner(path, opts))
 }
 
-fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
-    let file = hdf5_util::open(path)?;
+/// What a 10x HDF5 file says about its matrix before any count is read: the group holding
+/// it, its shape, the barcodes and the features (read by [`read_10x_h5`] and by the streamed
+/// reader in [`crate::stream`]).
+pub(crate) struct Header {
+    /// `/matrix` (Cell Ranger 3+) or `/<genome>` (Cell Ranger 1/2).
+    pub group: String,
+    pub n_cells: usize,
+    pub n_genes: usize,
+    pub barcodes: Vec<String>,
+    pub ids: Vec<String>,
+    pub names: Vec<String>,
+    pub types: Vec<String>,
+    pub genomes: Option<Vec<String>>,
+}
+
+/// Reads and checks the [`Header`] of an open 10x HDF5 file.
+pub(crate) fn read_header(
+    file: &hdf5_pure::File,
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<Header> {
     // Cell Ranger 3 keeps every genome in one matrix: there `opts.genome` filters features.
-    let (group, v3) = if hdf5_util::has_group(&file, path, "matrix") {
+    let (group, v3) = if hdf5_util::has_group(file, path, "matrix") {
         ("/matrix".to_string(), true)
     } else {
-        (format!("/{}", pick_genome(&file, path, opts)?), false)
+        (format!("/{}", pick_genome(file, path, opts)?), false)
     };
     let g = group.as_str();
 
-    let shape: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/shape"))?;
+    let shape: Vec<usize> = hdf5_util::read_numeric(file, path, &format!("{g}/shape"))?;
     let [n_genes, n_cells] = shape[..] else {
         return Err(Error::hdf5(
             path,
@@ -62,7 +81,7 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
             "the matrix has 0 cells",
         ));
     }
-    let barcodes = hdf5_util::read_strings(&file, path, &format!("{g}/barcodes"))?;
+    let barcodes = hdf5_util::read_strings(file, path, &format!("{g}/barcodes"))?;
     if barcodes.len() != n_cells {
         return Err(Error::hdf5(
             path,
@@ -75,21 +94,17 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     }
     let (ids, names, types, genomes) = if v3 {
         let f = format!("{g}/features");
-        let ids = hdf5_util::read_strings(&file, path, &format!("{f}/id"))?;
-        let names = hdf5_util::read_strings(&file, path, &format!("{f}/name"))?;
-        let types = hdf5_util::read_strings(&file, path, &format!("{f}/feature_type"))?;
+        let ids = hdf5_util::read_strings(file, path, &format!("{f}/id"))?;
+        let names = hdf5_util::read_strings(file, path, &format!("{f}/name"))?;
+        let types = hdf5_util::read_strings(file, path, &format!("{f}/feature_type"))?;
         let genomes = match file.dataset(&format!("{f}/genome")) {
-            Ok(_) => Some(hdf5_util::read_strings(
-                &file,
-                path,
-                &format!("{f}/genome"),
-            )?),
+            Ok(_) => Some(hdf5_util::read_strings(file, path, &format!("{f}/genome"))?),
             Err(_) => None,
         };
         (ids, names, types, genomes)
     } else {
-        let ids = hdf5_util::read_strings(&file, path, &format!("{g}/genes"))?;
-        let names = hdf5_util::read_strings(&file, path, &format!("{g}/gene_names"))?;
+        let ids = hdf5_util::read_strings(file, path, &format!("{g}/genes"))?;
+        let names = hdf5_util::read_strings(file, path, &format!("{g}/gene_names"))?;
         let types = vec!["Gene Expression".to_string(); ids.len()];
         (ids, names, types, None)
     };
@@ -120,6 +135,60 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
             ));
         }
     }
+
+    Ok(Header {
+        group,
+        n_cells,
+        n_genes,
+        barcodes,
+        ids,
+        names,
+        types,
+        genomes,
+    })
+}
+
+/// Indices of the features kept by `opts` (genome of a Cell Ranger 3 file, then feature
+/// types), in file order; errors when the chosen genome has no feature.
+pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Result<Vec<usize>> {
+    let g = &h.group;
+    let mut keep: Vec<bool> = vec![true; h.n_genes];
+    if let (Some(want), Some(gs)) = (&opts.genome, &h.genomes) {
+        if !gs.iter().any(|x| x == want) {
+            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
+            all.sort_unstable();
+            all.dedup();
+            return Err(Error::hdf5(
+                path,
+                format!("{g}/features/genome"),
+                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
+            ));
+        }
+        for (k, x) in keep.iter_mut().zip(gs) {
+            *k = x == want;
+        }
+    }
+    if !opts.feature_types.is_empty() {
+        for (k, t) in keep.iter_mut().zip(&h.types) {
+            *k &= opts.feature_types.iter().any(|f| f == t);
+        }
+    }
+    Ok((0..h.n_genes).filter(|&i| keep[i]).collect())
+}
+
+fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let file = hdf5_util::open(path)?;
+    let Header {
+        group,
+        n_cells,
+        n_genes,
+        barcodes,
+        ids,
+        names,
+        types,
+        genomes,
+    } = read_header(&file, path, opts)?;
+    let g = group.as_str();
 
     let indptr: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/indptr"))?;
     check_indptr(path, &format!("{g}/indptr"), &indptr, n_cells)?;

@@ -1,0 +1,307 @@
+//! [`CellChunks`]: a 10x HDF5 or `.h5ad` count matrix read a block of cells at a time.
+
+use crate::dataset::{make_unique, GeneTable};
+use crate::error::{Error, Result};
+use crate::io::hdf5_util::{self, guard, RangeReader};
+use crate::io::tenx_h5::{kept_features, read_header};
+use crate::io::ReadOptions;
+use crate::sparse::CsrMatrix;
+use std::path::{Path, PathBuf};
+
+/// A 10x HDF5 file (Cell Ranger 1/2 or 3+, as [`crate::io::tenx_h5::read_10x_h5`]) opened for
+/// reading its cells block by block.
+///
+/// Opening reads the barcodes, the features and `indptr` (`n_cells + 1` integers) into memory
+/// and the chunk index of `data` and `indices`; [`read`](Self::read) then decodes only the
+/// stored chunks of `data` and `indices` that hold the values `indptr[a]..indptr[b]` of cells
+/// `a..b`. Memory per block: the block's CSR rows (8 bytes per stored value, as `u32` index
+/// and `f32` count) plus one decompressed chunk per thread.
+///
+/// Features are kept as the in-memory reader keeps them (`ReadOptions::feature_types` and
+/// `genome`), and columns are renumbered accordingly.
+pub struct CellChunks {
+    path: PathBuf,
+    group: String,
+    n_file_genes: usize,
+    indptr: Vec<usize>,
+    data: RangeReader,
+    indices: RangeReader,
+    /// File feature -> kept column, `u32::MAX` when dropped (`None`: every feature kept).
+    remap: Option<Vec<u32>>,
+    barcodes: Vec<String>,
+    /// Sample of every cell (from `obs["sample"]` of an `.h5ad`; else `None`: one sample).
+    samples: Option<Vec<String>>,
+    genes: GeneTable,
+}
+
+impl CellChunks {
+    /// Opens a 10x HDF5 file. Errors as [`crate::io::tenx_h5::read_10x_h5`] for a missing or
+    /// malformed file (shape, barcodes, features, an `indptr` that does not start at 0,
+    /// decreases or does not end at the length of `data` and `indices`).
+    pub fn open_10x_h5(path: &Path, opts: &ReadOptions) -> Result<CellChunks> {
+        guard(path, "/", || Self::open_inner(path, opts))
+    }
+
+    fn open_inner(path: &Path, opts: &ReadOptions) -> Result<CellChunks> {
+        let file = hdf5_util::open(path)?;
+        let h = read_header(&file, path, opts)?;
+        let g = h.group.clone();
+        let kept = kept_features(&h, path, opts)?;
+        let indptr = read_indptr(&file, path, &format!("{g}/indptr"), h.n_cells)?;
+        let nnz = indptr[h.n_cells];
+        let data = RangeReader::open(&file, path, &format!("{g}/data"))?;
+        let indices = RangeReader::open(&file, path, &format!("{g}/indices"))?;
+        check_lengths(path, &g, nnz, &data, &indices)?;
+        let remap = (kept.len() != h.n_genes).then(|| {
+            let mut m = vec![u32::MAX; h.n_genes];
+            for (new, &old) in kept.iter().enumerate() {
+                m[old] = new as u32;
+            }
+            m
+        });
+        let pick = |v: &[String]| -> Vec<String> { kept.iter().map(|&i| v[i].clone()).collect() };
+        let genes = GeneTable {
+            ids: pick(&h.ids),
+            symbols: make_unique(&pick(&h.names)),
+            feature_types: pick(&h.types),
+            columns: Default::default(),
+        };
+        Ok(CellChunks {
+            path: path.to_path_buf(),
+            group: g,
+            n_file_genes: h.n_genes,
+            indptr,
+            data,
+            indices,
+            remap,
+            barcodes: h.barcodes,
+            samples: None,
+            genes,
+        })
+    }
+
+    /// Opens the cells x genes matrix `X` of an `.h5ad` file, or `/layers/<layer>`, which must
+    /// be stored as CSR (AnnData's `csr_matrix` encoding: `data`, `indices`, `indptr`; the
+    /// usual layout for cells x genes). Cells and genes as [`crate::io::h5ad::read_h5ad`]: the
+    /// `obs` index as barcodes and `obs["sample"]` as samples when present, the `var` index as
+    /// symbols (made unique), `gene_ids` and `feature_types` when present; all features are
+    /// kept. Errors for a CSC or dense matrix (they cannot be read by cells without reading
+    /// everything), shapes that disagree with `obs` / `var`, and the `indptr` checks of
+    /// [`open_10x_h5`](Self::open_10x_h5).
+    pub fn open_h5ad(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
+        guard(path, "/", || Self::open_h5ad_inner(path, layer))
+    }
+
+    fn open_h5ad_inner(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
+        use crate::io::h5ad::{read_obs_var, sparse_group, H5adReadOptions};
+        let file = hdf5_util::open(path)?;
+        let g = match layer {
+            Some(l) => format!("/layers/{l}"),
+            None => "/X".to_string(),
+        };
+        let (ty, n_cells, n_genes) = match sparse_group(&file, path, &g)? {
+            Some((ty, r, c)) if ty == "csr_matrix" => (ty, r, c),
+            Some((ty, _, _)) => {
+                return Err(Error::hdf5(
+                    path,
+                    g,
+                    format!(
+                        "the streamed reader needs a CSR matrix (cells x genes), found \"{ty}\""
+                    ),
+                ))
+            }
+            None => {
+                return Err(Error::hdf5(
+                    path,
+                    g,
+                    "the streamed reader needs a sparse CSR matrix, found a dense array",
+                ))
+            }
+        };
+        let _ = ty;
+        let (cells, genes) = read_obs_var(&file, path, &H5adReadOptions::default())?;
+        if cells.len() != n_cells || genes.ids.len() != n_genes {
+            return Err(Error::hdf5(
+                path,
+                g,
+                format!(
+                    "matrix is {n_cells} x {n_genes}, but obs has {} rows and var {}",
+                    cells.len(),
+                    genes.ids.len()
+                ),
+            ));
+        }
+        let has_samples = file.dataset("/obs/sample").is_ok() || file.group("/obs/sample").is_ok();
+        let indptr = read_indptr(&file, path, &format!("{g}/indptr"), n_cells)?;
+        let nnz = indptr[n_cells];
+        let data = RangeReader::open(&file, path, &format!("{g}/data"))?;
+        let indices = RangeReader::open(&file, path, &format!("{g}/indices"))?;
+        check_lengths(path, &g, nnz, &data, &indices)?;
+        Ok(CellChunks {
+            path: path.to_path_buf(),
+            group: g,
+            n_file_genes: n_genes,
+            indptr,
+            data,
+            indices,
+            remap: None,
+            barcodes: cells.barcodes,
+            samples: has_samples.then_some(cells.sample),
+            genes: GeneTable {
+                columns: Default::default(),
+                ..genes
+            },
+        })
+    }
+
+    /// Sample of every cell: `obs["sample"]` of an `.h5ad` that has it, else `default` for
+    /// every cell.
+    pub fn samples(&self, default: &str) -> Vec<String> {
+        match &self.samples {
+            Some(s) => s.clone(),
+            None => vec![default.to_string(); self.n_cells()],
+        }
+    }
+
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.barcodes.len()
+    }
+
+    /// Number of (kept) genes.
+    pub fn n_genes(&self) -> usize {
+        self.genes.ids.len()
+    }
+
+    /// Stored values of the whole matrix (before dropping features).
+    pub fn nnz(&self) -> usize {
+        self.indptr[self.n_cells()]
+    }
+
+    /// Stored values of cells `a..b` (before dropping features).
+    pub fn nnz_of(&self, a: usize, b: usize) -> usize {
+        self.indptr[b.min(self.n_cells())] - self.indptr[a.min(b).min(self.n_cells())]
+    }
+
+    /// Barcodes of all cells.
+    pub fn barcodes(&self) -> &[String] {
+        &self.barcodes
+    }
+
+    /// The kept genes (ids, unique symbols, feature types).
+    pub fn genes(&self) -> &GeneTable {
+        &self.genes
+    }
+
+    /// Counts of cells `a..b` (rows in cell order, kept genes as columns, gene indices sorted
+    /// within each row). Errors for a range outside the cells and for a gene index past the
+    /// features, naming the dataset and the entry.
+    pub fn read(&self, a: usize, b: usize) -> Result<CsrMatrix> {
+        let n = self.n_cells();
+        let g = &self.group;
+        if a > b || b > n {
+            return Err(Error::hdf5(
+                &self.path,
+                g.clone(),
+                format!("cell range {a}..{b} is outside the {n} cells"),
+            ));
+        }
+        let (lo, hi) = (self.indptr[a], self.indptr[b]);
+        let mut indices: Vec<u32> = self.indices.read_range(lo, hi)?;
+        let mut data: Vec<f32> = self.data.read_range(lo, hi)?;
+        if let Some(pos) = indices
+            .iter()
+            .position(|&i| i as usize >= self.n_file_genes)
+        {
+            return Err(Error::hdf5(
+                &self.path,
+                format!("{g}/indices"),
+                format!(
+                    "entry {} is gene {}, past the {} features",
+                    lo + pos,
+                    indices[pos],
+                    self.n_file_genes
+                ),
+            ));
+        }
+        let mut indptr: Vec<usize> = self.indptr[a..=b].iter().map(|&p| p - lo).collect();
+        if let Some(m) = &self.remap {
+            // Drop the values of dropped features and renumber the rest.
+            let mut w = 0;
+            let mut start = 0;
+            for r in 0..b - a {
+                let end = indptr[r + 1];
+                for k in start..end {
+                    let c = m[indices[k] as usize];
+                    if c != u32::MAX {
+                        indices[w] = c;
+                        data[w] = data[k];
+                        w += 1;
+                    }
+                }
+                start = end;
+                indptr[r + 1] = w;
+            }
+            indices.truncate(w);
+            data.truncate(w);
+        }
+        crate::io::h5ad::build_csr(b - a, self.n_genes(), indptr, indices, data)
+            .map_err(|e| Error::hdf5(&self.path, g.clone(), e))
+    }
+}
+
+/// Reads `indptr` and checks it: `n_cells + 1` entries, starting at 0, never decreasing.
+fn read_indptr(
+    file: &hdf5_pure::File,
+    path: &Path,
+    obj: &str,
+    n_cells: usize,
+) -> Result<Vec<usize>> {
+    let indptr: Vec<usize> = hdf5_util::read_numeric(file, path, obj)?;
+    if indptr.len() != n_cells + 1 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!(
+                "{} entries, expected cells + 1 = {}",
+                indptr.len(),
+                n_cells + 1
+            ),
+        ));
+    }
+    if indptr[0] != 0 {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("starts at {}, expected 0", indptr[0]),
+        ));
+    }
+    if let Some(c) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::hdf5(
+            path,
+            obj,
+            format!("decreases at cell {c} ({} -> {})", indptr[c], indptr[c + 1]),
+        ));
+    }
+    Ok(indptr)
+}
+
+/// `data` and `indices` must hold exactly the `nnz` values `indptr` ends at.
+fn check_lengths(
+    path: &Path,
+    g: &str,
+    nnz: usize,
+    data: &RangeReader,
+    indices: &RangeReader,
+) -> Result<()> {
+    for (r, what) in [(data, "data"), (indices, "indices")] {
+        if r.len() != nnz {
+            return Err(Error::hdf5(
+                path,
+                format!("{g}/{what}"),
+                format!("{} entries, but indptr ends at {nnz}", r.len()),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The streamed (out-of-core) pipeline against the in-memory one on the same small data.
+
+use scrna::io::tenx_h5::read_10x_h5;
+use scrna::pipeline::{self, Analysis, PipelineOptions};
+use scrna::simulate::{simulate, SimulateOptions};
+use scrna::stream::write::simulate_10x_h5;
+use scrna::stream::{self, parse_bytes, CellChunks, StreamAnalysis, StreamOptions};
+use scrna::{Error, ReadOptions};
+use std::path::Path;
+
+fn sim_opts() -> SimulateOptions {
+    SimulateOptions {
+        n_cells: 700,
+        n_genes: 3_000,
+        n_clusters: 4,
+        n_markers: 25,
+        library_size: 3_000.0,
+        ..Default::default()
+    }
+}
+
+fn options() -> PipelineOptions {
+    let mut o = PipelineOptions::default();
+    o.hvg.n_top_genes = Some(500);
+    o.pca.n_comps = 20;
+    o.skip_umap = true;
+    o
+}
+
+fn same_results(m: &Analysis, s: &StreamAnalysis, what: &str) {
+    let removed: std::collections::HashSet<usize> =
+        m.filtered.removed_cells.iter().map(|r| r.0).collect();
+    let kept: Vec<usize> = (0..m.input_shape.0)
+        .filter(|i| !removed.contains(i))
+        .collect();
+    assert_eq!(s.cells.keep_cells, kept, "{what}: kept cells");
+    assert_eq!(
+        s.genes_removed_min_cells, m.filtered.genes_removed_min_cells,
+        "{what}: genes removed"
+    );
+    assert_eq!(s.qc.total_counts, m.qc.total_counts, "{what}: QC totals");
+    assert_eq!(
+        s.qc.n_cells_by_counts, m.qc.n_cells_by_counts,
+        "{what}: QC genes"
+    );
+    assert_eq!(s.hvg.means, m.hvg.means, "{what}: HVG means");
+    assert_eq!(
+        s.hvg.dispersions_norm, m.hvg.dispersions_norm,
+        "{what}: HVG dispersions"
+    );
+    assert_eq!(s.hvg_genes, m.hvg_genes, "{what}: HVG genes");
+    assert_eq!(s.pca.embedding, m.pca.embedding, "{what}: PCA");
+    assert_eq!(s.knn.indices, m.knn.indices, "{what}: kNN");
+    assert_eq!(
+        s.clustering.labels, m.clustering.labels,
+        "{what}: Leiden labels"
+    );
+    assert_eq!(s.markers.n_genes, m.markers.n_genes, "{what}: marker genes");
+    assert_eq!(s.markers.groups.len(), m.markers.groups.len());
+    for (a, b) in s.markers.groups.iter().zip(&m.markers.groups) {
+        assert_eq!(a.group, b.group);
+        assert_eq!(a.scores, b.scores, "{what}: scores of group {}", a.group);
+        assert_eq!(a.pvals, b.pvals, "{what}: p of group {}", a.group);
+        assert_eq!(a.pvals_adj, b.pvals_adj, "{what}: adjusted p");
+        assert_eq!(a.logfoldchanges, b.logfoldchanges, "{what}: lfc");
+        assert_eq!(a.pct_in, b.pct_in, "{what}: pct_in");
+        assert_eq!(a.auc, b.auc, "{what}: auc");
+        assert_eq!(a.order, b.order, "{what}: order of group {}", a.group);
+    }
+}
+
+fn budget_respected(s: &StreamAnalysis, r: &CellChunks) {
+    let p = &s.plan;
+    for &(a, b) in &p.cell_blocks {
+        assert!(
+            b - a == 1 || r.nnz_of(a, b) as u64 * 16 <= p.budget_bytes / 8,
+            "cell block {a}..{b} is over budget"
+        );
+    }
+    let n_kept = s.cells.keep_cells.len() as u64;
+    let per_gene = 8 * (4 * s.clustering.n_clusters as u64 + 1);
+    for &(g0, g1) in &p.marker_blocks {
+        let bytes = 8 * (n_kept + 1)
+            + (g0..g1)
+                .map(|g| 8 * s.stored_per_gene[g] + per_gene)
+                .sum::<u64>();
+        assert!(
+            g1 - g0 == 1 || bytes <= p.marker_block_bytes,
+            "marker block {g0}..{g1}: {bytes} bytes over {}",
+            p.marker_block_bytes
+        );
+    }
+    assert!(p.resident_bytes + p.downstream_bytes <= p.budget_bytes);
+}
+
+fn write_sim(dir: &Path, chunk: usize) -> std::path::PathBuf {
+    let p = dir.join("sim.h5");
+    let rep = simulate_10x_h5(&sim_opts(), &p, chunk).unwrap();
+    assert_eq!(rep.n_cells, 700);
+    assert!(rep.file_bytes > 0);
+    p
+}
+
+#[test]
+fn streamed_write_equals_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_sim(dir.path(), 97);
+    let back = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let sim = simulate(&sim_opts()).unwrap().dataset;
+    assert_eq!(back.counts, sim.counts);
+    assert_eq!(back.cells.barcodes, sim.cells.barcodes);
+    assert_eq!(back.genes.symbols, sim.genes.symbols);
+    // The cell-block reader gives the same rows, for any block.
+    let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
+    assert_eq!(r.nnz(), sim.counts.nnz());
+    for (a, b) in [(0, 1), (0, 700), (5, 333), (699, 700), (300, 300)] {
+        let x = r.read(a, b).unwrap();
+        assert_eq!(x.n_rows(), b - a);
+        for i in 0..b - a {
+            assert_eq!(x.row(i), sim.counts.row(a + i), "cell {}", a + i);
+        }
+    }
+    assert!(r.read(10, 701).is_err());
+}
+
+#[test]
+fn streamed_pipeline_equals_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_sim(dir.path(), 256);
+    let data = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let po = options();
+    let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
+    assert!(mem.clustering.n_clusters >= 3);
+    let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
+    for chunk in [Some(1), Some(64), Some(701), None] {
+        let so = StreamOptions {
+            pipeline: po.clone(),
+            chunk_cells: chunk,
+            ..Default::default()
+        };
+        let s = stream::run(&p, &so).unwrap();
+        same_results(&mem, &s, &format!("chunk {chunk:?}"));
+        budget_respected(&s, &r);
+        let blocks = s.plan.cell_blocks.len();
+        match chunk {
+            Some(c) => assert_eq!(blocks, 700usize.div_ceil(c)),
+            None => assert_eq!(blocks, 1),
+        }
+        assert_eq!(s.plan.marker_blocks.len(), 1);
+    }
+}
+
+#[test]
+fn small_budget_splits_blocks_and_keeps_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_sim(dir.path(), 700);
+    let data = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let po = options();
+    let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
+    let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let budget = parse_bytes("3.5M").unwrap();
+    let so = StreamOptions {
+        pipeline: po.clone(),
+        memory_budget_bytes: budget,
+        ..Default::default()
+    };
+    let s = stream::run(&p, &so).unwrap();
+    assert!(s.plan.cell_blocks.len() > 1, "{:?}", s.plan);
+    assert!(s.plan.marker_blocks.len() > 1, "{:?}", s.plan);
+    budget_respected(&s, &r);
+    same_results(&mem, &s, "budget 3.5M");
+    // Passes: QC, moments, HVG load, one per marker block.
+    assert_eq!(s.passes, 3 + s.plan.marker_blocks.len());
+    // A budget below the per-cell tables and one block is refused up front.
+    let tiny = StreamOptions {
+        memory_budget_bytes: 100_000,
+        ..so
+    };
+    match stream::run(&p, &tiny) {
+        Err(Error::InvalidOption { .. }) => {}
+        other => panic!("expected a budget error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn parses_sizes() {
+    assert_eq!(parse_bytes("8G").unwrap(), 8 << 30);
+    assert_eq!(parse_bytes("8GiB").unwrap(), 8 << 30);
+    assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+    assert_eq!(parse_bytes("1.5K").unwrap(), 1536);
+    assert_eq!(parse_bytes("1000").unwrap(), 1000);
+    assert!(parse_bytes("eight").is_err());
+    assert!(parse_bytes("0").is_err());
+    assert!(parse_bytes("-1G").is_err());
+}
+
+#[test]
+fn h5ad_input_gives_the_same_results() {
+    use scrna::io::h5ad::{write_h5ad, H5adOutput};
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate(&sim_opts()).unwrap().dataset;
+    let p = dir.path().join("sim.h5ad");
+    let mut out = H5adOutput::new(&data.counts, &data.cells, &data.genes);
+    out.compression = Some(4);
+    write_h5ad(&out, &p).unwrap();
+    let po = options();
+    let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
+    let so = StreamOptions {
+        pipeline: po,
+        chunk_cells: Some(150),
+        ..Default::default()
+    };
+    let s = stream::run(&p, &so).unwrap();
+    same_results(&mem, &s, "h5ad");
+    let r = CellChunks::open_h5ad(&p, None).unwrap();
+    assert_eq!(r.samples("x")[0], "parental_1");
+    assert!(CellChunks::open_h5ad(&p, Some("counts")).is_err());
+}
