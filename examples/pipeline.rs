@@ -115,7 +115,7 @@ fn run() -> Result<(), String> {
             path: p.clone(),
         });
     }
-    eprintln!("reading {} sample(s)", specs.len());
+    // Nothing is printed before the input is read: bad input gives exactly one line.
     // One sample keeps its barcodes as they are; several get `-<sample>` suffixes.
     let data = match specs.as_slice() {
         [one] => scrna::read_10x_with(
@@ -129,6 +129,7 @@ fn run() -> Result<(), String> {
         _ => read_samples(&specs, &Default::default(), &ConcatOptions::default()),
     }
     .map_err(|e| e.to_string())?;
+    eprintln!("read {} sample(s)", specs.len());
     analyse(&data, &args)
 }
 
