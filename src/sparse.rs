@@ -153,6 +153,17 @@ impl CsrMatrix {
                 "indptr does not match the entries",
             ));
         }
+        if indptr[0] != 0 || data.len() != indices.len() {
+            return Err(Error::data(
+                "CSR matrix",
+                format!(
+                    "indptr starts at {} (expected 0), or {} values for {} indices",
+                    indptr[0],
+                    data.len(),
+                    indices.len()
+                ),
+            ));
+        }
         // Sort rows in parallel: split the arrays at row boundaries.
         {
             let mut idx_rows: Vec<&mut [u32]> = Vec::with_capacity(n_rows);
