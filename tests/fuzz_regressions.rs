@@ -138,3 +138,37 @@ fn h5ad_sparse_x_with_fewer_values_than_indices_is_an_error() {
         .unwrap_err();
     assert!(matches!(e, Error::InvalidData { .. }), "{e:?}");
 }
+
+/// An `.h5ad` whose `X` indptr rises past the entries before coming back down to their count
+/// (found by fuzzing after the fix above; rebuilt by hand): the CSR builder split the arrays
+/// at the first row before noticing the decrease, and panicked.
+#[test]
+fn h5ad_indptr_rising_past_the_entries_is_an_error() {
+    use hdf5_pure::{AttrValue, FileBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("indptr_overshoot.h5ad");
+    let mut fb = FileBuilder::new();
+    let mut x = fb.create_group("X");
+    x.set_attr("encoding-type", AttrValue::String("csr_matrix".into()));
+    x.set_attr("encoding-version", AttrValue::String("0.1.0".into()));
+    x.set_attr("shape", AttrValue::I64Array(vec![2, 3]));
+    x.create_dataset("data").with_f32_data(&[1.0, 2.0, 3.0]);
+    x.create_dataset("indices").with_i32_data(&[2, 0, 1]);
+    x.create_dataset("indptr").with_i64_data(&[0, 9, 3]);
+    fb.add_group(x.finish());
+    fb.write(&p).unwrap();
+    let r = std::panic::catch_unwind(|| {
+        scrna::io::h5ad::read_h5ad(&p, &Default::default()).map(|d| d.n_cells())
+    });
+    let e = r.expect("no panic").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("indptr_overshoot.h5ad") && msg.contains("/X"),
+        "{msg}"
+    );
+    assert!(!msg.contains("reader failed"), "a panic was caught: {msg}");
+
+    let e = scrna::CsrMatrix::from_unsorted_rows(2, 3, vec![0, 9, 3], vec![2, 0, 1], vec![1.0; 3])
+        .unwrap_err();
+    assert!(e.to_string().contains("past the 3 entries"), "{e}");
+}
