@@ -28,6 +28,13 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         let _ = writeln!(err, "error: usage: inspect PATH...");
         return 1;
     }
+    if let Some(opt) = args.iter().find(|a| a.starts_with('-')) {
+        let _ = writeln!(
+            err,
+            "error: unknown option {opt:?}; usage: inspect PATH... (paths may not start with -)"
+        );
+        return 1;
+    }
     let mut status = 0;
     for p in args {
         match summary_line(p) {

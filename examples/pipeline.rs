@@ -186,7 +186,7 @@ fn run() -> Result<(), String> {
             path: p.clone(),
         });
     }
-    eprintln!("reading {} sample(s)", specs.len());
+    // Nothing is printed before the input is read: bad input gives exactly one line.
     reset_peak_rss();
     let started = Instant::now();
     // One sample keeps its barcodes as they are; several get `-<sample>` suffixes.
@@ -207,6 +207,7 @@ fn run() -> Result<(), String> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     };
+    eprintln!("read {} sample(s)", specs.len());
     analyse(&data, &args, Some(read))
 }
 

@@ -27,15 +27,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut k = 12usize;
     let mut out = PathBuf::from("target/plots_demo");
     let mut args = std::env::args().skip(1);
+    fn count(flag: &str, v: Option<String>) -> Result<usize, String> {
+        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+        v.parse()
+            .map_err(|_| format!("{flag}: cannot read {v:?} as a number"))
+    }
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--cells" => n = args.next().ok_or("--cells needs a value")?.parse()?,
-            "--clusters" => k = args.next().ok_or("--clusters needs a value")?.parse()?,
+            "--cells" => n = count(&a, args.next())?,
+            "--clusters" => k = count(&a, args.next())?,
             "--out" => out = args.next().ok_or("--out needs a value")?.into(),
-            other => return Err(format!("unknown argument {other}").into()),
+            other => return Err(format!("unknown option {other:?}").into()),
         }
     }
-    std::fs::create_dir_all(&out)?;
+    if n == 0 || k == 0 {
+        return Err("--cells and --clusters must be at least 1".into());
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let t = Instant::now();
     let c = clustered_graph::clustered_graph(n, k, 10, 15, 5.0, 0.02, 42);
     eprintln!(

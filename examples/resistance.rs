@@ -76,6 +76,22 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("--threads: {e}"))?;
     }
     let err = |e: scrna::Error| e.to_string();
+    // The gene sets and the ligand-receptor table are read before the (long) analysis, so
+    // that a bad file fails at once.
+    let gene_sets = match &args.gmt {
+        Some(g) => Some(scrna::genesets::read_gmt(g).map_err(err)?),
+        None => None,
+    };
+    // Without a table, the simulated run uses the small test table bundled in fixtures/.
+    let lr = match (&args.lr_pairs, &args.sample_sheet) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) => Some(PathBuf::from("fixtures/lr_pairs_small.csv")),
+        (None, Some(_)) => None,
+    };
+    let lr_pairs = match &lr {
+        Some(p) => Some(scrna::interactions::read_lr_pairs(p).map_err(err)?),
+        None => None,
+    };
     let data = match &args.sample_sheet {
         Some(sheet) => {
             let specs = read_sample_sheet(sheet).map_err(err)?;
@@ -113,18 +129,8 @@ fn run() -> Result<(), String> {
         seed: args.seed,
         ..Default::default()
     };
-    if let Some(g) = &args.gmt {
-        copts.gene_sets = Some(scrna::genesets::read_gmt(g).map_err(err)?);
-    }
-    // Without a table, the simulated run uses the small test table bundled in fixtures/.
-    let lr = match (&args.lr_pairs, &args.sample_sheet) {
-        (Some(p), _) => Some(p.clone()),
-        (None, None) => Some(PathBuf::from("fixtures/lr_pairs_small.csv")),
-        (None, Some(_)) => None,
-    };
-    if let Some(p) = &lr {
-        copts.lr_pairs = Some(scrna::interactions::read_lr_pairs(p).map_err(err)?);
-    }
+    copts.gene_sets = gene_sets;
+    copts.lr_pairs = lr_pairs;
     eprintln!("comparing conditions ...");
     let result = comparison::compare(&analysis, &copts).map_err(err)?;
     let files = comparison::write_all(&analysis, &result, &args.out).map_err(err)?;

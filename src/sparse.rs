@@ -153,15 +153,39 @@ impl CsrMatrix {
                 "indptr does not match the entries",
             ));
         }
+        if indptr[0] != 0 || data.len() != indices.len() {
+            return Err(Error::data(
+                "CSR matrix",
+                format!(
+                    "indptr starts at {} (expected 0), or {} values for {} indices",
+                    indptr[0],
+                    data.len(),
+                    indices.len()
+                ),
+            ));
+        }
         // Sort rows in parallel: split the arrays at row boundaries.
         {
             let mut idx_rows: Vec<&mut [u32]> = Vec::with_capacity(n_rows);
             let mut val_rows: Vec<&mut [f32]> = Vec::with_capacity(n_rows);
+            let n_entries = indices.len();
             let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
             for r in 0..n_rows {
                 let len = indptr[r + 1].checked_sub(indptr[r]).ok_or_else(|| {
                     Error::data("CSR matrix", format!("indptr decreases at row {r}"))
                 })?;
+                // indptr may rise past the entries before it decreases back to their count.
+                if len > ri.len() {
+                    return Err(Error::data(
+                        "CSR matrix",
+                        format!(
+                            "indptr {} at row {} is past the {} entries",
+                            indptr[r + 1],
+                            r + 1,
+                            n_entries
+                        ),
+                    ));
+                }
                 let (a, b) = std::mem::take(&mut ri).split_at_mut(len);
                 let (c, d) = std::mem::take(&mut rv).split_at_mut(len);
                 idx_rows.push(a);

@@ -310,6 +310,12 @@ fn read_chunks_parallel<T: Num>(
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
+    let esize = kind.size();
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    check_declared_size::<T>(&chunks, n, esize, file_len, filters)
+        .map_err(|m| err(format!("corrupt header: {m}")))?;
     let n_slots = n.div_ceil(clen);
     let mut slots: Vec<Option<&hdf5_pure::Chunk>> = vec![None; n_slots];
     for c in &chunks {
@@ -319,9 +325,6 @@ fn read_chunks_parallel<T: Num>(
         }
         slots[off / clen] = Some(c);
     }
-    let file_len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
     let slots: Vec<Option<StoredChunk>> = slots.iter().map(|c| c.map(StoredChunk::from)).collect();
     let dec = ChunkDecoder {
         path,
@@ -345,6 +348,48 @@ fn read_chunks_parallel<T: Num>(
         },
     )?;
     Ok(Some(out))
+}
+
+/// Largest expansion of a deflate stream.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// Memory the readers allocate for a dataset whose declared size its stored chunks cannot
+/// back (HDF5 reads never-written chunks as the fill value, so such files are valid, but a
+/// few-byte corrupt header must not make the reader allocate gigabytes).
+const MAX_UNBACKED_BYTES: usize = 64 << 20;
+
+/// Checks that `n` declared elements of `esize` bytes can come from the stored `chunks`
+/// (each at most its stored size, inflated by at most [`MAX_DEFLATE_RATIO`] when deflated),
+/// unless the output for them is small anyway.
+fn check_declared_size<T>(
+    chunks: &[hdf5_pure::Chunk],
+    n: usize,
+    esize: usize,
+    file_len: u64,
+    filters: &[u16],
+) -> std::result::Result<(), String> {
+    let out_bytes = n.saturating_mul(std::mem::size_of::<T>().max(1));
+    if out_bytes <= MAX_UNBACKED_BYTES {
+        return Ok(());
+    }
+    let ratio = if filters.contains(&1) {
+        MAX_DEFLATE_RATIO as u64
+    } else {
+        1
+    };
+    let stored: u64 = chunks
+        .iter()
+        .map(|c| c.storage_size.min(file_len))
+        .fold(0u64, |a, b| a.saturating_add(b));
+    let max_elems = stored.saturating_mul(ratio) / esize.max(1) as u64;
+    if n as u64 > max_elems {
+        return Err(format!(
+            "{n} elements declared, but the {} stored chunks ({stored} bytes) hold at most \
+             {max_elems}",
+            chunks.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Where one stored chunk lies in the file.
@@ -418,7 +463,12 @@ impl ChunkDecoder<'_> {
             }
             if f == 1 {
                 s.inflated.clear();
-                s.inflated.reserve(clen * esize);
+                // The chunk length comes from the header: reserve no more than the
+                // compressed bytes can inflate to.
+                s.inflated.reserve(
+                    clen.saturating_mul(esize)
+                        .min(raw.len().saturating_mul(MAX_DEFLATE_RATIO)),
+                );
                 flate2::read::ZlibDecoder::new(&raw[..])
                     .read_to_end(&mut s.inflated)
                     .map_err(|e| {

@@ -534,14 +534,38 @@ fn check_banner(path: &Path, line: &[u8]) -> Result<()> {
 /// kept: peak memory is the final matrix plus a few blocks. Otherwise the cells are kept too
 /// and the matrix is built from triplets at the end. Duplicates are summed either way.
 fn read_matrix(path: &Path, n_genes: usize, n_cells: usize, files: &MtxFiles) -> Result<CsrMatrix> {
+    let max_entries = max_entries(path)?;
     let reader = open_text(path)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Block>>(4);
     std::thread::scope(|scope| {
         scope.spawn(move || produce_blocks(reader, tx));
-        let r = consume_blocks(path, &rx, n_genes, n_cells, files);
+        let r = consume_blocks(path, &rx, n_genes, n_cells, max_entries, files);
         drop(rx); // stops the producer early on error
         r
     })
+}
+
+/// Shortest entry line (`1 1 1\n`).
+const MIN_ENTRY_BYTES: u64 = 6;
+/// Largest expansion of a deflate stream (a gzip file cannot hold more text than this many
+/// times its size).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The most entries the file at `path` can hold given its size on disk: the size line's
+/// entry count is only trusted up to this when reserving memory, so that a small file that
+/// declares billions of entries fails on its content rather than on a giant allocation.
+fn max_entries(path: &Path) -> Result<usize> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
+    let text = if n == 2 && magic == [0x1f, 0x8b] {
+        len.saturating_mul(MAX_DEFLATE_RATIO)
+    } else {
+        len
+    };
+    Ok(usize::try_from(text / MIN_ENTRY_BYTES + 1).unwrap_or(usize::MAX))
 }
 
 fn consume_blocks(
@@ -549,6 +573,7 @@ fn consume_blocks(
     rx: &std::sync::mpsc::Receiver<std::io::Result<Block>>,
     n_genes: usize,
     n_cells: usize,
+    max_entries: usize,
     files: &MtxFiles,
 ) -> Result<CsrMatrix> {
     use rayon::prelude::*;
@@ -623,7 +648,9 @@ fn consume_blocks(
 
     let mut indices: Vec<u32> = Vec::new();
     let mut data: Vec<f32> = Vec::new();
-    if indices.try_reserve_exact(nnz).is_err() || data.try_reserve_exact(nnz).is_err() {
+    // Reserve for the declared entries, but never more than the file can hold.
+    let reserve = nnz.min(max_entries);
+    if indices.try_reserve_exact(reserve).is_err() || data.try_reserve_exact(reserve).is_err() {
         indices = Vec::new();
         data = Vec::new();
     }
@@ -749,6 +776,19 @@ const WRITE_CELLS_PER_TASK: usize = 2048;
 /// group of cells); every gzip reader (`gzip -d`, Python's `gzip`, Scanpy) reads them as one
 /// stream. Symbols are written as they are in the dataset (already made unique).
 pub fn write_10x_mtx(ds: &Dataset, dir: &Path, opts: &MtxWriteOptions) -> Result<()> {
+    let r = write_10x_mtx_files(ds, dir, opts);
+    if r.is_err() {
+        // A failed write leaves no temporary file behind (and never a file with a final name
+        // that is incomplete: those are only created by renaming a finished file).
+        let ext = if opts.gzip { ".gz" } else { "" };
+        for name in ["features.tsv", "barcodes.tsv", "matrix.mtx"] {
+            let _ = std::fs::remove_file(dir.join(format!(".{name}{ext}.partial")));
+        }
+    }
+    r
+}
+
+fn write_10x_mtx_files(ds: &Dataset, dir: &Path, opts: &MtxWriteOptions) -> Result<()> {
     use rayon::prelude::*;
     use std::io::Write;
     if opts.compression_level > 9 {
