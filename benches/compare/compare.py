@@ -151,7 +151,9 @@ def main():
         wall = lambda k: statistics.median(p[0] for p in procs[k])
         rss = lambda k: statistics.median(p[1] for p in procs[k])
         lines += ["", f"Whole process (including start-up and, for scrna, writing its outputs and "
-                  f".h5ad): scrna {wall(2):.1f} s and {rss(2):.0f} MB max RSS with 2 threads, "
+                  f".h5ad; scrna resets the peak before each step, so its /usr/bin/time maximum is "
+                  f"the peak while writing the outputs): scrna {wall(2):.1f} s and "
+                  f"{rss(2):.0f} MB with 2 threads, "
                   f"{wall(1):.1f} s with 1 thread"
                   + (f"; Scanpy {wall('scanpy'):.1f} s and {rss('scanpy'):.0f} MB "
                      f"(memory ratio {rss('scanpy') / rss(2):.1f}x)." if sp else "."),
