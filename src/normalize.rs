@@ -145,10 +145,11 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
         ));
     }
     let size_factors: Vec<f32> = totals.iter().map(|&t| t / target).collect();
-    let mut matrix = counts.clone();
+    let mut matrix = counts.same_pattern();
     matrix.map_rows_mut(|r, _, vals| {
         let s = size_factors[r];
         let s = if s == 0.0 { 1.0 } else { s };
+        vals.copy_from_slice(counts.row(r).1);
         if !log {
             for v in vals.iter_mut() {
                 *v /= s;

@@ -320,6 +320,25 @@ impl CsrMatrix {
             f(r, &indices[indptr[r]..indptr[r + 1]], vals);
         });
     }
+    /// A matrix with the same rows and column indices whose stored values are all zero, for a
+    /// transform to fill with [`map_rows_mut`](Self::map_rows_mut). The indices are copied in
+    /// parallel and the values array is allocated zeroed, so its pages are first touched (and
+    /// faulted in) by the threads that fill them rather than by one copying thread.
+    pub fn same_pattern(&self) -> Self {
+        const BLOCK: usize = 1 << 16;
+        let mut indices = vec![0u32; self.indices.len()];
+        indices
+            .par_chunks_mut(BLOCK)
+            .zip(self.indices.par_chunks(BLOCK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr: self.indptr.clone(),
+            indices,
+            data: vec![0.0; self.data.len()],
+        }
+    }
     /// Consumes the matrix into `(n_rows, n_cols, indptr, indices, data)`.
     pub fn into_parts(self) -> (usize, usize, Vec<usize>, Vec<u32>, Vec<f32>) {
         (
@@ -543,6 +562,16 @@ mod tests {
     fn small() -> CsrMatrix {
         // [[1 0 2], [0 0 0], [0 3 0]]
         CsrMatrix::try_new(3, 3, vec![0, 2, 2, 3], vec![0, 2, 1], vec![1., 2., 3.]).unwrap()
+    }
+
+    #[test]
+    fn same_pattern_keeps_the_structure_with_zero_values() {
+        let m = small();
+        let z = m.same_pattern();
+        assert_eq!(z.shape(), m.shape());
+        assert_eq!(z.indptr(), m.indptr());
+        assert_eq!(z.indices(), m.indices());
+        assert_eq!(z.data(), &[0.0, 0.0, 0.0]);
     }
 
     #[test]
