@@ -68,7 +68,7 @@ pub fn normalize_total(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<No
 }
 
 /// [`normalize_total`] followed by [`log1p`], in one pass over the values: the result is
-/// bit-for-bit the same, `ln(1 + f32(x_ij / s_i))`. For integer counts below 64 the logarithm
+/// bit-for-bit the same, `ln(1 + f32(x_ij / s_i))`. For integer counts from 1 to 63 the logarithm
 /// is computed once per distinct count in each cell (most counts are small integers), which
 /// makes this several times faster than the two steps one after the other.
 pub fn normalize_total_log1p(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<Normalized> {
@@ -156,11 +156,11 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
             }
             return;
         }
-        // ln(1 + c / s) of the small integer counts c, filled in on first use (NaN = not yet)
+        // ln(1 + c / s) of the integer counts c in 1..64, filled in on first use (NaN = not yet)
         let mut cache = [f32::NAN; 64];
         for v in vals.iter_mut() {
             let c = *v;
-            let small = (0.0..64.0).contains(&c) && c == (c as u32) as f32;
+            let small = (1.0..64.0).contains(&c) && c == (c as u32) as f32;
             *v = if small {
                 let slot = &mut cache[c as usize];
                 if slot.is_nan() {
