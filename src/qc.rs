@@ -115,6 +115,32 @@ where
     out
 }
 
+/// Per cell of `x`, in row order: total counts, genes detected (non-zero values), and the
+/// counts in the genes flagged by `mt` and by `ribo` (sums in `f64`).
+pub(crate) fn cell_sums<'a>(
+    x: &'a CsrMatrix,
+    mt: &'a [bool],
+    ribo: &'a [bool],
+) -> impl IndexedParallelIterator<Item = (f64, u32, f64, f64)> + 'a {
+    x.par_rows().map(move |(_, idx, val)| {
+        let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
+        for (&c, &v) in idx.iter().zip(val) {
+            if v != 0.0 {
+                n += 1;
+            }
+            let v = v as f64;
+            t += v;
+            if mt[c as usize] {
+                m += v;
+            }
+            if ribo[c as usize] {
+                r += v;
+            }
+        }
+        (t, n, m, r)
+    })
+}
+
 /// Computes the QC metrics of `ds.counts`, using `ds.genes.symbols` for the gene sets.
 ///
 /// Formulas as Scanpy's `calculate_qc_metrics`: a gene is detected in a cell when its count is
@@ -157,26 +183,7 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
         .iter()
         .map(|s| has_prefix(s, &opts.ribo_prefixes))
         .collect();
-    let per_cell: Vec<(f64, u32, f64, f64)> = x
-        .par_rows()
-        .map(|(_, idx, val)| {
-            let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
-            for (&c, &v) in idx.iter().zip(val) {
-                if v != 0.0 {
-                    n += 1;
-                }
-                let v = v as f64;
-                t += v;
-                if mt[c as usize] {
-                    m += v;
-                }
-                if ribo[c as usize] {
-                    r += v;
-                }
-            }
-            (t, n, m, r)
-        })
-        .collect();
+    let per_cell: Vec<(f64, u32, f64, f64)> = cell_sums(x, &mt, &ribo).collect();
     let n_cells = x.n_rows();
     let cols = col_reduce::<2, _>(x, None, |v| [(v != 0.0) as u8 as f64, v as f64]);
     let pct = |part: f64, tot: f64| part / tot * 100.0;

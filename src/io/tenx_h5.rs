@@ -296,7 +296,9 @@ fn pick_genome(file: &hdf5_pure::File, path: &Path, opts: &ReadOptions) -> Resul
     }
 }
 
-fn check_indptr(path: &Path, obj: &str, indptr: &[usize], n_cells: usize) -> Result<()> {
+/// Checks a CSR row-pointer array of a 10x HDF5 file: `n_cells + 1` entries, starting at 0,
+/// never decreasing; errors name the file and the dataset.
+pub(crate) fn check_indptr(path: &Path, obj: &str, indptr: &[usize], n_cells: usize) -> Result<()> {
     if indptr.len() != n_cells + 1 {
         return Err(Error::hdf5(
             path,

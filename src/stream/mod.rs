@@ -331,23 +331,7 @@ pub fn run_with_progress(
         let mut g_kept = vec![0u32; n_genes];
         for_blocks(&reader, &cell_blocks, &mut *rep, |_, x| {
             let first = per_cell.len();
-            per_cell.par_extend(x.par_rows().map(|(_, idx, val)| {
-                let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
-                for (&c, &v) in idx.iter().zip(val) {
-                    if v != 0.0 {
-                        n += 1;
-                    }
-                    let v = v as f64;
-                    t += v;
-                    if mt[c as usize] {
-                        m += v;
-                    }
-                    if ribo[c as usize] {
-                        r += v;
-                    }
-                }
-                (t, n, m, r)
-            }));
+            per_cell.par_extend(crate::qc::cell_sums(x, &mt, &ribo));
             for r in 0..x.n_rows() {
                 let (t, n, m, _) = per_cell[first + r];
                 let pass = local_only && passes_fixed(fo, t, n, m / t * 100.0);

@@ -258,31 +258,7 @@ fn read_indptr(
     n_cells: usize,
 ) -> Result<Vec<usize>> {
     let indptr: Vec<usize> = hdf5_util::read_numeric(file, path, obj)?;
-    if indptr.len() != n_cells + 1 {
-        return Err(Error::hdf5(
-            path,
-            obj,
-            format!(
-                "{} entries, expected cells + 1 = {}",
-                indptr.len(),
-                n_cells + 1
-            ),
-        ));
-    }
-    if indptr[0] != 0 {
-        return Err(Error::hdf5(
-            path,
-            obj,
-            format!("starts at {}, expected 0", indptr[0]),
-        ));
-    }
-    if let Some(c) = indptr.windows(2).position(|w| w[1] < w[0]) {
-        return Err(Error::hdf5(
-            path,
-            obj,
-            format!("decreases at cell {c} ({} -> {})", indptr[c], indptr[c + 1]),
-        ));
-    }
+    crate::io::tenx_h5::check_indptr(path, obj, &indptr, n_cells)?;
     Ok(indptr)
 }
 
