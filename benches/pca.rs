@@ -10,13 +10,28 @@
 //! /work/.venv/bin/python scripts/reference_pca.py --bench /tmp/pca50k
 //! ```
 //! `SCRNA_PCA_SOLVER=lanczos` selects IRLBA in the one-shot mode.
+//!
+//! The issue's dataset, the simulator's 50,000 x 20,000 counts after the pipeline's QC,
+//! normalization and HVG selection (2,000 genes), and the PCA alone on it:
+//! ```text
+//! cargo run --release --example simulate -- --cells 50000 --out /tmp/sim50k.h5
+//! SCRNA_PCA_SIM_H5=/tmp/sim50k.h5 SCRNA_PCA_DUMP=/tmp/hvg50k target/release/deps/pca-<hash>
+//! SCRNA_PCA_FROM=/tmp/hvg50k /usr/bin/time -v target/release/deps/pca-<hash>  # PCA only
+//! /usr/bin/time -v /work/.venv/bin/python scripts/reference_pca.py --bench /tmp/hvg50k
+//! ```
+//! With `SCRNA_PCA_FROM` or `SCRNA_PCA_SIM_H5` the PCA uses the pipeline's options (scaled,
+//! clipped at 10, 50 components).
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use scrna::hvg::highly_variable_genes;
+use scrna::normalize::normalize_total_log1p;
 use scrna::pca::{pca, PcaOptions, Solver};
+use scrna::pipeline::PipelineOptions;
+use scrna::qc;
 use scrna::CsrMatrix;
 
 const GENES: usize = 2000;
@@ -93,8 +108,52 @@ fn dump(x: &CsrMatrix, dir: &str) -> std::io::Result<()> {
     )
 }
 
+/// The simulator's counts in a 10x HDF5 file after the pipeline's QC filters, normalization
+/// and HVG selection: the matrix the pipeline's PCA step receives.
+fn hvg_matrix(path: &str) -> CsrMatrix {
+    let opts = PipelineOptions::default();
+    let ds = scrna::io::read_10x(path).expect("read");
+    let qc = qc::metrics(&ds, &opts.filter.qc).expect("qc");
+    let kept = qc::filter_with_metrics(&ds, &opts.filter, &qc).expect("filter");
+    drop(ds);
+    let ln = normalize_total_log1p(&kept.dataset.counts, &opts.normalize)
+        .expect("normalize")
+        .matrix;
+    let hvg = highly_variable_genes(&ln, None, None, &opts.hvg).expect("hvg");
+    ln.select_cols(&hvg.selected()).expect("select")
+}
+
+/// A matrix written by [`dump`].
+fn load(dir: &str) -> CsrMatrix {
+    let bytes = |name: &str| std::fs::read(format!("{dir}/{name}")).expect("read dump");
+    let shape = String::from_utf8(bytes("shape.txt")).expect("shape");
+    let dims: Vec<usize> = shape
+        .split_whitespace()
+        .map(|v| v.parse().expect("shape"))
+        .collect();
+    let indptr = bytes("indptr.u64")
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
+        .collect();
+    let indices = bytes("indices.u32")
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let data = bytes("data.f32")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    CsrMatrix::try_new(dims[0], dims[1], indptr, indices, data).expect("valid CSR")
+}
+
 fn one_shot(n: usize) {
-    let x = simulate(n, 42);
+    let (x, pipeline_options) = if let Ok(dir) = std::env::var("SCRNA_PCA_FROM") {
+        (load(&dir), true)
+    } else if let Ok(path) = std::env::var("SCRNA_PCA_SIM_H5") {
+        (hvg_matrix(&path), true)
+    } else {
+        (simulate(n, 42), false)
+    };
     println!(
         "{} x {}, nnz {} ({:.1}%)",
         x.n_rows(),
@@ -106,19 +165,18 @@ fn one_shot(n: usize) {
         dump(&x, &dir).expect("dump");
         return;
     }
+    let base = if pipeline_options {
+        PipelineOptions::default().pca
+    } else {
+        PcaOptions::default()
+    };
     let solver = match std::env::var("SCRNA_PCA_SOLVER").as_deref() {
         Ok("lanczos") => Solver::lanczos(),
-        _ => Solver::randomized(),
+        Ok("randomized") => Solver::randomized(),
+        _ => base.solver.clone(),
     };
     let t = Instant::now();
-    let res = pca(
-        &x,
-        &PcaOptions {
-            solver,
-            ..PcaOptions::default()
-        },
-    )
-    .expect("pca");
+    let res = pca(&x, &PcaOptions { solver, ..base }).expect("pca");
     println!(
         "pca: {:.3} s; variance ratio PC1..5: {:?}",
         t.elapsed().as_secs_f64(),
@@ -152,6 +210,12 @@ criterion_group!(benches, bench);
 fn main() {
     if let Ok(n) = std::env::var("SCRNA_PCA_ONESHOT") {
         one_shot(n.parse().expect("SCRNA_PCA_ONESHOT=<cells>"));
+        return;
+    }
+    if std::env::var_os("SCRNA_PCA_FROM").is_some()
+        || std::env::var_os("SCRNA_PCA_SIM_H5").is_some()
+    {
+        one_shot(0);
         return;
     }
     benches();
