@@ -430,6 +430,49 @@ fn split_rows<'a>(mut v: &'a mut [f64], indptr: &[usize]) -> Vec<&'a mut [f64]> 
     rows
 }
 
+/// `x^b` for a fixed `b` by table: `x = m 2^e` with `m` in `[1, 2)`, so `x^b = 2^(b e) m^b`;
+/// `2^(b e)` comes from a table over the 254 normal exponents and `m^b` from a table over the
+/// top 12 bits of the mantissa with linear interpolation (relative error below 1e-6, see the
+/// test). Zero, subnormal, infinite and NaN inputs fall back to `powf`. Several times faster
+/// than `powf` in the layout loop, and the same on every machine (no fused multiply-add).
+struct PowTable {
+    b: f32,
+    scale: Vec<f32>,
+    mant: Vec<f32>,
+}
+
+impl PowTable {
+    const BITS: u32 = 12;
+
+    fn new(b: f32) -> PowTable {
+        let bd = b as f64;
+        let scale = (0..256)
+            .map(|e| (bd * (e as f64 - 127.0)).exp2() as f32)
+            .collect();
+        let n = 1usize << Self::BITS;
+        let mant = (0..=n)
+            .map(|i| (1.0 + i as f64 / n as f64).powf(bd) as f32)
+            .collect();
+        PowTable { b, scale, mant }
+    }
+
+    #[inline]
+    fn pow(&self, x: f32) -> f32 {
+        let bits = x.to_bits();
+        let e = (bits >> 23) as usize;
+        if e == 0 || e >= 255 {
+            return x.powf(self.b);
+        }
+        let m = bits & 0x007F_FFFF;
+        let shift = 23 - Self::BITS;
+        let i = (m >> shift) as usize;
+        let frac = (m & ((1 << shift) - 1)) as f32 * (1.0 / (1u32 << shift) as f32);
+        let lo = self.mant[i];
+        let hi = self.mant[i + 1];
+        (lo + (hi - lo) * frac) * self.scale[e]
+    }
+}
+
 fn optimize(
     edges: &Edges,
     pos: &mut Vec<f32>,
@@ -456,12 +499,13 @@ fn optimize(
     let mut in_rows = split_rows(&mut in_next, &edges.t_indptr);
     let mut next = pos.clone();
     let seed = splitmix(opts.seed ^ 0x005E_ED0F_0A11);
+    let pow_b = PowTable::new(b);
     let attract = |cur: &mut [f32; 2], other: &[f32], alpha: f32| {
         let dx = cur[0] - other[0];
         let dy = cur[1] - other[1];
         let d2 = dx * dx + dy * dy;
         if d2 > 0.0 {
-            let pb = d2.powf(b);
+            let pb = pow_b.pow(d2);
             let gc = -2.0 * a * b * pb / d2 / (a * pb + 1.0);
             cur[0] += clip(gc * dx) * alpha;
             cur[1] += clip(gc * dy) * alpha;
@@ -500,7 +544,8 @@ fn optimize(
                     }
                     *slot += n_neg * epn;
                     for _ in 0..n_neg as usize {
-                        let k = (rng.next() % n as u64) as usize;
+                        // uniform in 0..n by multiply-shift (n < 2^32), no division
+                        let k = (((rng.next() >> 32) * n as u64) >> 32) as usize;
                         if k == j {
                             continue;
                         }
@@ -508,7 +553,7 @@ fn optimize(
                         let dy = cur[1] - snapshot[2 * k + 1];
                         let d2 = dx * dx + dy * dy;
                         if d2 > 0.0 {
-                            let pb = d2.powf(b);
+                            let pb = pow_b.pow(d2);
                             let gc = 2.0 * gamma * b / ((0.001 + d2) * (a * pb + 1.0));
                             if gc > 0.0 {
                                 cur[0] += clip(gc * dx) * alpha;
@@ -798,7 +843,7 @@ fn component_spectral(edges: &Edges, members: &[usize], label: &[usize]) -> Opti
             &mut vals,
             &op,
             v0.as_ref(),
-            1e-6,
+            1e-4,
             Par::Seq,
             MemStack::new(&mut mem),
             params,
@@ -826,6 +871,30 @@ fn component_spectral(edges: &Edges, members: &[usize], label: &[usize]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pow_table_matches_powf() {
+        for b in [0.5f32, 0.79, 0.8951, 1.0, 1.3, 1.93] {
+            let t = PowTable::new(b);
+            let mut x = 1e-30f32;
+            while x < 1e30 {
+                let (x0, want) = (x, (x as f64).powf(b as f64));
+                let got = t.pow(x) as f64;
+                x *= 1.0137;
+                if !(1e-36..1e36).contains(&want) {
+                    continue;
+                }
+                assert!(
+                    ((got - want) / want).abs() < 1e-6,
+                    "{x0}^{b}: {got} vs {want}"
+                );
+            }
+            assert_eq!(t.pow(0.0), 0.0);
+            assert!(t.pow(f32::NAN).is_nan());
+            let sub = f32::from_bits(5);
+            assert_eq!(t.pow(sub), sub.powf(b));
+        }
+    }
 
     #[test]
     fn components_of_two_triangles() {
