@@ -27,6 +27,10 @@
 //! per fixed block of [`BLOCK_ROWS`] cells into a genes x columns buffer; the block results are
 //! merged by a binary tree fixed by the block range (not by the thread count), so the result is
 //! bitwise identical whatever the number of rayon threads.
+//! Inside the power iterations of the randomized solver the products accumulate in `f32`
+//! (twice the SIMD width and half the memory traffic of `f64`; an iteration only has to keep
+//! the subspace); the final product that gives the singular values and embeddings, and every
+//! product of the Lanczos solver, accumulates in `f64`.
 //!
 //! # Variance
 //! `variance_k = sigma_k^2 / (n - 1)` (sklearn's `explained_variance_`), and `variance_ratio_k`
@@ -408,8 +412,10 @@ impl<'a> Operator<'a> {
             / (n - 1.0)
     }
 
-    /// `out = A b` with `b` genes x `l` and `out` cells x `l`, both row-major.
-    fn mul(&self, b: &[f64], l: usize, out: &mut [f64]) {
+    /// `out = A b` with `b` genes x `l` and `out` cells x `l`, both row-major, accumulated in
+    /// `T` (`f64` for results, `f32` inside the power iterations of the randomized solver,
+    /// where a product only needs to keep the subspace, not the digits).
+    fn mul<T: Acc>(&self, b: &[f64], l: usize, out: &mut [f64]) {
         let mut cb = vec![0.0f64; l];
         for (j, &c) in self.col_means.iter().enumerate() {
             if c != 0.0 {
@@ -418,42 +424,54 @@ impl<'a> Operator<'a> {
                 }
             }
         }
+        let bt: Vec<T> = b.iter().map(|&v| T::of(v)).collect();
         out.par_chunks_mut(l)
             .enumerate()
             .with_min_len(64)
-            .for_each(|(i, o)| {
-                for (ov, &c) in o.iter_mut().zip(&cb) {
-                    *ov = -c;
-                }
-                for k in self.indptr[i]..self.indptr[i + 1] {
-                    let s = self.values[k] as f64;
-                    let j = self.indices[k] as usize;
-                    for (ov, &bv) in o.iter_mut().zip(&b[j * l..(j + 1) * l]) {
-                        *ov += s * bv;
+            .for_each_init(
+                || vec![T::default(); l],
+                |row, (i, o)| {
+                    row.fill(T::default());
+                    for k in self.indptr[i]..self.indptr[i + 1] {
+                        let s = T::of(self.values[k] as f64);
+                        let j = self.indices[k] as usize;
+                        for (ov, &bv) in row.iter_mut().zip(&bt[j * l..(j + 1) * l]) {
+                            *ov += s * bv;
+                        }
                     }
-                }
-            });
+                    for ((ov, &r), &c) in o.iter_mut().zip(row.iter()).zip(&cb) {
+                        *ov = r.f64() - c;
+                    }
+                },
+            );
     }
 
-    /// `A^T y` with `y` cells x `l` row-major; returns genes x `l` row-major.
-    fn tmul(&self, y: &[f64], l: usize) -> Vec<f64> {
+    /// `A^T y` with `y` cells x `l` row-major; returns genes x `l` row-major. Each block of
+    /// [`BLOCK_ROWS`] cells accumulates in `T` (see [`Operator::mul`]); blocks are summed in
+    /// `f64`.
+    fn tmul<T: Acc>(&self, y: &[f64], l: usize) -> Vec<f64> {
         let p = self.p;
         let mut acc = block_reduce(self.n, |rows| {
-            let mut acc = vec![0.0f64; (p + 1) * l];
+            let mut acc = vec![T::default(); p * l];
+            let mut colsum = vec![0.0f64; l];
+            let mut yrow = vec![T::default(); l];
             for i in rows {
-                let yrow = &y[i * l..(i + 1) * l];
+                let y64 = &y[i * l..(i + 1) * l];
+                for ((t, &v), cs) in yrow.iter_mut().zip(y64).zip(colsum.iter_mut()) {
+                    *t = T::of(v);
+                    *cs += v;
+                }
                 for k in self.indptr[i]..self.indptr[i + 1] {
-                    let s = self.values[k] as f64;
+                    let s = T::of(self.values[k] as f64);
                     let j = self.indices[k] as usize;
-                    for (a, &yv) in acc[j * l..(j + 1) * l].iter_mut().zip(yrow) {
+                    for (a, &yv) in acc[j * l..(j + 1) * l].iter_mut().zip(&yrow) {
                         *a += s * yv;
                     }
                 }
-                for (a, &yv) in acc[p * l..].iter_mut().zip(yrow) {
-                    *a += yv;
-                }
             }
-            acc
+            let mut out: Vec<f64> = acc.iter().map(|a| a.f64()).collect();
+            out.extend_from_slice(&colsum);
+            out
         });
         let (head, colsum) = acc.split_at_mut(p * l);
         for (j, row) in head.chunks_mut(l).enumerate() {
@@ -466,6 +484,34 @@ impl<'a> Operator<'a> {
         }
         acc.truncate(p * l);
         acc
+    }
+}
+
+/// The accumulator type of the sparse products: `f32` or `f64`.
+trait Acc: Copy + Default + Send + Sync + std::ops::AddAssign + std::ops::Mul<Output = Self> {
+    fn of(v: f64) -> Self;
+    fn f64(self) -> f64;
+}
+
+impl Acc for f32 {
+    #[inline]
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Acc for f64 {
+    #[inline]
+    fn of(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn f64(self) -> f64 {
+        self
     }
 }
 
@@ -579,13 +625,13 @@ fn randomized_svd(
     orthonormalize(&mut v, &mut rng);
     let mut y = vec![0.0f64; n * l];
     for _ in 0..=n_power_iter {
-        op.mul(&cols_to_rows(&v, p), l, &mut y);
-        let z = op.tmul(&y, l);
+        op.mul::<f32>(&cols_to_rows(&v, p), l, &mut y);
+        let z = op.tmul::<f32>(&y, l);
         v = rows_to_cols(&z, p, l);
         orthonormalize(&mut v, &mut rng);
     }
     let vr = cols_to_rows(&v, p);
-    op.mul(&vr, l, &mut y);
+    op.mul::<f64>(&vr, l, &mut y);
     // Rayleigh-Ritz: eigen-decomposition of the Gram matrix (A V)^T (A V).
     let gram = block_reduce(n, |rows| {
         let mut acc = vec![0.0f64; l * l];
@@ -648,14 +694,14 @@ fn irlba(
     for restart in 0..=max_restarts {
         // Lanczos bidiagonalization from column kk to m - 1.
         let mut j = kk;
-        op.mul(&vs[j], 1, &mut wbuf);
+        op.mul::<f64>(&vs[j], 1, &mut wbuf);
         let mut w = wbuf.clone();
         let mut alpha = orth_normalize(&mut w, &ws[..j], &mut rng);
         bmat[j * m + j] = alpha;
         ws.truncate(j);
         ws.push(w);
         let (f, beta) = loop {
-            let mut f = op.tmul(&ws[j], 1);
+            let mut f = op.tmul::<f64>(&ws[j], 1);
             axpy(&mut f, -alpha, &vs[j]);
             let beta = orth_normalize(&mut f, &vs[..=j], &mut rng);
             if j + 1 == m {
@@ -665,7 +711,7 @@ fn irlba(
             vs.truncate(j + 1);
             vs.push(vnext);
             bmat[j * m + j + 1] = beta;
-            op.mul(&vs[j + 1], 1, &mut wbuf);
+            op.mul::<f64>(&vs[j + 1], 1, &mut wbuf);
             let mut w = wbuf.clone();
             axpy(&mut w, -beta, &ws[j]);
             alpha = orth_normalize(&mut w, &ws[..=j], &mut rng);
@@ -803,7 +849,7 @@ mod tests {
         let a = &z - &zm;
         let b: Vec<f64> = (0..8).map(|t| (t as f64 * 0.37).sin()).collect();
         let mut out = vec![0.0; n * 2];
-        op.mul(&b, 2, &mut out);
+        op.mul::<f64>(&b, 2, &mut out);
         for i in 0..n {
             for c in 0..2 {
                 let want: f64 = (0..4).map(|j| a[[i, j]] * b[j * 2 + c]).sum();
@@ -811,7 +857,7 @@ mod tests {
             }
         }
         let y: Vec<f64> = (0..n).map(|t| (t as f64 * 0.11).cos()).collect();
-        let t = op.tmul(&y, 1);
+        let t = op.tmul::<f64>(&y, 1);
         for j in 0..4 {
             let want: f64 = (0..n).map(|i| a[[i, j]] * y[i]).sum();
             assert!((t[j] - want).abs() < 1e-4, "{j}: {} vs {want}", t[j]);
