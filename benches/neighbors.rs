@@ -3,8 +3,16 @@
 //! `cargo bench --bench neighbors` runs 50,000 cells (the target: at least 3x faster
 //! than Scanpy's `neighbors`, about 4.8 s on this machine) and the exact search against a
 //! `petal-neighbors` ball tree on 10,000 cells. `SCRNA_BENCH_LARGE=1` adds 200,000 cells.
+//!
+//! `SCRNA_BENCH_QUICK=<runs>` skips criterion and prints the median of `<runs>` timed runs of
+//! kNN + connectivities (and of the kNN alone) at 50,000 cells (200,000 too with
+//! `SCRNA_BENCH_LARGE=1`), with the current rayon thread count. `SCRNA_BENCH_WRITE_EMBEDDING=1`
+//! writes each embedding to `target/neighbors_bench/clustered_<n>x50.f32` (row-major
+//! little-endian `f32`) for `scripts/bench_scanpy_neighbors.py`; `SCRNA_BENCH_EMBEDDING=<file>`
+//! times that embedding (50 columns) instead, `SCRNA_BENCH_CELLS=<n>` only its first `n` rows;
+//! `SCRNA_BENCH_RECALL=1` also prints the recall at k = 15 against the exact search.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use ndarray::Array2;
 use petal_neighbors::BallTree;
 use rand::rngs::StdRng;
@@ -14,7 +22,8 @@ use rayon::prelude::*;
 use scrna::graph::{umap_connectivities, UmapGraphOptions};
 use scrna::neighbors::{knn, KnnOptions, Method};
 use std::hint::black_box;
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 fn clustered(n: usize, d: usize, n_clusters: usize, seed: u64) -> Array2<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -100,5 +109,125 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+fn write_embedding(x: &Array2<f32>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/neighbors_bench");
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = format!("{dir}/clustered_{}x{}.f32", x.nrows(), x.ncols());
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("file"));
+    for v in x.iter() {
+        f.write_all(&v.to_le_bytes()).expect("write");
+    }
+    eprintln!("wrote {path}");
+}
+
+/// CPU seconds used so far by this process, all threads (`/proc/self/stat`, Linux only; 0
+/// elsewhere). On a shared machine this is steadier than the wall time.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit_once(')').map(|p| p.1) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f
+        .get(11..13)
+        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn recall(approx: &scrna::neighbors::Knn, exact: &scrna::neighbors::Knn) -> f64 {
+    let k = exact.n_neighbors;
+    let mut hit = 0usize;
+    for i in 0..exact.n_cells() {
+        let e = &exact.row_indices(i)[1..];
+        hit += approx.row_indices(i)[1..]
+            .iter()
+            .filter(|j| e.contains(j))
+            .count();
+    }
+    hit as f64 / (exact.n_cells() * (k - 1)) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn read_embedding(path: &str, d: usize) -> Array2<f32> {
+    let bytes = std::fs::read(path).expect("embedding file");
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Array2::from_shape_vec((v.len() / d, d), v).expect("shape")
+}
+
+fn quick(runs: usize) {
+    let mut sets: Vec<(String, Array2<f32>)> = Vec::new();
+    if let Ok(path) = std::env::var("SCRNA_BENCH_EMBEDDING") {
+        sets.push((path.clone(), read_embedding(&path, 50)));
+    } else {
+        sets.push(("clustered".into(), clustered(50_000, 50, 30, 11)));
+        if std::env::var_os("SCRNA_BENCH_LARGE").is_some() {
+            sets.push(("clustered".into(), clustered(200_000, 50, 30, 12)));
+        }
+    }
+    let limit: Option<usize> = std::env::var("SCRNA_BENCH_CELLS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (name, mut x) in sets {
+        if let Some(m) = limit {
+            x = x.slice(ndarray::s![..m.min(x.nrows()), ..]).to_owned();
+        }
+        let n = x.nrows();
+        if std::env::var_os("SCRNA_BENCH_WRITE_EMBEDDING").is_some() {
+            write_embedding(&x);
+        }
+        let exact = std::env::var_os("SCRNA_BENCH_RECALL").map(|_| {
+            knn(
+                x.view(),
+                &KnnOptions {
+                    method: Method::Exact,
+                    ..KnnOptions::default()
+                },
+            )
+            .unwrap()
+        });
+        let (mut t_knn, mut t_all, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let c0 = cpu_seconds();
+            let t = Instant::now();
+            let k = knn(x.view(), &KnnOptions::default()).unwrap();
+            t_knn.push(t.elapsed().as_secs_f64());
+            if let Some(e) = &exact {
+                eprintln!(
+                    "recall at k = 15 against the exact search: {:.4}",
+                    recall(&k, e)
+                );
+            }
+            let c = umap_connectivities(&k, n, &UmapGraphOptions::default()).unwrap();
+            t_all.push(t.elapsed().as_secs_f64());
+            cpu.push(cpu_seconds() - c0);
+            black_box(c);
+        }
+        eprintln!(
+            "{name}, n = {n}, {} threads: kNN {:.3} s, kNN + connectivities {:.3} s, CPU {:.2} s (median of {runs}; all: {:?})",
+            rayon::current_num_threads(),
+            median(t_knn),
+            median(t_all.clone()),
+            median(cpu),
+            t_all.iter().map(|t| (t * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("SCRNA_BENCH_QUICK") {
+        Ok(r) => quick(r.parse().unwrap_or(5).max(1)),
+        Err(_) => benches(),
+    }
+}

@@ -27,7 +27,7 @@ use ndarray::ArrayView2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Largest number of cells for which [`Method::Auto`] runs the exact search (Scanpy's
@@ -309,7 +309,7 @@ impl Points {
 }
 
 /// Squared Euclidean distance in `f32`; symmetric bit for bit (`(a-b)^2 == (b-a)^2`).
-#[inline]
+#[inline(always)]
 fn sqdist(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
@@ -439,73 +439,180 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One neighbour list of NN-descent: sorted by (distance, index), with "new" flags.
-struct Heap {
-    d: Vec<f32>,
-    j: Vec<u32>,
-    new: Vec<bool>,
+/// Marks an empty place in a neighbour list (sorts after every real entry).
+const EMPTY: u64 = u64::MAX;
+
+/// The sort key of a neighbour at squared distance `d`: the bits of a non-negative `f32`
+/// order like the numbers, so `(d bits, j)` as one integer orders by distance, then index.
+#[inline(always)]
+fn key(d: f32, j: u32) -> u64 {
+    (d.to_bits() as u64) << 32 | j as u64
 }
 
-/// All neighbour lists, each behind its own lock, with the current worst distance readable
-/// without locking (it only decreases, so a stale value only costs an extra lock).
+/// All NN-descent neighbour lists: `cap` keys per cell in one array, each list sorted
+/// increasingly with [`EMPTY`] at the end, plus a "new" flag per place.
+///
+/// Keys are atomics so that an offer can be turned down without locking: a key at least the
+/// last of the list, or already in it, cannot enter. The last key only decreases, and a cell
+/// that leaves a list is worse than every key that stays, so a decision taken on a value read
+/// while another thread inserts is the decision the locked insertion would take. Insertions
+/// take the cell's lock and re-check. The final content of a list is the top `cap` of
+/// everything offered, whatever the order of the offers.
 struct Graph {
-    heaps: Vec<Mutex<Heap>>,
-    worst: Vec<AtomicU32>,
+    keys: Vec<AtomicU64>,
+    new: Vec<AtomicBool>,
+    locks: Vec<Mutex<()>>,
     cap: usize,
 }
 
 impl Graph {
     fn new(n: usize, cap: usize) -> Self {
         Graph {
-            heaps: (0..n)
-                .map(|_| {
-                    Mutex::new(Heap {
-                        d: Vec::with_capacity(cap),
-                        j: Vec::with_capacity(cap),
-                        new: Vec::with_capacity(cap),
-                    })
-                })
-                .collect(),
-            worst: (0..n)
-                .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
-                .collect(),
+            keys: (0..n * cap).map(|_| AtomicU64::new(EMPTY)).collect(),
+            new: (0..n * cap).map(|_| AtomicBool::new(false)).collect(),
+            locks: (0..n).map(|_| Mutex::new(())).collect(),
             cap,
         }
     }
 
+    #[inline(always)]
+    fn row(&self, i: usize) -> &[AtomicU64] {
+        &self.keys[i * self.cap..(i + 1) * self.cap]
+    }
+
+    #[inline(always)]
+    fn flags(&self, i: usize) -> &[AtomicBool] {
+        &self.new[i * self.cap..(i + 1) * self.cap]
+    }
+
+    /// The last key of the list of `i` ([`EMPTY`] while the list is short).
+    #[inline(always)]
+    fn last(&self, i: usize) -> u64 {
+        self.keys[(i + 1) * self.cap - 1].load(Ordering::Relaxed)
+    }
+
+    /// Whether the list of `i` is full.
+    fn is_full(&self, i: usize) -> bool {
+        self.last(i) != EMPTY
+    }
+
     /// Offers `j` at squared distance `d` to the list of `i`; returns whether it entered.
-    /// The final content of a list is the top-`cap` of everything offered, whatever the order.
-    #[inline]
+    #[inline(always)]
     fn offer(&self, i: usize, j: u32, d: f32) -> bool {
-        if d > f32::from_bits(self.worst[i].load(Ordering::Relaxed)) {
+        let k = key(d, j);
+        k < self.last(i) && self.insert(i, k)
+    }
+
+    /// Inserts key `k` into the list of `i` if it is not there and belongs to the top `cap`.
+    #[inline(never)]
+    fn insert(&self, i: usize, k: u64) -> bool {
+        let row = self.row(i);
+        if row.iter().any(|s| s.load(Ordering::Relaxed) == k) {
             return false;
         }
-        let Ok(mut h) = self.heaps[i].lock() else {
+        let Ok(_guard) = self.locks[i].lock() else {
             return false;
         };
-        let len = h.d.len();
-        if len == self.cap && (d, j) >= (h.d[len - 1], h.j[len - 1]) {
+        let cap = self.cap;
+        if k >= row[cap - 1].load(Ordering::Relaxed) {
             return false;
         }
-        if h.j.contains(&j) {
+        let pos = row.partition_point(|s| s.load(Ordering::Relaxed) < k);
+        if row[pos].load(Ordering::Relaxed) == k {
             return false;
         }
-        if len == self.cap {
-            h.d.pop();
-            h.j.pop();
-            h.new.pop();
+        let flags = self.flags(i);
+        for t in (pos + 1..cap).rev() {
+            row[t].store(row[t - 1].load(Ordering::Relaxed), Ordering::Relaxed);
+            flags[t].store(flags[t - 1].load(Ordering::Relaxed), Ordering::Relaxed);
         }
-        let pos = (0..h.d.len())
-            .find(|&p| (d, j) < (h.d[p], h.j[p]))
-            .unwrap_or(h.d.len());
-        h.d.insert(pos, d);
-        h.j.insert(pos, j);
-        h.new.insert(pos, true);
-        if h.d.len() == self.cap {
-            self.worst[i].store(h.d[self.cap - 1].to_bits(), Ordering::Relaxed);
-        }
+        row[pos].store(k, Ordering::Relaxed);
+        flags[pos].store(true, Ordering::Relaxed);
         true
     }
+}
+
+/// Local join of one cell's sampled candidates: every pair of new candidates and every pair of
+/// a new and an old candidate is offered to both lists. Returns the number of insertions.
+///
+/// The worst distances of the candidates' lists are read once up front: they only decrease,
+/// so a stale value lets more pairs through to [`Graph::insert`], which decides with the
+/// current list; the result is the same as offering every pair, and most pairs are rejected
+/// without touching the other cell's list.
+fn local_join(
+    points: &Points,
+    graph: &Graph,
+    nw: &[u32],
+    od: &[u32],
+    wn: &mut Vec<u64>,
+    wo: &mut Vec<u64>,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor supports AVX (checked just above).
+        return unsafe { local_join_avx(points, graph, nw, od, wn, wo) };
+    }
+    local_join_body(points, graph, nw, od, wn, wo)
+}
+
+/// [`local_join`] compiled with 256-bit vectors. Without FMA (not enabled here) the eight
+/// lanes of [`sqdist`] add up exactly as in the 128-bit code, so the distances are the same
+/// bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn local_join_avx(
+    points: &Points,
+    graph: &Graph,
+    nw: &[u32],
+    od: &[u32],
+    wn: &mut Vec<u64>,
+    wo: &mut Vec<u64>,
+) -> usize {
+    local_join_body(points, graph, nw, od, wn, wo)
+}
+
+#[inline(always)]
+fn local_join_body(
+    points: &Points,
+    graph: &Graph,
+    nw: &[u32],
+    od: &[u32],
+    wn: &mut Vec<u64>,
+    wo: &mut Vec<u64>,
+) -> usize {
+    wn.clear();
+    wn.extend(nw.iter().map(|&p| graph.last(p as usize)));
+    wo.clear();
+    wo.extend(od.iter().map(|&q| graph.last(q as usize)));
+    let mut local = 0usize;
+    for (a, &p) in nw.iter().enumerate() {
+        let xp = points.row(p as usize);
+        let wp = wn[a];
+        for (&q, &wq) in nw[a + 1..].iter().zip(&wn[a + 1..]) {
+            let dd = sqdist(xp, points.row(q as usize));
+            let (kq, kp) = (key(dd, q), key(dd, p));
+            if kq < wp {
+                local += graph.insert(p as usize, kq) as usize;
+            }
+            if kp < wq {
+                local += graph.insert(q as usize, kp) as usize;
+            }
+        }
+        for (&q, &wq) in od.iter().zip(wo.iter()) {
+            if q == p {
+                continue;
+            }
+            let dd = sqdist(xp, points.row(q as usize));
+            let (kq, kp) = (key(dd, q), key(dd, p));
+            if kq < wp {
+                local += graph.insert(p as usize, kq) as usize;
+            }
+            if kp < wq {
+                local += graph.insert(q as usize, kp) as usize;
+            }
+        }
+    }
+    local
 }
 
 /// Random-projection tree leaves (Euclidean hyperplanes between two random points).
@@ -600,8 +707,7 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
     (0..n).into_par_iter().for_each(|i| {
         let mut tries = 0u64;
         loop {
-            let len = graph.heaps[i].lock().map(|h| h.d.len()).unwrap_or(cap);
-            if len >= cap {
+            if graph.is_full(i) {
                 break;
             }
             let j = if tries < 4 * cap as u64 {
@@ -632,22 +738,24 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             .for_each(|(i, (nw, od))| {
                 nw.clear();
                 od.clear();
-                let Ok(mut h) = graph.heaps[i].lock() else {
-                    return;
-                };
-                let mut cand: Vec<(u64, usize)> = (0..h.j.len())
-                    .filter(|&p| h.new[p])
-                    .map(|p| (prio(i, h.j[p]), p))
+                // No insertions run in this phase: plain reads and writes of the own list.
+                let (row, flags) = (graph.row(i), graph.flags(i));
+                let len = row.partition_point(|s| s.load(Ordering::Relaxed) != EMPTY);
+                let j_at = |p: usize| row[p].load(Ordering::Relaxed) as u32;
+                let mut cand: Vec<(u64, usize)> = (0..len)
+                    .filter(|&p| flags[p].load(Ordering::Relaxed))
+                    .map(|p| (prio(i, j_at(p)), p))
                     .collect();
                 cand.sort_unstable();
                 cand.truncate(max_cand);
                 for &(_, p) in &cand {
-                    nw.push(h.j[p]);
-                    h.new[p] = false;
+                    nw.push(j_at(p));
+                    flags[p].store(false, Ordering::Relaxed);
                 }
-                for p in 0..h.j.len() {
-                    if !h.new[p] && !nw.contains(&h.j[p]) {
-                        od.push(h.j[p]);
+                for (s, f) in row[..len].iter().zip(flags) {
+                    let j = s.load(Ordering::Relaxed) as u32;
+                    if !f.load(Ordering::Relaxed) && !nw.contains(&j) {
+                        od.push(j);
                     }
                 }
             });
@@ -656,27 +764,11 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
         let rev_old = reverse(&fwd_old, n);
         let updates = AtomicUsize::new(0);
         (0..n).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(nw, od): &mut (Vec<u32>, Vec<u32>), v| {
+            || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            |(nw, od, wn, wo), v| {
                 gather(&fwd_new[v], rev_new.row(v), max_cand, |j| prio(v, j), nw);
                 gather(&fwd_old[v], rev_old.row(v), max_cand, |j| prio(v, j), od);
-                let mut local = 0usize;
-                for (a, &p) in nw.iter().enumerate() {
-                    let xp = points.row(p as usize);
-                    for &q in &nw[a + 1..] {
-                        let dd = sqdist(xp, points.row(q as usize));
-                        local += graph.offer(p as usize, q, dd) as usize;
-                        local += graph.offer(q as usize, p, dd) as usize;
-                    }
-                    for &q in od.iter() {
-                        if q == p {
-                            continue;
-                        }
-                        let dd = sqdist(xp, points.row(q as usize));
-                        local += graph.offer(p as usize, q, dd) as usize;
-                        local += graph.offer(q as usize, p, dd) as usize;
-                    }
-                }
+                let local = local_join(points, &graph, nw, od, wn, wo);
                 updates.fetch_add(local, Ordering::Relaxed);
             },
         );
@@ -686,22 +778,24 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             break;
         }
         let fresh: usize = graph
-            .heaps
-            .par_iter()
-            .map(|h| {
-                h.lock()
-                    .map(|h| h.new.iter().filter(|&&b| b).count())
-                    .unwrap_or(0)
-            })
+            .new
+            .par_chunks(cap)
+            .map(|f| f.iter().filter(|b| b.load(Ordering::Relaxed)).count())
             .sum();
         if fresh <= min_updates {
             break;
         }
     }
     graph
-        .heaps
-        .into_iter()
-        .map(|h| h.into_inner().map(|h| h.j).unwrap_or_default())
+        .keys
+        .par_chunks(cap)
+        .map(|row| {
+            row.iter()
+                .map(|s| s.load(Ordering::Relaxed))
+                .filter(|&k| k != EMPTY)
+                .map(|k| k as u32)
+                .collect()
+        })
         .collect()
 }
 
