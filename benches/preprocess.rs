@@ -3,10 +3,16 @@
 //! Default size: 10,000 cells x 20,000 genes (criterion needs many runs). The size
 //! (50,000 x 20,000) is measured once with `SCRNA_BENCH_CELLS=50000 cargo bench --bench
 //! preprocess`, which also prints a one-run timing of each step before the criterion loop.
+//!
+//! `SCRNA_BENCH_H5=PATH` reads a 10x HDF5 file instead (for example the comparison harness'
+//! `sim_50000.h5`) and times the pipeline's own first three steps
+//! ([`scrna::pipeline::preprocess`], the tutorial options) `SCRNA_BENCH_RUNS` times (default
+//! 3), printing each run's step seconds and the medians, before the criterion loop.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use scrna::hvg::{highly_variable_genes, HvgOptions};
 use scrna::normalize::{normalize_total_log1p, NormalizeOptions};
+use scrna::pipeline::{self, PipelineOptions};
 use scrna::qc::{self, FilterOptions, QcOptions};
 use scrna::simulate::{simulate, SimulateOptions};
 use scrna::Dataset;
@@ -80,7 +86,66 @@ fn pipeline(ds: &Dataset, report: bool) -> usize {
     h.selected().len()
 }
 
+/// Times `pipeline::preprocess` on the file at `path`; returns the data read.
+fn bench_file(path: &str) -> Dataset {
+    let ds = scrna::read_10x_with(std::path::Path::new(path), &Default::default()).expect("read");
+    eprintln!(
+        "preprocess bench on {path}: {} cells x {} genes, {} non-zeros, {} threads",
+        ds.n_cells(),
+        ds.n_genes(),
+        ds.counts.nnz(),
+        rayon::current_num_threads()
+    );
+    let runs: usize = std::env::var("SCRNA_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let opts = PipelineOptions::default();
+    let mut per_step: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for run in 0..runs {
+        let mut steps = Vec::new();
+        let p = pipeline::preprocess(&ds, &opts, &mut steps).expect("preprocess");
+        black_box(&p);
+        drop(p);
+        let total: f64 = steps.iter().map(|s| s.seconds).sum();
+        let line: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{} {:.3}", s.step, s.seconds))
+            .collect();
+        eprintln!("  run {run}: {}, total {total:.3} s", line.join(", "));
+        for s in &steps {
+            match per_step.iter_mut().find(|(n, _)| *n == s.step) {
+                Some((_, v)) => v.push(s.seconds),
+                None => per_step.push((s.step, vec![s.seconds])),
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let mut total = 0.0;
+    for (name, v) in per_step.iter_mut() {
+        let m = median(v);
+        total += m;
+        eprintln!("  median {name:<10} {m:>8.3} s");
+    }
+    eprintln!("  median sum   {total:>8.3} s");
+    ds
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(path) = std::env::var("SCRNA_BENCH_H5") {
+        let ds = bench_file(&path);
+        let opts = PipelineOptions::default();
+        let mut g = c.benchmark_group("preprocess");
+        g.sample_size(10);
+        g.bench_function("pipeline_preprocess_file", |b| {
+            b.iter(|| black_box(pipeline::preprocess(&ds, &opts, &mut Vec::new()).is_ok()))
+        });
+        g.finish();
+        return;
+    }
     let ds = data();
     eprintln!(
         "preprocess bench: {} cells x {} genes, {} non-zeros; one run:",
