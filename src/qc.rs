@@ -71,6 +71,12 @@ fn has_prefix(sym: &str, prefixes: &[String]) -> bool {
 /// the number of threads.
 const COL_BLOCKS: usize = 32;
 
+/// Rows per block of the fixed row blocks of [`col_reduce`] over `n` rows (the last block may
+/// be shorter), for other passes that must add per-column sums in the same order.
+pub(crate) fn col_block_len(n: usize) -> usize {
+    n.div_ceil(COL_BLOCKS).max(1)
+}
+
 /// Per-column statistics of `x` in `f64`, accumulated in a fixed order: `n_rows` is split into
 /// [`COL_BLOCKS`] contiguous blocks, each block is reduced sequentially, and the block results
 /// are added in block order. `f` maps each stored value to the `K` quantities summed per
@@ -162,12 +168,7 @@ fn row_sums(idx: &[u32], val: &[f32], flags: &[u8]) -> CellSums {
 }
 
 /// The QC metrics from the per-cell sums and the per-gene `[non-zeros, total]`.
-fn assemble(
-    per_cell: &[CellSums],
-    cols: &[[f64; 2]],
-    mt: Vec<bool>,
-    ribo: Vec<bool>,
-) -> QcMetrics {
+fn assemble(per_cell: &[CellSums], cols: &[[f64; 2]], mt: Vec<bool>, ribo: Vec<bool>) -> QcMetrics {
     let n_cells = per_cell.len();
     let pct = |part: f64, tot: f64| part / tot * 100.0;
     QcMetrics {

@@ -17,7 +17,10 @@ use crate::dataset::{CellTable, Column, Dataset};
 use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
-use crate::hvg::{highly_variable_genes, Flavor, Hvg, HvgOptions};
+use crate::hvg::{
+    highly_variable_from_moments, highly_variable_genes, normalize_log1p_moments, Flavor, Hvg,
+    HvgOptions,
+};
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::{normalize_total_log1p, NormalizeOptions};
@@ -379,14 +382,36 @@ fn preprocess_timed(
         ));
     }
 
-    let log_normalized = timer.step("normalize", |_| {
-        Ok(normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix)
+    // With the seurat and cell_ranger flavors the per-gene moments of the HVG step are summed
+    // while the normalize step writes the log values (one pass instead of two); the hvg step
+    // is then the selection from those moments, with the same result.
+    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
+    let (log_normalized, moments) = timer.step("normalize", |_| {
+        if fused {
+            let (norm, m) = normalize_log1p_moments(
+                &filtered.dataset.counts,
+                &opts.normalize,
+                opts.hvg.flavor,
+            )?;
+            Ok((norm.matrix, Some(m)))
+        } else {
+            Ok((
+                normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix,
+                None,
+            ))
+        }
     })?;
 
     let (hvg, hvg_genes) = timer.step("hvg", |_| {
-        let counts =
-            matches!(opts.hvg.flavor, Flavor::SeuratV3).then_some(&filtered.dataset.counts);
-        let hvg = highly_variable_genes(&log_normalized, counts, None, &opts.hvg)?;
+        let hvg = match moments {
+            Some(m) => highly_variable_from_moments(m.means, &m.variances, &opts.hvg)?,
+            None => highly_variable_genes(
+                &log_normalized,
+                Some(&filtered.dataset.counts),
+                None,
+                &opts.hvg,
+            )?,
+        };
         let genes = hvg.selected();
         if genes.len() < 2 {
             return Err(Error::data(
