@@ -391,12 +391,18 @@ pub struct HvgMoments {
 /// cell, `expm1` is evaluated once per distinct count. This saves the second pass over the
 /// log values and most of the `expm1` calls of the two steps run one after the other.
 ///
-/// Errors: `flavor` [`Flavor::SeuratV3`] (computed from the counts), fewer than 2 cells, and
-/// the errors of `normalize_total_log1p`.
+/// `cell_totals`: the sum of the counts of every cell in `f64` when already known (the
+/// `total_counts` of [`crate::qc::metrics`] or [`crate::qc::filter_with_kept_metrics`] for
+/// this same matrix), which saves the pass that sums them; `None` sums them here. Not used with
+/// `exclude_highly_expressed` (the totals leave genes out).
+///
+/// Errors: `flavor` [`Flavor::SeuratV3`] (computed from the counts), fewer than 2 cells,
+/// `cell_totals` of the wrong length, and the errors of `normalize_total_log1p`.
 pub fn normalize_log1p_moments(
     counts: &CsrMatrix,
     norm: &NormalizeOptions,
     flavor: Flavor,
+    cell_totals: Option<&[f64]>,
 ) -> Result<(Normalized, HvgMoments)> {
     let kind = match flavor {
         Flavor::Seurat => ColSums::Expm1,
@@ -414,7 +420,7 @@ pub fn normalize_log1p_moments(
             "need at least 2 cells",
         ));
     }
-    let (normalized, sums) = normalize_log1p_col_sums(counts, norm, kind)?;
+    let (normalized, sums) = normalize_log1p_col_sums(counts, norm, kind, cell_totals)?;
     let (means, variances, _) = finish_mean_var(&sums, &normalized.matrix, None);
     Ok((normalized, HvgMoments { means, variances }))
 }
@@ -1068,7 +1074,17 @@ mod tests {
                     ..Default::default()
                 };
                 let two = crate::normalize::normalize_total_log1p(&x, &norm).unwrap();
-                let (one, m) = normalize_log1p_moments(&x, &norm, flavor).unwrap();
+                let (one, m) = normalize_log1p_moments(&x, &norm, flavor, None).unwrap();
+                // with the QC totals: the same, bit for bit
+                let no = vec![false; x.n_cols()];
+                let t: Vec<f64> = {
+                    use rayon::prelude::*;
+                    crate::qc::cell_sums(&x, &no, &no).map(|c| c.0).collect()
+                };
+                let (again, m2) = normalize_log1p_moments(&x, &norm, flavor, Some(&t)).unwrap();
+                assert_eq!(format!("{:?}", again.totals), format!("{:?}", one.totals));
+                assert_eq!(again.matrix, one.matrix);
+                assert_eq!(format!("{m2:?}"), format!("{m:?}"));
                 assert_eq!(one.matrix.indices(), two.matrix.indices());
                 let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(one.matrix.data()), bits(two.matrix.data()));
@@ -1080,9 +1096,10 @@ mod tests {
             }
         }
         let opts = NormalizeOptions::default();
-        assert!(normalize_log1p_moments(&x, &opts, Flavor::SeuratV3).is_err());
+        assert!(normalize_log1p_moments(&x, &opts, Flavor::SeuratV3, None).is_err());
         let one_cell = x.select_rows(&[0]).unwrap();
-        assert!(normalize_log1p_moments(&one_cell, &opts, Flavor::Seurat).is_err());
+        assert!(normalize_log1p_moments(&one_cell, &opts, Flavor::Seurat, None).is_err());
+        assert!(normalize_log1p_moments(&x, &opts, Flavor::Seurat, Some(&[1.0])).is_err());
     }
 
     #[test]

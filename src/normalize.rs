@@ -76,7 +76,16 @@ pub fn normalize_total_log1p(counts: &CsrMatrix, opts: &NormalizeOptions) -> Res
 }
 
 /// Totals, size factors and target of [`normalize_total`] (the matrix left empty).
-fn size_factors(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<Normalized> {
+///
+/// `known`: the per-cell sums of the counts in `f64` when already computed (as the QC
+/// metrics' `total_counts`), used for every cell whose sum is not zero (summed from the first
+/// value on, a non-zero sum is the same number in either order of zeros); the others are
+/// summed here.
+fn size_factors(
+    counts: &CsrMatrix,
+    opts: &NormalizeOptions,
+    known: Option<&[f64]>,
+) -> Result<Normalized> {
     if !(0.0..=1.0).contains(&opts.max_fraction) {
         return Err(Error::option(
             "max_fraction",
@@ -91,10 +100,28 @@ fn size_factors(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<Normalize
             ));
         }
     }
-    let mut totals: Vec<f32> = counts
-        .par_rows()
-        .map(|(_, _, v)| v.iter().map(|&x| x as f64).sum::<f64>() as f32)
-        .collect();
+    let row_total = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() as f32;
+    let mut totals: Vec<f32> = match known {
+        Some(k) if !opts.exclude_highly_expressed => {
+            if k.len() != counts.n_rows() {
+                return Err(Error::data(
+                    "normalize_total",
+                    format!("{} cell totals for {} cells", k.len(), counts.n_rows()),
+                ));
+            }
+            k.iter()
+                .enumerate()
+                .map(|(r, &t)| {
+                    if t != 0.0 {
+                        t as f32
+                    } else {
+                        row_total(counts.row(r).1)
+                    }
+                })
+                .collect()
+        }
+        _ => counts.par_rows().map(|(_, _, v)| row_total(v)).collect(),
+    };
     let mut excluded_genes = Vec::new();
     if opts.exclude_highly_expressed {
         let mf = opts.max_fraction;
@@ -156,7 +183,7 @@ fn size_factors(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<Normalize
 }
 
 fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<Normalized> {
-    let mut out = size_factors(counts, opts)?;
+    let mut out = size_factors(counts, opts, None)?;
     let size_factors = &out.size_factors;
     let mut matrix = counts.same_pattern();
     matrix.map_rows_mut(|r, _, vals| {
@@ -209,12 +236,15 @@ pub(crate) enum ColSums {
 /// row order, the block sums added in block order): the same numbers, bit for bit, as that
 /// reduction over the returned matrix, without a second pass over it. For integer counts from
 /// 1 to 63, `y`, `e` and `e * e` are computed once per distinct count in each cell.
+///
+/// `totals`: the per-cell sums of `counts` when known (see `size_factors`).
 pub(crate) fn normalize_log1p_col_sums(
     counts: &CsrMatrix,
     opts: &NormalizeOptions,
     kind: ColSums,
+    totals: Option<&[f64]>,
 ) -> Result<(Normalized, Vec<[f64; 3]>)> {
-    let mut out = size_factors(counts, opts)?;
+    let mut out = size_factors(counts, opts, totals)?;
     let sf = &out.size_factors;
     let n = counts.n_rows();
     let n_cols = counts.n_cols();

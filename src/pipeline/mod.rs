@@ -363,7 +363,7 @@ fn preprocess_timed(
     opts: &PipelineOptions,
     timer: &mut Timer<'_>,
 ) -> Result<Preprocessed> {
-    let (qc, filtered) = timer.step("qc", |progress| {
+    let (qc, filtered, kept_totals) = timer.step("qc", |progress| {
         let qc = metrics(data, &opts.filter.qc)?;
         progress(0.4);
         // The metrics of the kept cells and genes come with the filter's copy (the same values
@@ -372,7 +372,7 @@ fn preprocess_timed(
         if filtered.dataset.n_cells() >= 3 {
             kept_qc.store_in(&mut filtered.dataset)?;
         }
-        Ok((qc, filtered))
+        Ok((qc, filtered, kept_qc.total_counts))
     })?;
     let n = filtered.dataset.n_cells();
     if n < 3 {
@@ -392,6 +392,7 @@ fn preprocess_timed(
                 &filtered.dataset.counts,
                 &opts.normalize,
                 opts.hvg.flavor,
+                Some(&kept_totals),
             )?;
             Ok((norm.matrix, Some(m)))
         } else {
