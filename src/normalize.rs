@@ -261,10 +261,14 @@ pub(crate) fn normalize_log1p_col_sums(
         rest = tail;
     }
     let expm1 = kind == ColSums::Expm1;
-    let parts: Vec<Vec<[f64; 3]>> = blocks
+    // Per block: per gene [sum e, sum e*e] and the number of non-zero log values (an exact
+    // integer, so counting it in u32 gives the same sums).
+    type Part = (Vec<[f64; 2]>, Vec<u32>);
+    let parts: Vec<Part> = blocks
         .into_par_iter()
         .map(|(lo, hi, vals)| {
-            let mut acc = vec![[0f64; 3]; n_cols];
+            let mut acc = vec![[0f64; 2]; n_cols];
+            let mut nz = vec![0u32; n_cols];
             let mut off = 0;
             for (r, &s) in sf.iter().enumerate().take(hi).skip(lo) {
                 let (idx, cv) = counts.row(r);
@@ -273,39 +277,45 @@ pub(crate) fn normalize_log1p_col_sums(
                 };
                 off += cv.len();
                 let s = if s == 0.0 { 1.0 } else { s };
-                // (y, e, e * e) of the counts 1..64 of this cell, filled in on first use
-                let mut cache = [(f32::NAN, 0f32, 0f32); 64];
+                // y and [e, e * e] of the counts 1..64 of this cell, filled in on first use
+                let mut filled = 0u64;
+                let mut cy = [0f32; 64];
+                let mut ce = [[0f64; 2]; 64];
                 for ((o, &c), &g) in out.iter_mut().zip(cv).zip(idx) {
-                    let (y, e, e2) = if is_small_count(c) {
-                        let slot = &mut cache[c as usize];
-                        if slot.0.is_nan() {
+                    let k = c as u32;
+                    let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
+                        let k = k as usize & 63;
+                        if (filled >> k) & 1 == 0 {
                             let y = (c / s).ln_1p();
                             let e = if expm1 { y.exp_m1() } else { y };
-                            *slot = (y, e, e * e);
+                            cy[k] = y;
+                            ce[k] = [e as f64, (e * e) as f64];
+                            filled |= 1 << k;
                         }
-                        *slot
+                        (cy[k], ce[k])
                     } else {
                         let y = (c / s).ln_1p();
                         let e = if expm1 { y.exp_m1() } else { y };
-                        (y, e, e * e)
+                        (y, [e as f64, (e * e) as f64])
                     };
                     *o = y;
-                    if let Some(a) = acc.get_mut(g as usize) {
-                        a[0] += e as f64;
-                        a[1] += e2 as f64;
-                        a[2] += (y != 0.0) as u8 as f64;
+                    let g = g as usize;
+                    if let (Some(a), Some(n)) = (acc.get_mut(g), nz.get_mut(g)) {
+                        a[0] += e[0];
+                        a[1] += e[1];
+                        *n += (y != 0.0) as u32;
                     }
                 }
             }
-            acc
+            (acc, nz)
         })
         .collect();
     let mut sums = vec![[0f64; 3]; n_cols];
-    for p in parts {
-        for (o, q) in sums.iter_mut().zip(p) {
-            for k in 0..3 {
-                o[k] += q[k];
-            }
+    for (acc, nz) in parts {
+        for ((o, q), n) in sums.iter_mut().zip(acc).zip(nz) {
+            o[0] += q[0];
+            o[1] += q[1];
+            o[2] += n as f64;
         }
     }
     out.matrix = matrix;

@@ -238,32 +238,37 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
     let n = x.n_rows();
     let n_cols = x.n_cols();
     let block = n.div_ceil(COL_BLOCKS).max(1);
-    let parts: Vec<(Vec<CellSums>, Vec<[f64; 2]>)> = (0..n.div_ceil(block))
+    // Per block: the cells' sums, per gene the non-zeros (an exact integer, counted in u32:
+    // the same sums) and the total.
+    type Part = (Vec<CellSums>, Vec<u32>, Vec<f64>);
+    let parts: Vec<Part> = (0..n.div_ceil(block))
         .into_par_iter()
         .map(|b| {
             let rows = b * block..((b + 1) * block).min(n);
             let mut cells = Vec::with_capacity(rows.len());
-            let mut acc = vec![[0f64; 2]; n_cols];
+            let mut nz = vec![0u32; n_cols];
+            let mut tot = vec![0f64; n_cols];
             for r in rows {
                 let (idx, val) = x.row(r);
                 cells.push(row_sums(idx, val, &flags));
                 for (&c, &v) in idx.iter().zip(val) {
-                    if let Some(a) = acc.get_mut(c as usize) {
-                        a[0] += (v != 0.0) as u8 as f64;
-                        a[1] += v as f64;
+                    let c = c as usize;
+                    if let (Some(a), Some(t)) = (nz.get_mut(c), tot.get_mut(c)) {
+                        *a += (v != 0.0) as u32;
+                        *t += v as f64;
                     }
                 }
             }
-            (cells, acc)
+            (cells, nz, tot)
         })
         .collect();
     let mut per_cell = Vec::with_capacity(n);
     let mut cols = vec![[0f64; 2]; n_cols];
-    for (cells, acc) in parts {
+    for (cells, nz, tot) in parts {
         per_cell.extend(cells);
-        for (o, q) in cols.iter_mut().zip(acc) {
-            o[0] += q[0];
-            o[1] += q[1];
+        for ((o, a), t) in cols.iter_mut().zip(nz).zip(tot) {
+            o[0] += a as f64;
+            o[1] += t;
         }
     }
     Ok(assemble(&per_cell, &cols, mt, ribo))
