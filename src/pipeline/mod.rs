@@ -343,6 +343,11 @@ pub struct Preprocessed {
 /// The first three steps of [`run`] alone (QC metrics and filters, normalization with
 /// `log1p`, highly variable genes), with the same options and results; `steps` receives the
 /// time and memory of each.
+///
+/// QC is one pass over the counts for the metrics plus the filter's copy, which also gives the
+/// metrics of the kept cells. With the `seurat` and `cell_ranger` flavors the per-gene HVG
+/// moments are summed in the normalization pass ([`normalize_log1p_moments`]), so the
+/// `normalize` step's time includes them and the `hvg` step is only the selection.
 pub fn preprocess(
     data: &Dataset,
     opts: &PipelineOptions,
