@@ -75,7 +75,17 @@ pub fn normalize_total_log1p(counts: &CsrMatrix, opts: &NormalizeOptions) -> Res
     normalize(counts, opts, true)
 }
 
-fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<Normalized> {
+/// Totals, size factors and target of [`normalize_total`] (the matrix left empty).
+///
+/// `known`: the per-cell sums of the counts in `f64` when already computed (as the QC
+/// metrics' `total_counts`), used for every cell whose sum is not zero (summed from the first
+/// value on, a non-zero sum is the same number in either order of zeros); the others are
+/// summed here.
+fn size_factors(
+    counts: &CsrMatrix,
+    opts: &NormalizeOptions,
+    known: Option<&[f64]>,
+) -> Result<Normalized> {
     if !(0.0..=1.0).contains(&opts.max_fraction) {
         return Err(Error::option(
             "max_fraction",
@@ -90,10 +100,28 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
             ));
         }
     }
-    let mut totals: Vec<f32> = counts
-        .par_rows()
-        .map(|(_, _, v)| v.iter().map(|&x| x as f64).sum::<f64>() as f32)
-        .collect();
+    let row_total = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() as f32;
+    let mut totals: Vec<f32> = match known {
+        Some(k) if !opts.exclude_highly_expressed => {
+            if k.len() != counts.n_rows() {
+                return Err(Error::data(
+                    "normalize_total",
+                    format!("{} cell totals for {} cells", k.len(), counts.n_rows()),
+                ));
+            }
+            k.iter()
+                .enumerate()
+                .map(|(r, &t)| {
+                    if t != 0.0 {
+                        t as f32
+                    } else {
+                        row_total(counts.row(r).1)
+                    }
+                })
+                .collect()
+        }
+        _ => counts.par_rows().map(|(_, _, v)| row_total(v)).collect(),
+    };
     let mut excluded_genes = Vec::new();
     if opts.exclude_highly_expressed {
         let mf = opts.max_fraction;
@@ -145,6 +173,18 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
         ));
     }
     let size_factors: Vec<f32> = totals.iter().map(|&t| t / target).collect();
+    Ok(Normalized {
+        matrix: CsrMatrix::zeros(0, 0),
+        totals,
+        size_factors,
+        target_sum: target,
+        excluded_genes,
+    })
+}
+
+fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<Normalized> {
+    let mut out = size_factors(counts, opts, None)?;
+    let size_factors = &out.size_factors;
     let mut matrix = counts.same_pattern();
     matrix.map_rows_mut(|r, _, vals| {
         let s = size_factors[r];
@@ -160,8 +200,7 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
         let mut cache = [f32::NAN; 64];
         for v in vals.iter_mut() {
             let c = *v;
-            let small = (1.0..64.0).contains(&c) && c == (c as u32) as f32;
-            *v = if small {
+            *v = if is_small_count(c) {
                 let slot = &mut cache[c as usize];
                 if slot.is_nan() {
                     *slot = (c / s).ln_1p();
@@ -172,13 +211,115 @@ fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<N
             };
         }
     });
-    Ok(Normalized {
-        matrix,
-        totals,
-        size_factors,
-        target_sum: target,
-        excluded_genes,
-    })
+    out.matrix = matrix;
+    Ok(out)
+}
+
+/// An integer count from 1 to 63, whose transformed values are cached per cell.
+#[inline]
+fn is_small_count(c: f32) -> bool {
+    (1.0..64.0).contains(&c) && c == (c as u32) as f32
+}
+
+/// Which per-gene sums [`normalize_log1p_col_sums`] accumulates from the log values `y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColSums {
+    /// `e = expm1(y)` (the `seurat` HVG flavor).
+    Expm1,
+    /// `e = y` (the `cell_ranger` flavor).
+    Log,
+}
+
+/// [`normalize_total_log1p`] that also returns, per gene, `[sum e, sum e*e, non-zeros]` over
+/// all cells (`e * e` in `f32`, sums in `f64`), added in exactly the order of
+/// `qc::col_reduce` over the log values (cells in its fixed row blocks, each block summed in
+/// row order, the block sums added in block order): the same numbers, bit for bit, as that
+/// reduction over the returned matrix, without a second pass over it. For integer counts from
+/// 1 to 63, `y`, `e` and `e * e` are computed once per distinct count in each cell.
+///
+/// `totals`: the per-cell sums of `counts` when known (see `size_factors`).
+pub(crate) fn normalize_log1p_col_sums(
+    counts: &CsrMatrix,
+    opts: &NormalizeOptions,
+    kind: ColSums,
+    totals: Option<&[f64]>,
+) -> Result<(Normalized, Vec<[f64; 3]>)> {
+    let mut out = size_factors(counts, opts, totals)?;
+    let sf = &out.size_factors;
+    let n = counts.n_rows();
+    let n_cols = counts.n_cols();
+    let block = crate::qc::col_block_len(n);
+    let mut matrix = counts.same_pattern();
+    let ptr = counts.indptr();
+    // The values of each row block, as disjoint slices.
+    let mut blocks: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n.div_ceil(block));
+    let mut rest: &mut [f32] = matrix.data_mut();
+    for b in 0..n.div_ceil(block) {
+        let (lo, hi) = (b * block, ((b + 1) * block).min(n));
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(ptr[hi] - ptr[lo]);
+        blocks.push((lo, hi, mine));
+        rest = tail;
+    }
+    let expm1 = kind == ColSums::Expm1;
+    // Per block: per gene [sum e, sum e*e] and the number of non-zero log values (an exact
+    // integer, so counting it in u32 gives the same sums).
+    type Part = (Vec<[f64; 2]>, Vec<u32>);
+    let parts: Vec<Part> = blocks
+        .into_par_iter()
+        .map(|(lo, hi, vals)| {
+            let mut acc = vec![[0f64; 2]; n_cols];
+            let mut nz = vec![0u32; n_cols];
+            let mut off = 0;
+            for (r, &s) in sf.iter().enumerate().take(hi).skip(lo) {
+                let (idx, cv) = counts.row(r);
+                let Some(out) = vals.get_mut(off..off + cv.len()) else {
+                    break;
+                };
+                off += cv.len();
+                let s = if s == 0.0 { 1.0 } else { s };
+                // y and [e, e * e] of the counts 1..64 of this cell, filled in on first use
+                let mut filled = 0u64;
+                let mut cy = [0f32; 64];
+                let mut ce = [[0f64; 2]; 64];
+                for ((o, &c), &g) in out.iter_mut().zip(cv).zip(idx) {
+                    let k = c as u32;
+                    let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
+                        let k = k as usize & 63;
+                        if (filled >> k) & 1 == 0 {
+                            let y = (c / s).ln_1p();
+                            let e = if expm1 { y.exp_m1() } else { y };
+                            cy[k] = y;
+                            ce[k] = [e as f64, (e * e) as f64];
+                            filled |= 1 << k;
+                        }
+                        (cy[k], ce[k])
+                    } else {
+                        let y = (c / s).ln_1p();
+                        let e = if expm1 { y.exp_m1() } else { y };
+                        (y, [e as f64, (e * e) as f64])
+                    };
+                    *o = y;
+                    let g = g as usize;
+                    if let (Some(a), Some(n)) = (acc.get_mut(g), nz.get_mut(g)) {
+                        a[0] += e[0];
+                        a[1] += e[1];
+                        *n += (y != 0.0) as u32;
+                    }
+                }
+            }
+            (acc, nz)
+        })
+        .collect();
+    let mut sums = vec![[0f64; 3]; n_cols];
+    for (acc, nz) in parts {
+        for ((o, q), n) in sums.iter_mut().zip(acc).zip(nz) {
+            o[0] += q[0];
+            o[1] += q[1];
+            o[2] += n as f64;
+        }
+    }
+    out.matrix = matrix;
+    Ok((out, sums))
 }
 
 /// `np.median` of a float32 array: the middle value, or for an even count the mean of the two

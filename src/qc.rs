@@ -71,6 +71,12 @@ fn has_prefix(sym: &str, prefixes: &[String]) -> bool {
 /// the number of threads.
 const COL_BLOCKS: usize = 32;
 
+/// Rows per block of the fixed row blocks of [`col_reduce`] over `n` rows (the last block may
+/// be shorter), for other passes that must add per-column sums in the same order.
+pub(crate) fn col_block_len(n: usize) -> usize {
+    n.div_ceil(COL_BLOCKS).max(1)
+}
+
 /// Per-column statistics of `x` in `f64`, accumulated in a fixed order: `n_rows` is split into
 /// [`COL_BLOCKS`] contiguous blocks, each block is reduced sequentially, and the block results
 /// are added in block order. `f` maps each stored value to the `K` quantities summed per
@@ -121,24 +127,67 @@ pub(crate) fn cell_sums<'a>(
     x: &'a CsrMatrix,
     mt: &'a [bool],
     ribo: &'a [bool],
-) -> impl IndexedParallelIterator<Item = (f64, u32, f64, f64)> + 'a {
-    x.par_rows().map(move |(_, idx, val)| {
-        let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
-        for (&c, &v) in idx.iter().zip(val) {
-            if v != 0.0 {
-                n += 1;
-            }
-            let v = v as f64;
-            t += v;
-            if mt[c as usize] {
+) -> impl IndexedParallelIterator<Item = CellSums> + 'a {
+    let flags = gene_flags(mt, ribo);
+    x.par_rows()
+        .map(move |(_, idx, val)| row_sums(idx, val, &flags))
+}
+
+/// Per-cell sums: total counts, genes detected, mitochondrial and ribosomal counts.
+pub(crate) type CellSums = (f64, u32, f64, f64);
+
+/// Per gene: bit 0 mitochondrial, bit 1 ribosomal.
+fn gene_flags(mt: &[bool], ribo: &[bool]) -> Vec<u8> {
+    mt.iter()
+        .zip(ribo)
+        .map(|(&m, &r)| m as u8 | (r as u8) << 1)
+        .collect()
+}
+
+/// The per-cell sums of one row, in stored order: `(total, non-zeros, mito total, ribo
+/// total)`, with the gene sets in `flags` ([`gene_flags`]). Every per-cell sum of this module
+/// goes through here, so that they agree bit for bit.
+#[inline]
+fn row_sums(idx: &[u32], val: &[f32], flags: &[u8]) -> CellSums {
+    let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
+    for (&c, &v) in idx.iter().zip(val) {
+        n += (v != 0.0) as u32;
+        let v = v as f64;
+        t += v;
+        let f = flags.get(c as usize).copied().unwrap_or(0);
+        if f != 0 {
+            if f & 1 != 0 {
                 m += v;
             }
-            if ribo[c as usize] {
+            if f & 2 != 0 {
                 r += v;
             }
         }
-        (t, n, m, r)
-    })
+    }
+    (t, n, m, r)
+}
+
+/// The QC metrics from the per-cell sums and the per-gene `[non-zeros, total]`.
+fn assemble(per_cell: &[CellSums], cols: &[[f64; 2]], mt: Vec<bool>, ribo: Vec<bool>) -> QcMetrics {
+    let n_cells = per_cell.len();
+    let pct = |part: f64, tot: f64| part / tot * 100.0;
+    QcMetrics {
+        total_counts: per_cell.iter().map(|c| c.0).collect(),
+        n_genes_by_counts: per_cell.iter().map(|c| c.1).collect(),
+        total_counts_mt: per_cell.iter().map(|c| c.2).collect(),
+        pct_counts_mt: per_cell.iter().map(|c| pct(c.2, c.0)).collect(),
+        total_counts_ribo: per_cell.iter().map(|c| c.3).collect(),
+        pct_counts_ribo: per_cell.iter().map(|c| pct(c.3, c.0)).collect(),
+        n_cells_by_counts: cols.iter().map(|c| c[0] as u32).collect(),
+        gene_total_counts: cols.iter().map(|c| c[1]).collect(),
+        mean_counts: cols.iter().map(|c| c[1] / n_cells as f64).collect(),
+        pct_dropout_by_counts: cols
+            .iter()
+            .map(|c| (1.0 - c[0] / n_cells as f64) * 100.0)
+            .collect(),
+        mt,
+        ribo,
+    }
 }
 
 /// Computes the QC metrics of `ds.counts`, using `ds.genes.symbols` for the gene sets.
@@ -183,27 +232,46 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
         .iter()
         .map(|s| has_prefix(s, &opts.ribo_prefixes))
         .collect();
-    let per_cell: Vec<(f64, u32, f64, f64)> = cell_sums(x, &mt, &ribo).collect();
-    let n_cells = x.n_rows();
-    let cols = col_reduce::<2, _>(x, None, |v| [(v != 0.0) as u8 as f64, v as f64]);
-    let pct = |part: f64, tot: f64| part / tot * 100.0;
-    Ok(QcMetrics {
-        total_counts: per_cell.iter().map(|c| c.0).collect(),
-        n_genes_by_counts: per_cell.iter().map(|c| c.1).collect(),
-        total_counts_mt: per_cell.iter().map(|c| c.2).collect(),
-        pct_counts_mt: per_cell.iter().map(|c| pct(c.2, c.0)).collect(),
-        total_counts_ribo: per_cell.iter().map(|c| c.3).collect(),
-        pct_counts_ribo: per_cell.iter().map(|c| pct(c.3, c.0)).collect(),
-        n_cells_by_counts: cols.iter().map(|c| c[0] as u32).collect(),
-        gene_total_counts: cols.iter().map(|c| c[1]).collect(),
-        mean_counts: cols.iter().map(|c| c[1] / n_cells as f64).collect(),
-        pct_dropout_by_counts: cols
-            .iter()
-            .map(|c| (1.0 - c[0] / n_cells as f64) * 100.0)
-            .collect(),
-        mt,
-        ribo,
-    })
+    // One pass: each fixed row block gives its cells' sums and its per-gene partial sums,
+    // which are added in block order exactly as `col_reduce` does.
+    let flags = gene_flags(&mt, &ribo);
+    let n = x.n_rows();
+    let n_cols = x.n_cols();
+    let block = n.div_ceil(COL_BLOCKS).max(1);
+    // Per block: the cells' sums, per gene the non-zeros (an exact integer, counted in u32:
+    // the same sums) and the total.
+    type Part = (Vec<CellSums>, Vec<u32>, Vec<f64>);
+    let parts: Vec<Part> = (0..n.div_ceil(block))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * block..((b + 1) * block).min(n);
+            let mut cells = Vec::with_capacity(rows.len());
+            let mut nz = vec![0u32; n_cols];
+            let mut tot = vec![0f64; n_cols];
+            for r in rows {
+                let (idx, val) = x.row(r);
+                cells.push(row_sums(idx, val, &flags));
+                for (&c, &v) in idx.iter().zip(val) {
+                    let c = c as usize;
+                    if let (Some(a), Some(t)) = (nz.get_mut(c), tot.get_mut(c)) {
+                        *a += (v != 0.0) as u32;
+                        *t += v as f64;
+                    }
+                }
+            }
+            (cells, nz, tot)
+        })
+        .collect();
+    let mut per_cell = Vec::with_capacity(n);
+    let mut cols = vec![[0f64; 2]; n_cols];
+    for (cells, nz, tot) in parts {
+        per_cell.extend(cells);
+        for ((o, a), t) in cols.iter_mut().zip(nz).zip(tot) {
+            o[0] += a as f64;
+            o[1] += t;
+        }
+    }
+    Ok(assemble(&per_cell, &cols, mt, ribo))
 }
 
 impl QcMetrics {
@@ -571,14 +639,36 @@ pub fn filter_cells_by_metrics(
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     check_filter_options(opts)?;
     let m = metrics(ds, &opts.qc)?;
-    filter_by(ds, opts, &m)
+    Ok(filter_by(ds, opts, &m)?.0)
 }
 
 /// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
 /// which saves a pass over the matrix.
 pub fn filter_with_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+    Ok(filter_with_kept_metrics(ds, opts, m)?.0)
+}
+
+/// [`filter_with_metrics`] that also returns the QC metrics of the kept cells and genes: the
+/// same values, bit for bit, as [`metrics`] on the filtered dataset, without its pass over the
+/// new matrix. `m` must be [`metrics`] of `ds` with `opts.qc` (its per-gene sums are reused
+/// when no cell is removed, its per-cell sums when no gene is removed).
+///
+/// Passes over the counts: none to decide the genes when every cell is kept (the gene counts of
+/// `m` are those of the kept cells), otherwise one over the kept cells; then one copy of the
+/// kept values that also sums the kept genes of every cell (none when nothing is removed
+/// besides the clone of the matrix, and only a row selection when no gene is removed).
+pub fn filter_with_kept_metrics(
+    ds: &Dataset,
+    opts: &FilterOptions,
+    m: &QcMetrics,
+) -> Result<(Filtered, QcMetrics)> {
     check_filter_options(opts)?;
-    if m.total_counts.len() != ds.n_cells() || m.n_cells_by_counts.len() != ds.n_genes() {
+    if m.total_counts.len() != ds.n_cells()
+        || m.n_cells_by_counts.len() != ds.n_genes()
+        || m.gene_total_counts.len() != ds.n_genes()
+        || m.mt.len() != ds.n_genes()
+        || m.ribo.len() != ds.n_genes()
+    {
         return Err(Error::data(
             "qc filter",
             format!(
@@ -593,22 +683,33 @@ pub fn filter_with_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) ->
     filter_by(ds, opts, m)
 }
 
-fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filtered> {
+fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filtered, QcMetrics)> {
     let CellFilter {
         keep_cells,
         removed_cells,
         cell_summary,
         mad_thresholds,
     } = filter_cells_by_metrics(m, &ds.cells.sample, opts)?;
+    let all_cells = keep_cells.len() == ds.n_cells();
 
-    // Genes on the kept cells.
+    // Per gene over the kept cells: [non-zeros, total], in `col_reduce`'s order (what
+    // `metrics` of the filtered matrix sums). With every cell kept these are `m`'s.
+    let gene_cols: Vec<[f64; 2]> = if all_cells {
+        m.n_cells_by_counts
+            .iter()
+            .zip(&m.gene_total_counts)
+            .map(|(&c, &t)| [c as f64, t])
+            .collect()
+    } else {
+        col_reduce::<2, _>(&ds.counts, Some(&keep_cells), |v| {
+            [(v != 0.0) as u8 as f64, v as f64]
+        })
+    };
     let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());
     let mut removed_genes = Vec::new();
     match opts.min_cells {
         Some(mc) => {
-            let ncells =
-                col_reduce::<1, _>(&ds.counts, Some(&keep_cells), |v| [(v != 0.0) as u8 as f64]);
-            for (g, c) in ncells.iter().enumerate() {
+            for (g, c) in gene_cols.iter().enumerate() {
                 if (c[0] as u32) < mc {
                     removed_genes.push((g, Reason::MinCells));
                 } else {
@@ -618,27 +719,66 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<Filter
         }
         None => keep_genes.extend(0..ds.n_genes()),
     }
-    let counts_new = subset(&ds.counts, &keep_cells, &keep_genes)?;
+    let all_genes = keep_genes.len() == ds.n_genes();
+    let (counts_new, per_cell) = if all_genes {
+        let per_cell: Vec<CellSums> = keep_cells
+            .iter()
+            .map(|&i| {
+                (
+                    m.total_counts[i],
+                    m.n_genes_by_counts[i],
+                    m.total_counts_mt[i],
+                    m.total_counts_ribo[i],
+                )
+            })
+            .collect();
+        let counts = if all_cells {
+            ds.counts.clone()
+        } else {
+            ds.counts.select_rows(&keep_cells)?
+        };
+        (counts, per_cell)
+    } else {
+        let flags: Vec<u8> = keep_genes
+            .iter()
+            .map(|&g| m.mt[g] as u8 | (m.ribo[g] as u8) << 1)
+            .collect();
+        subset(&ds.counts, &keep_cells, &keep_genes, &flags)?
+    };
+    let kept_cols: Vec<[f64; 2]> = keep_genes.iter().map(|&g| gene_cols[g]).collect();
+    let kept = assemble(
+        &per_cell,
+        &kept_cols,
+        keep_genes.iter().map(|&g| m.mt[g]).collect(),
+        keep_genes.iter().map(|&g| m.ribo[g]).collect(),
+    );
     let dataset = Dataset::new(
         counts_new,
         ds.cells.select(&keep_cells),
         ds.genes.select(&keep_genes),
     )?;
-    Ok(Filtered {
-        dataset,
-        genes_removed_min_cells: removed_genes.len(),
-        removed_cells,
-        removed_genes,
-        cell_summary,
-        mad_thresholds,
-    })
+    Ok((
+        Filtered {
+            dataset,
+            genes_removed_min_cells: removed_genes.len(),
+            removed_cells,
+            removed_genes,
+            cell_summary,
+            mad_thresholds,
+        },
+        kept,
+    ))
 }
 
-/// Rows `rows` (any order) and columns `cols` (strictly increasing) of `x`, in one pass.
-fn subset(x: &CsrMatrix, rows: &[usize], cols: &[usize]) -> Result<CsrMatrix> {
-    if cols.len() == x.n_cols() {
-        return x.select_rows(rows);
-    }
+/// Rows `rows` (any order) and columns `cols` (strictly increasing, fewer than all) of `x`, in
+/// one pass, with the per-cell sums of the new rows ([`row_sums`] with `flags`, indexed by the
+/// new columns).
+fn subset(
+    x: &CsrMatrix,
+    rows: &[usize],
+    cols: &[usize],
+    flags: &[u8],
+) -> Result<(CsrMatrix, Vec<CellSums>)> {
     let mut map = vec![u32::MAX; x.n_cols()];
     for (new, &old) in cols.iter().enumerate() {
         map[old] = new as u32;
@@ -662,7 +802,7 @@ fn subset(x: &CsrMatrix, rows: &[usize], cols: &[usize]) -> Result<CsrMatrix> {
     let nnz = *indptr.last().unwrap_or(&0);
     let mut indices = vec![0u32; nnz];
     let mut data = vec![0f32; nnz];
-    {
+    let per_cell = {
         let mut slices: Vec<(&mut [u32], &mut [f32], usize)> = Vec::with_capacity(rows.len());
         let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
         for (k, &l) in lens.iter().enumerate() {
@@ -672,20 +812,27 @@ fn subset(x: &CsrMatrix, rows: &[usize], cols: &[usize]) -> Result<CsrMatrix> {
             ri = b;
             rv = d;
         }
-        slices.into_par_iter().for_each(|(oi, ov, r)| {
-            let (idx, val) = x.row(r);
-            let mut w = 0;
-            for (&c, &v) in idx.iter().zip(val) {
-                let m = map[c as usize];
-                if m != u32::MAX {
-                    oi[w] = m;
-                    ov[w] = v;
-                    w += 1;
+        slices
+            .into_par_iter()
+            .map(|(oi, ov, r)| {
+                let (idx, val) = x.row(r);
+                let mut w = 0;
+                for (&c, &v) in idx.iter().zip(val) {
+                    let m = map[c as usize];
+                    if m != u32::MAX && w < oi.len() {
+                        oi[w] = m;
+                        ov[w] = v;
+                        w += 1;
+                    }
                 }
-            }
-        });
-    }
-    CsrMatrix::try_new(rows.len(), cols.len(), indptr, indices, data)
+                row_sums(oi, ov, flags)
+            })
+            .collect()
+    };
+    Ok((
+        CsrMatrix::try_new(rows.len(), cols.len(), indptr, indices, data)?,
+        per_cell,
+    ))
 }
 
 #[cfg(test)]
@@ -887,5 +1034,85 @@ mod tests {
         };
         let f = filter(&ds, &opts).unwrap();
         assert!(f.removed_cells.is_empty());
+    }
+
+    /// Every number of `m`, as bits (NaN compares equal to NaN).
+    fn bits(m: &QcMetrics) -> Vec<Vec<u64>> {
+        let f = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        let u = |v: &[u32]| v.iter().map(|&x| x as u64).collect::<Vec<u64>>();
+        let b = |v: &[bool]| v.iter().map(|&x| x as u64).collect::<Vec<u64>>();
+        vec![
+            f(&m.total_counts),
+            u(&m.n_genes_by_counts),
+            f(&m.total_counts_mt),
+            f(&m.pct_counts_mt),
+            f(&m.total_counts_ribo),
+            f(&m.pct_counts_ribo),
+            u(&m.n_cells_by_counts),
+            f(&m.gene_total_counts),
+            f(&m.mean_counts),
+            f(&m.pct_dropout_by_counts),
+            b(&m.mt),
+            b(&m.ribo),
+        ]
+    }
+
+    #[test]
+    fn kept_metrics_equal_metrics_of_the_filtered_data() {
+        let sim = crate::simulate::simulate(&crate::simulate::SimulateOptions {
+            n_cells: 300,
+            n_genes: 800,
+            n_markers: 10,
+            library_size: 1500.0,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut ds = sim.dataset;
+        for g in 20..30 {
+            ds.genes.symbols[g] = format!("RPL{g}");
+        }
+        // Non-integer values, so that the order of the sums matters; one empty cell.
+        let (n_rows, n_cols, indptr, indices, mut data) = ds.counts.clone().into_parts();
+        for (k, v) in data.iter_mut().enumerate() {
+            if k % 7 == 0 {
+                *v *= 0.37;
+            }
+        }
+        for v in &mut data[indptr[5]..indptr[6]] {
+            *v = 0.0;
+        }
+        ds.counts = CsrMatrix::try_new(n_rows, n_cols, indptr, indices, data).unwrap();
+        let qc = QcOptions::default();
+        let m = metrics(&ds, &qc).unwrap();
+        let cases = [
+            FilterOptions::default(),
+            FilterOptions {
+                min_genes: Some(60),
+                ..Default::default()
+            },
+            FilterOptions {
+                min_cells: Some(40),
+                ..Default::default()
+            },
+            FilterOptions {
+                min_genes: Some(60),
+                min_cells: Some(40),
+                max_pct_mito: Some(30.0),
+                ..Default::default()
+            },
+        ];
+        let mut kinds = std::collections::HashSet::new();
+        for opts in &cases {
+            let (f, kept) = filter_with_kept_metrics(&ds, opts, &m).unwrap();
+            kinds.insert((f.removed_cells.is_empty(), f.removed_genes.is_empty()));
+            let again = metrics(&f.dataset, &qc).unwrap();
+            assert_eq!(bits(&kept), bits(&again), "{opts:?}");
+            let plain = filter(&ds, opts).unwrap();
+            assert_eq!(plain.dataset.counts, f.dataset.counts);
+            assert_eq!(plain.removed_cells, f.removed_cells);
+            assert_eq!(plain.removed_genes, f.removed_genes);
+        }
+        // the four cases: nothing removed, cells only, genes only, both
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
     }
 }

@@ -17,12 +17,15 @@ use crate::dataset::{CellTable, Column, Dataset};
 use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
-use crate::hvg::{highly_variable_genes, Flavor, Hvg, HvgOptions};
+use crate::hvg::{
+    highly_variable_from_moments, highly_variable_genes, normalize_log1p_moments, Flavor, Hvg,
+    HvgOptions,
+};
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::{normalize_total_log1p, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
-use crate::qc::{filter_with_metrics, metrics, FilterOptions, Filtered, QcMetrics};
+use crate::qc::{filter_with_kept_metrics, metrics, FilterOptions, Filtered, QcMetrics};
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
@@ -250,42 +253,14 @@ pub fn run(
     };
     let input_shape = (data.n_cells(), data.n_genes());
 
-    let (qc, mut filtered) = timer.step("qc", |progress| {
-        let qc = metrics(data, &opts.filter.qc)?;
-        progress(0.4);
-        let mut filtered = filter_with_metrics(data, &opts.filter, &qc)?;
-        if filtered.dataset.n_cells() >= 3 {
-            progress(0.8);
-            let kept_qc = metrics(&filtered.dataset, &opts.filter.qc)?;
-            kept_qc.store_in(&mut filtered.dataset)?;
-        }
-        Ok((qc, filtered))
-    })?;
+    let Preprocessed {
+        qc,
+        mut filtered,
+        log_normalized,
+        hvg,
+        hvg_genes,
+    } = preprocess_timed(data, opts, &mut timer)?;
     let n = filtered.dataset.n_cells();
-    if n < 3 {
-        return Err(Error::data(
-            "pipeline",
-            format!("only {n} cells pass the QC filters; at least 3 are needed"),
-        ));
-    }
-
-    let log_normalized = timer.step("normalize", |_| {
-        Ok(normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix)
-    })?;
-
-    let (hvg, hvg_genes) = timer.step("hvg", |_| {
-        let counts =
-            matches!(opts.hvg.flavor, Flavor::SeuratV3).then_some(&filtered.dataset.counts);
-        let hvg = highly_variable_genes(&log_normalized, counts, None, &opts.hvg)?;
-        let genes = hvg.selected();
-        if genes.len() < 2 {
-            return Err(Error::data(
-                "highly variable genes",
-                format!("{} genes selected; at least 2 are needed", genes.len()),
-            ));
-        }
-        Ok((hvg, genes))
-    })?;
     hvg.store_in(&mut filtered.dataset.genes)?;
 
     let pca_result = timer.step("pca", |_| {
@@ -346,5 +321,117 @@ pub fn run(
         umap: layout,
         markers,
         steps: timer.steps,
+    })
+}
+
+/// The QC, normalization and HVG steps of [`run`]: what [`preprocess`] returns.
+#[derive(Debug, Clone)]
+pub struct Preprocessed {
+    /// QC metrics of the input cells and genes (before filtering).
+    pub qc: QcMetrics,
+    /// The filter's record; `filtered.dataset` holds the kept cells and genes (raw counts)
+    /// with the QC metrics of the kept cells and genes in its tables.
+    pub filtered: Filtered,
+    /// Log-normalized values of the kept cells and genes.
+    pub log_normalized: CsrMatrix,
+    /// Highly variable gene statistics for the kept genes (not yet stored in the gene table).
+    pub hvg: Hvg,
+    /// Indices (into the kept genes) of the highly variable genes, increasing.
+    pub hvg_genes: Vec<usize>,
+}
+
+/// The first three steps of [`run`] alone (QC metrics and filters, normalization with
+/// `log1p`, highly variable genes), with the same options and results; `steps` receives the
+/// time and memory of each.
+///
+/// QC is one pass over the counts for the metrics plus the filter's copy, which also gives the
+/// metrics of the kept cells. With the `seurat` and `cell_ranger` flavors the per-gene HVG
+/// moments are summed in the normalization pass ([`normalize_log1p_moments`]), so the
+/// `normalize` step's time includes them and the `hvg` step is only the selection.
+pub fn preprocess(
+    data: &Dataset,
+    opts: &PipelineOptions,
+    steps: &mut Vec<StepReport>,
+) -> Result<Preprocessed> {
+    let mut quiet = |_: &Progress| {};
+    let mut timer = Timer {
+        progress: &mut quiet,
+        steps: Vec::new(),
+    };
+    let out = preprocess_timed(data, opts, &mut timer);
+    steps.append(&mut timer.steps);
+    out
+}
+
+fn preprocess_timed(
+    data: &Dataset,
+    opts: &PipelineOptions,
+    timer: &mut Timer<'_>,
+) -> Result<Preprocessed> {
+    let (qc, filtered, kept_totals) = timer.step("qc", |progress| {
+        let qc = metrics(data, &opts.filter.qc)?;
+        progress(0.4);
+        // The metrics of the kept cells and genes come with the filter's copy (the same values
+        // as `metrics` on the filtered dataset).
+        let (mut filtered, kept_qc) = filter_with_kept_metrics(data, &opts.filter, &qc)?;
+        if filtered.dataset.n_cells() >= 3 {
+            kept_qc.store_in(&mut filtered.dataset)?;
+        }
+        Ok((qc, filtered, kept_qc.total_counts))
+    })?;
+    let n = filtered.dataset.n_cells();
+    if n < 3 {
+        return Err(Error::data(
+            "pipeline",
+            format!("only {n} cells pass the QC filters; at least 3 are needed"),
+        ));
+    }
+
+    // With the seurat and cell_ranger flavors the per-gene moments of the HVG step are summed
+    // while the normalize step writes the log values (one pass instead of two); the hvg step
+    // is then the selection from those moments, with the same result.
+    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
+    let (log_normalized, moments) = timer.step("normalize", |_| {
+        if fused {
+            let (norm, m) = normalize_log1p_moments(
+                &filtered.dataset.counts,
+                &opts.normalize,
+                opts.hvg.flavor,
+                Some(&kept_totals),
+            )?;
+            Ok((norm.matrix, Some(m)))
+        } else {
+            Ok((
+                normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix,
+                None,
+            ))
+        }
+    })?;
+
+    let (hvg, hvg_genes) = timer.step("hvg", |_| {
+        let hvg = match moments {
+            Some(m) => highly_variable_from_moments(m.means, &m.variances, &opts.hvg)?,
+            None => highly_variable_genes(
+                &log_normalized,
+                Some(&filtered.dataset.counts),
+                None,
+                &opts.hvg,
+            )?,
+        };
+        let genes = hvg.selected();
+        if genes.len() < 2 {
+            return Err(Error::data(
+                "highly variable genes",
+                format!("{} genes selected; at least 2 are needed", genes.len()),
+            ));
+        }
+        Ok((hvg, genes))
+    })?;
+    Ok(Preprocessed {
+        qc,
+        filtered,
+        log_normalized,
+        hvg,
+        hvg_genes,
     })
 }
