@@ -14,7 +14,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t ($secs s) $(date -u +%H:%M:%S)"
   RAYON_NUM_THREADS=1 RUSTC_BOOTSTRAP=1 CARGO_BUILD_JOBS=1 cargo fuzz run -a "$t" -- \
-    -max_total_time="$secs" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
+    -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     > "logs/$t.log" 2>&1
   echo "   exit $? $(grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::peak_rss_mb' "logs/$t.log" | tr '\n' ' ')"
   grep -E '^#[0-9]+' "logs/$t.log" | tail -n 1

@@ -172,3 +172,39 @@ fn h5ad_indptr_rising_past_the_entries_is_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("past the 3 entries"), "{e}");
 }
+
+/// anndata's `fixtures/reference/h5/anndata_small.h5ad` with one byte of the chunk B-tree of
+/// `/X/data` changed by the fuzzer (offset 6,854, the node's entry count: 1 -> 129), so that
+/// the index lists chunk records read from the bytes after the node, one of them 2 GB long in
+/// a 52 kB file. `hdf5-pure` allocated a chunk's recorded size before finding it past the
+/// end of the file (libFuzzer: malloc(2147483648) from `ChunkSpanReader::chunk_bytes`, the
+/// out-of-memory first seen as an RSS of 4.6 GB). Chunks past the end of the file are now
+/// refused before `hdf5-pure` reads the dataset.
+#[test]
+fn h5ad_chunk_index_past_the_end_of_the_file_is_an_error() {
+    const AT: usize = 6_854;
+    let src = std::fs::read("fixtures/reference/h5/anndata_small.h5ad").unwrap();
+    assert_eq!(&src[AT - 6..AT - 2], b"TREE", "fixture changed");
+    assert_eq!(src[AT], 1, "fixture changed");
+    let mut bad = src.clone();
+    bad[AT] = 0x81;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("btree_entries.h5ad");
+    std::fs::write(&p, &bad).unwrap();
+    LARGEST.store(0, Ordering::Relaxed);
+    let e = scrna::io::h5ad::read_h5ad(&p, &Default::default()).unwrap_err();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Hdf5 { .. }), "{e:?}");
+    assert!(
+        msg.contains("btree_entries.h5ad") && msg.contains("/X/data"),
+        "{msg}"
+    );
+    assert!(msg.contains("past the end of the file"), "{msg}");
+    assert!(!msg.contains("reader failed"), "a panic was caught: {msg}");
+    assert!(largest < 64 << 20, "largest allocation {largest} bytes");
+    // The unmodified file still reads.
+    let ok = dir.path().join("ok.h5ad");
+    std::fs::write(&ok, &src).unwrap();
+    assert!(scrna::io::h5ad::read_h5ad(&ok, &Default::default()).is_ok());
+}

@@ -6,7 +6,36 @@ use ndarray::Array2;
 use scrna::dataset::{CellTable, Column, GeneTable};
 use scrna::io::h5ad::{read_h5ad, write_h5ad, H5adOutput, H5adReadOptions, RecField, UnsValue};
 use scrna::sparse::CsrMatrix;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Records the largest single allocation, to check that the writer never copies a whole
+/// matrix array.
+struct Largest;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Largest {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Largest = Largest;
 
 fn reference(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -149,6 +178,66 @@ fn round_trip_x_layers_obs_var() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("/layers/nope"), "{err}");
+}
+
+/// A matrix of 6 million stored values (24 MB of `data`, spanning many 65,535-element chunks
+/// and several append pieces) as `X` and as a layer, compressed and not: the reader gives
+/// back the same matrices, and no single allocation while writing comes near the size of one
+/// array (the arrays are appended a bounded piece at a time).
+#[test]
+fn large_matrices_round_trip_and_are_written_in_pieces() {
+    let (n, m, per_row) = (20_000usize, 3_000usize, 300usize);
+    let mut indptr = Vec::with_capacity(n + 1);
+    let mut indices = Vec::with_capacity(n * per_row);
+    let mut data = Vec::with_capacity(n * per_row);
+    indptr.push(0);
+    for r in 0..n {
+        for k in 0..per_row {
+            indices.push(((r * 7 + k * 10) % m) as u32);
+            data.push(((r * 31 + k * 17) % 1000) as f32 * 0.25);
+        }
+        let row = indptr[r]..indptr[r] + per_row;
+        let mut pairs: Vec<(u32, f32)> = row.clone().map(|i| (indices[i], data[i])).collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        indices.truncate(indptr[r]);
+        data.truncate(indptr[r]);
+        indices.extend(pairs.iter().map(|p| p.0));
+        data.extend(pairs.iter().map(|p| p.1));
+        indptr.push(indices.len());
+    }
+    let x = CsrMatrix::try_new(n, m, indptr, indices, data).unwrap();
+    assert!(x.nnz() > 5_000_000, "{}", x.nnz());
+    let layer = x.clone();
+    let obs = CellTable::new((0..n).map(|i| format!("C{i}")).collect(), "s", "c");
+    let genes: Vec<String> = (0..m).map(|j| format!("G{j}")).collect();
+    let var = GeneTable::new(genes.clone(), genes);
+    let dir = tempfile::tempdir().unwrap();
+    for level in [Some(4), None] {
+        let mut out = H5adOutput::new(&x, &obs, &var);
+        out.layers.push(("counts".into(), &layer));
+        out.compression = level;
+        let p = dir.path().join(format!("big_{level:?}.h5ad"));
+        LARGEST.store(0, Ordering::Relaxed);
+        write_h5ad(&out, &p).unwrap();
+        let largest = LARGEST.load(Ordering::Relaxed);
+        let array = x.nnz() * 4;
+        assert!(
+            largest < array / 2,
+            "largest allocation while writing {largest} bytes, one array is {array}"
+        );
+        let back = read_h5ad(&p, &H5adReadOptions::default()).unwrap();
+        assert_eq!(back.counts, x, "{level:?}");
+        let back = read_h5ad(
+            &p,
+            &H5adReadOptions {
+                layer: Some("counts".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(back.counts, layer, "{level:?}");
+    }
 }
 
 fn rank_genes_groups() -> (String, UnsValue) {

@@ -15,7 +15,6 @@
 //! HDF5 enum that h5py uses, but the categorical `ordered` flag is a `uint8` 0/1 attribute.
 
 use super::hdf5_util::{self, chunk_len, guard};
-use super::tenx_h5::write_atomically;
 use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable};
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
@@ -134,6 +133,12 @@ fn bool_type() -> std::result::Result<Datatype, hdf5_pure::FormatError> {
 /// Writes `out` as an `.h5ad` file (AnnData 0.12 layout; see the module docs), under a
 /// temporary name in the same folder, renamed into place when complete.
 ///
+/// Memory: the file is first written with everything but the arrays of the sparse matrices
+/// (`X`, `layers`, `obsp`), which are declared empty (chunked by up to 65,535 elements,
+/// extendable); it is then reopened and each array is appended a bounded piece at a time
+/// through `hdf5-pure`'s buffered appender (compressing chunk by chunk on this thread), so
+/// no copy of a matrix is made.
+///
 /// Shapes are checked first (layers like `X`; `obsm` rows = cells; `varm` rows = genes;
 /// `obsp` cells x cells; record-array fields of equal length): a mismatch is
 /// [`Error::InvalidData`] and nothing is written.
@@ -148,16 +153,19 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
     fb.set_attr("encoding-version", AttrValue::String("0.1.0".into()));
     let level = out.compression;
 
+    // The sparse matrices are declared empty here and appended once the rest is written.
+    let mut sparse: Vec<(String, &CsrMatrix)> = vec![("/X".to_string(), out.x)];
     let mut g = fb.create_group("X");
-    write_csr(&mut g, out.x, level);
+    declare_csr(&mut g, out.x, level);
     fb.add_group(g.finish());
 
     let mut layers = fb.create_group("layers");
     enc(&mut layers, "dict", "0.1.0");
     for (name, m) in &out.layers {
         let mut g = layers.create_group(name);
-        write_csr(&mut g, m, level);
+        declare_csr(&mut g, m, level);
         layers.add_group(g.finish());
+        sparse.push((format!("/layers/{name}"), m));
     }
     fb.add_group(layers.finish());
 
@@ -213,8 +221,9 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
     enc(&mut obsp, "dict", "0.1.0");
     for (name, m) in &out.obsp {
         let mut g = obsp.create_group(name);
-        write_csr(&mut g, m, level);
+        declare_csr(&mut g, m, level);
         obsp.add_group(g.finish());
+        sparse.push((format!("/obsp/{name}"), m));
     }
     fb.add_group(obsp.finish());
     let mut varp = fb.create_group("varp");
@@ -227,12 +236,46 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
         write_uns(&mut uns, k, v).map_err(fbe(&format!("/uns/{k}")))?;
     }
     fb.add_group(uns.finish());
-    write_atomically(fb, path)
+
+    if path.file_name().is_none() {
+        return Err(Error::option(
+            "path",
+            format!("{} has no file name", path.display()),
+        ));
+    }
+    let tmp = crate::report::temporary_path(path);
+    let written = fb
+        .write(&tmp)
+        .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))
+        .and_then(|()| {
+            let file = hdf5_util::open_for_append(&tmp, path)?;
+            for (name, m) in &sparse {
+                fill_csr(&file, path, name, m)?;
+            }
+            file.close()
+                .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }
 
 fn validate(out: &H5adOutput) -> Result<()> {
     let (n, m) = out.x.shape();
     let ctx = "h5ad output";
+    if n > i32::MAX as usize || m > i32::MAX as usize {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "X is {n} x {m}; indices are stored as int32, at most 2^31 - 1 rows and columns"
+            ),
+        ));
+    }
     if out.obs.len() != n || out.var.len() != m {
         return Err(Error::data(
             ctx,
@@ -321,64 +364,43 @@ fn validate(out: &H5adOutput) -> Result<()> {
     Ok(())
 }
 
-fn compressed_i32(g: &mut GroupBuilder, name: &str, v: &[i32], level: Option<u32>) {
-    let d = g.create_dataset(name);
-    if v.is_empty() {
-        d.with_dtype(hdf5_pure::make_i32_type()).with_shape(&[0]);
-        return;
-    }
-    d.with_i32_data(v);
-    if let Some(l) = level {
-        d.with_chunks(&[chunk_len(v.len())])
-            .with_shuffle()
-            .with_deflate(l);
-    }
-}
-
-fn compressed_i64(g: &mut GroupBuilder, name: &str, v: &[i64], level: Option<u32>) {
-    let d = g.create_dataset(name);
-    if v.is_empty() {
-        d.with_dtype(hdf5_pure::make_i64_type()).with_shape(&[0]);
-        return;
-    }
-    d.with_i64_data(v);
-    if let Some(l) = level {
-        d.with_chunks(&[chunk_len(v.len())])
-            .with_shuffle()
-            .with_deflate(l);
-    }
-}
-
-fn compressed_f32(g: &mut GroupBuilder, name: &str, v: &[f32], level: Option<u32>) {
-    let d = g.create_dataset(name);
-    if v.is_empty() {
-        d.with_dtype(hdf5_pure::make_f32_type()).with_shape(&[0]);
-        return;
-    }
-    d.with_f32_data(v);
-    if let Some(l) = level {
-        d.with_chunks(&[chunk_len(v.len())])
-            .with_shuffle()
-            .with_deflate(l);
-    }
-}
-
-fn write_csr(g: &mut GroupBuilder, m: &CsrMatrix, level: Option<u32>) {
+/// Declares the sparse matrix group `g` (encoding attributes, `shape`) with empty, appendable
+/// `data` (`float32`), `indices` (`int32`) and `indptr` (`int32`, or `int64` past 2^31 - 1
+/// values), filled by [`fill_csr`] once the file is written.
+fn declare_csr(g: &mut GroupBuilder, m: &CsrMatrix, level: Option<u32>) {
     enc(g, "csr_matrix", "0.1.0");
     g.set_attr(
         "shape",
         AttrValue::I64Array(vec![m.n_rows() as i64, m.n_cols() as i64]),
     );
-    compressed_f32(g, "data", m.data(), level);
-    let idx: Vec<i32> = m.indices().iter().map(|&i| i as i32).collect();
-    compressed_i32(g, "indices", &idx, level);
-    drop(idx);
-    if m.nnz() <= i32::MAX as usize {
-        let p: Vec<i32> = m.indptr().iter().map(|&i| i as i32).collect();
-        compressed_i32(g, "indptr", &p, level);
+    let nnz = chunk_len(m.nnz());
+    hdf5_util::declare_appendable::<f32>(g, "data", &[], nnz, level);
+    hdf5_util::declare_appendable::<i32>(g, "indices", &[], nnz, level);
+    let np = chunk_len(m.indptr().len());
+    if indptr_is_i32(m) {
+        hdf5_util::declare_appendable::<i32>(g, "indptr", &[], np, level);
     } else {
-        let p: Vec<i64> = m.indptr().iter().map(|&i| i as i64).collect();
-        compressed_i64(g, "indptr", &p, level);
+        hdf5_util::declare_appendable::<i64>(g, "indptr", &[], np, level);
+    }
+}
+
+fn indptr_is_i32(m: &CsrMatrix) -> bool {
+    m.nnz() <= i32::MAX as usize
+}
+
+/// Appends the arrays of `m` to the group `name` declared by [`declare_csr`], a bounded
+/// piece at a time.
+fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, m: &CsrMatrix) -> Result<()> {
+    let data = format!("{name}/data");
+    hdf5_util::append_converted(file, path, &data, m.data(), |v: f32| v)?;
+    let indices = format!("{name}/indices");
+    // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
+    hdf5_util::append_converted(file, path, &indices, m.indices(), |i: u32| i as i32)?;
+    let indptr = format!("{name}/indptr");
+    if indptr_is_i32(m) {
+        hdf5_util::append_converted(file, path, &indptr, m.indptr(), |p: usize| p as i32)
+    } else {
+        hdf5_util::append_converted(file, path, &indptr, m.indptr(), |p: usize| p as i64)
     }
 }
 

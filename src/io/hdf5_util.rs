@@ -7,9 +7,17 @@
 //!   converting each element on the fly so that no second copy of the data is ever held.
 //! - [`chunk_len`]: the chunk length used when writing (at most 65,535 elements: longer
 //!   compressed chunks are written with a size encoding that HDF5 2.0 / h5py 3.16 reject).
+//! - [`declare_appendable`], [`open_for_append`], [`append_converted`]: writing large 1-D
+//!   arrays piece by piece. The file is first written with those datasets empty (chunked,
+//!   unlimited); it is then reopened read-write and each array is appended through
+//!   `hdf5-pure`'s buffered appender, which compresses and writes every chunk as it fills,
+//!   so no copy of a whole array is ever held.
 
 use crate::error::{Error, Result};
-use hdf5_pure::{DType, Datatype, DatatypeByteOrder};
+use hdf5_pure::{
+    DType, Datatype, DatatypeByteOrder, FileAccessProperties, GroupBuilder, H5Element, MaxExtent,
+    SyncPolicy,
+};
 use rayon::prelude::*;
 use std::io::{Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,6 +29,64 @@ pub(crate) const MAX_CHUNK: usize = 65_535;
 /// Chunk length for a compressed 1-D dataset of `n` elements: `min(n, 65,535)`, at least 1.
 pub(crate) fn chunk_len(n: usize) -> u64 {
     n.clamp(1, MAX_CHUNK) as u64
+}
+
+/// Elements converted and handed to an appender per call by [`append_converted`] (4 MB of
+/// `f32`): the memory a piecewise write holds besides the appender's own chunk buffer.
+pub(crate) const APPEND_PIECE: usize = 1 << 20;
+
+/// Declares dataset `name` in `g` as a 1-D dataset of `T` holding `first` (often empty),
+/// extendable without limit along its one axis and chunked by `chunk` elements, with shuffle
+/// and gzip at `level` when `level` is `Some` (no filter otherwise). The rest of the array
+/// is appended after the file is written: [`open_for_append`], then [`append_converted`] or
+/// the dataset's `buffered_appender`.
+pub(crate) fn declare_appendable<T: H5Element>(
+    g: &mut GroupBuilder,
+    name: &str,
+    first: &[T],
+    chunk: u64,
+    level: Option<u32>,
+) {
+    let d = g.create_dataset(name);
+    d.with_data(first)
+        .with_shape(&[first.len() as u64])
+        .with_maxshape(&[MaxExtent::Unlimited])
+        .with_chunks(&[chunk.max(1)]);
+    if let Some(l) = level {
+        d.with_shuffle().with_deflate(l);
+    }
+}
+
+/// Reopens the file just written at `tmp` read-write for appending (synchronized once, when
+/// closed). Errors name `path`, the file the caller is producing.
+pub(crate) fn open_for_append(tmp: &Path, path: &Path) -> Result<hdf5_pure::File> {
+    hdf5_pure::File::open_rw_with_options(
+        tmp,
+        FileAccessProperties::new().with_sync_policy(SyncPolicy::OnClose),
+    )
+    .map_err(|e| Error::hdf5(path, "/", format!("cannot reopen for writing: {e}")))
+}
+
+/// Appends `src` to the dataset `name` of `file` (declared by [`declare_appendable`] with
+/// element type `T`), converting [`APPEND_PIECE`] elements at a time through `conv` into one
+/// reusable buffer, and writes the last partial chunk. Errors name `path` and `name`.
+pub(crate) fn append_converted<S: Copy, T: H5Element + Default>(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+    src: &[S],
+    conv: impl Fn(S) -> T,
+) -> Result<()> {
+    let err = |e: hdf5_pure::Error| Error::hdf5(path, name, format!("append failed: {e}"));
+    let mut ds = file.dataset(name).map_err(err)?;
+    let mut app = ds.buffered_appender().map_err(err)?;
+    let mut buf: Vec<T> = Vec::with_capacity(src.len().min(APPEND_PIECE));
+    for piece in src.chunks(APPEND_PIECE) {
+        buf.clear();
+        buf.extend(piece.iter().map(|&x| conv(x)));
+        app.append(&buf).map_err(err)?;
+    }
+    app.finish().map_err(err)
 }
 
 /// Runs `f`, turning a panic inside the HDF5 parser into an [`Error::Hdf5`] about `object`.
@@ -69,10 +135,54 @@ pub(crate) fn dataset(
     path: &Path,
     name: &str,
 ) -> Result<hdf5_pure::Dataset> {
-    guard(path, name, || {
+    let ds = guard(path, name, || {
         file.dataset(name)
             .map_err(|e| Error::hdf5(path, name, format!("missing or unreadable dataset: {e}")))
-    })
+    })?;
+    guard(path, name, || check_chunks_in_file(&ds, path, name))?;
+    Ok(ds)
+}
+
+/// The stored chunks of `ds` when it is chunked and its chunk index can be read.
+fn stored_chunks(ds: &hdf5_pure::Dataset) -> Option<Vec<hdf5_pure::Chunk>> {
+    if ds.is_chunked() {
+        ds.chunks().ok()
+    } else {
+        None
+    }
+}
+
+/// Refuses a chunked dataset whose chunk index places a chunk (partly) past the end of the
+/// file.
+///
+/// `hdf5-pure`'s reader allocates a chunk's recorded stored size before reading it and only
+/// then finds the bytes missing, so a chunk record whose size field was corrupted (up to
+/// 4 GB, from 4 bytes of the index) made it allocate that much for a file of a few kB. Every
+/// dataset our readers open goes through this check first. A chunk index that cannot be
+/// read at all is left to the reader, which reports it.
+fn check_chunks_in_file(ds: &hdf5_pure::Dataset, path: &Path, name: &str) -> Result<()> {
+    let Some(chunks) = stored_chunks(ds) else {
+        return Ok(());
+    };
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if let Some(c) = chunks.iter().find(|c| {
+        c.address
+            .checked_add(c.storage_size)
+            .is_none_or(|end| end > file_len)
+    }) {
+        return Err(Error::hdf5(
+            path,
+            name,
+            format!(
+                "corrupt chunk index: the chunk at element {:?} ({} bytes at byte {}) lies past \
+                 the end of the file ({file_len} bytes)",
+                c.offset, c.storage_size, c.address
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// True when `name` resolves to a group.
@@ -251,12 +361,19 @@ fn read_numeric_ds<T: Num>(ds: &hdf5_pure::Dataset, path: &Path, name: &str) -> 
     let kind = Kind::from_dtype(&dtype)
         .ok_or_else(|| err(format!("expected numbers, found element type {dtype}")))?;
     let filters = ds.filters();
+    let chunks = stored_chunks(ds);
+    if let Some(chunks) = &chunks {
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        check_declared_size::<T>(chunks, n, kind.size(), file_len, &filters)
+            .map_err(|m| err(format!("corrupt header: {m}")))?;
+    }
     let fast = shape.len() == 1
-        && ds.is_chunked()
         && filters.iter().all(|&f| f == 1 || f == 2)
         && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false);
-    if fast {
-        if let Some(v) = read_chunks_parallel(ds, path, name, n, kind, &filters)? {
+    if let (true, Some(chunks)) = (fast, &chunks) {
+        if let Some(v) = read_chunks_parallel(ds, path, name, chunks, n, kind, &filters)? {
             return Ok(v);
         }
     }
@@ -297,6 +414,7 @@ fn read_chunks_parallel<T: Num>(
     ds: &hdf5_pure::Dataset,
     path: &Path,
     name: &str,
+    chunks: &[hdf5_pure::Chunk],
     n: usize,
     kind: Kind,
     filters: &[u16],
@@ -306,19 +424,12 @@ fn read_chunks_parallel<T: Num>(
         Some(c) if c.len() == 1 && c[0] > 0 => c[0] as usize,
         _ => return Ok(None),
     };
-    let chunks = match ds.chunks() {
-        Ok(c) => c,
-        Err(_) => return Ok(None),
-    };
-    let esize = kind.size();
     let file_len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
-    check_declared_size::<T>(&chunks, n, esize, file_len, filters)
-        .map_err(|m| err(format!("corrupt header: {m}")))?;
     let n_slots = n.div_ceil(clen);
     let mut slots: Vec<Option<&hdf5_pure::Chunk>> = vec![None; n_slots];
-    for c in &chunks {
+    for c in chunks {
         let off = c.offset.first().copied().unwrap_or(0) as usize;
         if off % clen != 0 || off / clen >= n_slots {
             return Ok(None);
@@ -360,7 +471,8 @@ const MAX_UNBACKED_BYTES: usize = 64 << 20;
 
 /// Checks that `n` declared elements of `esize` bytes can come from the stored `chunks`
 /// (each at most its stored size, inflated by at most [`MAX_DEFLATE_RATIO`] when deflated),
-/// unless the output for them is small anyway.
+/// unless the output for them is small anyway. Filters other than deflate, shuffle and
+/// Fletcher-32 have no known bound on their expansion: such datasets are not checked.
 fn check_declared_size<T>(
     chunks: &[hdf5_pure::Chunk],
     n: usize,
@@ -369,7 +481,7 @@ fn check_declared_size<T>(
     filters: &[u16],
 ) -> std::result::Result<(), String> {
     let out_bytes = n.saturating_mul(std::mem::size_of::<T>().max(1));
-    if out_bytes <= MAX_UNBACKED_BYTES {
+    if out_bytes <= MAX_UNBACKED_BYTES || filters.iter().any(|f| !matches!(f, 1..=3)) {
         return Ok(());
     }
     let ratio = if filters.contains(&1) {

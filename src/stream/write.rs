@@ -2,11 +2,11 @@
 
 use crate::dataset::GeneTable;
 use crate::error::{Error, Result};
-use crate::io::hdf5_util::MAX_CHUNK;
+use crate::io::hdf5_util::{declare_appendable, open_for_append, MAX_CHUNK};
 use crate::io::tenx_h5::put_strings;
 use crate::simulate::{SimulateOptions, Simulator};
 use crate::sparse::CsrMatrix;
-use hdf5_pure::{AttrValue, File, FileAccessProperties, FileBuilder, MaxExtent, SyncPolicy};
+use hdf5_pure::{AttrValue, FileBuilder};
 use std::path::Path;
 use std::time::Instant;
 
@@ -122,26 +122,9 @@ fn write_inner(
     let mut m = fb.create_group("matrix");
     put_strings(&mut m, "barcodes", barcodes).map_err(|e| h5err("/matrix/barcodes", &e))?;
     let c = MAX_CHUNK as u64;
-    m.create_dataset("data")
-        .with_i32_data(&[])
-        .with_shape(&[0])
-        .with_maxshape(&[MaxExtent::Unlimited])
-        .with_chunks(&[c])
-        .with_shuffle()
-        .with_deflate(4);
-    m.create_dataset("indices")
-        .with_i64_data(&[])
-        .with_shape(&[0])
-        .with_maxshape(&[MaxExtent::Unlimited])
-        .with_chunks(&[c])
-        .with_shuffle()
-        .with_deflate(4);
-    m.create_dataset("indptr")
-        .with_i64_data(&[0])
-        .with_maxshape(&[MaxExtent::Unlimited])
-        .with_chunks(&[c])
-        .with_shuffle()
-        .with_deflate(4);
+    declare_appendable::<i32>(&mut m, "data", &[], c, Some(4));
+    declare_appendable::<i64>(&mut m, "indices", &[], c, Some(4));
+    declare_appendable::<i64>(&mut m, "indptr", &[0], c, Some(4));
     m.create_dataset("shape")
         .with_i32_data(&[n_genes as i32, n_cells as i32]);
     let mut f = m.create_group("features");
@@ -159,11 +142,7 @@ fn write_inner(
     fb.add_group(m.finish());
     fb.write(tmp).map_err(|e| h5err("/", &e))?;
 
-    let file = File::open_rw_with_options(
-        tmp,
-        FileAccessProperties::new().with_sync_policy(SyncPolicy::OnClose),
-    )
-    .map_err(|e| h5err("/", &e))?;
+    let file = open_for_append(tmp, path)?;
     let mut d_data = file
         .dataset("/matrix/data")
         .map_err(|e| h5err("/matrix/data", &e))?;
