@@ -99,6 +99,28 @@ fn tenx_h5_huge_declared_dataset_size_is_an_error() {
     assert!(largest < 256 << 20, "largest allocation {largest} bytes");
 }
 
+/// The same corrupted declared size through the streamed reader: an error naming the file,
+/// and no allocation of the declared size.
+#[test]
+fn streamed_reader_huge_declared_dataset_size_is_an_error() {
+    const AT: usize = 17_557;
+    let src = std::fs::read("fixtures/scanpy_cr300/filtered_feature_bc_matrix.h5").unwrap();
+    assert_eq!(src[AT..AT + 8], 1108u64.to_le_bytes(), "fixture changed");
+    let mut bad = src.clone();
+    bad[AT..AT + 8].copy_from_slice(&0x0004_0000_5400u64.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge_indptr.h5");
+    std::fs::write(&p, &bad).unwrap();
+    LARGEST.store(0, Ordering::Relaxed);
+    let e = match scrna::stream::CellChunks::open_10x_h5(&p, &ReadOptions::default()) {
+        Ok(_) => panic!("a corrupted indptr was accepted"),
+        Err(e) => e,
+    };
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(e.to_string().contains("huge_indptr.h5"), "{e}");
+    assert!(largest < 256 << 20, "largest allocation {largest} bytes");
+}
+
 /// An `.h5ad` whose sparse `X` has fewer values than indices (found by fuzzing a file
 /// written by the library; rebuilt here by hand): the CSR builder used to panic on a slice
 /// split ("mid > len"), which the reader's guard reported as a corrupt file.

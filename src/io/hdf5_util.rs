@@ -658,17 +658,25 @@ impl RangeReader {
                     if c.len() == 1 && c[0] > 0 {
                         let clen = c[0] as usize;
                         let n_slots = len.div_ceil(clen);
-                        let mut slots = vec![None; n_slots];
-                        let mut regular = true;
-                        for ch in &chunks {
-                            let off = ch.offset.first().copied().unwrap_or(0) as usize;
-                            if off % clen != 0 || off / clen > n_slots {
-                                regular = false;
-                                break;
-                            }
-                            // A chunk past the current extent (after a shrink) is never read.
-                            if off / clen < n_slots {
-                                slots[off / clen] = Some(StoredChunk::from(ch));
+                        // The slot table is sized by the declared length; a length far beyond
+                        // the stored chunks (mostly unallocated, or a corrupted shape) takes
+                        // the general reader instead of allocating a table for it.
+                        let mut regular =
+                            n_slots <= chunks.len().saturating_mul(2).saturating_add(1024);
+                        let mut slots = Vec::new();
+                        if regular {
+                            slots = vec![None; n_slots];
+                            for ch in &chunks {
+                                let off = ch.offset.first().copied().unwrap_or(0) as usize;
+                                if off % clen != 0 || off / clen > n_slots {
+                                    regular = false;
+                                    break;
+                                }
+                                // A chunk past the current extent (after a shrink) is never
+                                // read.
+                                if off / clen < n_slots {
+                                    slots[off / clen] = Some(StoredChunk::from(ch));
+                                }
                             }
                         }
                         if regular {
