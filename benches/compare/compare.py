@@ -96,8 +96,16 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--example", "pipeline", "--example",
                     "simulate"], cwd=ROOT, check=True)
     exe = os.path.join(ROOT, "target", "release", "examples")
-    lines = [f"Measured {datetime.date.today()} on {machine()}; medians of {args.repeats} "
-             f"run(s). Seconds per step; peak RSS during the step in MB.", ""]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    load = os.getloadavg()[0]
+    lines = [f"Measured {datetime.date.today()} on {machine()}, commit {commit}, load average "
+             f"{load:.1f} at the start; medians of {args.repeats} "
+             f"run(s). Seconds per step; peak RSS during the step in MB.",
+             "",
+             "scrna's normalize step also accumulates the per-gene moments that the seurat and "
+             "cell_ranger HVG flavors need (one pass over the counts), so its hvg row is the "
+             "selection alone: compare normalize + hvg together.", ""]
     for n in args.sizes:
         h5 = os.path.join(args.workdir, f"sim_{n}.h5")
         if not os.path.exists(h5):
