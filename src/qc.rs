@@ -168,7 +168,12 @@ fn row_sums(idx: &[u32], val: &[f32], flags: &[u8]) -> CellSums {
 }
 
 /// The QC metrics from the per-cell sums and the per-gene `[non-zeros, total]`.
-fn assemble(per_cell: &[CellSums], cols: &[[f64; 2]], mt: Vec<bool>, ribo: Vec<bool>) -> QcMetrics {
+pub(crate) fn assemble(
+    per_cell: &[CellSums],
+    cols: &[[f64; 2]],
+    mt: Vec<bool>,
+    ribo: Vec<bool>,
+) -> QcMetrics {
     let n_cells = per_cell.len();
     let pct = |part: f64, tot: f64| part / tot * 100.0;
     QcMetrics {

@@ -4,36 +4,12 @@
 
 use scrna::io::ReadOptions;
 use scrna::Error;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Records the largest single allocation, to check that a size declared in a header is not
-/// trusted for memory before the data is there.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOC: Largest = Largest;
+#[path = "support/largest_alloc.rs"]
+mod largest_alloc;
+use largest_alloc::LARGEST;
 
 /// A 10x Matrix Market folder with `n_genes` genes, `n_cells` barcodes and `matrix` as
 /// `matrix.mtx`.
@@ -74,19 +50,25 @@ fn mtx_huge_declared_entry_count_reserves_nothing_big() {
     );
 }
 
+/// The Cell Ranger 3 fixture with the declared size of `/matrix/indptr` changed from 1,108 to
+/// 17,179,890,688 (the bytes at offset 17,557), written into `dir`.
+fn huge_indptr_file(dir: &Path) -> PathBuf {
+    const AT: usize = 17_557;
+    let mut bad = std::fs::read("fixtures/scanpy_cr300/filtered_feature_bc_matrix.h5").unwrap();
+    assert_eq!(bad[AT..AT + 8], 1108u64.to_le_bytes(), "fixture changed");
+    bad[AT..AT + 8].copy_from_slice(&0x0004_0000_5400u64.to_le_bytes());
+    let p = dir.join("huge_indptr.h5");
+    std::fs::write(&p, &bad).unwrap();
+    p
+}
+
 /// Cell Ranger 3 fixture with the dimension of `/matrix/indptr` (1,108) turned into
 /// 17,179,890,688 by the fuzzer (the bytes at offset 17,557). The reader used to allocate
 /// 128 GB for it before reading a chunk (out of memory).
 #[test]
 fn tenx_h5_huge_declared_dataset_size_is_an_error() {
-    const AT: usize = 17_557;
-    let src = std::fs::read("fixtures/scanpy_cr300/filtered_feature_bc_matrix.h5").unwrap();
-    assert_eq!(src[AT..AT + 8], 1108u64.to_le_bytes(), "fixture changed");
-    let mut bad = src.clone();
-    bad[AT..AT + 8].copy_from_slice(&0x0004_0000_5400u64.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("huge_indptr.h5");
-    std::fs::write(&p, &bad).unwrap();
+    let p = huge_indptr_file(dir.path());
     LARGEST.store(0, Ordering::Relaxed);
     let e = scrna::io::tenx_h5::read_10x_h5(&p, &ReadOptions::default()).unwrap_err();
     let largest = LARGEST.load(Ordering::Relaxed);
@@ -103,14 +85,8 @@ fn tenx_h5_huge_declared_dataset_size_is_an_error() {
 /// and no allocation of the declared size.
 #[test]
 fn streamed_reader_huge_declared_dataset_size_is_an_error() {
-    const AT: usize = 17_557;
-    let src = std::fs::read("fixtures/scanpy_cr300/filtered_feature_bc_matrix.h5").unwrap();
-    assert_eq!(src[AT..AT + 8], 1108u64.to_le_bytes(), "fixture changed");
-    let mut bad = src.clone();
-    bad[AT..AT + 8].copy_from_slice(&0x0004_0000_5400u64.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("huge_indptr.h5");
-    std::fs::write(&p, &bad).unwrap();
+    let p = huge_indptr_file(dir.path());
     LARGEST.store(0, Ordering::Relaxed);
     let e = match scrna::stream::CellChunks::open_10x_h5(&p, &ReadOptions::default()) {
         Ok(_) => panic!("a corrupted indptr was accepted"),

@@ -6,36 +6,12 @@ use ndarray::Array2;
 use scrna::dataset::{CellTable, Column, GeneTable};
 use scrna::io::h5ad::{read_h5ad, write_h5ad, H5adOutput, H5adReadOptions, RecField, UnsValue};
 use scrna::sparse::CsrMatrix;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-/// Records the largest single allocation, to check that the writer never copies a whole
-/// matrix array.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOC: Largest = Largest;
+#[path = "support/largest_alloc.rs"]
+mod largest_alloc;
+use largest_alloc::LARGEST;
 
 fn reference(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -348,22 +348,8 @@ pub fn run_with_progress(
             }
             Ok(())
         })?;
-        let nf = n_cells as f64;
-        let pct = |part: f64, tot: f64| part / tot * 100.0;
-        let qc = QcMetrics {
-            total_counts: per_cell.iter().map(|c| c.0).collect(),
-            n_genes_by_counts: per_cell.iter().map(|c| c.1).collect(),
-            total_counts_mt: per_cell.iter().map(|c| c.2).collect(),
-            pct_counts_mt: per_cell.iter().map(|c| pct(c.2, c.0)).collect(),
-            total_counts_ribo: per_cell.iter().map(|c| c.3).collect(),
-            pct_counts_ribo: per_cell.iter().map(|c| pct(c.3, c.0)).collect(),
-            n_cells_by_counts: g_n.clone(),
-            mean_counts: g_t.iter().map(|t| t / nf).collect(),
-            gene_total_counts: g_t,
-            pct_dropout_by_counts: g_n.iter().map(|&c| (1.0 - c as f64 / nf) * 100.0).collect(),
-            mt: mt.clone(),
-            ribo: ribo.clone(),
-        };
+        let cols: Vec<[f64; 2]> = g_n.iter().zip(&g_t).map(|(&n, &t)| [n as f64, t]).collect();
+        let qc = crate::qc::assemble(&per_cell, &cols, mt.clone(), ribo.clone());
         let samples = reader.samples(&opts.read.sample);
         let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
         Ok((qc, cells, g_kept))
