@@ -253,21 +253,7 @@ pub fn highly_variable_genes(
     match opts.flavor {
         Flavor::SeuratV3 => seurat_v3(x, groups.as_deref(), opts),
         _ => match groups {
-            None => {
-                let s = single_batch(x, None, opts, false)?;
-                Ok(Hvg {
-                    flavor: opts.flavor,
-                    means: s.means,
-                    dispersions: Some(s.dispersions),
-                    dispersions_norm: Some(s.norm),
-                    variances: None,
-                    variances_norm: None,
-                    highly_variable_rank: None,
-                    highly_variable_nbatches: None,
-                    highly_variable_intersection: None,
-                    highly_variable: s.hv,
-                })
-            }
+            None => Ok(single_batch(x, None, opts, false)?.into_hvg(opts.flavor)),
             Some(g) => batched(x, &g, opts),
         },
     }
@@ -278,6 +264,24 @@ struct Single {
     dispersions: Vec<f64>,
     norm: Vec<f64>,
     hv: Vec<bool>,
+}
+
+impl Single {
+    /// The result of a selection over one batch, as [`Hvg`].
+    fn into_hvg(self, flavor: Flavor) -> Hvg {
+        Hvg {
+            flavor,
+            means: self.means,
+            dispersions: Some(self.dispersions),
+            dispersions_norm: Some(self.norm),
+            variances: None,
+            variances_norm: None,
+            highly_variable_rank: None,
+            highly_variable_nbatches: None,
+            highly_variable_intersection: None,
+            highly_variable: self.hv,
+        }
+    }
 }
 
 /// Per column over `rows`: whether every cell holds the same value (implicit zeros included).
@@ -466,19 +470,7 @@ pub fn highly_variable_from_moments(
         ));
     }
     check(opts, means.len())?;
-    let s = select_from_moments(means, variances, &[], opts, false)?;
-    Ok(Hvg {
-        flavor: opts.flavor,
-        means: s.means,
-        dispersions: Some(s.dispersions),
-        dispersions_norm: Some(s.norm),
-        variances: None,
-        variances_norm: None,
-        highly_variable_rank: None,
-        highly_variable_nbatches: None,
-        highly_variable_intersection: None,
-        highly_variable: s.hv,
-    })
+    Ok(select_from_moments(means, variances, &[], opts, false)?.into_hvg(opts.flavor))
 }
 
 /// The part of [`single_batch`] after the moments (`nnz` is only read with

@@ -777,26 +777,7 @@ pub(crate) fn sparse_group(
 }
 
 fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<CsrMatrix> {
-    if let Ok(g) = file.group(name) {
-        let a = g.attrs().map_err(|e| Error::hdf5(path, name, e))?;
-        let ty = attr_string(&a, "encoding-type").unwrap_or_default();
-        let shape: Vec<i64> = match a.get("shape") {
-            Some(AttrValue::I64Array(v)) => v.clone(),
-            Some(AttrValue::I32Array(v)) => v.iter().map(|&x| x as i64).collect(),
-            Some(AttrValue::U64Array(v)) => v.iter().map(|&x| x as i64).collect(),
-            _ => Vec::new(),
-        };
-        let [r, c] = shape[..] else {
-            return Err(Error::hdf5(
-                path,
-                name,
-                "sparse matrix without a 2-value `shape` attribute",
-            ));
-        };
-        if r < 0 || c < 0 {
-            return Err(Error::hdf5(path, name, "negative shape"));
-        }
-        let (r, c) = (r as usize, c as usize);
+    if let Some((ty, r, c)) = sparse_group(file, path, name)? {
         let data: Vec<f32> = hdf5_util::read_numeric(file, path, &format!("{name}/data"))?;
         let indices: Vec<u32> = hdf5_util::read_numeric(file, path, &format!("{name}/indices"))?;
         let indptr: Vec<usize> = hdf5_util::read_numeric(file, path, &format!("{name}/indptr"))?;

@@ -47,6 +47,30 @@ pub fn write_tables(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<
 }
 
 fn write_clusters(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    let cells = &a.dataset().cells;
+    write_clusters_csv(
+        w,
+        (0..cells.len()).map(|i| {
+            [
+                cells.barcodes[i].as_str(),
+                cells.sample[i].as_str(),
+                cells.condition[i].as_str(),
+            ]
+        }),
+        &a.clustering.labels,
+        &a.umap,
+    )
+}
+
+/// `clusters.csv`: one row per cell, `barcode,sample,condition,cluster,umap1,umap2`, from the
+/// cells' `[barcode, sample, condition]` in order, their cluster labels and the layout (`NA`
+/// when the layout was skipped, i.e. has another number of rows).
+pub(crate) fn write_clusters_csv<'a>(
+    w: &mut dyn Write,
+    cells: impl Iterator<Item = [&'a str; 3]>,
+    labels: &[u32],
+    umap: &ndarray::Array2<f32>,
+) -> std::io::Result<()> {
     write_csv_record(
         w,
         &[
@@ -58,27 +82,16 @@ fn write_clusters(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
             "umap2",
         ],
     )?;
-    let cells = &a.dataset().cells;
-    let has_umap = a.umap.nrows() == cells.len();
-    for i in 0..cells.len() {
+    let has_umap = umap.nrows() == labels.len();
+    for (i, ([barcode, sample, condition], label)) in cells.zip(labels).enumerate() {
         let (u1, u2) = if has_umap {
-            (
-                fmt_f64(a.umap[(i, 0)] as f64),
-                fmt_f64(a.umap[(i, 1)] as f64),
-            )
+            (fmt_f64(umap[(i, 0)] as f64), fmt_f64(umap[(i, 1)] as f64))
         } else {
             ("NA".to_string(), "NA".to_string())
         };
         write_csv_record(
             w,
-            &[
-                cells.barcodes[i].as_str(),
-                &cells.sample[i],
-                &cells.condition[i],
-                &a.clustering.labels[i].to_string(),
-                &u1,
-                &u2,
-            ],
+            &[barcode, sample, condition, &label.to_string(), &u1, &u2],
         )?;
     }
     Ok(())

@@ -10,7 +10,7 @@
 
 use super::{StreamAnalysis, StreamOptions};
 use crate::error::{Error, Result};
-use crate::report::{fmt_f64, write_atomic, write_csv_record};
+use crate::report::write_atomic;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -42,41 +42,18 @@ fn write_clusters(
     opts: &StreamOptions,
     w: &mut dyn Write,
 ) -> std::io::Result<()> {
-    write_csv_record(
+    crate::pipeline::output::write_clusters_csv(
         w,
-        &[
-            "barcode",
-            "sample",
-            "condition",
-            "cluster",
-            "umap1",
-            "umap2",
-        ],
-    )?;
-    let keep = &a.cells.keep_cells;
-    let has_umap = a.umap.nrows() == keep.len();
-    for (k, &i) in keep.iter().enumerate() {
-        let (u1, u2) = if has_umap {
-            (
-                fmt_f64(a.umap[(k, 0)] as f64),
-                fmt_f64(a.umap[(k, 1)] as f64),
-            )
-        } else {
-            ("NA".to_string(), "NA".to_string())
-        };
-        write_csv_record(
-            w,
-            &[
+        a.cells.keep_cells.iter().map(|&i| {
+            [
                 a.barcodes[i].as_str(),
-                &opts.read.sample,
-                &opts.read.condition,
-                &a.clustering.labels[k].to_string(),
-                &u1,
-                &u2,
-            ],
-        )?;
-    }
-    Ok(())
+                opts.read.sample.as_str(),
+                opts.read.condition.as_str(),
+            ]
+        }),
+        &a.clustering.labels,
+        &a.umap,
+    )
 }
 
 /// The content of `summary.json`.
