@@ -164,7 +164,7 @@ fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
         eprintln!("simulated in {:.1} s", t.elapsed().as_secs_f64());
-        return analyse(&sim.dataset, &args, None);
+        return analyse(sim.dataset, &args, None);
     }
     let mut specs: Vec<SampleSpec> = match &args.sample_sheet {
         Some(sheet) => read_sample_sheet(sheet).map_err(|e| e.to_string())?,
@@ -208,17 +208,18 @@ fn run() -> Result<(), String> {
         peak_rss_bytes: peak_rss_bytes(),
     };
     eprintln!("read {} sample(s)", specs.len());
-    analyse(&data, &args, Some(read))
+    analyse(data, &args, Some(read))
 }
 
 /// Runs the pipeline and writes its outputs; `read`, the time and memory of reading the input,
 /// goes first in the step table and in `summary.json`.
-fn analyse(data: &scrna::Dataset, args: &Args, read: Option<StepReport>) -> Result<(), String> {
+/// The dataset is given up to the pipeline, which filters it in place.
+fn analyse(data: scrna::Dataset, args: &Args, read: Option<StepReport>) -> Result<(), String> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
     let terminal = std::io::stderr().is_terminal();
     let mut on_progress = |p: &Progress| show_progress(p, terminal);
     let mut analysis =
-        pipeline::run(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
+        pipeline::run_owned(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
     analysis.steps.splice(0..0, read);
     let started = Instant::now();
     let files =
@@ -237,7 +238,7 @@ fn analyse(data: &scrna::Dataset, args: &Args, read: Option<StepReport>) -> Resu
     println!(
         "{} of {} cells passed QC; {} genes kept, {} highly variable",
         analysis.dataset().n_cells(),
-        data.n_cells(),
+        analysis.input_shape.0,
         analysis.dataset().n_genes(),
         analysis.hvg_genes.len()
     );

@@ -123,6 +123,9 @@ pub struct ConditionResult {
 /// Compares conditions on a finished analysis (see the module docs).
 pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult> {
     let d = a.dataset();
+    // The log values, stored for the gene scores and interactions (the analysis keeps only the
+    // counts and size factors).
+    let log_normalized = a.log_normalized()?.to_matrix();
     let labels = &a.clustering.labels;
     let comp = composition(
         labels,
@@ -182,7 +185,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
             .collect();
         let vs_other = if groups.contains(&1) {
             let r = rank_genes(
-                &a.log_normalized,
+                &log_normalized,
                 &groups,
                 &RankGenesOptions {
                     reference: Reference::Group(1),
@@ -233,7 +236,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
     let mut scores = Vec::new();
     for s in to_score {
         let sc = match score_genes(
-            &a.log_normalized,
+            &log_normalized,
             names,
             &s.genes,
             &ScoreOptions {
@@ -271,7 +274,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
             let mut io = opts.interactions.clone();
             io.seed = opts.seed;
             let spec: Vec<u32> = specific.iter().map(|s| s.0).collect();
-            interactions(&a.log_normalized, names, labels, pairs, &io)?
+            interactions(&log_normalized, names, labels, pairs, &io)?
                 .into_iter()
                 .map(|r| {
                     let flag = spec.contains(&r.sender) || spec.contains(&r.receiver);

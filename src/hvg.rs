@@ -51,6 +51,7 @@
 use crate::dataset::{Column, GeneTable};
 use crate::error::{Error, Result};
 use crate::loess::{loess, LoessOptions};
+use crate::lognorm::{LogCounts, MatrixValues};
 use crate::normalize::{normalize_log1p_col_sums, ColSums, NormalizeOptions, Normalized};
 use crate::qc::col_reduce;
 use crate::sparse::CsrMatrix;
@@ -310,11 +311,17 @@ fn constant_columns(x: &CsrMatrix, rows: Option<&[usize]>) -> Vec<bool> {
 
 /// Whether column `c` of `x` holds the same value in every one of `rows` (all of them
 /// stored), checked row by row until two values differ.
-fn same_in_every_row(x: &CsrMatrix, rows: Option<&[usize]>, c: u32) -> bool {
-    let n = rows.map_or(x.n_rows(), |r| r.len());
-    let value = |i: usize| {
-        let (idx, val) = x.row(rows.map_or(i, |r| r[i]));
-        idx.binary_search(&c).ok().and_then(|k| val.get(k).copied())
+fn same_in_every_row<X: MatrixValues + ?Sized>(x: &X, rows: Option<&[usize]>, c: u32) -> bool {
+    let p = x.pattern();
+    let n = rows.map_or(p.n_rows(), |r| r.len());
+    let mut buf = Vec::with_capacity(1);
+    let mut value = |i: usize| {
+        let r = rows.map_or(i, |r| r[i]);
+        let k = p.row(r).0.binary_search(&c).ok()?;
+        let at = p.indptr()[r] + k;
+        buf.clear();
+        x.values_into(r, at..at + 1, &mut buf);
+        buf.first().copied()
     };
     let Some(first) = value(0) else {
         return false;
@@ -344,12 +351,12 @@ fn mean_var<F: Fn(f32) -> f32 + Sync>(
 /// A constant column gets variance 0. Only the columns with a non-zero value in every row
 /// need checking: every other constant column holds zeros only, where the sums are exactly 0
 /// and so is the variance.
-fn finish_mean_var(
+fn finish_mean_var<X: MatrixValues + ?Sized>(
     s: &[[f64; 3]],
-    x: &CsrMatrix,
+    x: &X,
     rows: Option<&[usize]>,
 ) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
-    let n_rows = rows.map_or(x.n_rows(), |r| r.len());
+    let n_rows = rows.map_or(x.pattern().n_rows(), |r| r.len());
     let n = n_rows as f64;
     let mut means = Vec::with_capacity(s.len());
     let mut vars = Vec::with_capacity(s.len());
@@ -408,6 +415,29 @@ pub fn normalize_log1p_moments(
     flavor: Flavor,
     cell_totals: Option<&[f64]>,
 ) -> Result<(Normalized, HvgMoments)> {
+    moments(counts, norm, flavor, cell_totals, true)
+}
+
+/// [`normalize_log1p_moments`] without storing the log values: the returned `matrix` is empty
+/// (0 x 0) and the size factors, totals and moments are the same, bit for bit. The log values
+/// are read through [`LogCounts`] (`LogCounts::new(counts, &normalized.size_factors)`), which
+/// computes each one when read; this pass then only reads the counts.
+pub fn log1p_moments(
+    counts: &CsrMatrix,
+    norm: &NormalizeOptions,
+    flavor: Flavor,
+    cell_totals: Option<&[f64]>,
+) -> Result<(Normalized, HvgMoments)> {
+    moments(counts, norm, flavor, cell_totals, false)
+}
+
+fn moments(
+    counts: &CsrMatrix,
+    norm: &NormalizeOptions,
+    flavor: Flavor,
+    cell_totals: Option<&[f64]>,
+    write: bool,
+) -> Result<(Normalized, HvgMoments)> {
     let kind = match flavor {
         Flavor::Seurat => ColSums::Expm1,
         Flavor::CellRanger => ColSums::Log,
@@ -424,8 +454,13 @@ pub fn normalize_log1p_moments(
             "need at least 2 cells",
         ));
     }
-    let (normalized, sums) = normalize_log1p_col_sums(counts, norm, kind, cell_totals)?;
-    let (means, variances, _) = finish_mean_var(&sums, &normalized.matrix, None);
+    let (normalized, sums) = normalize_log1p_col_sums(counts, norm, kind, cell_totals, write)?;
+    let (means, variances, _) = if write {
+        finish_mean_var(&sums, &normalized.matrix, None)
+    } else {
+        let view = LogCounts::new(counts, &normalized.size_factors)?;
+        finish_mean_var(&sums, &view, None)
+    };
     Ok((normalized, HvgMoments { means, variances }))
 }
 
@@ -1077,6 +1112,11 @@ mod tests {
                 assert_eq!(format!("{:?}", again.totals), format!("{:?}", one.totals));
                 assert_eq!(again.matrix, one.matrix);
                 assert_eq!(format!("{m2:?}"), format!("{m:?}"));
+                // without storing the log values: the same moments and size factors
+                let (lazy, m3) = log1p_moments(&x, &norm, flavor, Some(&t)).unwrap();
+                assert_eq!(format!("{m3:?}"), format!("{m:?}"));
+                assert_eq!(lazy.size_factors, one.size_factors);
+                assert_eq!(lazy.matrix.nnz(), 0);
                 assert_eq!(one.matrix.indices(), two.matrix.indices());
                 let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(one.matrix.data()), bits(two.matrix.data()));

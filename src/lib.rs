@@ -22,6 +22,7 @@ pub mod hvg;
 pub mod interactions;
 pub mod io;
 pub mod loess;
+pub mod lognorm;
 pub mod markers;
 pub mod neighbors;
 pub mod normalize;

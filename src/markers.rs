@@ -48,7 +48,7 @@
 //!   them); the AUC is an addition.
 
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::lognorm::{row_values, MatrixValues};
 use crate::stats;
 use rayon::prelude::*;
 use std::io::Write;
@@ -362,25 +362,33 @@ struct Segment {
     cursor: Vec<usize>,
     ptr: Vec<usize>,
     keys: Vec<u64>,
+    /// The values of the segment's entries in the current gene block, row after row.
+    vals: Vec<f32>,
     nan: bool,
 }
 
 impl Segment {
-    fn fill(&mut self, x: &CsrMatrix, codes: &[u32], g0: usize, g1: usize) {
-        let indptr = x.indptr();
-        let indices = x.indices();
-        let data = x.data();
+    fn fill<X: MatrixValues + ?Sized>(&mut self, x: &X, codes: &[u32], g0: usize, g1: usize) {
+        let p = x.pattern();
+        let indptr = p.indptr();
+        let indices = p.indices();
         let bg = g1 - g0;
         self.ptr.clear();
         self.ptr.resize(bg + 1, 0);
+        self.vals.clear();
         for (ci, r) in self.rows.clone().enumerate() {
             let end = indptr[r + 1];
-            let mut k = self.cursor[ci];
+            let start = self.cursor[ci];
+            let mut k = start;
             while k < end && (indices[k] as usize) < g1 {
-                if data[k] != 0.0 {
-                    self.ptr[indices[k] as usize - g0 + 1] += 1;
-                }
                 k += 1;
+            }
+            let at = self.vals.len();
+            x.values_into(r, start..k, &mut self.vals);
+            for (&g, &v) in indices[start..k].iter().zip(&self.vals[at..]) {
+                if v != 0.0 {
+                    self.ptr[g as usize - g0 + 1] += 1;
+                }
             }
         }
         for i in 0..bg {
@@ -389,12 +397,13 @@ impl Segment {
         self.keys.clear();
         self.keys.resize(self.ptr[bg], 0);
         let mut next: Vec<usize> = self.ptr[..bg].to_vec();
+        let mut at = 0;
         for (ci, r) in self.rows.clone().enumerate() {
-            let end = indptr[r + 1];
-            let mut k = self.cursor[ci];
+            let start = self.cursor[ci];
             let code = codes[r] as u64;
-            while k < end && (indices[k] as usize) < g1 {
-                let v = data[k];
+            let mut k = start;
+            while k < indptr[r + 1] && (indices[k] as usize) < g1 {
+                let v = self.vals[at + k - start];
                 if v != 0.0 {
                     if v.is_nan() {
                         self.nan = true;
@@ -405,6 +414,7 @@ impl Segment {
                 }
                 k += 1;
             }
+            at += k - start;
             self.cursor[ci] = k;
         }
     }
@@ -619,8 +629,8 @@ fn block_target(nnz: usize) -> usize {
 }
 
 /// Reads the matrix gene by gene (in blocks) and fills the accumulator rows of all genes.
-fn gene_pass(
-    x: &CsrMatrix,
+fn gene_pass<X: MatrixValues + ?Sized>(
+    x: &X,
     groups: &Groups,
     comps: &[Comparison],
     lay: GeneRowLayout,
@@ -630,12 +640,12 @@ fn gene_pass(
     if !ranks {
         return row_pass(x, groups, lay);
     }
-    let (n_rows, n_genes) = x.shape();
+    let (n_rows, n_genes) = x.pattern().shape();
     let w = lay.width();
     let mut acc = vec![0f64; n_genes * w];
     // Stored entries per gene (an upper bound of the non-zeros), to size the blocks.
     let mut col_nnz = vec![0usize; n_genes];
-    for &c in x.indices() {
+    for &c in x.pattern().indices() {
         col_nnz[c as usize] += 1;
     }
     // Fixed segments of rows (independent of the thread count).
@@ -646,14 +656,15 @@ fn gene_pass(
             let b = (a + seg_rows).min(n_rows);
             Segment {
                 rows: a..b,
-                cursor: x.indptr()[a..b].to_vec(),
+                cursor: x.pattern().indptr()[a..b].to_vec(),
                 ptr: Vec::new(),
                 keys: Vec::new(),
+                vals: Vec::new(),
                 nan: false,
             }
         })
         .collect();
-    let target = block_target(x.nnz());
+    let target = block_target(x.pattern().nnz());
     let mut g0 = 0;
     while g0 < n_genes {
         let mut g1 = g0;
@@ -692,13 +703,17 @@ fn gene_pass(
 /// Counts, sums and sums of squares per (gene, group) without ranks, straight from the rows:
 /// a fixed number of row chunks (independent of the thread count) accumulate group-major
 /// partial sums, added up in chunk order, so the result is deterministic.
-fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f64>> {
-    let (n_rows, n_genes) = x.shape();
+fn row_pass<X: MatrixValues + ?Sized>(
+    x: &X,
+    groups: &Groups,
+    lay: GeneRowLayout,
+) -> Result<Vec<f64>> {
+    let (n_rows, n_genes) = x.pattern().shape();
     let ng = lay.n_groups;
     let w = lay.width();
     let per_chunk = 3 * ng * n_genes;
     // At most 8 chunks, and their partial sums at most a quarter of the matrix's size.
-    let n_chunks = (x.nnz() * 2 / per_chunk.max(1))
+    let n_chunks = (x.pattern().nnz() * 2 / per_chunk.max(1))
         .clamp(1, 8)
         .min(n_rows.max(1));
     let chunk_rows = n_rows.div_ceil(n_chunks).max(1);
@@ -709,9 +724,12 @@ fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f6
             // Layout: [nnz | sum | sumsq] x group x gene.
             let mut p = vec![0f64; per_chunk];
             let mut nan = false;
+            let mut val = Vec::new();
             for r in a..(a + chunk_rows).min(n_rows) {
                 let c = groups.codes[r] as usize;
-                let (idx, val) = x.row(r);
+                let idx = x.pattern().row(r).0;
+                val.clear();
+                row_values(x, r, &mut val);
                 let (nnz, rest) = p.split_at_mut(ng * n_genes);
                 let (sum, sumsq) = rest.split_at_mut(ng * n_genes);
                 let off = c * n_genes;
@@ -720,7 +738,7 @@ fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f6
                     &mut sum[off..off + n_genes],
                     &mut sumsq[off..off + n_genes],
                 );
-                for (&j, &v) in idx.iter().zip(val) {
+                for (&j, &v) in idx.iter().zip(&val) {
                     if v != 0.0 {
                         nan |= v.is_nan();
                         let j = j as usize;
@@ -761,19 +779,23 @@ fn row_pass(x: &CsrMatrix, groups: &Groups, lay: GeneRowLayout) -> Result<Vec<f6
 /// clustering with a single cluster gives an empty result. Errors: labels that do not match
 /// the cells, a reference group or a requested group without cells, a reference group of one
 /// cell, `NaN` values.
-pub fn rank_genes(x: &CsrMatrix, groups: &[u32], opts: &RankGenesOptions) -> Result<RankGenes> {
+pub fn rank_genes<X: MatrixValues + ?Sized>(
+    x: &X,
+    groups: &[u32],
+    opts: &RankGenesOptions,
+) -> Result<RankGenes> {
     rank_genes_with_progress(x, groups, opts, &mut |_| {})
 }
 
 /// [`rank_genes`], calling `progress` with the fraction of genes done (from 0 to 1) after each
 /// block of genes.
-pub fn rank_genes_with_progress(
-    x: &CsrMatrix,
+pub fn rank_genes_with_progress<X: MatrixValues + ?Sized>(
+    x: &X,
     groups: &[u32],
     opts: &RankGenesOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<RankGenes> {
-    let (n_cells, n_genes) = x.shape();
+    let (n_cells, n_genes) = x.pattern().shape();
     if groups.len() != n_cells {
         return Err(Error::data(
             "rank_genes",
@@ -1010,6 +1032,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sparse::CsrMatrix;
     use rand::{Rng, SeedableRng};
 
     /// A small matrix with negatives, explicit zeros and many ties.

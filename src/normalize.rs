@@ -238,27 +238,39 @@ pub(crate) enum ColSums {
 /// 1 to 63, `y`, `e` and `e * e` are computed once per distinct count in each cell.
 ///
 /// `totals`: the per-cell sums of `counts` when known (see `size_factors`).
+///
+/// `write`: false leaves `matrix` of the result empty (0 x 0) and only sums (the log values
+/// are then read through [`crate::lognorm::LogCounts`]).
 pub(crate) fn normalize_log1p_col_sums(
     counts: &CsrMatrix,
     opts: &NormalizeOptions,
     kind: ColSums,
     totals: Option<&[f64]>,
+    write: bool,
 ) -> Result<(Normalized, Vec<[f64; 3]>)> {
     let mut out = size_factors(counts, opts, totals)?;
     let sf = &out.size_factors;
     let n = counts.n_rows();
     let n_cols = counts.n_cols();
     let block = crate::qc::col_block_len(n);
-    let mut matrix = counts.same_pattern();
+    let mut matrix = if write {
+        counts.same_pattern()
+    } else {
+        CsrMatrix::zeros(0, 0)
+    };
     let ptr = counts.indptr();
-    // The values of each row block, as disjoint slices.
-    let mut blocks: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n.div_ceil(block));
+    // The values of each row block, as disjoint slices (none when not writing).
+    let mut blocks: Vec<(usize, usize, Option<&mut [f32]>)> = Vec::with_capacity(n.div_ceil(block));
     let mut rest: &mut [f32] = matrix.data_mut();
     for b in 0..n.div_ceil(block) {
         let (lo, hi) = (b * block, ((b + 1) * block).min(n));
-        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(ptr[hi] - ptr[lo]);
-        blocks.push((lo, hi, mine));
-        rest = tail;
+        if write {
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(ptr[hi] - ptr[lo]);
+            blocks.push((lo, hi, Some(mine)));
+            rest = tail;
+        } else {
+            blocks.push((lo, hi, None));
+        }
     }
     let expm1 = kind == ColSums::Expm1;
     // Per block: per gene [sum e, sum e*e] and the number of non-zero log values (an exact
@@ -266,14 +278,18 @@ pub(crate) fn normalize_log1p_col_sums(
     type Part = (Vec<[f64; 2]>, Vec<u32>);
     let parts: Vec<Part> = blocks
         .into_par_iter()
-        .map(|(lo, hi, vals)| {
+        .map(|(lo, hi, mut vals)| {
             let mut acc = vec![[0f64; 2]; n_cols];
             let mut nz = vec![0u32; n_cols];
             let mut off = 0;
             for (r, &s) in sf.iter().enumerate().take(hi).skip(lo) {
                 let (idx, cv) = counts.row(r);
-                let Some(out) = vals.get_mut(off..off + cv.len()) else {
-                    break;
+                let mut out = match vals.as_deref_mut() {
+                    Some(v) => match v.get_mut(off..off + cv.len()) {
+                        Some(o) => Some(o),
+                        None => break,
+                    },
+                    None => None,
                 };
                 off += cv.len();
                 let s = if s == 0.0 { 1.0 } else { s };
@@ -281,7 +297,7 @@ pub(crate) fn normalize_log1p_col_sums(
                 let mut filled = 0u64;
                 let mut cy = [0f32; 64];
                 let mut ce = [[0f64; 2]; 64];
-                for ((o, &c), &g) in out.iter_mut().zip(cv).zip(idx) {
+                for (j, (&c, &g)) in cv.iter().zip(idx).enumerate() {
                     let k = c as u32;
                     let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
                         let k = k as usize & 63;
@@ -298,7 +314,9 @@ pub(crate) fn normalize_log1p_col_sums(
                         let e = if expm1 { y.exp_m1() } else { y };
                         (y, [e as f64, (e * e) as f64])
                     };
-                    *o = y;
+                    if let Some(o) = out.as_deref_mut().and_then(|o| o.get_mut(j)) {
+                        *o = y;
+                    }
                     let g = g as usize;
                     if let (Some(a), Some(n)) = (acc.get_mut(g), nz.get_mut(g)) {
                         a[0] += e[0];

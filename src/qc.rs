@@ -10,6 +10,7 @@ use crate::dataset::{Column, Dataset};
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Which genes count as mitochondrial and ribosomal.
@@ -644,7 +645,7 @@ pub fn filter_cells_by_metrics(
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     check_filter_options(opts)?;
     let m = metrics(ds, &opts.qc)?;
-    Ok(filter_by(ds, opts, &m)?.0)
+    Ok(filter_by(Cow::Borrowed(ds), opts, &m)?.0)
 }
 
 /// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
@@ -667,6 +668,23 @@ pub fn filter_with_kept_metrics(
     opts: &FilterOptions,
     m: &QcMetrics,
 ) -> Result<(Filtered, QcMetrics)> {
+    check_metrics(ds, opts, m)?;
+    filter_by(Cow::Borrowed(ds), opts, m)
+}
+
+/// [`filter_with_kept_metrics`] of a dataset given up by the caller: the count matrix is
+/// filtered in its own buffers ([`CsrMatrix::retain`]) instead of copied, so no second copy of
+/// the counts exists at any time. The same results.
+pub fn filter_owned_with_kept_metrics(
+    ds: Dataset,
+    opts: &FilterOptions,
+    m: &QcMetrics,
+) -> Result<(Filtered, QcMetrics)> {
+    check_metrics(&ds, opts, m)?;
+    filter_by(Cow::Owned(ds), opts, m)
+}
+
+fn check_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<()> {
     check_filter_options(opts)?;
     if m.total_counts.len() != ds.n_cells()
         || m.n_cells_by_counts.len() != ds.n_genes()
@@ -685,10 +703,17 @@ pub fn filter_with_kept_metrics(
             ),
         ));
     }
-    filter_by(ds, opts, m)
+    Ok(())
 }
 
-fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filtered, QcMetrics)> {
+/// The filter of a borrowed dataset (the kept values are copied) or an owned one (filtered in
+/// place).
+fn filter_by(
+    input: Cow<'_, Dataset>,
+    opts: &FilterOptions,
+    m: &QcMetrics,
+) -> Result<(Filtered, QcMetrics)> {
+    let ds: &Dataset = &input;
     let CellFilter {
         keep_cells,
         removed_cells,
@@ -725,6 +750,8 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filte
         None => keep_genes.extend(0..ds.n_genes()),
     }
     let all_genes = keep_genes.len() == ds.n_genes();
+    let cells = ds.cells.select(&keep_cells);
+    let genes = ds.genes.select(&keep_genes);
     let (counts_new, per_cell) = if all_genes {
         let per_cell: Vec<CellSums> = keep_cells
             .iter()
@@ -737,10 +764,11 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filte
                 )
             })
             .collect();
-        let counts = if all_cells {
-            ds.counts.clone()
-        } else {
-            ds.counts.select_rows(&keep_cells)?
+        let counts = match (input, all_cells) {
+            (Cow::Borrowed(ds), true) => ds.counts.clone(),
+            (Cow::Borrowed(ds), false) => ds.counts.select_rows(&keep_cells)?,
+            (Cow::Owned(ds), true) => ds.counts,
+            (Cow::Owned(ds), false) => ds.counts.retain(&keep_cells, None)?,
         };
         (counts, per_cell)
     } else {
@@ -748,7 +776,17 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filte
             .iter()
             .map(|&g| m.mt[g] as u8 | (m.ribo[g] as u8) << 1)
             .collect();
-        subset(&ds.counts, &keep_cells, &keep_genes, &flags)?
+        match input {
+            Cow::Borrowed(ds) => subset(&ds.counts, &keep_cells, &keep_genes, &flags)?,
+            Cow::Owned(ds) => {
+                let x = ds.counts.retain(&keep_cells, Some(&keep_genes))?;
+                let per_cell = x
+                    .par_rows()
+                    .map(|(_, i, v)| row_sums(i, v, &flags))
+                    .collect();
+                (x, per_cell)
+            }
+        }
     };
     let kept_cols: Vec<[f64; 2]> = keep_genes.iter().map(|&g| gene_cols[g]).collect();
     let kept = assemble(
@@ -757,11 +795,7 @@ fn filter_by(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<(Filte
         keep_genes.iter().map(|&g| m.mt[g]).collect(),
         keep_genes.iter().map(|&g| m.ribo[g]).collect(),
     );
-    let dataset = Dataset::new(
-        counts_new,
-        ds.cells.select(&keep_cells),
-        ds.genes.select(&keep_genes),
-    )?;
+    let dataset = Dataset::new(counts_new, cells, genes)?;
     Ok((
         Filtered {
             dataset,
@@ -1116,6 +1150,12 @@ mod tests {
             assert_eq!(plain.dataset.counts, f.dataset.counts);
             assert_eq!(plain.removed_cells, f.removed_cells);
             assert_eq!(plain.removed_genes, f.removed_genes);
+            let (owned, kept_owned) = filter_owned_with_kept_metrics(ds.clone(), opts, &m).unwrap();
+            assert_eq!(owned.dataset.counts, f.dataset.counts, "{opts:?}");
+            assert_eq!(owned.dataset.cells.barcodes, f.dataset.cells.barcodes);
+            assert_eq!(owned.dataset.genes.ids, f.dataset.genes.ids);
+            assert_eq!(owned.removed_cells, f.removed_cells);
+            assert_eq!(bits(&kept_owned), bits(&kept), "{opts:?}");
         }
         // the four cases: nothing removed, cells only, genes only, both
         assert_eq!(kinds.len(), 4, "{kinds:?}");

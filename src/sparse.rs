@@ -406,6 +406,118 @@ impl CsrMatrix {
         })
     }
 
+    /// The rows `rows` and the columns `cols` (`None`: all), both strictly increasing, in the
+    /// matrix's own buffers: no second copy of the values exists at any time, so an owned
+    /// matrix can be filtered at the memory cost of the result alone. The same matrix as
+    /// `select_rows(rows)` then `select_cols(cols)`.
+    ///
+    /// The entries move left only. Fixed blocks of rows are compacted in parallel, each inside
+    /// its own stretch of the buffers, then the blocks are moved next to each other in order.
+    pub fn retain(self, rows: &[usize], cols: Option<&[usize]>) -> Result<Self> {
+        let increasing = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
+        if !increasing(rows) || !cols.is_none_or(increasing) {
+            return Err(Error::data(
+                "retain",
+                "row and column lists must be strictly increasing",
+            ));
+        }
+        if rows.last().is_some_and(|&r| r >= self.n_rows) {
+            return Err(Error::data(
+                "retain",
+                format!("row out of range (matrix has {} rows)", self.n_rows),
+            ));
+        }
+        if let Some(&c) = cols.and_then(|c| c.last()) {
+            if c >= self.n_cols {
+                return Err(Error::data(
+                    "retain",
+                    format!(
+                        "column {c} out of range (matrix has {} columns)",
+                        self.n_cols
+                    ),
+                ));
+            }
+        }
+        let map: Option<Vec<u32>> = cols.map(|cols| {
+            let mut map = vec![u32::MAX; self.n_cols];
+            for (new, &old) in cols.iter().enumerate() {
+                map[old] = new as u32;
+            }
+            map
+        });
+        let n_cols = cols.map_or(self.n_cols, |c| c.len());
+        let CsrMatrix {
+            indptr,
+            mut indices,
+            mut data,
+            ..
+        } = self;
+        // Blocks of kept rows; block b owns the buffers from its first row's start to the next
+        // block's first row's start (the last block: to the end).
+        let per_block = rows.len().div_ceil(64).max(1);
+        let starts: Vec<usize> = rows.chunks(per_block).map(|b| indptr[b[0]]).collect();
+        let mut pieces = Vec::with_capacity(starts.len());
+        {
+            let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
+            let mut at = 0;
+            for (b, block) in rows.chunks(per_block).enumerate() {
+                let end = starts.get(b + 1).copied().unwrap_or(indptr[self.n_rows]);
+                let (_, i) = std::mem::take(&mut ri).split_at_mut(starts[b] - at);
+                let (_, v) = std::mem::take(&mut rv).split_at_mut(starts[b] - at);
+                let (bi, i) = i.split_at_mut(end - starts[b]);
+                let (bv, v) = v.split_at_mut(end - starts[b]);
+                pieces.push((block, starts[b], bi, bv));
+                (ri, rv, at) = (i, v, end);
+            }
+        }
+        let lens: Vec<Vec<usize>> = pieces
+            .into_par_iter()
+            .map(|(block, base, bi, bv)| {
+                let mut w = 0;
+                let mut lens = Vec::with_capacity(block.len());
+                for &r in block {
+                    let before = w;
+                    for k in indptr[r] - base..indptr[r + 1] - base {
+                        let c = match &map {
+                            Some(m) => m[bi[k] as usize],
+                            None => bi[k],
+                        };
+                        if c != u32::MAX {
+                            bi[w] = c;
+                            bv[w] = bv[k];
+                            w += 1;
+                        }
+                    }
+                    lens.push(w - before);
+                }
+                lens
+            })
+            .collect();
+        let mut new_indptr = Vec::with_capacity(rows.len() + 1);
+        new_indptr.push(0usize);
+        let mut at = 0;
+        for (b, l) in lens.iter().enumerate() {
+            let len: usize = l.iter().sum();
+            indices.copy_within(starts[b]..starts[b] + len, at);
+            data.copy_within(starts[b]..starts[b] + len, at);
+            for &x in l {
+                new_indptr.push(new_indptr[new_indptr.len() - 1] + x);
+            }
+            at += len;
+        }
+        indices.truncate(at);
+        data.truncate(at);
+        indices.shrink_to_fit();
+        data.shrink_to_fit();
+        Ok(CsrMatrix {
+            n_rows: rows.len(),
+            n_cols,
+            indptr: new_indptr,
+            indices,
+            data,
+        })
+    }
+
     /// The columns `cols`, which must be strictly increasing (this keeps rows sorted).
     pub fn select_cols(&self, cols: &[usize]) -> Result<Self> {
         if cols.windows(2).any(|w| w[0] >= w[1]) {
@@ -590,6 +702,38 @@ mod tests {
         assert_eq!(m.indices(), &[1, 0, 2]);
         assert_eq!(m.data(), &[5., 2., 5.]);
         assert!(CsrMatrix::from_triplets(2, 3, &[2], &[0], &[1.]).is_err());
+    }
+
+    #[test]
+    fn retain_is_select_rows_then_select_cols() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (n, m) = (300, 40);
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            for j in 0..m {
+                if rng.gen_bool(0.2) {
+                    r.push(i as u32);
+                    c.push(j as u32);
+                    v.push(rng.gen_range(1..20) as f32);
+                }
+            }
+        }
+        let x = CsrMatrix::from_triplets(n, m, &r, &c, &v).unwrap();
+        let rows: Vec<usize> = (0..n).filter(|i| i % 7 != 3 && *i != 0).collect();
+        let cols: Vec<usize> = (0..m).filter(|j| j % 5 != 1).collect();
+        let expected = x.select_rows(&rows).unwrap().select_cols(&cols).unwrap();
+        assert_eq!(x.clone().retain(&rows, Some(&cols)).unwrap(), expected);
+        let all: Vec<usize> = (0..n).collect();
+        assert_eq!(x.clone().retain(&all, None).unwrap(), x);
+        assert_eq!(
+            x.clone().retain(&rows, None).unwrap(),
+            x.select_rows(&rows).unwrap()
+        );
+        assert_eq!(x.clone().retain(&[], None).unwrap().shape(), (0, m));
+        assert!(x.clone().retain(&[2, 1], None).is_err());
+        assert!(x.clone().retain(&[n], None).is_err());
+        assert!(x.retain(&[0], Some(&[m])).is_err());
     }
 
     #[test]

@@ -259,7 +259,11 @@ fn approximate_recall_pipeline_embedding_50k() {
     .unwrap();
     let opts = PipelineOptions::default();
     let pre = preprocess(&sim.dataset, &opts, &mut Vec::new()).unwrap();
-    let x = pre.log_normalized.select_cols(&pre.hvg_genes).unwrap();
+    let x = pre
+        .log_normalized()
+        .unwrap()
+        .select_cols(&pre.hvg_genes)
+        .unwrap();
     let emb = scrna::pca::pca(&x, &opts.pca).unwrap().embedding;
     let exact = knn(emb.view(), &exact_opts()).unwrap();
     let approx = knn(

@@ -17,6 +17,7 @@
 use super::hdf5_util::{self, chunk_len, guard};
 use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable};
 use crate::error::{Error, Result};
+use crate::lognorm::MatrixValues;
 use crate::sparse::CsrMatrix;
 use hdf5_pure::{
     AttrValue, CompoundTypeBuilder, DType, Datatype, EnumTypeBuilder, FileBuilder, GroupBuilder,
@@ -74,8 +75,9 @@ impl RecField {
 /// parts onto its vectors.
 #[derive(Debug, Clone)]
 pub struct H5adOutput<'a> {
-    /// `X`, cells x genes.
-    pub x: &'a CsrMatrix,
+    /// `X`, cells x genes: a stored matrix or values computed when written (e.g.
+    /// [`crate::lognorm::LogCounts`]).
+    pub x: &'a dyn MatrixValues,
     /// `layers` (e.g. `counts`), each the shape of `x`.
     pub layers: Vec<(String, &'a CsrMatrix)>,
     /// `obs`: index = barcodes, columns `sample`, `condition` (categorical) and every extra
@@ -97,7 +99,7 @@ pub struct H5adOutput<'a> {
 
 impl<'a> H5adOutput<'a> {
     /// An output with `X`, `obs` and `var` only.
-    pub fn new(x: &'a CsrMatrix, obs: &'a CellTable, var: &'a GeneTable) -> Self {
+    pub fn new(x: &'a dyn MatrixValues, obs: &'a CellTable, var: &'a GeneTable) -> Self {
         H5adOutput {
             x,
             layers: Vec::new(),
@@ -154,9 +156,9 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
     let level = out.compression;
 
     // The sparse matrices are declared empty here and appended once the rest is written.
-    let mut sparse: Vec<(String, &CsrMatrix)> = vec![("/X".to_string(), out.x)];
+    let mut sparse: Vec<(String, &dyn MatrixValues)> = vec![("/X".to_string(), out.x)];
     let mut g = fb.create_group("X");
-    declare_csr(&mut g, out.x, level);
+    declare_csr(&mut g, out.x.pattern(), level);
     fb.add_group(g.finish());
 
     let mut layers = fb.create_group("layers");
@@ -165,7 +167,7 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
         let mut g = layers.create_group(name);
         declare_csr(&mut g, m, level);
         layers.add_group(g.finish());
-        sparse.push((format!("/layers/{name}"), m));
+        sparse.push((format!("/layers/{name}"), *m));
     }
     fb.add_group(layers.finish());
 
@@ -223,7 +225,7 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
         let mut g = obsp.create_group(name);
         declare_csr(&mut g, m, level);
         obsp.add_group(g.finish());
-        sparse.push((format!("/obsp/{name}"), m));
+        sparse.push((format!("/obsp/{name}"), *m));
     }
     fb.add_group(obsp.finish());
     let mut varp = fb.create_group("varp");
@@ -250,7 +252,7 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
         .and_then(|()| {
             let file = hdf5_util::open_for_append(&tmp, path)?;
             for (name, m) in &sparse {
-                fill_csr(&file, path, name, m)?;
+                fill_csr(&file, path, name, *m)?;
             }
             file.close()
                 .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))
@@ -266,7 +268,7 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
 }
 
 fn validate(out: &H5adOutput) -> Result<()> {
-    let (n, m) = out.x.shape();
+    let (n, m) = out.x.pattern().shape();
     let ctx = "h5ad output";
     if n > i32::MAX as usize || m > i32::MAX as usize {
         return Err(Error::data(
@@ -390,9 +392,10 @@ fn indptr_is_i32(m: &CsrMatrix) -> bool {
 
 /// Appends the arrays of `m` to the group `name` declared by [`declare_csr`], a bounded
 /// piece at a time.
-fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, m: &CsrMatrix) -> Result<()> {
+fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, x: &dyn MatrixValues) -> Result<()> {
     let data = format!("{name}/data");
-    hdf5_util::append_converted(file, path, &data, m.data(), |v: f32| v)?;
+    hdf5_util::append_values(file, path, &data, x)?;
+    let m = x.pattern();
     let indices = format!("{name}/indices");
     // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
     hdf5_util::append_converted(file, path, &indices, m.indices(), |i: u32| i as i32)?;

@@ -14,6 +14,7 @@
 //!   so no copy of a whole array is ever held.
 
 use crate::error::{Error, Result};
+use crate::lognorm::{row_values, MatrixValues};
 use hdf5_pure::{
     DType, Datatype, DatatypeByteOrder, FileAccessProperties, GroupBuilder, H5Element, MaxExtent,
     SyncPolicy,
@@ -84,6 +85,32 @@ pub(crate) fn append_converted<S: Copy, T: H5Element + Default>(
     for piece in src.chunks(APPEND_PIECE) {
         buf.clear();
         buf.extend(piece.iter().map(|&x| conv(x)));
+        app.append(&buf).map_err(err)?;
+    }
+    app.finish().map_err(err)
+}
+
+/// Appends the values of `x` (row after row, as [`MatrixValues`] gives them) to the dataset
+/// `name`, about [`APPEND_PIECE`] values at a time.
+pub(crate) fn append_values(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+    x: &dyn MatrixValues,
+) -> Result<()> {
+    let err = |e: hdf5_pure::Error| Error::hdf5(path, name, format!("append failed: {e}"));
+    let mut ds = file.dataset(name).map_err(err)?;
+    let mut app = ds.buffered_appender().map_err(err)?;
+    let p = x.pattern();
+    let mut buf: Vec<f32> = Vec::with_capacity(p.nnz().min(APPEND_PIECE));
+    for r in 0..p.n_rows() {
+        row_values(x, r, &mut buf);
+        if buf.len() >= APPEND_PIECE {
+            app.append(&buf).map_err(err)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
         app.append(&buf).map_err(err)?;
     }
     app.finish().map_err(err)

@@ -18,17 +18,21 @@ use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
 use crate::hvg::{
-    highly_variable_from_moments, highly_variable_genes, normalize_log1p_moments, Flavor, Hvg,
-    HvgOptions,
+    highly_variable_from_moments, highly_variable_genes, log1p_moments, Flavor, Hvg, HvgOptions,
 };
+use crate::lognorm::LogCounts;
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::{normalize_total_log1p, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
-use crate::qc::{filter_with_kept_metrics, metrics, FilterOptions, Filtered, QcMetrics};
+use crate::qc::{
+    filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, FilterOptions, Filtered,
+    QcMetrics,
+};
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// Options of every step of [`run`]. `Default` gives Scanpy's standard tutorial settings.
@@ -138,8 +142,10 @@ pub struct Analysis {
     /// The filter's record of what it removed and why; `filtered.dataset` holds the kept
     /// cells and genes (raw counts) with QC metrics and, after the run, `leiden` in the tables.
     pub filtered: Filtered,
-    /// Log-normalized values of the kept cells and genes (Scanpy's `X` after `log1p`).
-    pub log_normalized: CsrMatrix,
+    /// Size factor of each kept cell (its total over the target sum): the log-normalized
+    /// values (Scanpy's `X` after `log1p`) are `ln(1 + count / size_factor)`, read through
+    /// [`Analysis::log_normalized`] and not stored.
+    pub size_factors: Vec<f32>,
     /// Highly variable gene statistics for the kept genes.
     pub hvg: Hvg,
     /// Indices (into the kept genes) of the highly variable genes, increasing.
@@ -166,6 +172,11 @@ impl Analysis {
     /// The filtered dataset (raw counts, cell and gene tables with QC and cluster columns).
     pub fn dataset(&self) -> &Dataset {
         &self.filtered.dataset
+    }
+    /// The log-normalized values of the kept cells and genes (computed from the counts when
+    /// read; `.to_matrix()` stores them).
+    pub fn log_normalized(&self) -> Result<LogCounts<'_>> {
+        LogCounts::new(&self.filtered.dataset.counts, &self.size_factors)
     }
     /// Number of cells in each cluster, by cluster label.
     pub fn cluster_sizes(&self) -> Vec<usize> {
@@ -231,9 +242,29 @@ impl Timer<'_> {
 }
 
 /// Runs the standard analysis on raw counts (see the module docs), calling `progress` at the
-/// start and end of every step.
+/// start and end of every step. The kept cells and genes are copied; [`run_owned`] filters the
+/// input in place instead.
 pub fn run(
     data: &Dataset,
+    opts: &PipelineOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Analysis> {
+    run_cow(Cow::Borrowed(data), opts, progress)
+}
+
+/// [`run`] on a dataset given up by the caller: the QC filter works in the count matrix's own
+/// buffers ([`crate::sparse::CsrMatrix::retain`]), so the analysis holds one copy of the
+/// counts, not two. The same results.
+pub fn run_owned(
+    data: Dataset,
+    opts: &PipelineOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Analysis> {
+    run_cow(Cow::Owned(data), opts, progress)
+}
+
+fn run_cow(
+    data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Analysis> {
@@ -252,11 +283,15 @@ pub fn run(
         steps: Vec::new(),
     };
     let input_shape = (data.n_cells(), data.n_genes());
+    let input_cells = CellTable {
+        columns: Default::default(),
+        ..data.cells.clone()
+    };
 
     let Preprocessed {
         qc,
         mut filtered,
-        log_normalized,
+        size_factors,
         hvg,
         hvg_genes,
     } = preprocess_timed(data, opts, &mut timer)?;
@@ -264,7 +299,7 @@ pub fn run(
     hvg.store_in(&mut filtered.dataset.genes)?;
 
     let pca_result = timer.step("pca", |_| {
-        let x = log_normalized.select_cols(&hvg_genes)?;
+        let x = LogCounts::new(&filtered.dataset.counts, &size_factors)?.select_cols(&hvg_genes)?;
         let mut o = opts.pca.clone();
         o.n_comps = o.n_comps.min(n - 1).min(hvg_genes.len());
         pca(&x, &o)
@@ -299,18 +334,16 @@ pub fn run(
     };
 
     let markers = timer.step("markers", |progress| {
-        rank_genes_with_progress(&log_normalized, &clustering.labels, &opts.markers, progress)
+        let x = LogCounts::new(&filtered.dataset.counts, &size_factors)?;
+        rank_genes_with_progress(&x, &clustering.labels, &opts.markers, progress)
     })?;
 
     Ok(Analysis {
         input_shape,
-        input_cells: CellTable {
-            columns: Default::default(),
-            ..data.cells.clone()
-        },
+        input_cells,
         qc,
         filtered,
-        log_normalized,
+        size_factors,
         hvg,
         hvg_genes,
         pca: pca_result,
@@ -332,24 +365,53 @@ pub struct Preprocessed {
     /// The filter's record; `filtered.dataset` holds the kept cells and genes (raw counts)
     /// with the QC metrics of the kept cells and genes in its tables.
     pub filtered: Filtered,
-    /// Log-normalized values of the kept cells and genes.
-    pub log_normalized: CsrMatrix,
+    /// Size factor of each kept cell: the log-normalized values are `ln(1 + count /
+    /// size_factor)`, read through [`Preprocessed::log_normalized`].
+    pub size_factors: Vec<f32>,
     /// Highly variable gene statistics for the kept genes (not yet stored in the gene table).
     pub hvg: Hvg,
     /// Indices (into the kept genes) of the highly variable genes, increasing.
     pub hvg_genes: Vec<usize>,
 }
 
+impl Preprocessed {
+    /// The log-normalized values of the kept cells and genes (computed from the counts when
+    /// read; `.to_matrix()` stores them).
+    pub fn log_normalized(&self) -> Result<LogCounts<'_>> {
+        LogCounts::new(&self.filtered.dataset.counts, &self.size_factors)
+    }
+}
+
 /// The first three steps of [`run`] alone (QC metrics and filters, normalization with
 /// `log1p`, highly variable genes), with the same options and results; `steps` receives the
 /// time and memory of each.
 ///
-/// QC is one pass over the counts for the metrics plus the filter's copy, which also gives the
-/// metrics of the kept cells. With the `seurat` and `cell_ranger` flavors the per-gene HVG
-/// moments are summed in the normalization pass ([`normalize_log1p_moments`]), so the
-/// `normalize` step's time includes them and the `hvg` step is only the selection.
+/// QC is one pass over the counts for the metrics plus the filter's copy (none with
+/// [`preprocess_owned`]), which also gives the metrics of the kept cells. With the `seurat`
+/// and `cell_ranger` flavors the normalization step is one pass over the counts that computes
+/// the size factors and sums the per-gene HVG moments of the log values
+/// ([`log1p_moments`]) without storing them, so the `hvg` step is only the selection; the
+/// log values are computed again where they are read ([`LogCounts`]). With `seurat_v3` the log
+/// matrix is made for the HVG step and dropped.
 pub fn preprocess(
     data: &Dataset,
+    opts: &PipelineOptions,
+    steps: &mut Vec<StepReport>,
+) -> Result<Preprocessed> {
+    preprocess_cow(Cow::Borrowed(data), opts, steps)
+}
+
+/// [`preprocess`] on a dataset given up by the caller, filtered in place (see [`run_owned`]).
+pub fn preprocess_owned(
+    data: Dataset,
+    opts: &PipelineOptions,
+    steps: &mut Vec<StepReport>,
+) -> Result<Preprocessed> {
+    preprocess_cow(Cow::Owned(data), opts, steps)
+}
+
+fn preprocess_cow(
+    data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
     steps: &mut Vec<StepReport>,
 ) -> Result<Preprocessed> {
@@ -364,16 +426,19 @@ pub fn preprocess(
 }
 
 fn preprocess_timed(
-    data: &Dataset,
+    data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
     timer: &mut Timer<'_>,
 ) -> Result<Preprocessed> {
     let (qc, filtered, kept_totals) = timer.step("qc", |progress| {
-        let qc = metrics(data, &opts.filter.qc)?;
+        let qc = metrics(&data, &opts.filter.qc)?;
         progress(0.4);
-        // The metrics of the kept cells and genes come with the filter's copy (the same values
-        // as `metrics` on the filtered dataset).
-        let (mut filtered, kept_qc) = filter_with_kept_metrics(data, &opts.filter, &qc)?;
+        // The metrics of the kept cells and genes come with the filter (the same values as
+        // `metrics` on the filtered dataset).
+        let (mut filtered, kept_qc) = match data {
+            Cow::Borrowed(d) => filter_with_kept_metrics(d, &opts.filter, &qc)?,
+            Cow::Owned(d) => filter_owned_with_kept_metrics(d, &opts.filter, &qc)?,
+        };
         if filtered.dataset.n_cells() >= 3 {
             kept_qc.store_in(&mut filtered.dataset)?;
         }
@@ -391,32 +456,28 @@ fn preprocess_timed(
     // while the normalize step writes the log values (one pass instead of two); the hvg step
     // is then the selection from those moments, with the same result.
     let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
-    let (log_normalized, moments) = timer.step("normalize", |_| {
+    let (size_factors, moments, stored) = timer.step("normalize", |_| {
         if fused {
-            let (norm, m) = normalize_log1p_moments(
+            let (norm, m) = log1p_moments(
                 &filtered.dataset.counts,
                 &opts.normalize,
                 opts.hvg.flavor,
                 Some(&kept_totals),
             )?;
-            Ok((norm.matrix, Some(m)))
+            Ok((norm.size_factors, Some(m), None))
         } else {
-            Ok((
-                normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?.matrix,
-                None,
-            ))
+            let norm = normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?;
+            Ok((norm.size_factors, None, Some(norm.matrix)))
         }
     })?;
 
     let (hvg, hvg_genes) = timer.step("hvg", |_| {
-        let hvg = match moments {
-            Some(m) => highly_variable_from_moments(m.means, &m.variances, &opts.hvg)?,
-            None => highly_variable_genes(
-                &log_normalized,
-                Some(&filtered.dataset.counts),
-                None,
-                &opts.hvg,
-            )?,
+        let hvg = match (moments, stored) {
+            (Some(m), _) => highly_variable_from_moments(m.means, &m.variances, &opts.hvg)?,
+            (None, Some(log)) => {
+                highly_variable_genes(&log, Some(&filtered.dataset.counts), None, &opts.hvg)?
+            }
+            (None, None) => unreachable!("the normalize step returns moments or the matrix"),
         };
         let genes = hvg.selected();
         if genes.len() < 2 {
@@ -430,7 +491,7 @@ fn preprocess_timed(
     Ok(Preprocessed {
         qc,
         filtered,
-        log_normalized,
+        size_factors,
         hvg,
         hvg_genes,
     })

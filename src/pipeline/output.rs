@@ -320,7 +320,8 @@ pub fn rank_genes_groups_uns(a: &Analysis, opts: &PipelineOptions) -> UnsValue {
 /// [`crate::markers::RankGenes::warnings`]).
 pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Result<()> {
     let d = a.dataset();
-    let mut out = H5adOutput::new(&a.log_normalized, &d.cells, &d.genes);
+    let x = a.log_normalized()?;
+    let mut out = H5adOutput::new(&x, &d.cells, &d.genes);
     out.layers.push(("counts".to_string(), &d.counts));
     out.obsm.push(("X_pca".to_string(), a.pca.embedding.view()));
     if a.umap.nrows() == d.n_cells() {
@@ -407,7 +408,7 @@ pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
     if !genes.is_empty() {
         let mut sorted = genes.clone();
         sorted.sort_unstable();
-        let sub = a.log_normalized.select_cols(&sorted)?;
+        let sub = a.log_normalized()?.select_cols(&sorted)?;
         // Column of `sub` -> position in `genes` (the plot's order).
         let plot_pos: Vec<usize> = sorted
             .iter()
