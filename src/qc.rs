@@ -778,14 +778,11 @@ fn filter_by(
             .collect();
         match input {
             Cow::Borrowed(ds) => subset(&ds.counts, &keep_cells, &keep_genes, &flags)?,
-            Cow::Owned(ds) => {
-                let x = ds.counts.retain(&keep_cells, Some(&keep_genes))?;
-                let per_cell = x
-                    .par_rows()
-                    .map(|(_, i, v)| row_sums(i, v, &flags))
-                    .collect();
-                (x, per_cell)
-            }
+            Cow::Owned(ds) => ds
+                .counts
+                .retain_with(&keep_cells, Some(&keep_genes), |i, v| {
+                    row_sums(i, v, &flags)
+                })?,
         }
     };
     let kept_cols: Vec<[f64; 2]> = keep_genes.iter().map(|&g| gene_cols[g]).collect();

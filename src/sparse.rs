@@ -414,6 +414,22 @@ impl CsrMatrix {
     /// The entries move left only. Fixed blocks of rows are compacted in parallel, each inside
     /// its own stretch of the buffers, then the blocks are moved next to each other in order.
     pub fn retain(self, rows: &[usize], cols: Option<&[usize]>) -> Result<Self> {
+        Ok(self.retain_with(rows, cols, |_, _| ())?.0)
+    }
+
+    /// [`retain`](Self::retain) that also calls `f(indices, values)` on every kept row once it
+    /// is compacted (new column indices), returning the results in row order: per-row sums
+    /// come with the filter instead of another pass over the result.
+    pub fn retain_with<T, F>(
+        self,
+        rows: &[usize],
+        cols: Option<&[usize]>,
+        f: F,
+    ) -> Result<(Self, Vec<T>)>
+    where
+        T: Send,
+        F: Fn(&[u32], &[f32]) -> T + Sync,
+    {
         let increasing = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
         if !increasing(rows) || !cols.is_none_or(increasing) {
             return Err(Error::data(
@@ -470,11 +486,12 @@ impl CsrMatrix {
                 (ri, rv, at) = (i, v, end);
             }
         }
-        let lens: Vec<Vec<usize>> = pieces
+        let done: Vec<(Vec<usize>, Vec<T>)> = pieces
             .into_par_iter()
             .map(|(block, base, bi, bv)| {
                 let mut w = 0;
                 let mut lens = Vec::with_capacity(block.len());
+                let mut out = Vec::with_capacity(block.len());
                 for &r in block {
                     let before = w;
                     for k in indptr[r] - base..indptr[r + 1] - base {
@@ -489,18 +506,21 @@ impl CsrMatrix {
                         }
                     }
                     lens.push(w - before);
+                    out.push(f(&bi[before..w], &bv[before..w]));
                 }
-                lens
+                (lens, out)
             })
             .collect();
+        let mut results = Vec::with_capacity(rows.len());
         let mut new_indptr = Vec::with_capacity(rows.len() + 1);
         new_indptr.push(0usize);
         let mut at = 0;
-        for (b, l) in lens.iter().enumerate() {
+        for (b, (l, out)) in done.into_iter().enumerate() {
+            results.extend(out);
             let len: usize = l.iter().sum();
             indices.copy_within(starts[b]..starts[b] + len, at);
             data.copy_within(starts[b]..starts[b] + len, at);
-            for &x in l {
+            for x in l {
                 new_indptr.push(new_indptr[new_indptr.len() - 1] + x);
             }
             at += len;
@@ -509,13 +529,16 @@ impl CsrMatrix {
         data.truncate(at);
         indices.shrink_to_fit();
         data.shrink_to_fit();
-        Ok(CsrMatrix {
-            n_rows: rows.len(),
-            n_cols,
-            indptr: new_indptr,
-            indices,
-            data,
-        })
+        Ok((
+            CsrMatrix {
+                n_rows: rows.len(),
+                n_cols,
+                indptr: new_indptr,
+                indices,
+                data,
+            },
+            results,
+        ))
     }
 
     /// The columns `cols`, which must be strictly increasing (this keeps rows sorted).
