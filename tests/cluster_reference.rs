@@ -201,13 +201,10 @@ fn leiden_modularity_at_least_leidenalg_on_celltypist() {
     }
 }
 
-/// Known shortfall, a matter of seed-to-seed spread: at resolution 0.2 seeds 0-7 reach
-/// 717.9-724.7 against leidenalg's 725.83 (its own seed 0). Tried without a systematic gain:
-/// leidenalg's greedy refinement (`merge_nodes_constrained`: best non-negative merge, no
-/// well-connectedness test; seeds 0-7 717.6-728.6) and stopping only after 2 or 4 unchanged
-/// iterations instead of 1.
+/// leidenalg's CPM quality at one seed against ours (best of the default restarts). Our
+/// quality function is leidenalg's: recomputed on leidenalg's own partition it gives the same
+/// value (checked with the reference script's graph).
 #[test]
-#[ignore = "known shortfall: CPM at resolution 0.2 reaches 717.95 vs leidenalg 725.83 (seeds 1-7: 718.3-724.7)"]
 fn leiden_cpm_at_least_leidenalg_on_celltypist() {
     let g = celltypist_graph();
     for line in read("celltypist_cpm.csv").lines().skip(1) {
@@ -226,12 +223,7 @@ fn leiden_cpm_at_least_leidenalg_on_celltypist() {
     }
 }
 
-/// Known shortfall at seed 0 only: at resolution 1 seeds 1-7 reach 0.6779-0.6797, above
-/// leidenalg's 0.67639, seed 0 0.67470. Greedy refinement as leidenalg's (0.67497 at seed 0)
-/// and 2 or 4 unchanged iterations before stopping (0.67470, 0.67531 with greedy refinement)
-/// do not lift seed 0 out of its local optimum.
 #[test]
-#[ignore = "known shortfall at seed 0: resolution 1 reaches 0.67470 vs leidenalg 0.67639 (seeds 1-7: 0.6779-0.6797)"]
 fn leiden_modularity_at_least_leidenalg_on_mixture() {
     let s = summary();
     let (pts, truth) = mixture(5000, 10, 12, 1.5, 20240601);
