@@ -328,7 +328,7 @@ pub(crate) fn modularity_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamm
     q / two_m
 }
 
-fn cpm_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamma: f64) -> f64 {
+pub(crate) fn cpm_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamma: f64) -> f64 {
     let mut internal = vec![0.0f64; k];
     let mut size = vec![0.0f64; k];
     for (i, &li) in labels.iter().enumerate() {
