@@ -202,7 +202,7 @@ fn leiden_modularity_at_least_leidenalg_on_celltypist() {
     }
 }
 
-/// leidenalg's CPM quality (its seed 0) against ours (best of the default restarts); our CPM
+/// leidenalg's CPM quality (its seed 0) against ours (best of the default 2 restarts); our CPM
 /// of leidenalg's own partition is the quality leidenalg reports, so both are one quantity.
 #[test]
 fn leiden_cpm_at_least_leidenalg_on_celltypist() {
