@@ -20,6 +20,8 @@ Writes into fixtures/reference/cluster/:
                                  (unnormalized), that quality / 2m, igraph's modularity of the
                                  leidenalg partition, igraph's modularity of Scanpy's labels
   celltypist_cpm.csv             leidenalg CPMVertexPartition quality at a few resolutions
+  celltypist_cpm_labels.csv      leidenalg's CPM partitions behind those qualities (one column
+                                 per resolution), to check that the quality is the same quantity
   mixture_summary.csv            a seeded Gaussian mixture graph (generated identically in
                                  tests/cluster_reference.rs): edge count, total weight, and
                                  leidenalg's modularity at resolution 0.5, 1, 2 plus the ARI of
@@ -183,6 +185,7 @@ def celltypist():
     import leidenalg
 
     w = np.array(g.es["weight"], dtype=np.float64)
+    memberships = []
     with open(f"{OUT}/celltypist_cpm.csv", "w") as f:
         f.write("resolution,leidenalg_cpm_quality,n_clusters\n")
         for res in (0.01, 0.05, 0.2):
@@ -195,6 +198,11 @@ def celltypist():
                 seed=0,
             )
             f.write(f"{res},{part.quality()!r},{len(set(part.membership))}\n")
+            memberships.append(part.membership)
+    with open(f"{OUT}/celltypist_cpm_labels.csv", "w") as f:
+        f.write("res_0.01,res_0.05,res_0.2\n")
+        for row in zip(*memberships):
+            f.write(",".join(map(str, row)) + "\n")
 
 
 def mixture_reference():

@@ -1,6 +1,7 @@
 //! Leiden, Louvain, k-means and the quality helpers against the reference values written by
 //! `scripts/reference_cluster.py` (Scanpy 1.11.5, leidenalg 0.12.0, igraph 1.0.0, sklearn 1.9.1).
 
+use scrna::cluster::quality::cpm;
 use scrna::cluster::{
     adjusted_rand_index, kmeans, leiden, louvain, modularity, normalized_mutual_info,
     KMeansOptions, LeidenOptions, LouvainOptions, Objective,
@@ -201,17 +202,25 @@ fn leiden_modularity_at_least_leidenalg_on_celltypist() {
     }
 }
 
-/// Known shortfall, a matter of seed-to-seed spread: at resolution 0.2 seeds 0-7 reach
-/// 717.9-724.7 against leidenalg's 725.83 (its own seed 0). Tried without a systematic gain:
-/// leidenalg's greedy refinement (`merge_nodes_constrained`: best non-negative merge, no
-/// well-connectedness test; seeds 0-7 717.6-728.6) and stopping only after 2 or 4 unchanged
-/// iterations instead of 1.
+/// leidenalg's CPM quality (its seed 0) against ours (best of the default 2 restarts); our CPM
+/// of leidenalg's own partition is the quality leidenalg reports, so both are one quantity.
 #[test]
-#[ignore = "known shortfall: CPM at resolution 0.2 reaches 717.95 vs leidenalg 725.83 (seeds 1-7: 718.3-724.7)"]
 fn leiden_cpm_at_least_leidenalg_on_celltypist() {
     let g = celltypist_graph();
-    for line in read("celltypist_cpm.csv").lines().skip(1) {
+    let theirs = read("celltypist_cpm_labels.csv");
+    for (col, line) in read("celltypist_cpm.csv").lines().skip(1).enumerate() {
         let f: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let labels: Vec<u32> = theirs
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+            .collect();
+        let h = cpm(&g, &labels, f[0]).unwrap();
+        assert!(
+            (h - f[1]).abs() < 1e-9 * f[1].abs(),
+            "CPM of leidenalg's partition {h} vs its quality {}",
+            f[1]
+        );
         let opts = LeidenOptions {
             resolution: f[0],
             objective: Objective::Cpm,
@@ -223,15 +232,21 @@ fn leiden_cpm_at_least_leidenalg_on_celltypist() {
             f[0], ours.quality, f[1]
         );
         assert!(ours.quality >= f[1] - 1e-3 * f[1].abs());
+        assert!((cpm(&g, &ours.labels, f[0]).unwrap() - ours.quality).abs() < 1e-9);
+        // Restart 0 is the single run with the same seed; the best of the restarts is no worse.
+        let single = leiden(
+            &g,
+            &LeidenOptions {
+                n_restarts: 1,
+                ..opts
+            },
+        )
+        .unwrap();
+        assert!(single.quality <= ours.quality);
     }
 }
 
-/// Known shortfall at seed 0 only: at resolution 1 seeds 1-7 reach 0.6779-0.6797, above
-/// leidenalg's 0.67639, seed 0 0.67470. Greedy refinement as leidenalg's (0.67497 at seed 0)
-/// and 2 or 4 unchanged iterations before stopping (0.67470, 0.67531 with greedy refinement)
-/// do not lift seed 0 out of its local optimum.
 #[test]
-#[ignore = "known shortfall at seed 0: resolution 1 reaches 0.67470 vs leidenalg 0.67639 (seeds 1-7: 0.6779-0.6797)"]
 fn leiden_modularity_at_least_leidenalg_on_mixture() {
     let s = summary();
     let (pts, truth) = mixture(5000, 10, 12, 1.5, 20240601);

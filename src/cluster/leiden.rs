@@ -17,6 +17,16 @@
 //!
 //! One such pass is an *iteration*; further iterations start from the previous partition.
 //!
+//! **Restarts.** Leiden is randomized and ends in a local optimum that depends on the seed:
+//! on the test graphs the quality reached by leidenalg and by this implementation varies by
+//! about 1 % (modularity) and 2 to 4 % (CPM at resolution 0.2) from seed to seed, with about
+//! the same mean for both. [`leiden`] therefore runs `n_restarts` independent optimizations (in
+//! parallel; restart 0 uses `seed` itself, restart `r` the `r`-th output of a SplitMix64
+//! stream seeded with `seed`) and keeps the partition of the highest quality, the lowest
+//! restart index winning ties. Each restart is sequential, so the result does not depend on
+//! the thread count. `n_restarts = 1` is a single Leiden run, like leidenalg's
+//! `find_partition`.
+//!
 //! Objectives (with `A` the weighted adjacency matrix, `k_i = sum_j A_ij`, `2m = sum_ij A_ij`):
 //! - [`Objective::Modularity`]: `Q = 1/(2m) sum_ij (A_ij - gamma k_i k_j / 2m) delta(c_i, c_j)`,
 //!   Reichardt-Bornholdt with the configuration null model; this is leidenalg's
@@ -29,6 +39,11 @@
 //! Differences from Scanpy: none in the objective; `sc.tl.leiden` runs leidenalg or igraph, whose
 //! random streams differ from ours, so labels agree up to the usual seed-to-seed variation of
 //! Leiden (the tests require ARI >= 0.9 with Scanpy's labels and modularity at least as high).
+//! Scanpy runs one optimization; the default here keeps the best of 2 (see Restarts), run in
+//! parallel: on 2 threads about the time of one run, on 1 thread twice it (0.93 s against
+//! 0.51 s for the 50,000-cell pipeline graph, where leidenalg takes 13 s). leidenalg's refinement
+//! (`merge_nodes_constrained` with a random neighbour community) was compared with igraph's
+//! used here: over 16 seeds it reaches a lower mean quality on every test graph.
 
 use super::{relabel_by_size, validate_graph, Clustering, SplitMix64};
 use crate::error::{Error, Result};
@@ -65,6 +80,11 @@ pub struct LeidenOptions {
     /// Randomness of the refinement step (`beta` in igraph, `theta` in the paper); must be
     /// positive. Default 0.01 (igraph's default).
     pub beta: f64,
+    /// Number of independent optimizations whose best partition is returned (see the
+    /// [module docs](self)); at least 1. Default 2: on the CPM test graph at resolution 0.2,
+    /// 9 of 16 seeds then reach leidenalg's seed-0 quality, 14 of 16 with 4 restarts, 4 of 16
+    /// with 1; the time grows linearly with it beyond the thread count.
+    pub n_restarts: usize,
 }
 
 impl Default for LeidenOptions {
@@ -75,6 +95,7 @@ impl Default for LeidenOptions {
             n_iterations: -1,
             seed: 0,
             beta: 0.01,
+            n_restarts: 2,
         }
     }
 }
@@ -121,6 +142,9 @@ pub fn leiden(graph: &CsrMatrix, opts: &LeidenOptions) -> Result<Clustering> {
             format!("must be finite and positive, got {}", opts.beta),
         ));
     }
+    if opts.n_restarts == 0 {
+        return Err(Error::option("n_restarts", "must be at least 1"));
+    }
     validate_graph(graph, "leiden")?;
     let params = Params {
         resolution: opts.resolution,
@@ -130,7 +154,22 @@ pub fn leiden(graph: &CsrMatrix, opts: &LeidenOptions) -> Result<Clustering> {
         beta: opts.beta,
         refine: true,
     };
-    Ok(run(graph, &params))
+    let mut stream = SplitMix64::new(opts.seed);
+    let seeds: Vec<u64> = (0..opts.n_restarts)
+        .map(|r| if r == 0 { opts.seed } else { stream.next_u64() })
+        .collect();
+    let (base, res) = base_level(graph, &params);
+    let runs: Vec<Clustering> = seeds
+        .par_iter()
+        .map(|&seed| optimise(graph, &base, res, &params, seed))
+        .collect();
+    let mut best: Option<Clustering> = None;
+    for c in runs {
+        if best.as_ref().is_none_or(|b| c.quality > b.quality) {
+            best = Some(c);
+        }
+    }
+    best.ok_or_else(|| Error::option("n_restarts", "must be at least 1"))
 }
 
 /// Louvain clustering (Blondel et al. 2008): the same local moving and aggregation as
@@ -147,7 +186,8 @@ pub fn louvain(graph: &CsrMatrix, opts: &LouvainOptions) -> Result<Clustering> {
         beta: 0.01,
         refine: false,
     };
-    Ok(run(graph, &params))
+    let (base, res) = base_level(graph, &params);
+    Ok(optimise(graph, &base, res, &params, params.seed))
 }
 
 fn check_common(resolution: f64, n_iterations: i32) -> Result<()> {
@@ -196,7 +236,9 @@ impl Level {
     }
 }
 
-fn run(graph: &CsrMatrix, p: &Params) -> Clustering {
+/// Level 0 of `graph` for objective `p.objective`, and the resolution as used in move gains
+/// (`gamma / 2m` for modularity, `gamma` for CPM).
+fn base_level(graph: &CsrMatrix, p: &Params) -> (Level, f64) {
     let n = graph.n_rows();
     let strength: Vec<f64> = graph.row_sums();
     let two_m: f64 = strength.iter().sum();
@@ -232,8 +274,13 @@ fn run(graph: &CsrMatrix, p: &Params) -> Clustering {
         weights,
         node_weight,
     };
+    (base, res)
+}
 
-    let mut rng = SplitMix64::new(p.seed);
+/// One optimization of `base` (level 0 of `graph`) from singletons with the given seed.
+fn optimise(graph: &CsrMatrix, base: &Level, res: f64, p: &Params, seed: u64) -> Clustering {
+    let n = base.n();
+    let mut rng = SplitMix64::new(seed);
     let mut membership: Vec<u32> = (0..n as u32).collect();
     let max_iter = if p.n_iterations < 0 {
         MAX_ITERATIONS
@@ -241,7 +288,7 @@ fn run(graph: &CsrMatrix, p: &Params) -> Clustering {
         p.n_iterations as usize
     };
     for _ in 0..max_iter {
-        let changed = iterate(&base, &mut membership, res, p, &mut rng);
+        let changed = iterate(base, &mut membership, res, p, &mut rng);
         if p.n_iterations < 0 && !changed {
             break;
         }
@@ -284,7 +331,7 @@ pub(crate) fn modularity_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamm
     q / two_m
 }
 
-fn cpm_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamma: f64) -> f64 {
+pub(crate) fn cpm_value(graph: &CsrMatrix, labels: &[u32], k: usize, gamma: f64) -> f64 {
     let mut internal = vec![0.0f64; k];
     let mut size = vec![0.0f64; k];
     for (i, &li) in labels.iter().enumerate() {
@@ -755,6 +802,10 @@ mod tests {
             },
             LeidenOptions {
                 n_iterations: 0,
+                ..Default::default()
+            },
+            LeidenOptions {
+                n_restarts: 0,
                 ..Default::default()
             },
         ] {

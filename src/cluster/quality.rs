@@ -36,6 +36,34 @@ pub fn modularity(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<
     ))
 }
 
+/// Constant Potts Model quality with resolution `gamma` of the partition `labels` of a
+/// symmetric weighted graph (Traag, Van Dooren and Nesterov 2011), unit node sizes:
+///
+/// `H = sum_c [ sum_{i,j in c} A_ij - gamma n_c (n_c - 1) ]`,
+///
+/// the objective of [`leiden`](super::leiden) with [`Objective::Cpm`](super::Objective::Cpm).
+/// For graphs without self-loops this is leidenalg's `CPMVertexPartition.quality()` (which
+/// counts each edge once and `n_c (n_c - 1) / 2` pairs, then doubles the sum for undirected
+/// graphs). Labels can be any `u32` values.
+pub fn cpm(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<f64> {
+    validate_graph(graph, "cpm")?;
+    if labels.len() != graph.n_rows() {
+        return Err(Error::data(
+            "cpm",
+            format!(
+                "{} labels for a graph of {} nodes",
+                labels.len(),
+                graph.n_rows()
+            ),
+        ));
+    }
+    if !resolution.is_finite() {
+        return Err(Error::option("resolution", "must be finite"));
+    }
+    let (dense, k) = dense_labels(labels);
+    Ok(super::leiden::cpm_value(graph, &dense, k, resolution))
+}
+
 /// Maps arbitrary labels to `0..k` in order of first appearance.
 fn dense_labels(labels: &[u32]) -> (Vec<u32>, usize) {
     let mut map: HashMap<u32, u32> = HashMap::new();
@@ -170,5 +198,9 @@ mod tests {
         let q2 = modularity(&g, &[7, 7, 2, 2], 2.0).unwrap();
         assert!((q2 - (4.0 - 2.0 * 2.0 * 9.0 / 6.0) / 6.0).abs() < 1e-15);
         assert!(modularity(&g, &[0, 0], 1.0).is_err());
+        // CPM of the same partition: internal sum 2 per side, n_c = 2 per side.
+        let h = cpm(&g, &[7, 7, 2, 2], 0.5).unwrap();
+        assert!((h - 2.0 * (2.0 - 0.5 * 2.0)).abs() < 1e-15);
+        assert!(cpm(&g, &[0, 0], 1.0).is_err());
     }
 }
