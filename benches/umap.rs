@@ -15,7 +15,9 @@
 //!   `UmapOptions` as the pipeline does, and the clusters are Leiden's (default options).
 //!   `SCRNA_UMAP_DIMS` sets the number of columns (default 50).
 //!
-//! `SCRNA_UMAP_REPEAT=R` times the layout R times and prints each run and the medians.
+//! `SCRNA_UMAP_REPEAT=R` times the layout R times and prints each run and the medians;
+//! `SCRNA_UMAP_SEED` sets the layout's seed (default 0), to see how much the quality measures
+//! vary from seed to seed.
 
 #[path = "../tests/support/clustered_graph.rs"]
 mod clustered_graph;
@@ -101,6 +103,12 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn one_shot(name: &str, graph: &CsrMatrix, labels: &[u32], opts: &UmapOptions) {
+    let opts = &UmapOptions {
+        seed: std::env::var("SCRNA_UMAP_SEED")
+            .ok()
+            .map_or(0, |s| s.parse().expect("SCRNA_UMAP_SEED=<seed>")),
+        ..opts.clone()
+    };
     let repeat: usize = std::env::var("SCRNA_UMAP_REPEAT")
         .ok()
         .map_or(1, |r| r.parse().expect("SCRNA_UMAP_REPEAT=<runs>"));
