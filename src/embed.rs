@@ -235,6 +235,9 @@ struct Edges {
     t_indptr: Vec<usize>,
     t_head: Vec<u32>,
     t_eps: Vec<f64>,
+    /// whether the in-edges of each cell are its out-edges with the same weights, in the same
+    /// order (a symmetric graph, as Scanpy's connectivities are)
+    symmetric: bool,
 }
 
 fn check_graph(graph: &CsrMatrix) -> Result<()> {
@@ -249,6 +252,12 @@ fn check_graph(graph: &CsrMatrix) -> Result<()> {
         return Err(Error::data(
             "umap",
             format!("needs at least 2 cells, got {r}"),
+        ));
+    }
+    if r >= NEG as usize {
+        return Err(Error::data(
+            "umap",
+            format!("at most {} cells, got {r}", NEG - 1),
         ));
     }
     if let Some(v) = graph.data().iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
@@ -306,7 +315,14 @@ fn build_edges(graph: &CsrMatrix, n_epochs: usize) -> Result<Edges> {
             next[c] += 1;
         }
     }
+    let symmetric = t_indptr == indptr
+        && t_head == tail
+        && t_eps
+            .iter()
+            .zip(&eps)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
     Ok(Edges {
+        symmetric,
         n,
         indptr,
         tail,
@@ -329,8 +345,8 @@ pub fn umap(graph: &CsrMatrix, init: Init<'_>, opts: &UmapOptions) -> Result<Arr
     umap_with_progress(graph, init, opts, &mut |_| {})
 }
 
-/// [`umap`], calling `progress` with the fraction of epochs done (from 0 to 1) every few
-/// epochs.
+/// [`umap`], calling `progress` with the fraction of epochs done (from 0 to 1): once with 0
+/// when the initial layout is ready and the optimization starts, then every few epochs.
 pub fn umap_with_progress(
     graph: &CsrMatrix,
     init: Init<'_>,
@@ -419,17 +435,6 @@ fn due(next: &mut f64, eps: f64, n: usize) -> bool {
     }
 }
 
-/// `v` cut into consecutive rows of the lengths given by the row pointers `indptr`.
-fn split_rows<'a>(mut v: &'a mut [f64], indptr: &[usize]) -> Vec<&'a mut [f64]> {
-    let mut rows = Vec::with_capacity(indptr.len().saturating_sub(1));
-    for w in indptr.windows(2) {
-        let (head, tail) = std::mem::take(&mut v).split_at_mut(w[1] - w[0]);
-        rows.push(head);
-        v = tail;
-    }
-    rows
-}
-
 /// `x^b` for a fixed `b` by table: `x = m 2^e` with `m` in `[1, 2)`, so `x^b = 2^(b e) m^b`;
 /// `2^(b e)` comes from a table over the 254 normal exponents and `m^b` from a table over the
 /// top 12 bits of the mantissa with linear interpolation (relative error below 1e-6, see the
@@ -473,6 +478,218 @@ impl PowTable {
     }
 }
 
+/// Cells per parallel task of the optimization.
+const CHUNK: usize = 2048;
+/// Marks a negative sample in a task's list of samples (cell indices are below 2^31).
+const NEG: u32 = 1 << 31;
+
+/// The cells of one parallel task with their part of the schedule state.
+struct Chunk<'a> {
+    /// first cell
+    first: usize,
+    /// next epoch at which each out-edge is sampled
+    out_next: &'a mut [f64],
+    /// next epoch at which each out-edge draws negative samples
+    neg_next: &'a mut [f64],
+    /// next epoch at which each in-edge is sampled
+    in_next: &'a mut [f64],
+}
+
+/// The constants of one epoch's gradient steps.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    pow_b: &'a PowTable,
+    a: f32,
+    /// `-2ab`
+    att: f32,
+    /// `2 gamma b`
+    rep: f32,
+    alpha: f32,
+}
+
+impl Step<'_> {
+    /// One gradient step of `(x, y)` towards (attraction) or away from (negative sample)
+    /// `other`. Attraction: `-2ab d²^(b-1) / (1 + a d²^b)`, written `-2ab d²^b / (d² (1 + a
+    /// d²^b))`; repulsion `2 gamma b / ((0.001 + d²)(1 + a d²^b))`: one division either way.
+    /// Nothing moves at distance 0.
+    #[inline(always)]
+    fn apply(&self, x: &mut f32, y: &mut f32, snapshot: &[f32], sample: u32) {
+        let k = (sample & !NEG) as usize;
+        let neg = sample & NEG != 0;
+        let dx = *x - snapshot[2 * k];
+        let dy = *y - snapshot[2 * k + 1];
+        let d2 = dx * dx + dy * dy;
+        let pb = self.pow_b.pow(d2);
+        let q = self.a * pb + 1.0;
+        let (num, den) = if neg {
+            (self.rep, (0.001 + d2) * q)
+        } else {
+            (self.att * pb, d2 * q)
+        };
+        let gc = if d2 > 0.0 { num / den } else { 0.0 };
+        *x += clip(gc * dx) * self.alpha;
+        *y += clip(gc * dy) * self.alpha;
+    }
+}
+
+/// Lists the samples of the chunk's cells due at `epoch` (umap-learn's schedule): per cell, its
+/// due out-edges each followed by its negative samples, then its due in-edges (umap-learn's
+/// `move_other`). `ends[c]` is the end of cell `first + c`'s samples. In a symmetric graph
+/// the in-edges of a cell are its out-edges, with the same schedule: they are the due
+/// out-edges again, with no second schedule to keep.
+#[allow(clippy::too_many_arguments)]
+fn due_samples(
+    edges: &Edges,
+    ch: &mut Chunk<'_>,
+    n_cells: usize,
+    epoch: usize,
+    nsr: f64,
+    epoch_seed: u64,
+    samples: &mut Vec<u32>,
+    ends: &mut Vec<u32>,
+    due_out: &mut Vec<u32>,
+) {
+    samples.clear();
+    ends.clear();
+    let n = edges.n;
+    let (e0, t0) = (edges.indptr[ch.first], edges.t_indptr[ch.first]);
+    let now = epoch as f64;
+    for j in ch.first..ch.first + n_cells {
+        let mut rng = Xs(splitmix(epoch_seed ^ splitmix(j as u64)) | 1);
+        due_out.clear();
+        for e in edges.indptr[j]..edges.indptr[j + 1] {
+            let eps = edges.eps[e];
+            if !due(&mut ch.out_next[e - e0], eps, epoch) {
+                continue;
+            }
+            samples.push(edges.tail[e]);
+            due_out.push(edges.tail[e]);
+            if nsr <= 0.0 {
+                continue;
+            }
+            let slot = &mut ch.neg_next[e - e0];
+            let epn = eps / nsr;
+            let q = (now - *slot) / epn;
+            if q.is_nan() || q < 1.0 {
+                continue;
+            }
+            // q >= 1: truncation is floor
+            let n_neg = q as u64;
+            *slot += n_neg as f64 * epn;
+            for _ in 0..n_neg {
+                // uniform in 0..n by multiply-shift (n < 2^31), no division
+                let k = (((rng.next() >> 32) * n as u64) >> 32) as usize;
+                if k != j {
+                    samples.push(k as u32 | NEG);
+                }
+            }
+        }
+        if edges.symmetric {
+            samples.extend_from_slice(due_out);
+        } else {
+            for t in edges.t_indptr[j]..edges.t_indptr[j + 1] {
+                if due(&mut ch.in_next[t - t0], edges.t_eps[t], epoch) {
+                    samples.push(edges.t_head[t]);
+                }
+            }
+        }
+        ends.push(samples.len() as u32);
+    }
+}
+
+/// Cells moved together by one thread, each along its own list of samples: one cell's steps
+/// form a chain (each reads the position the previous one wrote), so interleaving the chains
+/// of several cells keeps the processor busy.
+const LANES: usize = 4;
+
+/// Applies the listed samples of a chunk's cells (see [`due_samples`]) to their positions in
+/// `pos` (which holds their positions at the start of the epoch), reading the other cells'
+/// positions in `snapshot`.
+fn apply_samples(step: Step<'_>, samples: &[u32], ends: &[u32], snapshot: &[f32], pos: &mut [f32]) {
+    let total = samples.len();
+    if total == 0 {
+        return;
+    }
+    let m = ends.len();
+    // lane l runs cells cut[l]..cut[l + 1], cut where the samples are split evenly
+    let mut cut = [0usize; LANES + 1];
+    for (l, c) in cut.iter_mut().enumerate().skip(1) {
+        let target = (total * l / LANES) as u32;
+        *c = ends.partition_point(|&e| e <= target).min(m);
+    }
+    cut[LANES] = m;
+    let start_of = |c: usize| if c == 0 { 0 } else { ends[c - 1] as usize };
+    let mut cell = [0usize; LANES];
+    let mut p = [0usize; LANES];
+    let mut stop = [0usize; LANES];
+    let mut x = [0f32; LANES];
+    let mut y = [0f32; LANES];
+    for l in 0..LANES {
+        cell[l] = cut[l];
+        p[l] = start_of(cut[l]);
+        stop[l] = start_of(cut[l + 1]);
+        // the first cell of the lane with samples
+        while cell[l] < cut[l + 1] && ends[cell[l]] as usize <= p[l] {
+            cell[l] += 1;
+        }
+        if cell[l] < cut[l + 1] {
+            x[l] = pos[2 * cell[l]];
+            y[l] = pos[2 * cell[l] + 1];
+        }
+    }
+    // all lanes together while each has samples left
+    while (0..LANES).all(|l| p[l] < stop[l]) {
+        let run = (0..LANES)
+            .map(|l| ends[cell[l]] as usize - p[l])
+            .min()
+            .unwrap_or(0);
+        let [s0, s1, s2, s3] = std::array::from_fn(|l| &samples[p[l]..p[l] + run]);
+        let [mut x0, mut x1, mut x2, mut x3] = x;
+        let [mut y0, mut y1, mut y2, mut y3] = y;
+        for (((&a, &b), &c), &d) in s0.iter().zip(s1).zip(s2).zip(s3) {
+            step.apply(&mut x0, &mut y0, snapshot, a);
+            step.apply(&mut x1, &mut y1, snapshot, b);
+            step.apply(&mut x2, &mut y2, snapshot, c);
+            step.apply(&mut x3, &mut y3, snapshot, d);
+        }
+        x = [x0, x1, x2, x3];
+        y = [y0, y1, y2, y3];
+        for l in 0..LANES {
+            p[l] += run;
+            if p[l] == ends[cell[l]] as usize {
+                pos[2 * cell[l]] = x[l];
+                pos[2 * cell[l] + 1] = y[l];
+                while cell[l] < cut[l + 1] && ends[cell[l]] as usize <= p[l] {
+                    cell[l] += 1;
+                }
+                if cell[l] < cut[l + 1] {
+                    x[l] = pos[2 * cell[l]];
+                    y[l] = pos[2 * cell[l] + 1];
+                }
+            }
+        }
+    }
+    // the rest lane by lane
+    for l in 0..LANES {
+        let (mut cx, mut cy) = (x[l], y[l]);
+        while p[l] < stop[l] {
+            step.apply(&mut cx, &mut cy, snapshot, samples[p[l]]);
+            p[l] += 1;
+            if p[l] == ends[cell[l]] as usize {
+                pos[2 * cell[l]] = cx;
+                pos[2 * cell[l] + 1] = cy;
+                while cell[l] < cut[l + 1] && ends[cell[l]] as usize <= p[l] {
+                    cell[l] += 1;
+                }
+                if cell[l] < cut[l + 1] {
+                    cx = pos[2 * cell[l]];
+                    cy = pos[2 * cell[l] + 1];
+                }
+            }
+        }
+    }
+}
+
 fn optimize(
     edges: &Edges,
     pos: &mut Vec<f32>,
@@ -491,88 +708,61 @@ fn optimize(
     } else {
         vec![f64::INFINITY; edges.eps.len()]
     };
-    let mut rows = split_rows(&mut neg_next, &edges.indptr);
     // next epoch at which each out-edge and each in-edge is sampled
     let mut out_next = edges.eps.clone();
-    let mut out_rows = split_rows(&mut out_next, &edges.indptr);
-    let mut in_next = edges.t_eps.clone();
-    let mut in_rows = split_rows(&mut in_next, &edges.t_indptr);
+    let mut in_next = if edges.symmetric {
+        Vec::new()
+    } else {
+        edges.t_eps.clone()
+    };
     let mut next = pos.clone();
+    let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+    {
+        let (mut o, mut g, mut t) = (&mut out_next[..], &mut neg_next[..], &mut in_next[..]);
+        for first in (0..n).step_by(CHUNK) {
+            let last = (first + CHUNK).min(n);
+            let ne = edges.indptr[last] - edges.indptr[first];
+            let nt = if edges.symmetric {
+                0
+            } else {
+                edges.t_indptr[last] - edges.t_indptr[first]
+            };
+            let (o1, o2) = std::mem::take(&mut o).split_at_mut(ne);
+            let (g1, g2) = std::mem::take(&mut g).split_at_mut(ne);
+            let (t1, t2) = std::mem::take(&mut t).split_at_mut(nt);
+            chunks.push(Chunk {
+                first,
+                out_next: o1,
+                neg_next: g1,
+                in_next: t1,
+            });
+            (o, g, t) = (o2, g2, t2);
+        }
+    }
     let seed = splitmix(opts.seed ^ 0x005E_ED0F_0A11);
     let pow_b = PowTable::new(b);
-    let attract = |cur: &mut [f32; 2], other: &[f32], alpha: f32| {
-        let dx = cur[0] - other[0];
-        let dy = cur[1] - other[1];
-        let d2 = dx * dx + dy * dy;
-        if d2 > 0.0 {
-            let pb = pow_b.pow(d2);
-            let gc = -2.0 * a * b * pb / d2 / (a * pb + 1.0);
-            cur[0] += clip(gc * dx) * alpha;
-            cur[1] += clip(gc * dy) * alpha;
-        }
-    };
+    progress(0.0);
     for epoch in 0..n_epochs {
-        let alpha = opts.learning_rate * (1.0 - epoch as f32 / n_epochs as f32);
+        let step = Step {
+            pow_b: &pow_b,
+            a,
+            att: -2.0 * a * b,
+            rep: 2.0 * gamma * b,
+            alpha: opts.learning_rate * (1.0 - epoch as f32 / n_epochs as f32),
+        };
         let snapshot: &[f32] = pos;
         let epoch_seed = splitmix(seed ^ splitmix(epoch as u64));
-        next.par_chunks_mut(2)
-            .zip(rows.par_iter_mut())
-            .zip(out_rows.par_iter_mut())
-            .zip(in_rows.par_iter_mut())
-            .enumerate()
-            .with_min_len(256)
-            .for_each(|(j, (((out, negs), out_due), in_due))| {
-                let mut cur = [snapshot[2 * j], snapshot[2 * j + 1]];
-                let mut rng = Xs(splitmix(epoch_seed ^ splitmix(j as u64)) | 1);
-                let start = edges.indptr[j];
-                let end = edges.indptr[j + 1];
-                for e in start..end {
-                    let eps = edges.eps[e];
-                    if !due(&mut out_due[e - start], eps, epoch) {
-                        continue;
-                    }
-                    let k = edges.tail[e] as usize;
-                    attract(&mut cur, &snapshot[2 * k..2 * k + 2], alpha);
-                    if nsr <= 0.0 {
-                        continue;
-                    }
-                    let slot = &mut negs[e - start];
-                    let epn = eps / nsr;
-                    let n_neg = ((epoch as f64 - *slot) / epn).floor();
-                    if n_neg.is_nan() || n_neg < 1.0 {
-                        continue;
-                    }
-                    *slot += n_neg * epn;
-                    for _ in 0..n_neg as usize {
-                        // uniform in 0..n by multiply-shift (n < 2^32), no division
-                        let k = (((rng.next() >> 32) * n as u64) >> 32) as usize;
-                        if k == j {
-                            continue;
-                        }
-                        let dx = cur[0] - snapshot[2 * k];
-                        let dy = cur[1] - snapshot[2 * k + 1];
-                        let d2 = dx * dx + dy * dy;
-                        if d2 > 0.0 {
-                            let pb = pow_b.pow(d2);
-                            let gc = 2.0 * gamma * b / ((0.001 + d2) * (a * pb + 1.0));
-                            if gc > 0.0 {
-                                cur[0] += clip(gc * dx) * alpha;
-                                cur[1] += clip(gc * dy) * alpha;
-                            }
-                        }
-                    }
-                }
-                // in-edges: umap-learn moves the tail of a sampled edge too (`move_other`)
-                let t0 = edges.t_indptr[j];
-                for t in t0..edges.t_indptr[j + 1] {
-                    if due(&mut in_due[t - t0], edges.t_eps[t], epoch) {
-                        let k = edges.t_head[t] as usize;
-                        attract(&mut cur, &snapshot[2 * k..2 * k + 2], alpha);
-                    }
-                }
-                out[0] = cur[0];
-                out[1] = cur[1];
-            });
+        next.par_chunks_mut(2 * CHUNK)
+            .zip(chunks.par_iter_mut())
+            .for_each_init(
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(samples, ends, due_out), (out, ch)| {
+                    let m = out.len() / 2;
+                    due_samples(edges, ch, m, epoch, nsr, epoch_seed, samples, ends, due_out);
+                    out.copy_from_slice(&snapshot[2 * ch.first..2 * (ch.first + m)]);
+                    apply_samples(step, samples, ends, snapshot, out);
+                },
+            );
         std::mem::swap(pos, &mut next);
         if (epoch + 1) % 10 == 0 || epoch + 1 == n_epochs {
             progress((epoch + 1) as f64 / n_epochs as f64);
@@ -722,6 +912,18 @@ struct ShiftedNormAdj {
     values: Vec<f64>,
 }
 
+impl ShiftedNormAdj {
+    /// Row `i` of the operator times `x`.
+    #[inline]
+    fn row_times(&self, i: usize, x: impl Fn(usize) -> f64) -> f64 {
+        let mut s = x(i);
+        for p in self.indptr[i]..self.indptr[i + 1] {
+            s += self.values[p] * x(self.indices[p] as usize);
+        }
+        s
+    }
+}
+
 impl LinOp<f64> for ShiftedNormAdj {
     fn apply_scratch(&self, _rhs_ncols: usize, _par: Par) -> StackReq {
         StackReq::EMPTY
@@ -734,24 +936,23 @@ impl LinOp<f64> for ShiftedNormAdj {
     }
     fn apply(&self, mut out: MatMut<'_, f64>, rhs: MatRef<'_, f64>, _par: Par, _: &mut MemStack) {
         let n = self.nrows();
-        let mut x = vec![0.0f64; n];
-        let mut y = vec![0.0f64; n];
         for c in 0..rhs.ncols() {
-            for (i, v) in x.iter_mut().enumerate() {
-                *v = rhs[(i, c)];
-            }
-            y.par_iter_mut()
-                .enumerate()
-                .with_min_len(1024)
-                .for_each(|(i, yi)| {
-                    let mut s = x[i];
-                    for p in self.indptr[i]..self.indptr[i + 1] {
-                        s += self.values[p] * x[self.indices[p] as usize];
+            let x = rhs.col(c);
+            let mut y = out.as_mut().col_mut(c);
+            match (x.try_as_col_major(), y.as_mut().try_as_col_major_mut()) {
+                (Some(x), Some(y)) => {
+                    let x = x.as_slice();
+                    y.as_slice_mut()
+                        .par_iter_mut()
+                        .enumerate()
+                        .with_min_len(4096)
+                        .for_each(|(i, yi)| *yi = self.row_times(i, |j| x[j]));
+                }
+                _ => {
+                    for i in 0..n {
+                        y[i] = self.row_times(i, |j| x[j]);
                     }
-                    *yi = s;
-                });
-            for (i, v) in y.iter().enumerate() {
-                out[(i, c)] = *v;
+                }
             }
         }
     }
