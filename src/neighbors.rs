@@ -284,15 +284,24 @@ impl Points {
         let a = &self.orig[i * self.d..(i + 1) * self.d];
         let b = &self.orig[j * self.d..(j + 1) * self.d];
         match self.metric {
-            Metric::Euclidean => a
-                .iter()
-                .zip(b)
-                .map(|(&u, &v)| {
+            Metric::Euclidean => {
+                // Four independent lanes, then a fixed reduction order.
+                let mut acc = [0f64; 4];
+                let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+                let (ra, rb) = (ca.remainder(), cb.remainder());
+                for (x, y) in ca.zip(cb) {
+                    for l in 0..4 {
+                        let t = x[l] as f64 - y[l] as f64;
+                        acc[l] += t * t;
+                    }
+                }
+                let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+                for (&u, &v) in ra.iter().zip(rb) {
                     let t = u as f64 - v as f64;
-                    t * t
-                })
-                .sum::<f64>()
-                .sqrt(),
+                    s += t * t;
+                }
+                s.sqrt()
+            }
             Metric::Cosine => {
                 let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
                 for (&u, &v) in a.iter().zip(b) {
@@ -658,6 +667,21 @@ fn local_join_body(
     wn.extend(nw.iter().map(|&p| graph.last(p as usize)));
     wo.clear();
     wo.extend(od.iter().map(|&q| graph.last(q as usize)));
+    #[cfg(target_arch = "x86_64")]
+    for &c in nw.iter().chain(od) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // Prefetching has no effect on the results; it overlaps the cache misses on the
+        // candidates' coordinates and lists that the join below would take one at a time.
+        let (x, keys) = (points.row(c as usize), graph.row(c as usize));
+        for t in (0..x.len()).step_by(16) {
+            // SAFETY: `_mm_prefetch` only hints the cache; `t` is inside the row.
+            unsafe { _mm_prefetch(x.as_ptr().add(t) as *const i8, _MM_HINT_T0) };
+        }
+        for t in (0..keys.len()).step_by(8) {
+            // SAFETY: as above.
+            unsafe { _mm_prefetch(keys.as_ptr().add(t) as *const i8, _MM_HINT_T0) };
+        }
+    }
     let mut local = 0usize;
     for (a, &p) in nw.iter().enumerate() {
         let xp = points.row(p as usize);
@@ -867,20 +891,22 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             .par_iter_mut()
             .zip(fwd_old.par_iter_mut())
             .enumerate()
-            .for_each(|(i, (nw, od))| {
+            .for_each_init(Vec::new, |cand, (i, (nw, od))| {
                 nw.clear();
                 od.clear();
                 // No insertions run in this phase: plain reads and writes of the own list.
                 let (row, flags) = (graph.row(i), graph.flags(i));
                 let len = row.partition_point(|s| s.load(Ordering::Relaxed) != EMPTY);
                 let j_at = |p: usize| row[p].load(Ordering::Relaxed) as u32;
-                let mut cand: Vec<(u64, usize)> = (0..len)
-                    .filter(|&p| flags[p].load(Ordering::Relaxed))
-                    .map(|p| (prio(i, j_at(p)), p))
-                    .collect();
+                cand.clear();
+                cand.extend(
+                    (0..len)
+                        .filter(|&p| flags[p].load(Ordering::Relaxed))
+                        .map(|p| (prio(i, j_at(p)), p)),
+                );
                 cand.sort_unstable();
                 cand.truncate(max_cand);
-                for &(_, p) in &cand {
+                for &(_, p) in cand.iter() {
                     nw.push(j_at(p));
                     flags[p].store(false, Ordering::Relaxed);
                 }
