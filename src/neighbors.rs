@@ -18,7 +18,11 @@
 //!   with hash-based priorities, and each neighbour list is the top-k of all pairs examined in
 //!   an iteration under the total order (distance, index), which does not depend on the order
 //!   in which threads insert them. Each list holds [`APPROX_EXTRA_CANDIDATES`] more cells than
-//!   asked for, and the best are kept. Final distances are recomputed in `f64`.
+//!   asked for, and the best are kept. Final distances are recomputed in `f64`. The search
+//!   renumbers the cells in the leaf order of the first tree (neighbours then sit close in
+//!   memory, which keeps the rows a local join reads in cache) and computes squared distances
+//!   in `f32` over rows padded to a multiple of 8 components, in eight lanes with a fixed
+//!   reduction order, so that the 128-bit and 256-bit code give the same bits.
 //!
 //! [`Method::Auto`] uses the exact search up to [`AUTO_EXACT_MAX_CELLS`] cells.
 
@@ -275,25 +279,29 @@ impl Points {
         }
     }
 
-    #[inline]
-    fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.d..(i + 1) * self.d]
-    }
-
     /// Distance in `f64` from the original coordinates.
     fn exact(&self, i: usize, j: usize) -> f64 {
         let a = &self.orig[i * self.d..(i + 1) * self.d];
         let b = &self.orig[j * self.d..(j + 1) * self.d];
         match self.metric {
-            Metric::Euclidean => a
-                .iter()
-                .zip(b)
-                .map(|(&u, &v)| {
+            Metric::Euclidean => {
+                // Four independent lanes, then a fixed reduction order.
+                let mut acc = [0f64; 4];
+                let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+                let (ra, rb) = (ca.remainder(), cb.remainder());
+                for (x, y) in ca.zip(cb) {
+                    for l in 0..4 {
+                        let t = x[l] as f64 - y[l] as f64;
+                        acc[l] += t * t;
+                    }
+                }
+                let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+                for (&u, &v) in ra.iter().zip(rb) {
                     let t = u as f64 - v as f64;
-                    t * t
-                })
-                .sum::<f64>()
-                .sqrt(),
+                    s += t * t;
+                }
+                s.sqrt()
+            }
             Metric::Cosine => {
                 let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
                 for (&u, &v) in a.iter().zip(b) {
@@ -311,25 +319,93 @@ impl Points {
     }
 }
 
-/// Squared Euclidean distance in `f32`; symmetric bit for bit (`(a-b)^2 == (b-a)^2`).
+/// The search coordinates of the NN-descent, each row padded with zeros to a multiple of 8
+/// components so that the distance kernel runs on whole 8-lane blocks.
+struct Padded {
+    x: Vec<f32>,
+    stride: usize,
+    n: usize,
+    d: usize,
+}
+
+impl Padded {
+    fn new(points: &Points) -> Self {
+        let (n, d) = (points.n, points.d);
+        let stride = d.div_ceil(8) * 8;
+        let mut x = vec![0f32; n * stride];
+        x.par_chunks_mut(stride)
+            .zip(points.x.par_chunks(d))
+            .for_each(|(dst, src)| dst[..d].copy_from_slice(src));
+        Padded { x, stride, n, d }
+    }
+
+    /// The rows in the order `order` (row `r` of the result is row `order[r]`).
+    fn permuted(&self, order: &[u32]) -> Self {
+        let mut x = vec![0f32; self.x.len()];
+        x.par_chunks_mut(self.stride)
+            .zip(order.par_iter())
+            .for_each(|(dst, &o)| dst.copy_from_slice(self.row(o as usize)));
+        Padded { x, ..*self }
+    }
+
+    #[inline(always)]
+    fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.stride..(i + 1) * self.stride]
+    }
+}
+
+/// Squared Euclidean distance in `f32` between two padded rows: eight lanes each summing
+/// every eighth component, then `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`. Symmetric
+/// bit for bit (`(a-b)^2 == (b-a)^2`), and [`sqdist_avx`] computes the same bits.
 #[inline(always)]
 fn sqdist(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for l in 0..8 {
             let t = x[l] - y[l];
             acc[l] += t * t;
         }
     }
-    let mut s = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        let t = x - y;
-        s += t * t;
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// [`sqdist`] or [`sqdist_avx`], whichever the processor runs (the same bits).
+fn dist_one(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the processor supports AVX; padded rows have equal lengths, multiples of 8.
+        return unsafe { sqdist_avx(a, b) };
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+    sqdist(a, b)
+}
+
+/// [`sqdist`] with 256-bit vectors (no FMA, so every lane rounds as in [`sqdist`]).
+///
+/// # Safety
+/// The processor must support AVX; `a` and `b` must have the same length, a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn sqdist_avx(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let blocks = a.len().min(b.len()) / 8;
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = _mm256_setzero_ps();
+    for c in 0..blocks {
+        // SAFETY: 8 * c + 8 <= len of both slices.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_ps(pa.add(8 * c)),
+                _mm256_loadu_ps(pb.add(8 * c)),
+            )
+        };
+        let t = _mm256_sub_ps(x, y);
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(t, t));
+    }
+    // (l0 + l4, l1 + l5, l2 + l6, l3 + l7), then ((.0 + .1), (.2 + .3)), then their sum.
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let h = _mm_hadd_ps(s, s);
+    _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)))
 }
 
 /// Re-ranks candidate lists with exact distances: self first, then by (distance, index).
@@ -510,7 +586,9 @@ impl Graph {
     #[inline(never)]
     fn insert(&self, i: usize, k: u64) -> bool {
         let row = self.row(i);
-        if row.iter().any(|s| s.load(Ordering::Relaxed) == k) {
+        // Unlocked look-up: a key seen in the list was in it, so `k` cannot enter.
+        let pos = row.partition_point(|s| s.load(Ordering::Relaxed) < k);
+        if row.get(pos).is_some_and(|s| s.load(Ordering::Relaxed) == k) {
             return false;
         }
         let Ok(_guard) = self.locks[i].lock() else {
@@ -538,12 +616,12 @@ impl Graph {
 /// Local join of one cell's sampled candidates: every pair of new candidates and every pair of
 /// a new and an old candidate is offered to both lists. Returns the number of insertions.
 ///
-/// The worst distances of the candidates' lists are read once up front: they only decrease,
-/// so a stale value lets more pairs through to [`Graph::insert`], which decides with the
-/// current list; the result is the same as offering every pair, and most pairs are rejected
-/// without touching the other cell's list.
+/// The worst keys of the candidates' lists are read once up front and refreshed after each
+/// insertion made here: they only decrease, so a stale value lets more pairs through to
+/// [`Graph::insert`], which decides with the current list; the result is the same as offering
+/// every pair, and most pairs are rejected without touching the other cell's list.
 fn local_join(
-    points: &Points,
+    points: &Padded,
     graph: &Graph,
     nw: &[u32],
     od: &[u32],
@@ -555,75 +633,138 @@ fn local_join(
         // SAFETY: the processor supports AVX (checked just above).
         return unsafe { local_join_avx(points, graph, nw, od, wn, wo) };
     }
-    local_join_body(points, graph, nw, od, wn, wo)
+    local_join_body(points, graph, nw, od, wn, wo, sqdist)
 }
 
-/// [`local_join`] compiled with 256-bit vectors. Without FMA (not enabled here) the eight
-/// lanes of [`sqdist`] add up exactly as in the 128-bit code, so the distances are the same
-/// bit for bit.
+/// [`local_join`] with the 256-bit distance kernel [`sqdist_avx`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn local_join_avx(
-    points: &Points,
+    points: &Padded,
     graph: &Graph,
     nw: &[u32],
     od: &[u32],
     wn: &mut Vec<u64>,
     wo: &mut Vec<u64>,
 ) -> usize {
-    local_join_body(points, graph, nw, od, wn, wo)
+    // SAFETY: AVX is enabled in this function; padded rows have equal lengths, multiples of 8.
+    local_join_body(points, graph, nw, od, wn, wo, |a, b| unsafe {
+        sqdist_avx(a, b)
+    })
 }
 
 #[inline(always)]
 fn local_join_body(
-    points: &Points,
+    points: &Padded,
     graph: &Graph,
     nw: &[u32],
     od: &[u32],
     wn: &mut Vec<u64>,
     wo: &mut Vec<u64>,
+    dist: impl Fn(&[f32], &[f32]) -> f32,
 ) -> usize {
     wn.clear();
     wn.extend(nw.iter().map(|&p| graph.last(p as usize)));
     wo.clear();
     wo.extend(od.iter().map(|&q| graph.last(q as usize)));
+    #[cfg(target_arch = "x86_64")]
+    for &c in nw.iter().chain(od) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // Prefetching has no effect on the results; it overlaps the cache misses on the
+        // candidates' coordinates and lists that the join below would take one at a time.
+        let (x, keys) = (points.row(c as usize), graph.row(c as usize));
+        for t in (0..x.len()).step_by(16) {
+            // SAFETY: `_mm_prefetch` only hints the cache; `t` is inside the row.
+            unsafe { _mm_prefetch(x.as_ptr().add(t) as *const i8, _MM_HINT_T0) };
+        }
+        for t in (0..keys.len()).step_by(8) {
+            // SAFETY: as above.
+            unsafe { _mm_prefetch(keys.as_ptr().add(t) as *const i8, _MM_HINT_T0) };
+        }
+    }
     let mut local = 0usize;
     for (a, &p) in nw.iter().enumerate() {
         let xp = points.row(p as usize);
-        let wp = wn[a];
-        for (&q, &wq) in nw[a + 1..].iter().zip(&wn[a + 1..]) {
-            let dd = sqdist(xp, points.row(q as usize));
+        for b in a + 1..nw.len() {
+            let q = nw[b];
+            let dd = dist(xp, points.row(q as usize));
             let (kq, kp) = (key(dd, q), key(dd, p));
-            if kq < wp {
-                local += graph.insert(p as usize, kq) as usize;
+            if kq < wn[a] && graph.insert(p as usize, kq) {
+                local += 1;
+                wn[a] = graph.last(p as usize);
             }
-            if kp < wq {
-                local += graph.insert(q as usize, kp) as usize;
+            if kp < wn[b] && graph.insert(q as usize, kp) {
+                local += 1;
+                wn[b] = graph.last(q as usize);
             }
         }
-        for (&q, &wq) in od.iter().zip(wo.iter()) {
+        for (b, &q) in od.iter().enumerate() {
             if q == p {
                 continue;
             }
-            let dd = sqdist(xp, points.row(q as usize));
+            let dd = dist(xp, points.row(q as usize));
             let (kq, kp) = (key(dd, q), key(dd, p));
-            if kq < wp {
-                local += graph.insert(p as usize, kq) as usize;
+            if kq < wn[a] && graph.insert(p as usize, kq) {
+                local += 1;
+                wn[a] = graph.last(p as usize);
             }
-            if kp < wq {
-                local += graph.insert(q as usize, kp) as usize;
+            if kp < wo[b] && graph.insert(q as usize, kp) {
+                local += 1;
+                wo[b] = graph.last(q as usize);
             }
         }
     }
     local
 }
 
+/// `offset + normal . x_i` for every cell `i` of `idx` (padded `normal`), dot products
+/// summed in eight lanes as in [`sqdist`].
+fn margins(points: &Padded, normal: &[f32], offset: f32, idx: &[u32], out: &mut Vec<f32>) {
+    #[inline(always)]
+    fn body(points: &Padded, normal: &[f32], offset: f32, idx: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(idx.iter().map(|&i| {
+            let mut acc = [0f32; 8];
+            for (x, y) in normal
+                .chunks_exact(8)
+                .zip(points.row(i as usize).chunks_exact(8))
+            {
+                for l in 0..8 {
+                    acc[l] += x[l] * y[l];
+                }
+            }
+            offset
+                + (((acc[0] + acc[4]) + (acc[1] + acc[5]))
+                    + ((acc[2] + acc[6]) + (acc[3] + acc[7])))
+        }));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx")]
+        unsafe fn avx(
+            points: &Padded,
+            normal: &[f32],
+            offset: f32,
+            idx: &[u32],
+            out: &mut Vec<f32>,
+        ) {
+            body(points, normal, offset, idx, out)
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the processor supports AVX (checked just above).
+            return unsafe { avx(points, normal, offset, idx, out) };
+        }
+    }
+    body(points, normal, offset, idx, out)
+}
+
 /// Random-projection tree leaves (Euclidean hyperplanes between two random points).
-fn rp_tree_leaves(points: &Points, rng: &mut StdRng, leaf_size: usize) -> Vec<Vec<u32>> {
+fn rp_tree_leaves(points: &Padded, rng: &mut StdRng, leaf_size: usize) -> Vec<Vec<u32>> {
     let d = points.d;
     let mut leaves = Vec::new();
     let mut stack: Vec<Vec<u32>> = vec![(0..points.n as u32).collect()];
-    let mut normal = vec![0f32; d];
+    let mut normal = vec![0f32; points.stride];
+    let mut margin = Vec::new();
     while let Some(idx) = stack.pop() {
         if idx.len() <= leaf_size {
             leaves.push(idx);
@@ -643,12 +784,8 @@ fn rp_tree_leaves(points: &Points, rng: &mut StdRng, leaf_size: usize) -> Vec<Ve
         }
         let mut left = Vec::with_capacity(idx.len() / 2 + 1);
         let mut right = Vec::with_capacity(idx.len() / 2 + 1);
-        for &i in &idx {
-            let p = points.row(i as usize);
-            let mut s = offset;
-            for t in 0..d {
-                s += normal[t] * p[t];
-            }
+        margins(points, &normal, offset, &idx, &mut margin);
+        for (&i, &s) in idx.iter().zip(&margin) {
             let side = if s == 0.0 { rng.gen::<bool>() } else { s > 0.0 };
             if side {
                 left.push(i);
@@ -675,6 +812,7 @@ fn rp_tree_leaves(points: &Points, rng: &mut StdRng, leaf_size: usize) -> Vec<Ve
 /// NN-descent: the `cap` nearest other cells of every cell (approximately).
 fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
     let n = points.n;
+    let original = Padded::new(points);
     let cap = cap.min(n - 1);
     let graph = Graph::new(n, cap);
     let n_trees = if opts.n_trees > 0 {
@@ -694,18 +832,33 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
         .into_par_iter()
         .map(|t| {
             let mut rng = StdRng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
-            rp_tree_leaves(points, &mut rng, leaf_size)
+            rp_tree_leaves(&original, &mut rng, leaf_size)
         })
         .collect();
-    forest.par_iter().flatten().for_each(|leaf| {
-        for (a, &i) in leaf.iter().enumerate() {
-            for &j in &leaf[a + 1..] {
-                let d = sqdist(points.row(i as usize), points.row(j as usize));
-                graph.offer(i as usize, j, d);
-                graph.offer(j as usize, i, d);
-            }
-        }
-    });
+    // The search runs on the cells renumbered in the leaf order of the first tree: cells
+    // that are close in space are then close in memory, and the rows a local join reads are
+    // mostly in cache.
+    let order: Vec<u32> = forest[0].concat();
+    let mut rank = vec![0u32; n];
+    for (new, &old) in order.iter().enumerate() {
+        rank[old as usize] = new as u32;
+    }
+    let points = &original.permuted(&order);
+    drop(original);
+    let forest: Vec<Vec<Vec<u32>>> = forest
+        .into_par_iter()
+        .map(|tree| {
+            tree.into_iter()
+                .map(|leaf| leaf.into_iter().map(|i| rank[i as usize]).collect())
+                .collect()
+        })
+        .collect();
+    forest.par_iter().flatten().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(wn, wo), leaf| {
+            local_join(points, &graph, leaf, &[], wn, wo);
+        },
+    );
     // Fill lists that are still short with seeded random cells.
     (0..n).into_par_iter().for_each(|i| {
         let mut tries = 0u64;
@@ -720,7 +873,7 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             };
             tries += 1;
             if j != i {
-                graph.offer(i, j as u32, sqdist(points.row(i), points.row(j)));
+                graph.offer(i, j as u32, dist_one(points.row(i), points.row(j)));
             }
         }
     });
@@ -738,20 +891,22 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             .par_iter_mut()
             .zip(fwd_old.par_iter_mut())
             .enumerate()
-            .for_each(|(i, (nw, od))| {
+            .for_each_init(Vec::new, |cand, (i, (nw, od))| {
                 nw.clear();
                 od.clear();
                 // No insertions run in this phase: plain reads and writes of the own list.
                 let (row, flags) = (graph.row(i), graph.flags(i));
                 let len = row.partition_point(|s| s.load(Ordering::Relaxed) != EMPTY);
                 let j_at = |p: usize| row[p].load(Ordering::Relaxed) as u32;
-                let mut cand: Vec<(u64, usize)> = (0..len)
-                    .filter(|&p| flags[p].load(Ordering::Relaxed))
-                    .map(|p| (prio(i, j_at(p)), p))
-                    .collect();
+                cand.clear();
+                cand.extend(
+                    (0..len)
+                        .filter(|&p| flags[p].load(Ordering::Relaxed))
+                        .map(|p| (prio(i, j_at(p)), p)),
+                );
                 cand.sort_unstable();
                 cand.truncate(max_cand);
-                for &(_, p) in &cand {
+                for &(_, p) in cand.iter() {
                     nw.push(j_at(p));
                     flags[p].store(false, Ordering::Relaxed);
                 }
@@ -770,6 +925,9 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             |(nw, od, wn, wo), v| {
                 gather(&fwd_new[v], rev_new.row(v), max_cand, |j| prio(v, j), nw);
+                if nw.is_empty() {
+                    return;
+                }
                 gather(&fwd_old[v], rev_old.row(v), max_cand, |j| prio(v, j), od);
                 let local = local_join(points, &graph, nw, od, wn, wo);
                 updates.fetch_add(local, Ordering::Relaxed);
@@ -789,14 +947,14 @@ fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<Vec<u32>> {
             break;
         }
     }
-    graph
-        .keys
-        .par_chunks(cap)
-        .map(|row| {
-            row.iter()
+    rank.par_iter()
+        .map(|&r| {
+            graph
+                .row(r as usize)
+                .iter()
                 .map(|s| s.load(Ordering::Relaxed))
                 .filter(|&k| k != EMPTY)
-                .map(|k| k as u32)
+                .map(|k| order[k as u32 as usize])
                 .collect()
         })
         .collect()
