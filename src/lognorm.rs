@@ -134,11 +134,16 @@ impl MatrixValues for LogCounts<'_> {
     }
     #[inline]
     fn values_into(&self, row: usize, range: Range<usize>, out: &mut Vec<f32>) {
-        out.extend(
-            self.counts.data()[range]
-                .iter()
-                .map(|&c| self.value(row, c)),
-        );
+        let table = &self.table[row];
+        let s = self.size_factors[row];
+        out.extend(self.counts.data()[range].iter().map(|&c| {
+            let k = c as usize;
+            if k < TABLE && k as f32 == c {
+                table[k]
+            } else {
+                log_value(c, s)
+            }
+        }));
     }
 }
 
