@@ -464,6 +464,13 @@ fn moments(
     Ok((normalized, HvgMoments { means, variances }))
 }
 
+/// The moments of [`normalize_log1p_moments`] from per-gene `[sum e, sum e*e, non-zeros]`
+/// summed as there (fixed cell blocks in order) over the log values that `x` reads.
+pub(crate) fn moments_from_col_sums(sums: &[[f64; 3]], x: &LogCounts<'_>) -> HvgMoments {
+    let (means, variances, _) = finish_mean_var(sums, x, None);
+    HvgMoments { means, variances }
+}
+
 /// One batch of `Seurat` / `CellRanger`; with `filter_unexpressed`, genes not detected in the
 /// rows get zeros everywhere and take no part in the bins or the selection.
 fn single_batch(

@@ -275,16 +275,14 @@ pub(crate) fn normalize_log1p_col_sums(
     let expm1 = kind == ColSums::Expm1;
     // Per block: per gene [sum e, sum e*e] and the number of non-zero log values (an exact
     // integer, so counting it in u32 gives the same sums).
-    type Part = (Vec<[f64; 2]>, Vec<u32>);
-    let parts: Vec<Part> = blocks
+    let parts: Vec<LogMoments> = blocks
         .into_par_iter()
         .map(|(lo, hi, mut vals)| {
-            let mut acc = vec![[0f64; 2]; n_cols];
-            let mut nz = vec![0u32; n_cols];
+            let mut part = LogMoments::new(n_cols);
             let mut off = 0;
             for (r, &s) in sf.iter().enumerate().take(hi).skip(lo) {
                 let (idx, cv) = counts.row(r);
-                let mut out = match vals.as_deref_mut() {
+                let out = match vals.as_deref_mut() {
                     Some(v) => match v.get_mut(off..off + cv.len()) {
                         Some(o) => Some(o),
                         None => break,
@@ -292,52 +290,89 @@ pub(crate) fn normalize_log1p_col_sums(
                     None => None,
                 };
                 off += cv.len();
-                let s = if s == 0.0 { 1.0 } else { s };
-                // y and [e, e * e] of the counts 1..64 of this cell, filled in on first use
-                let mut filled = 0u64;
-                let mut cy = [0f32; 64];
-                let mut ce = [[0f64; 2]; 64];
-                for (j, (&c, &g)) in cv.iter().zip(idx).enumerate() {
-                    let k = c as u32;
-                    let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
-                        let k = k as usize & 63;
-                        if (filled >> k) & 1 == 0 {
-                            let y = (c / s).ln_1p();
-                            let e = if expm1 { y.exp_m1() } else { y };
-                            cy[k] = y;
-                            ce[k] = [e as f64, (e * e) as f64];
-                            filled |= 1 << k;
-                        }
-                        (cy[k], ce[k])
-                    } else {
-                        let y = (c / s).ln_1p();
-                        let e = if expm1 { y.exp_m1() } else { y };
-                        (y, [e as f64, (e * e) as f64])
-                    };
-                    if let Some(o) = out.as_deref_mut().and_then(|o| o.get_mut(j)) {
-                        *o = y;
-                    }
-                    let g = g as usize;
-                    if let (Some(a), Some(n)) = (acc.get_mut(g), nz.get_mut(g)) {
-                        a[0] += e[0];
-                        a[1] += e[1];
-                        *n += (y != 0.0) as u32;
-                    }
-                }
+                part.add_row(idx, cv, s, expm1, out);
             }
-            (acc, nz)
+            part
         })
         .collect();
-    let mut sums = vec![[0f64; 3]; n_cols];
-    for (acc, nz) in parts {
-        for ((o, q), n) in sums.iter_mut().zip(acc).zip(nz) {
-            o[0] += q[0];
-            o[1] += q[1];
-            o[2] += n as f64;
-        }
-    }
+    let sums = LogMoments::sum(parts, n_cols);
     out.matrix = matrix;
     Ok((out, sums))
+}
+
+/// Per-gene partial sums of one block of cells for [`normalize_log1p_col_sums`]: `[sum e,
+/// sum e*e]` and the non-zero log values, where `y = ln(1 + c / s)` and `e = expm1(y)` or `y`.
+#[derive(Debug, Clone)]
+pub(crate) struct LogMoments {
+    acc: Vec<[f64; 2]>,
+    nz: Vec<u32>,
+}
+
+impl LogMoments {
+    pub(crate) fn new(n_cols: usize) -> Self {
+        LogMoments {
+            acc: vec![[0f64; 2]; n_cols],
+            nz: vec![0u32; n_cols],
+        }
+    }
+
+    /// Adds one cell (its stored counts `cv` at columns `idx`, size factor `s`; 0 is taken
+    /// as 1), writing its log values to `out` when given. For the integer counts 1..64 of the
+    /// cell, `y` and `e` are computed once per distinct count.
+    #[inline]
+    pub(crate) fn add_row(
+        &mut self,
+        idx: &[u32],
+        cv: &[f32],
+        s: f32,
+        expm1: bool,
+        mut out: Option<&mut [f32]>,
+    ) {
+        let s = if s == 0.0 { 1.0 } else { s };
+        let mut filled = 0u64;
+        let mut cy = [0f32; 64];
+        let mut ce = [[0f64; 2]; 64];
+        for (j, (&c, &g)) in cv.iter().zip(idx).enumerate() {
+            let k = c as u32;
+            let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
+                let k = k as usize & 63;
+                if (filled >> k) & 1 == 0 {
+                    let y = (c / s).ln_1p();
+                    let e = if expm1 { y.exp_m1() } else { y };
+                    cy[k] = y;
+                    ce[k] = [e as f64, (e * e) as f64];
+                    filled |= 1 << k;
+                }
+                (cy[k], ce[k])
+            } else {
+                let y = (c / s).ln_1p();
+                let e = if expm1 { y.exp_m1() } else { y };
+                (y, [e as f64, (e * e) as f64])
+            };
+            if let Some(o) = out.as_deref_mut().and_then(|o| o.get_mut(j)) {
+                *o = y;
+            }
+            let g = g as usize;
+            if let (Some(a), Some(n)) = (self.acc.get_mut(g), self.nz.get_mut(g)) {
+                a[0] += e[0];
+                a[1] += e[1];
+                *n += (y != 0.0) as u32;
+            }
+        }
+    }
+
+    /// Per gene `[sum e, sum e*e, non-zeros]` over the blocks, added in block order.
+    pub(crate) fn sum(parts: Vec<LogMoments>, n_cols: usize) -> Vec<[f64; 3]> {
+        let mut sums = vec![[0f64; 3]; n_cols];
+        for p in parts {
+            for ((o, q), n) in sums.iter_mut().zip(p.acc).zip(p.nz) {
+                o[0] += q[0];
+                o[1] += q[1];
+                o[2] += n as f64;
+            }
+        }
+        sums
+    }
 }
 
 /// `np.median` of a float32 array: the middle value, or for an even count the mean of the two

@@ -645,7 +645,7 @@ pub fn filter_cells_by_metrics(
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     check_filter_options(opts)?;
     let m = metrics(ds, &opts.qc)?;
-    Ok(filter_by(Cow::Borrowed(ds), opts, &m)?.0)
+    Ok(filter_by::<()>(Cow::Borrowed(ds), opts, &m, None)?.0)
 }
 
 /// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
@@ -669,7 +669,8 @@ pub fn filter_with_kept_metrics(
     m: &QcMetrics,
 ) -> Result<(Filtered, QcMetrics)> {
     check_metrics(ds, opts, m)?;
-    filter_by(Cow::Borrowed(ds), opts, m)
+    let (f, kept, _) = filter_by::<()>(Cow::Borrowed(ds), opts, m, None)?;
+    Ok((f, kept))
 }
 
 /// [`filter_with_kept_metrics`] of a dataset given up by the caller: the count matrix is
@@ -681,7 +682,33 @@ pub fn filter_owned_with_kept_metrics(
     m: &QcMetrics,
 ) -> Result<(Filtered, QcMetrics)> {
     check_metrics(&ds, opts, m)?;
-    filter_by(Cow::Owned(ds), opts, m)
+    let (f, kept, _) = filter_by::<()>(Cow::Owned(ds), opts, m, None)?;
+    Ok((f, kept))
+}
+
+/// Work done on each kept cell while an owned dataset is filtered in place
+/// ([`filter_owned_fold`]): blocks of [`col_block_len`] kept cells each start from `init()`,
+/// and `visit(state, indices, values, sums)` is called on every kept cell in order, with its
+/// compacted row and its QC sums over the kept genes.
+pub(crate) struct Fold<'a, S> {
+    pub init: &'a (dyn Fn() -> S + Sync),
+    pub visit: &'a Visit<'a, S>,
+}
+
+/// `visit(state, indices, values, sums)` of a [`Fold`].
+pub(crate) type Visit<'a, S> = dyn Fn(&mut S, &[u32], &[f32], &CellSums) + Sync + 'a;
+
+/// [`filter_owned_with_kept_metrics`] that also folds `fold` over the kept cells while it
+/// compacts them (one pass even when nothing is removed), returning the block states in
+/// order: a later per-cell pass (as the normalization) can ride on the filter's.
+pub(crate) fn filter_owned_fold<S: Send>(
+    ds: Dataset,
+    opts: &FilterOptions,
+    m: &QcMetrics,
+    fold: Fold<'_, S>,
+) -> Result<(Filtered, QcMetrics, Vec<S>)> {
+    check_metrics(&ds, opts, m)?;
+    filter_by(Cow::Owned(ds), opts, m, Some(fold))
 }
 
 fn check_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<()> {
@@ -708,11 +735,12 @@ fn check_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<()
 
 /// The filter of a borrowed dataset (the kept values are copied) or an owned one (filtered in
 /// place).
-fn filter_by(
+fn filter_by<S: Send>(
     input: Cow<'_, Dataset>,
     opts: &FilterOptions,
     m: &QcMetrics,
-) -> Result<(Filtered, QcMetrics)> {
+    fold: Option<Fold<'_, S>>,
+) -> Result<(Filtered, QcMetrics, Vec<S>)> {
     let ds: &Dataset = &input;
     let CellFilter {
         keep_cells,
@@ -752,6 +780,8 @@ fn filter_by(
     let all_genes = keep_genes.len() == ds.n_genes();
     let cells = ds.cells.select(&keep_cells);
     let genes = ds.genes.select(&keep_genes);
+    let block = col_block_len(keep_cells.len());
+    let mut states = Vec::new();
     let (counts_new, per_cell) = if all_genes {
         let per_cell: Vec<CellSums> = keep_cells
             .iter()
@@ -764,11 +794,20 @@ fn filter_by(
                 )
             })
             .collect();
-        let counts = match (input, all_cells) {
-            (Cow::Borrowed(ds), true) => ds.counts.clone(),
-            (Cow::Borrowed(ds), false) => ds.counts.select_rows(&keep_cells)?,
-            (Cow::Owned(ds), true) => ds.counts,
-            (Cow::Owned(ds), false) => ds.counts.retain(&keep_cells, None)?,
+        let counts = match (input, all_cells, fold) {
+            (Cow::Owned(ds), _, Some(fold)) => {
+                let (x, st) =
+                    ds.counts
+                        .retain_fold(&keep_cells, None, block, fold.init, |st, k, i, v| {
+                            (fold.visit)(st, i, v, &per_cell[k])
+                        })?;
+                states = st;
+                x
+            }
+            (Cow::Borrowed(ds), true, _) => ds.counts.clone(),
+            (Cow::Borrowed(ds), false, _) => ds.counts.select_rows(&keep_cells)?,
+            (Cow::Owned(ds), true, None) => ds.counts,
+            (Cow::Owned(ds), false, None) => ds.counts.retain(&keep_cells, None)?,
         };
         (counts, per_cell)
     } else {
@@ -776,13 +815,33 @@ fn filter_by(
             .iter()
             .map(|&g| m.mt[g] as u8 | (m.ribo[g] as u8) << 1)
             .collect();
-        match input {
-            Cow::Borrowed(ds) => subset(&ds.counts, &keep_cells, &keep_genes, &flags)?,
-            Cow::Owned(ds) => ds
-                .counts
-                .retain_with(&keep_cells, Some(&keep_genes), |i, v| {
-                    row_sums(i, v, &flags)
-                })?,
+        match (input, fold) {
+            (Cow::Borrowed(ds), _) => subset(&ds.counts, &keep_cells, &keep_genes, &flags)?,
+            (Cow::Owned(ds), None) => {
+                ds.counts
+                    .retain_with(&keep_cells, Some(&keep_genes), |i, v| {
+                        row_sums(i, v, &flags)
+                    })?
+            }
+            (Cow::Owned(ds), Some(fold)) => {
+                let (x, st) = ds.counts.retain_fold(
+                    &keep_cells,
+                    Some(&keep_genes),
+                    block,
+                    || (Vec::with_capacity(block), (fold.init)()),
+                    |st, _, i, v| {
+                        let c = row_sums(i, v, &flags);
+                        (fold.visit)(&mut st.1, i, v, &c);
+                        st.0.push(c);
+                    },
+                )?;
+                let mut per_cell = Vec::with_capacity(keep_cells.len());
+                for (cells, state) in st {
+                    per_cell.extend(cells);
+                    states.push(state);
+                }
+                (x, per_cell)
+            }
         }
     };
     let kept_cols: Vec<[f64; 2]> = keep_genes.iter().map(|&g| gene_cols[g]).collect();
@@ -803,6 +862,7 @@ fn filter_by(
             mad_thresholds,
         },
         kept,
+        states,
     ))
 }
 

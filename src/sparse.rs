@@ -430,6 +430,30 @@ impl CsrMatrix {
         T: Send,
         F: Fn(&[u32], &[f32]) -> T + Sync,
     {
+        let per_block = rows.len().div_ceil(64).max(1);
+        let (m, parts) = self.retain_fold(rows, cols, per_block, Vec::new, |out, _, i, v| {
+            out.push(f(i, v))
+        })?;
+        Ok((m, parts.into_iter().flatten().collect()))
+    }
+
+    /// [`retain`](Self::retain) in blocks of `block_rows` kept rows: each block starts from
+    /// `init()` and folds `f(state, kept row index, indices, values)` over its rows in order,
+    /// once each is compacted; the states come back in block order. Fixed blocks make a
+    /// reduction over the states independent of the thread count.
+    pub fn retain_fold<S, I, F>(
+        self,
+        rows: &[usize],
+        cols: Option<&[usize]>,
+        block_rows: usize,
+        init: I,
+        f: F,
+    ) -> Result<(Self, Vec<S>)>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, usize, &[u32], &[f32]) + Sync,
+    {
         let increasing = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
         if !increasing(rows) || !cols.is_none_or(increasing) {
             return Err(Error::data(
@@ -470,7 +494,7 @@ impl CsrMatrix {
         } = self;
         // Blocks of kept rows; block b owns the buffers from its first row's start to the next
         // block's first row's start (the last block: to the end).
-        let per_block = rows.len().div_ceil(64).max(1);
+        let per_block = block_rows.max(1);
         let starts: Vec<usize> = rows.chunks(per_block).map(|b| indptr[b[0]]).collect();
         let mut pieces = Vec::with_capacity(starts.len());
         {
@@ -486,13 +510,14 @@ impl CsrMatrix {
                 (ri, rv, at) = (i, v, end);
             }
         }
-        let done: Vec<(Vec<usize>, Vec<T>)> = pieces
+        let done: Vec<(Vec<usize>, S)> = pieces
             .into_par_iter()
-            .map(|(block, base, bi, bv)| {
+            .enumerate()
+            .map(|(b, (block, base, bi, bv))| {
                 let mut w = 0;
                 let mut lens = Vec::with_capacity(block.len());
-                let mut out = Vec::with_capacity(block.len());
-                for &r in block {
+                let mut state = init();
+                for (k, &r) in block.iter().enumerate() {
                     let before = w;
                     for k in indptr[r] - base..indptr[r + 1] - base {
                         let c = match &map {
@@ -506,17 +531,22 @@ impl CsrMatrix {
                         }
                     }
                     lens.push(w - before);
-                    out.push(f(&bi[before..w], &bv[before..w]));
+                    f(
+                        &mut state,
+                        b * per_block + k,
+                        &bi[before..w],
+                        &bv[before..w],
+                    );
                 }
-                (lens, out)
+                (lens, state)
             })
             .collect();
-        let mut results = Vec::with_capacity(rows.len());
+        let mut results = Vec::with_capacity(done.len());
         let mut new_indptr = Vec::with_capacity(rows.len() + 1);
         new_indptr.push(0usize);
         let mut at = 0;
-        for (b, (l, out)) in done.into_iter().enumerate() {
-            results.extend(out);
+        for (b, (l, state)) in done.into_iter().enumerate() {
+            results.push(state);
             let len: usize = l.iter().sum();
             indices.copy_within(starts[b]..starts[b] + len, at);
             data.copy_within(starts[b]..starts[b] + len, at);

@@ -18,16 +18,17 @@ use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
 use crate::hvg::{
-    highly_variable_from_moments, highly_variable_genes, log1p_moments, Flavor, Hvg, HvgOptions,
+    highly_variable_from_moments, highly_variable_genes, log1p_moments, moments_from_col_sums,
+    Flavor, Hvg, HvgOptions,
 };
 use crate::lognorm::LogCounts;
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
-use crate::normalize::{normalize_total_log1p, NormalizeOptions};
+use crate::normalize::{normalize_total_log1p, LogMoments, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
 use crate::qc::{
-    filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, FilterOptions, Filtered,
-    QcMetrics,
+    filter_owned_fold, filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, CellSums,
+    FilterOptions, Filtered, Fold, QcMetrics,
 };
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
@@ -430,19 +431,65 @@ fn preprocess_timed(
     opts: &PipelineOptions,
     timer: &mut Timer<'_>,
 ) -> Result<Preprocessed> {
-    let (qc, filtered, kept_totals) = timer.step("qc", |progress| {
+    // With the seurat and cell_ranger flavors the per-gene moments of the HVG step are summed
+    // in the pass that computes the size factors, without storing the log values; the hvg
+    // step is then the selection from those moments, with the same result. With an owned
+    // dataset, a fixed target sum and no excluded genes, that pass rides on the filter's
+    // in-place pass over the kept cells (the `qc` step then includes it).
+    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
+    let ride = fused
+        && matches!(data, Cow::Owned(_))
+        && !opts.normalize.exclude_highly_expressed
+        && opts.normalize.target_sum.is_some();
+    let expm1 = matches!(opts.hvg.flavor, Flavor::Seurat);
+    let n_input_genes = data.n_genes();
+    let (qc, filtered, kept_totals, rode) = timer.step("qc", |progress| {
         let qc = metrics(&data, &opts.filter.qc)?;
         progress(0.4);
         // The metrics of the kept cells and genes come with the filter (the same values as
         // `metrics` on the filtered dataset).
-        let (mut filtered, kept_qc) = match data {
-            Cow::Borrowed(d) => filter_with_kept_metrics(d, &opts.filter, &qc)?,
-            Cow::Owned(d) => filter_owned_with_kept_metrics(d, &opts.filter, &qc)?,
+        let (mut filtered, kept_qc, rode) = match data {
+            Cow::Borrowed(d) => {
+                let (f, k) = filter_with_kept_metrics(d, &opts.filter, &qc)?;
+                (f, k, None)
+            }
+            Cow::Owned(d) if ride => {
+                let target = opts.normalize.target_sum.unwrap_or(1e4) as f32;
+                let init = || (LogMoments::new(n_input_genes), Vec::new());
+                let visit = |st: &mut (LogMoments, Vec<f32>),
+                             idx: &[u32],
+                             vals: &[f32],
+                             sums: &CellSums| {
+                    // `normalize`'s size factor: the QC total of the kept genes (in f32)
+                    let total = if sums.0 != 0.0 {
+                        sums.0 as f32
+                    } else {
+                        vals.iter().map(|&x| x as f64).sum::<f64>() as f32
+                    };
+                    let s = total / target;
+                    st.0.add_row(idx, vals, s, expm1, None);
+                    st.1.push(s);
+                };
+                let (f, k, parts) = filter_owned_fold(
+                    d,
+                    &opts.filter,
+                    &qc,
+                    Fold {
+                        init: &init,
+                        visit: &visit,
+                    },
+                )?;
+                (f, k, Some(parts))
+            }
+            Cow::Owned(d) => {
+                let (f, k) = filter_owned_with_kept_metrics(d, &opts.filter, &qc)?;
+                (f, k, None)
+            }
         };
         if filtered.dataset.n_cells() >= 3 {
             kept_qc.store_in(&mut filtered.dataset)?;
         }
-        Ok((qc, filtered, kept_qc.total_counts))
+        Ok((qc, filtered, kept_qc.total_counts, rode))
     })?;
     let n = filtered.dataset.n_cells();
     if n < 3 {
@@ -452,21 +499,25 @@ fn preprocess_timed(
         ));
     }
 
-    // With the seurat and cell_ranger flavors the per-gene moments of the HVG step are summed
-    // while the normalize step writes the log values (one pass instead of two); the hvg step
-    // is then the selection from those moments, with the same result.
-    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
     let (size_factors, moments, stored) = timer.step("normalize", |_| {
-        if fused {
-            let (norm, m) = log1p_moments(
-                &filtered.dataset.counts,
-                &opts.normalize,
-                opts.hvg.flavor,
-                Some(&kept_totals),
-            )?;
+        let counts = &filtered.dataset.counts;
+        if let Some(parts) = rode {
+            let mut sf = Vec::with_capacity(n);
+            let mut sums_parts = Vec::with_capacity(parts.len());
+            for (m, s) in parts {
+                sums_parts.push(m);
+                sf.extend(s);
+            }
+            let mut sums = LogMoments::sum(sums_parts, n_input_genes);
+            sums.truncate(counts.n_cols());
+            let m = moments_from_col_sums(&sums, &LogCounts::new(counts, &sf)?);
+            Ok((sf, Some(m), None))
+        } else if fused {
+            let (norm, m) =
+                log1p_moments(counts, &opts.normalize, opts.hvg.flavor, Some(&kept_totals))?;
             Ok((norm.size_factors, Some(m), None))
         } else {
-            let norm = normalize_total_log1p(&filtered.dataset.counts, &opts.normalize)?;
+            let norm = normalize_total_log1p(counts, &opts.normalize)?;
             Ok((norm.size_factors, None, Some(norm.matrix)))
         }
     })?;
