@@ -21,10 +21,11 @@
 
 #[path = "../tests/support/clustered_graph.rs"]
 mod clustered_graph;
+#[path = "../tests/support/layout_quality.rs"]
+mod layout_quality;
 
 use criterion::{criterion_group, Criterion};
-use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
+use ndarray::Array2;
 use scrna::cluster::{leiden, LeidenOptions};
 use scrna::embed::{umap, umap_with_progress, Init, UmapOptions};
 use scrna::graph::{umap_connectivities, UmapGraphOptions};
@@ -47,55 +48,6 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-
-fn dist(x: ArrayView2<f32>, i: usize, j: usize) -> f32 {
-    ((x[[i, 0]] - x[[j, 0]]).powi(2) + (x[[i, 1]] - x[[j, 1]]).powi(2)).sqrt()
-}
-
-/// Mean distance within clusters / between clusters over sampled pairs.
-fn within_between(x: ArrayView2<f32>, labels: &[u32]) -> f64 {
-    let n = labels.len();
-    let (mut w, mut nw, mut b, mut nb) = (0.0f64, 0usize, 0.0f64, 0usize);
-    for i in (0..n).step_by(37) {
-        for j in (i + 1..n).step_by(53) {
-            let d = dist(x, i, j) as f64;
-            if labels[i] == labels[j] {
-                w += d;
-                nw += 1;
-            } else {
-                b += d;
-                nb += 1;
-            }
-        }
-    }
-    (w / nw.max(1) as f64) / (b / nb.max(1) as f64)
-}
-
-/// Mean over 2,000 evenly spaced cells of the fraction of their `k` strongest graph
-/// neighbours among their `k` nearest cells in the layout.
-fn knn_preservation(g: &CsrMatrix, x: ArrayView2<f32>, k: usize) -> f64 {
-    let n = g.n_rows();
-    let step = (n / 2000).max(1);
-    let cells: Vec<usize> = (0..n).step_by(step).collect();
-    let total: f64 = cells
-        .par_iter()
-        .map(|&i| {
-            let (idx, val) = g.row(i);
-            let mut nb: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
-            nb.sort_by(|a, b| b.1.total_cmp(&a.1));
-            nb.truncate(k);
-            let mut d: Vec<(usize, f32)> = (0..n)
-                .filter(|&j| j != i)
-                .map(|j| (j, dist(x, i, j)))
-                .collect();
-            d.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
-            let near: std::collections::HashSet<usize> = d[..k].iter().map(|p| p.0).collect();
-            let hit = nb.iter().filter(|p| near.contains(&(p.0 as usize))).count();
-            hit as f64 / nb.len().max(1) as f64
-        })
-        .sum();
-    total / cells.len() as f64
-}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -140,10 +92,14 @@ fn one_shot(name: &str, graph: &CsrMatrix, labels: &[u32], opts: &UmapOptions) {
         );
     }
     let sum: f64 = x.iter().map(|v| *v as f64).sum();
+    // 2,000 evenly spaced cells
+    let sample: Vec<usize> = (0..graph.n_rows())
+        .step_by((graph.n_rows() / 2000).max(1))
+        .collect();
     println!(
         "quality: kNN preservation {:.4}, within/between {:.4} (coordinate sum {sum:.3})",
-        knn_preservation(graph, x.view(), 15),
-        within_between(x.view(), labels)
+        layout_quality::knn_preservation(graph, x.view(), &sample, 15),
+        layout_quality::within_between(x.view(), labels, 37, 53)
     );
 }
 

@@ -1,6 +1,8 @@
 //! UMAP layout: curve parameters against umap-learn, determinism across thread counts,
 //! cluster separation and neighbourhood preservation, bad input.
 
+#[path = "support/layout_quality.rs"]
+mod layout_quality;
 mod support;
 
 use ndarray::{Array2, ArrayView2};
@@ -66,49 +68,15 @@ fn same_seed_same_layout_whatever_the_thread_count() {
     assert_ne!(bits(&one), bits(&other), "the seed must matter");
 }
 
-fn dist(x: ArrayView2<f32>, i: usize, j: usize) -> f32 {
-    ((x[[i, 0]] - x[[j, 0]]).powi(2) + (x[[i, 1]] - x[[j, 1]]).powi(2)).sqrt()
+/// Within / between ratio over a fixed sample of pairs.
+fn within_between(x: ArrayView2<f32>, labels: &[u32]) -> f64 {
+    layout_quality::within_between(x, labels, 3, 5)
 }
 
-/// Mean distance between cells of the same cluster / between cells of different clusters.
-fn within_between(x: ArrayView2<f32>, labels: &[u32]) -> f32 {
-    let (mut w, mut nw, mut b, mut nb) = (0.0f64, 0usize, 0.0f64, 0usize);
-    let n = labels.len();
-    for i in (0..n).step_by(3) {
-        for j in (i + 1..n).step_by(5) {
-            let d = dist(x, i, j) as f64;
-            if labels[i] == labels[j] {
-                w += d;
-                nw += 1;
-            } else {
-                b += d;
-                nb += 1;
-            }
-        }
-    }
-    ((w / nw as f64) / (b / nb as f64)) as f32
-}
-
-/// Mean over cells of the fraction of its `k` strongest graph neighbours that are among its
-/// `k` nearest cells in the layout.
+/// kNN preservation over every cell.
 fn knn_preservation(g: &CsrMatrix, x: ArrayView2<f32>, k: usize) -> f64 {
-    let n = g.n_rows();
-    let mut total = 0.0;
-    for i in 0..n {
-        let (idx, val) = g.row(i);
-        let mut nb: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
-        nb.sort_by(|a, b| b.1.total_cmp(&a.1));
-        nb.truncate(k);
-        let mut d: Vec<(usize, f32)> = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| (j, dist(x, i, j)))
-            .collect();
-        d.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
-        let near: std::collections::HashSet<usize> = d[..k].iter().map(|p| p.0).collect();
-        let hit = nb.iter().filter(|p| near.contains(&(p.0 as usize))).count();
-        total += hit as f64 / nb.len().max(1) as f64;
-    }
-    total / n as f64
+    let cells: Vec<usize> = (0..g.n_rows()).collect();
+    layout_quality::knn_preservation(g, x, &cells, k)
 }
 
 #[test]

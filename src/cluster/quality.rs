@@ -16,21 +16,7 @@ use std::collections::HashMap;
 /// a stored diagonal entry `A_ii` counts once here). A graph without edges has `Q = 0`.
 /// Labels can be any `u32` values.
 pub fn modularity(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<f64> {
-    validate_graph(graph, "modularity")?;
-    if labels.len() != graph.n_rows() {
-        return Err(Error::data(
-            "modularity",
-            format!(
-                "{} labels for a graph of {} nodes",
-                labels.len(),
-                graph.n_rows()
-            ),
-        ));
-    }
-    if !resolution.is_finite() {
-        return Err(Error::option("resolution", "must be finite"));
-    }
-    let (dense, k) = dense_labels(labels);
+    let (dense, k) = check_partition("modularity", graph, labels, resolution)?;
     Ok(super::leiden::modularity_value(
         graph, &dense, k, resolution,
     ))
@@ -46,10 +32,22 @@ pub fn modularity(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<
 /// counts each edge once and `n_c (n_c - 1) / 2` pairs, then doubles the sum for undirected
 /// graphs). Labels can be any `u32` values.
 pub fn cpm(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<f64> {
-    validate_graph(graph, "cpm")?;
+    let (dense, k) = check_partition("cpm", graph, labels, resolution)?;
+    Ok(super::leiden::cpm_value(graph, &dense, k, resolution))
+}
+
+/// Checks the graph, one label per node and a finite resolution; returns the labels as
+/// `0..k` and `k`.
+fn check_partition(
+    what: &str,
+    graph: &CsrMatrix,
+    labels: &[u32],
+    resolution: f64,
+) -> Result<(Vec<u32>, usize)> {
+    validate_graph(graph, what)?;
     if labels.len() != graph.n_rows() {
         return Err(Error::data(
-            "cpm",
+            what,
             format!(
                 "{} labels for a graph of {} nodes",
                 labels.len(),
@@ -60,8 +58,7 @@ pub fn cpm(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<f64> {
     if !resolution.is_finite() {
         return Err(Error::option("resolution", "must be finite"));
     }
-    let (dense, k) = dense_labels(labels);
-    Ok(super::leiden::cpm_value(graph, &dense, k, resolution))
+    Ok(dense_labels(labels))
 }
 
 /// Maps arbitrary labels to `0..k` in order of first appearance.
