@@ -92,9 +92,9 @@ impl<'a> LogCounts<'a> {
         self.size_factors
     }
 
-    /// The log value of count `c` in cell `row`.
+    /// The log value of count `c` in cell `row` (a cell of the matrix).
     #[inline]
-    pub fn value(&self, row: usize, c: f32) -> f32 {
+    fn value(&self, row: usize, c: f32) -> f32 {
         let k = c as usize;
         if k < TABLE && k as f32 == c {
             self.table[row][k]

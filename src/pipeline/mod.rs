@@ -528,7 +528,12 @@ fn preprocess_timed(
             (None, Some(log)) => {
                 highly_variable_genes(&log, Some(&filtered.dataset.counts), None, &opts.hvg)?
             }
-            (None, None) => unreachable!("the normalize step returns moments or the matrix"),
+            (None, None) => {
+                return Err(Error::data(
+                    "pipeline",
+                    "the normalize step returned neither moments nor the log matrix",
+                ))
+            }
         };
         let genes = hvg.selected();
         if genes.len() < 2 {
