@@ -12,7 +12,10 @@
 //! times that embedding (50 columns) instead, `SCRNA_BENCH_CELLS=<n>` only its first `n` rows;
 //! `SCRNA_BENCH_RECALL=1` also prints the recall at k = 15 against the exact search.
 
+#[path = "../tests/support/knn_recall.rs"]
+mod knn_recall;
 use criterion::{criterion_group, Criterion};
+use knn_recall::recall;
 use ndarray::Array2;
 use petal_neighbors::BallTree;
 use rand::rngs::StdRng;
@@ -135,19 +138,6 @@ fn cpu_seconds() -> f64 {
         .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
         .unwrap_or(0.0);
     ticks / 100.0
-}
-
-fn recall(approx: &scrna::neighbors::Knn, exact: &scrna::neighbors::Knn) -> f64 {
-    let k = exact.n_neighbors;
-    let mut hit = 0usize;
-    for i in 0..exact.n_cells() {
-        let e = &exact.row_indices(i)[1..];
-        hit += approx.row_indices(i)[1..]
-            .iter()
-            .filter(|j| e.contains(j))
-            .count();
-    }
-    hit as f64 / (exact.n_cells() * (k - 1)) as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -682,36 +682,32 @@ fn local_join_body(
             unsafe { _mm_prefetch(keys.as_ptr().add(t) as *const i8, _MM_HINT_T0) };
         }
     }
+    // Offers key `k` to cell `i`'s list when it beats `w`, the list's last key as last read
+    // (re-read after an insertion); 1 when inserted.
+    let offer = |i: u32, k: u64, w: &mut u64| -> usize {
+        if k < *w && graph.insert(i as usize, k) {
+            *w = graph.last(i as usize);
+            1
+        } else {
+            0
+        }
+    };
     let mut local = 0usize;
     for (a, &p) in nw.iter().enumerate() {
         let xp = points.row(p as usize);
         for b in a + 1..nw.len() {
             let q = nw[b];
             let dd = dist(xp, points.row(q as usize));
-            let (kq, kp) = (key(dd, q), key(dd, p));
-            if kq < wn[a] && graph.insert(p as usize, kq) {
-                local += 1;
-                wn[a] = graph.last(p as usize);
-            }
-            if kp < wn[b] && graph.insert(q as usize, kp) {
-                local += 1;
-                wn[b] = graph.last(q as usize);
-            }
+            local += offer(p, key(dd, q), &mut wn[a]);
+            local += offer(q, key(dd, p), &mut wn[b]);
         }
         for (b, &q) in od.iter().enumerate() {
             if q == p {
                 continue;
             }
             let dd = dist(xp, points.row(q as usize));
-            let (kq, kp) = (key(dd, q), key(dd, p));
-            if kq < wn[a] && graph.insert(p as usize, kq) {
-                local += 1;
-                wn[a] = graph.last(p as usize);
-            }
-            if kp < wo[b] && graph.insert(q as usize, kp) {
-                local += 1;
-                wo[b] = graph.last(q as usize);
-            }
+            local += offer(p, key(dd, q), &mut wn[a]);
+            local += offer(q, key(dd, p), &mut wo[b]);
         }
     }
     local

@@ -2,6 +2,9 @@
 //! scripts/reference_neighbors.py), plus approximate-search recall, determinism across thread
 //! counts, and bad inputs.
 
+#[path = "support/knn_recall.rs"]
+mod knn_recall;
+use knn_recall::recall;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -177,19 +180,6 @@ fn clustered(n: usize, d: usize, n_clusters: usize, seed: u64) -> Array2<f32> {
         }
     }
     x
-}
-
-fn recall(approx: &Knn, exact: &Knn) -> f64 {
-    let k = exact.n_neighbors;
-    let mut hit = 0usize;
-    for i in 0..exact.n_cells() {
-        let e = &exact.row_indices(i)[1..];
-        hit += approx.row_indices(i)[1..]
-            .iter()
-            .filter(|j| e.contains(j))
-            .count();
-    }
-    hit as f64 / (exact.n_cells() * (k - 1)) as f64
 }
 
 #[test]
