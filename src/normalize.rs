@@ -100,7 +100,7 @@ fn size_factors(
             ));
         }
     }
-    let row_total = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() as f32;
+    let row_total = |v: &[f32]| crate::sparse::sum_f64(v) as f32;
     let mut totals: Vec<f32> = match known {
         Some(k) if !opts.exclude_highly_expressed => {
             if k.len() != counts.n_rows() {
@@ -326,7 +326,27 @@ impl LogMoments {
         cv: &[f32],
         s: f32,
         expm1: bool,
-        mut out: Option<&mut [f32]>,
+        out: Option<&mut [f32]>,
+    ) {
+        match out {
+            Some(o) => self.add_row_with(idx, cv, s, expm1, |j, y| {
+                if let Some(o) = o.get_mut(j) {
+                    *o = y;
+                }
+            }),
+            None => self.add_row_with(idx, cv, s, expm1, |_, _| {}),
+        }
+    }
+
+    /// [`add_row`](Self::add_row), handing each log value to `put(position, y)`.
+    #[inline(always)]
+    fn add_row_with(
+        &mut self,
+        idx: &[u32],
+        cv: &[f32],
+        s: f32,
+        expm1: bool,
+        mut put: impl FnMut(usize, f32),
     ) {
         let s = if s == 0.0 { 1.0 } else { s };
         let mut filled = 0u64;
@@ -349,9 +369,7 @@ impl LogMoments {
                 let e = if expm1 { y.exp_m1() } else { y };
                 (y, [e as f64, (e * e) as f64])
             };
-            if let Some(o) = out.as_deref_mut().and_then(|o| o.get_mut(j)) {
-                *o = y;
-            }
+            put(j, y);
             let g = g as usize;
             if let (Some(a), Some(n)) = (self.acc.get_mut(g), self.nz.get_mut(g)) {
                 a[0] += e[0];

@@ -145,23 +145,37 @@ fn gene_flags(mt: &[bool], ribo: &[bool]) -> Vec<u8> {
         .collect()
 }
 
-/// The per-cell sums of one row, in stored order: `(total, non-zeros, mito total, ribo
-/// total)`, with the gene sets in `flags` ([`gene_flags`]). Every per-cell sum of this module
+/// The per-cell sums of one row: `(total, non-zeros, mito total, ribo total)`, the total by
+/// [`crate::sparse::sum_f64`] and the mito and ribo totals in stored order, with the gene
+/// sets in `flags` ([`gene_flags`]). Every per-cell sum of this module
 /// goes through here, so that they agree bit for bit.
 #[inline]
 fn row_sums(idx: &[u32], val: &[f32], flags: &[u8]) -> CellSums {
-    let (mut t, mut n, mut m, mut r) = (0f64, 0u32, 0f64, 0f64);
+    row_sums_with(idx, val, flags, |_, _| {})
+}
+
+/// [`row_sums`], calling `each(column, value)` for every stored value in order on the way (a
+/// caller's per-gene sums ride on the same loop).
+#[inline(always)]
+fn row_sums_with(
+    idx: &[u32],
+    val: &[f32],
+    flags: &[u8],
+    mut each: impl FnMut(usize, f32),
+) -> CellSums {
+    let t = crate::sparse::sum_f64(val);
+    let n = val.iter().map(|&v| (v != 0.0) as u32).sum::<u32>();
+    let (mut m, mut r) = (0f64, 0f64);
     for (&c, &v) in idx.iter().zip(val) {
-        n += (v != 0.0) as u32;
-        let v = v as f64;
-        t += v;
-        let f = flags.get(c as usize).copied().unwrap_or(0);
+        let c = c as usize;
+        each(c, v);
+        let f = flags.get(c).copied().unwrap_or(0);
         if f != 0 {
             if f & 1 != 0 {
-                m += v;
+                m += v as f64;
             }
             if f & 2 != 0 {
-                r += v;
+                r += v as f64;
             }
         }
     }
@@ -244,37 +258,34 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
     let n = x.n_rows();
     let n_cols = x.n_cols();
     let block = n.div_ceil(COL_BLOCKS).max(1);
-    // Per block: the cells' sums, per gene the non-zeros (an exact integer, counted in u32:
-    // the same sums) and the total.
-    type Part = (Vec<CellSums>, Vec<u32>, Vec<f64>);
+    // Per block: the cells' sums and per gene `[non-zeros, total]` (the non-zeros are exact
+    // integers in `f64`, so the block sums equal the sequential ones).
+    type Part = (Vec<CellSums>, Vec<[f64; 2]>);
     let parts: Vec<Part> = (0..n.div_ceil(block))
         .into_par_iter()
         .map(|b| {
             let rows = b * block..((b + 1) * block).min(n);
             let mut cells = Vec::with_capacity(rows.len());
-            let mut nz = vec![0u32; n_cols];
-            let mut tot = vec![0f64; n_cols];
+            let mut cols = vec![[0f64; 2]; n_cols];
             for r in rows {
                 let (idx, val) = x.row(r);
-                cells.push(row_sums(idx, val, &flags));
-                for (&c, &v) in idx.iter().zip(val) {
-                    let c = c as usize;
-                    if let (Some(a), Some(t)) = (nz.get_mut(c), tot.get_mut(c)) {
-                        *a += (v != 0.0) as u32;
-                        *t += v as f64;
+                cells.push(row_sums_with(idx, val, &flags, |c, v| {
+                    if let Some(a) = cols.get_mut(c) {
+                        a[0] += (v != 0.0) as u8 as f64;
+                        a[1] += v as f64;
                     }
-                }
+                }));
             }
-            (cells, nz, tot)
+            (cells, cols)
         })
         .collect();
     let mut per_cell = Vec::with_capacity(n);
     let mut cols = vec![[0f64; 2]; n_cols];
-    for (cells, nz, tot) in parts {
+    for (cells, part) in parts {
         per_cell.extend(cells);
-        for ((o, a), t) in cols.iter_mut().zip(nz).zip(tot) {
-            o[0] += a as f64;
-            o[1] += t;
+        for (o, q) in cols.iter_mut().zip(part) {
+            o[0] += q[0];
+            o[1] += q[1];
         }
     }
     Ok(assemble(&per_cell, &cols, mt, ribo))

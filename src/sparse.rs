@@ -8,6 +8,82 @@
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
+/// Moves block `b`'s `lens[b]` entries from `starts[b]` to `at_b = lens[0] + .. + lens[b - 1]`
+/// (so the blocks end up next to each other, in order; `at_b <= starts[b]` and `starts` is
+/// increasing, as after an in-place compaction), returning the total length.
+///
+/// With `d_b = starts[b] - at_b`, block `b`'s destination `[at_b, at_b + lens[b])` holds its
+/// own entries except its last `min(d_b, lens[b])`, which lie past it where block `b + 1`'s
+/// destination begins. Those are copied aside first (a read-only parallel pass); then every
+/// block moves inside its own destination and writes its saved entries after them, all blocks
+/// in parallel on disjoint stretches. When the saved entries would exceed 1/16 of the buffer
+/// (many rows dropped early on), the blocks are moved one after another instead.
+fn close_gaps<T: Copy + Send + Sync>(buf: &mut [T], starts: &[usize], lens: &[usize]) -> usize {
+    let mut at = Vec::with_capacity(lens.len());
+    let mut total = 0;
+    for &l in lens {
+        at.push(total);
+        total += l;
+    }
+    let saved_len = |b: usize| (starts[b] - at[b]).min(lens[b]);
+    let side: usize = (0..lens.len()).map(saved_len).sum();
+    if side > buf.len() / 16 {
+        for b in 0..lens.len() {
+            buf.copy_within(starts[b]..starts[b] + lens[b], at[b]);
+        }
+        return total;
+    }
+    let view: &[T] = buf;
+    let saved: Vec<Vec<T>> = (0..lens.len())
+        .into_par_iter()
+        .map(|b| {
+            let end = starts[b] + lens[b];
+            view[end - saved_len(b)..end].to_vec()
+        })
+        .collect();
+    let mut regions = Vec::with_capacity(lens.len());
+    let mut rest = &mut buf[..total];
+    for &l in lens {
+        let (r, t) = std::mem::take(&mut rest).split_at_mut(l);
+        regions.push(r);
+        rest = t;
+    }
+    regions
+        .into_par_iter()
+        .zip(saved)
+        .enumerate()
+        .for_each(|(b, (r, s))| {
+            let (l, d) = (r.len(), starts[b] - at[b]);
+            if d > 0 && s.len() < l {
+                // here s.len() == d: the entries at offsets d..l go to 0..l - d
+                r.copy_within(d..l, 0);
+            }
+            r[l - s.len()..].copy_from_slice(&s);
+        });
+    total
+}
+
+/// Sum of `v` in `f64`: value `i` goes to partial sum `i mod 4` (the tail of fewer than 4
+/// values to partial sums 0, 1, 2 in order), and the result is `(s0 + s1) + (s2 + s3)`. Every
+/// per-row total of the library (QC metrics, size factors) is this sum, so they agree bit for
+/// bit; for integer counts (any total below 2^53) it equals the exact sum. Four independent
+/// partial sums let the additions overlap instead of waiting on one another.
+#[inline]
+pub fn sum_f64(v: &[f32]) -> f64 {
+    let mut s = [0f64; 4];
+    let chunks = v.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            s[k] += c[k] as f64;
+        }
+    }
+    for (k, &x) in tail.iter().enumerate() {
+        s[k] += x as f64;
+    }
+    (s[0] + s[1]) + (s[2] + s[3])
+}
+
 /// A canonical CSR matrix (see the module docs).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CsrMatrix {
@@ -350,11 +426,9 @@ impl CsrMatrix {
         )
     }
 
-    /// Sum of each row, accumulated in `f64`.
+    /// Sum of each row, accumulated in `f64` ([`sum_f64`]).
     pub fn row_sums(&self) -> Vec<f64> {
-        self.par_rows()
-            .map(|(_, _, v)| v.iter().map(|&x| x as f64).sum())
-            .collect()
+        self.par_rows().map(|(_, _, v)| sum_f64(v)).collect()
     }
     /// Number of stored non-zero values of each row.
     pub fn row_nnz(&self) -> Vec<usize> {
@@ -412,7 +486,8 @@ impl CsrMatrix {
     /// `select_rows(rows)` then `select_cols(cols)`.
     ///
     /// The entries move left only. Fixed blocks of rows are compacted in parallel, each inside
-    /// its own stretch of the buffers, then the blocks are moved next to each other in order.
+    /// its own stretch of the buffers, then the blocks are moved next to each other
+    /// ([`close_gaps`]).
     pub fn retain(self, rows: &[usize], cols: Option<&[usize]>) -> Result<Self> {
         Ok(self.retain_with(rows, cols, |_, _| ())?.0)
     }
@@ -544,17 +619,16 @@ impl CsrMatrix {
         let mut results = Vec::with_capacity(done.len());
         let mut new_indptr = Vec::with_capacity(rows.len() + 1);
         new_indptr.push(0usize);
-        let mut at = 0;
-        for (b, (l, state)) in done.into_iter().enumerate() {
+        let mut lens = Vec::with_capacity(done.len());
+        for (l, state) in done {
             results.push(state);
-            let len: usize = l.iter().sum();
-            indices.copy_within(starts[b]..starts[b] + len, at);
-            data.copy_within(starts[b]..starts[b] + len, at);
+            lens.push(l.iter().sum::<usize>());
             for x in l {
                 new_indptr.push(new_indptr[new_indptr.len() - 1] + x);
             }
-            at += len;
         }
+        let at = close_gaps(&mut indices, &starts, &lens);
+        close_gaps(&mut data, &starts, &lens);
         indices.truncate(at);
         data.truncate(at);
         indices.shrink_to_fit();
@@ -787,6 +861,48 @@ mod tests {
         assert!(x.clone().retain(&[2, 1], None).is_err());
         assert!(x.clone().retain(&[n], None).is_err());
         assert!(x.retain(&[0], Some(&[m])).is_err());
+    }
+
+    /// `close_gaps` against moving the blocks one by one, with small gaps (the parallel
+    /// moves), gaps larger than whole blocks, and gaps past the side-buffer limit.
+    #[test]
+    fn close_gaps_moves_blocks_next_to_each_other() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for max_gap in [0usize, 1, 3, 40, 400] {
+            for _ in 0..20 {
+                let n_blocks = rng.gen_range(1..12);
+                let (mut starts, mut lens) = (Vec::new(), Vec::new());
+                let mut end = 0;
+                for _ in 0..n_blocks {
+                    end += rng.gen_range(0..=max_gap);
+                    let l = rng.gen_range(0..50);
+                    starts.push(end);
+                    lens.push(l);
+                    end += l + rng.gen_range(0..=max_gap);
+                }
+                let buf: Vec<u32> = (0..end as u32 + 5).collect();
+                let mut want = buf.clone();
+                let mut at = 0;
+                for (&s, &l) in starts.iter().zip(&lens) {
+                    want.copy_within(s..s + l, at);
+                    at += l;
+                }
+                let mut got = buf.clone();
+                assert_eq!(close_gaps(&mut got, &starts, &lens), at);
+                assert_eq!(got[..at], want[..at], "starts {starts:?} lens {lens:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sum_f64_is_the_four_lane_sum() {
+        let v: Vec<f32> = (1..=11).map(|i| i as f32).collect();
+        assert_eq!(sum_f64(&v), 66.0);
+        assert_eq!(sum_f64(&[]), 0.0);
+        let w = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let d = |i: usize| w[i] as f64;
+        assert_eq!(sum_f64(&w), ((d(0) + d(4)) + (d(1) + d(5))) + (d(2) + d(3)));
     }
 
     #[test]

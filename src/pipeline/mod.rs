@@ -464,7 +464,7 @@ fn preprocess_timed(
                     let total = if sums.0 != 0.0 {
                         sums.0 as f32
                     } else {
-                        vals.iter().map(|&x| x as f64).sum::<f64>() as f32
+                        crate::sparse::sum_f64(vals) as f32
                     };
                     let s = total / target;
                     st.0.add_row(idx, vals, s, expm1, None);
