@@ -60,15 +60,34 @@ pub const BLOCK_ROWS: usize = 2048;
 pub enum Solver {
     /// Randomized subspace iteration (Halko, Martinsson and Tropp 2011, "Finding structure with
     /// randomness", algorithm 4.4): a Gaussian start block of `n_comps + n_oversamples` columns
-    /// in gene space, `n_power_iter + 1` applications of `A^T A` each followed by a QR
+    /// in gene space, at most `n_power_iter + 1` applications of `A^T A` each followed by a QR
     /// re-orthonormalization (modified Gram-Schmidt, twice), and a final Rayleigh-Ritz step on
     /// `A V` (eigen-decomposition of the small Gram matrix with faer). Orthonormalizing only in
     /// gene space (`genes x l`) keeps the dense work independent of the number of cells.
+    ///
+    /// The iteration stops early once the subspace has converged for the wanted components:
+    /// after each application `W = A^T A V` (`V` orthonormal), the Ritz values `theta_1 >= ...`
+    /// of `A^T A` on the span of `V` (eigenvalues of the `l x l` matrix `V^T W`, the squared
+    /// singular value estimates) are compared with those of the previous iteration, and the
+    /// iteration stops when `|theta_i - theta_i'| <= tol * max(theta_i, 1e-6 theta_1)` for
+    /// every `i <= n_comps` (the floor keeps components at the rounding level of the `f32`
+    /// products from holding the iteration). This is the Ritz-value stopping rule of block
+    /// power / subspace iteration (Halko, Martinsson and Tropp 2011, section 4.5; Musco and
+    /// Musco 2015, "Randomized block Krylov methods for stronger and faster approximate singular
+    /// value decomposition"). The final Rayleigh-Ritz step uses the subspace after one more
+    /// orthonormalized application than the last one compared. The test uses only
+    /// thread-independent quantities, so the number of iterations does not depend on the
+    /// number of threads.
     Randomized {
         /// Extra columns beyond `n_comps` in the random block. Default 30.
         n_oversamples: usize,
-        /// Power iterations beyond the first application of `A^T A`. Default 10.
+        /// Maximum number of power iterations beyond the first application of `A^T A`.
+        /// Default 10.
         n_power_iter: usize,
+        /// Relative change of the top `n_comps` Ritz values below which the power iterations
+        /// stop (see above). Default 1e-4 ([`Solver::RANDOMIZED_TOL`]); 0 always runs all
+        /// `n_power_iter` iterations.
+        tol: f64,
     },
     /// Augmented implicitly restarted Lanczos bidiagonalization (IRLBA; Baglama and Reichel
     /// 2005, as in the `irlba` R package, libscran and Seurat), with full reorthogonalization
@@ -84,11 +103,16 @@ pub enum Solver {
 }
 
 impl Solver {
-    /// Randomized SVD with the default oversampling (30) and power iterations (10).
+    /// Default stopping tolerance of the randomized solver's power iterations.
+    pub const RANDOMIZED_TOL: f64 = 1e-4;
+
+    /// Randomized SVD with the default oversampling (30), maximum number of power iterations
+    /// (10) and stopping tolerance ([`Solver::RANDOMIZED_TOL`]).
     pub fn randomized() -> Self {
         Solver::Randomized {
             n_oversamples: 30,
             n_power_iter: 10,
+            tol: Self::RANDOMIZED_TOL,
         }
     }
 
@@ -149,6 +173,10 @@ pub struct Pca {
     /// Per-gene standard deviations used for scaling (`ddof = 1`, zero replaced by 1; all 1
     /// when `scale` is `false`), Scanpy's `var["std"]`.
     pub stds: Vec<f64>,
+    /// Work done by the solver: applications of `A^T A` in the randomized solver's power
+    /// iterations (the first one included; at most `n_power_iter + 1`), or Lanczos
+    /// bidiagonalization passes (restarts + 1).
+    pub iterations: usize,
 }
 
 /// PCA of `x` (cells x genes, log-normalized, already restricted to the highly variable genes).
@@ -158,8 +186,8 @@ pub struct Pca {
 /// without densifying, the variance ratio's denominator and the sign convention.
 ///
 /// Errors: `Error::InvalidOption` for `n_comps == 0` or `n_comps > min(cells, genes)`, a
-/// non-positive or non-finite `max_value`, zero oversampling + components, or a Lanczos
-/// `tol` that is not positive; `Error::InvalidData` for fewer than two cells, no genes, or non-finite
+/// non-positive or non-finite `max_value`, zero oversampling + components, a Lanczos `tol`
+/// that is not positive, or a randomized `tol` that is negative or not finite; `Error::InvalidData` for fewer than two cells, no genes, or non-finite
 /// values.
 pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
     let (n, p) = x.shape();
@@ -188,13 +216,20 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
             ));
         }
     }
-    if let Solver::Lanczos { tol, .. } = opts.solver {
-        if !(tol.is_finite() && tol > 0.0) {
+    match opts.solver {
+        Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => {
             return Err(Error::option(
                 "solver.tol",
                 format!("must be positive, got {tol}"),
             ));
         }
+        Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+            return Err(Error::option(
+                "solver.tol",
+                format!("must be zero or positive and finite, got {tol}"),
+            ));
+        }
+        _ => {}
     }
     if x.data().iter().any(|v| !v.is_finite()) {
         return Err(Error::data("pca", "matrix has non-finite values"));
@@ -204,11 +239,12 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
     let op = Operator::new(x, &means, &stds, max_value.map(f64::from));
     let total_var = op.total_variance();
 
-    let (sigma, loadings, embedding) = match opts.solver {
+    let ((sigma, loadings, embedding), iterations) = match opts.solver {
         Solver::Randomized {
             n_oversamples,
             n_power_iter,
-        } => randomized_svd(&op, k, n_oversamples, n_power_iter, opts.seed)?,
+            tol,
+        } => randomized_svd(&op, k, n_oversamples, n_power_iter, tol, opts.seed)?,
         Solver::Lanczos {
             extra_work,
             tol,
@@ -234,6 +270,7 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
         variance_ratio,
         means,
         stds,
+        iterations,
     })
 }
 
@@ -611,24 +648,106 @@ fn rows_times(rows: &[f64], len: usize, l: usize, m: faer::MatRef<'_, f64>, k: u
 /// Returns `(sigma, loadings p x k, embedding n x k)`, row-major.
 type Svd = (Vec<f64>, Vec<f64>, Vec<f64>);
 
+/// Relative floor of the power-iteration stopping test: Ritz values below `RITZ_FLOOR * theta_1`
+/// are compared in absolute terms (`f32` products do not resolve them relatively).
+const RITZ_FLOOR: f64 = 1e-6;
+
+/// The `k` largest Ritz values of `A^T A` on the span of the orthonormal columns `v` (`p x l`,
+/// column-major), given `w = A^T A v` (`p x l`, row-major): eigenvalues of the symmetric part
+/// of `v^T w`, largest first. Sequential product and eigen-solver, so independent of the
+/// thread count.
+fn ritz_values(v: &[Vec<f64>], w: &[f64], p: usize, k: usize) -> Result<Vec<f64>> {
+    let l = v.len();
+    let vm = faer::Mat::<f64>::from_fn(p, l, |j, a| v[a][j]);
+    let wm = faer::MatRef::from_row_major_slice(w, p, l);
+    let mut vw = faer::Mat::<f64>::zeros(l, l);
+    faer::linalg::matmul::matmul(
+        vw.as_mut(),
+        faer::Accum::Replace,
+        vm.transpose(),
+        wm,
+        1.0,
+        faer::Par::Seq,
+    );
+    crate::cpu::clear_upper_simd_state_here();
+    let h = faer::Mat::<f64>::from_fn(l, l, |a, b| 0.5 * (vw[(a, b)] + vw[(b, a)]));
+    let par = faer::Par::Seq;
+    let mut s = faer::diag::Diag::<f64>::zeros(l);
+    let mut mem =
+        faer::dyn_stack::MemBuffer::new(faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+            l,
+            faer::linalg::evd::ComputeEigenvectors::No,
+            par,
+            Default::default(),
+        ));
+    let res = faer::linalg::evd::self_adjoint_evd(
+        h.as_ref(),
+        s.as_mut(),
+        None,
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| {
+        Error::data(
+            "pca",
+            format!("eigenvalues of the Ritz matrix failed: {e:?}"),
+        )
+    });
+    crate::cpu::clear_upper_simd_state_here();
+    res?;
+    let mut vals: Vec<f64> = s.column_vector().iter().copied().collect();
+    vals.sort_by(|a, b| b.total_cmp(a));
+    vals.truncate(k);
+    Ok(vals)
+}
+
+/// The stopping test of [`Solver::Randomized`]: every one of the `k` Ritz values changed by at
+/// most `tol * max(theta_i, RITZ_FLOOR * theta_1)`.
+fn ritz_converged(prev: &[f64], cur: &[f64], tol: f64) -> bool {
+    let floor = RITZ_FLOOR * cur.first().copied().unwrap_or(0.0).max(0.0);
+    prev.iter()
+        .zip(cur)
+        .all(|(&a, &b)| (b - a).abs() <= tol * b.max(floor))
+}
+
+/// Returns the decomposition and the number of applications of `A^T A`.
 fn randomized_svd(
     op: &Operator<'_>,
     k: usize,
     n_oversamples: usize,
     n_power_iter: usize,
+    tol: f64,
     seed: u64,
-) -> Result<Svd> {
+) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
     let l = (k + n_oversamples).min(n.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut v: Vec<Vec<f64>> = (0..l).map(|_| normal_vec(p, &mut rng)).collect();
     orthonormalize(&mut v, &mut rng);
     let mut y = vec![0.0f64; n * l];
-    for _ in 0..=n_power_iter {
+    let mut prev: Option<Vec<f64>> = None;
+    let mut applications = 0;
+    for it in 0..=n_power_iter {
         op.mul::<f32>(&cols_to_rows(&v, p), l, &mut y);
         let z = op.tmul::<f32>(&y, l);
+        applications += 1;
+        // no test after the last allowed application: nothing would be saved
+        let converged = if tol > 0.0 && it < n_power_iter {
+            let theta = ritz_values(&v, &z, p, k)?;
+            let done = prev
+                .as_deref()
+                .is_some_and(|pr| ritz_converged(pr, &theta, tol));
+            prev = Some(theta);
+            done
+        } else {
+            false
+        };
         v = rows_to_cols(&z, p, l);
         orthonormalize(&mut v, &mut rng);
+        if converged {
+            break;
+        }
     }
     let vr = cols_to_rows(&v, p);
     op.mul::<f64>(&vr, l, &mut y);
@@ -668,7 +787,7 @@ fn randomized_svd(
         .collect();
     let loadings = rows_times(&vr, p, l, w.as_ref(), k);
     let embedding = rows_times(&y, n, l, w.as_ref(), k);
-    Ok((sigma, loadings, embedding))
+    Ok(((sigma, loadings, embedding), applications))
 }
 
 fn irlba(
@@ -678,7 +797,7 @@ fn irlba(
     tol: f64,
     max_restarts: usize,
     seed: u64,
-) -> Result<Svd> {
+) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
     let m = (k + extra_work.max(1)).min(n.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -773,7 +892,7 @@ fn irlba(
                     embedding[r * k + c] = new_w[c][r] * sigma[c];
                 }
             }
-            return Ok((sigma, loadings, embedding));
+            return Ok(((sigma, loadings, embedding), restart + 1));
         }
         // Thick restart: keep `kept` Ritz pairs, continue from the residual direction.
         bmat.iter_mut().for_each(|x| *x = 0.0);
