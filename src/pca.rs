@@ -462,25 +462,59 @@ impl<'a> Operator<'a> {
             }
         }
         let bt: Vec<T> = b.iter().map(|&v| T::of(v)).collect();
-        out.par_chunks_mut(l)
+        out.par_chunks_mut(l * MUL_ROWS)
             .enumerate()
-            .with_min_len(64)
-            .for_each_init(
-                || vec![T::default(); l],
-                |row, (i, o)| {
-                    row.fill(T::default());
-                    for k in self.indptr[i]..self.indptr[i + 1] {
-                        let s = T::of(self.values[k] as f64);
-                        let j = self.indices[k] as usize;
-                        for (ov, &bv) in row.iter_mut().zip(&bt[j * l..(j + 1) * l]) {
-                            *ov += s * bv;
-                        }
-                    }
-                    for ((ov, &r), &c) in o.iter_mut().zip(row.iter()).zip(&cb) {
-                        *ov = r.f64() - c;
-                    }
-                },
-            );
+            .for_each(|(c, o)| {
+                let first = c * MUL_ROWS;
+                let rows = first..first + o.len() / l;
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx") {
+                    // SAFETY: the processor supports AVX (checked just above).
+                    unsafe { self.mul_rows_avx(rows, &bt, &cb, l, o) };
+                    return;
+                }
+                self.mul_rows(rows, &bt, &cb, l, o);
+            });
+    }
+
+    /// Rows `rows` of `A b` into `out` (`rows.len() x l`), given `bt` (`b` in `T`) and
+    /// `cb = c^T b`. Each output element sums its row's stored entries in storage order, so the
+    /// result does not depend on how rows are split among threads.
+    #[inline(always)]
+    fn mul_rows<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        bt: &[T],
+        cb: &[f64],
+        l: usize,
+        out: &mut [f64],
+    ) {
+        let mut row = vec![T::default(); l];
+        for (i, o) in rows.zip(out.chunks_mut(l)) {
+            let ks = self.indptr[i]..self.indptr[i + 1];
+            gather(&mut row, &self.indices[ks.clone()], &self.values[ks], bt, l);
+            for ((ov, &r), &c) in o.iter_mut().zip(row.iter()).zip(cb) {
+                *ov = r.f64() - c;
+            }
+        }
+    }
+
+    /// [`Operator::mul_rows`] compiled for 256-bit vectors (no FMA: every lane rounds as in
+    /// `mul_rows`, so the bits are the same).
+    ///
+    /// # Safety
+    /// The processor must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn mul_rows_avx<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        bt: &[T],
+        cb: &[f64],
+        l: usize,
+        out: &mut [f64],
+    ) {
+        self.mul_rows(rows, bt, cb, l, out)
     }
 
     /// `A^T y` with `y` cells x `l` row-major; returns genes x `l` row-major. Each block of
@@ -489,26 +523,12 @@ impl<'a> Operator<'a> {
     fn tmul<T: Acc>(&self, y: &[f64], l: usize) -> Vec<f64> {
         let p = self.p;
         let mut acc = block_reduce(self.n, |rows| {
-            let mut acc = vec![T::default(); p * l];
-            let mut colsum = vec![0.0f64; l];
-            let mut yrow = vec![T::default(); l];
-            for i in rows {
-                let y64 = &y[i * l..(i + 1) * l];
-                for ((t, &v), cs) in yrow.iter_mut().zip(y64).zip(colsum.iter_mut()) {
-                    *t = T::of(v);
-                    *cs += v;
-                }
-                for k in self.indptr[i]..self.indptr[i + 1] {
-                    let s = T::of(self.values[k] as f64);
-                    let j = self.indices[k] as usize;
-                    for (a, &yv) in acc[j * l..(j + 1) * l].iter_mut().zip(&yrow) {
-                        *a += s * yv;
-                    }
-                }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the processor supports AVX (checked just above).
+                return unsafe { self.tmul_block_avx::<T>(rows, y, l) };
             }
-            let mut out: Vec<f64> = acc.iter().map(|a| a.f64()).collect();
-            out.extend_from_slice(&colsum);
-            out
+            self.tmul_block::<T>(rows, y, l)
         });
         let (head, colsum) = acc.split_at_mut(p * l);
         for (j, row) in head.chunks_mut(l).enumerate() {
@@ -521,6 +541,132 @@ impl<'a> Operator<'a> {
         }
         acc.truncate(p * l);
         acc
+    }
+
+    /// One block of [`Operator::tmul`]: `S^T y` over the cells `rows` (genes x `l`, then the
+    /// `l` column sums of `y` over these cells). Contributions to each element are added in
+    /// cell order.
+    #[inline(always)]
+    fn tmul_block<T: Acc>(&self, rows: std::ops::Range<usize>, y: &[f64], l: usize) -> Vec<f64> {
+        let p = self.p;
+        let mut acc = vec![T::default(); p * l];
+        let mut colsum = vec![0.0f64; l];
+        let mut yrow = vec![T::default(); l];
+        for i in rows {
+            let y64 = &y[i * l..(i + 1) * l];
+            for ((t, &v), cs) in yrow.iter_mut().zip(y64).zip(colsum.iter_mut()) {
+                *t = T::of(v);
+                *cs += v;
+            }
+            let ks = self.indptr[i]..self.indptr[i + 1];
+            scatter(
+                &mut acc,
+                &self.indices[ks.clone()],
+                &self.values[ks],
+                &yrow,
+                l,
+            );
+        }
+        let mut out: Vec<f64> = acc.iter().map(|a| a.f64()).collect();
+        out.extend_from_slice(&colsum);
+        out
+    }
+
+    /// [`Operator::tmul_block`] compiled for 256-bit vectors (no FMA, the same bits).
+    ///
+    /// # Safety
+    /// The processor must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn tmul_block_avx<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        y: &[f64],
+        l: usize,
+    ) -> Vec<f64> {
+        self.tmul_block::<T>(rows, y, l)
+    }
+}
+
+/// Rows per task of [`Operator::mul`] (each row is computed independently, so the split does
+/// not change the result).
+const MUL_ROWS: usize = 64;
+
+/// `row = sum_t vals[t] * bt[idx[t], :]` (`bt` genes x `l` row-major), summed in `t` order
+/// for every column. Columns are processed in register-sized chunks (one pass over the
+/// entries per chunk), which does not change any column's order of summation.
+#[inline(always)]
+fn gather<T: Acc>(row: &mut [T], idx: &[u32], vals: &[f32], bt: &[T], l: usize) {
+    #[inline(always)]
+    fn chunk<T: Acc, const W: usize>(
+        row: &mut [T],
+        idx: &[u32],
+        vals: &[f32],
+        bt: &[T],
+        l: usize,
+        c0: usize,
+    ) {
+        let mut acc = [T::default(); W];
+        for (&j, &s) in idx.iter().zip(vals) {
+            let s = T::of(s as f64);
+            let b = &bt[j as usize * l + c0..][..W];
+            for w in 0..W {
+                acc[w] += s * b[w];
+            }
+        }
+        row[c0..c0 + W].copy_from_slice(&acc);
+    }
+    let mut c0 = 0;
+    while c0 + 32 <= l {
+        chunk::<T, 32>(row, idx, vals, bt, l, c0);
+        c0 += 32;
+    }
+    while c0 + 8 <= l {
+        chunk::<T, 8>(row, idx, vals, bt, l, c0);
+        c0 += 8;
+    }
+    while c0 < l {
+        chunk::<T, 1>(row, idx, vals, bt, l, c0);
+        c0 += 1;
+    }
+}
+
+/// `acc[idx[t], :] += vals[t] * yrow` for every stored entry `t` (`acc` genes x `l`
+/// row-major). Columns are processed in register-sized chunks; each element still receives
+/// its contributions in the same order.
+#[inline(always)]
+fn scatter<T: Acc>(acc: &mut [T], idx: &[u32], vals: &[f32], yrow: &[T], l: usize) {
+    #[inline(always)]
+    fn chunk<T: Acc, const W: usize>(
+        acc: &mut [T],
+        idx: &[u32],
+        vals: &[f32],
+        yrow: &[T],
+        l: usize,
+        c0: usize,
+    ) {
+        let mut y = [T::default(); W];
+        y.copy_from_slice(&yrow[c0..c0 + W]);
+        for (&j, &s) in idx.iter().zip(vals) {
+            let s = T::of(s as f64);
+            let a = &mut acc[j as usize * l + c0..][..W];
+            for w in 0..W {
+                a[w] += s * y[w];
+            }
+        }
+    }
+    let mut c0 = 0;
+    while c0 + 32 <= l {
+        chunk::<T, 32>(acc, idx, vals, yrow, l, c0);
+        c0 += 32;
+    }
+    while c0 + 8 <= l {
+        chunk::<T, 8>(acc, idx, vals, yrow, l, c0);
+        c0 += 8;
+    }
+    while c0 < l {
+        chunk::<T, 1>(acc, idx, vals, yrow, l, c0);
+        c0 += 1;
     }
 }
 
