@@ -9,7 +9,12 @@
 //! SCRNA_PCA_DUMP=/tmp/pca50k SCRNA_PCA_ONESHOT=50000 target/release/deps/pca-<hash>
 //! /work/.venv/bin/python scripts/reference_pca.py --bench /tmp/pca50k
 //! ```
-//! `SCRNA_PCA_SOLVER=lanczos` selects IRLBA in the one-shot mode.
+//! `SCRNA_PCA_SOLVER=lanczos` selects IRLBA in the one-shot mode; `SCRNA_PCA_TOL=<tol>` and
+//! `SCRNA_PCA_POWER_ITER=<n>` set the randomized solver's stopping tolerance and maximum
+//! number of power iterations (`SCRNA_PCA_TOL=0 SCRNA_PCA_POWER_ITER=10` is the fixed
+//! 10-iteration solver). `SCRNA_PCA_SAVE=<file>` writes the variance ratios and embedding,
+//! `SCRNA_PCA_COMPARE=<file>` prints the largest relative difference of the variance ratios and
+//! the smallest absolute correlation of the embedding columns against such a file.
 //!
 //! The issue's dataset, the simulator's 50,000 x 20,000 counts after the pipeline's QC,
 //! normalization and HVG selection (2,000 genes), and the PCA alone on it:
@@ -29,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use scrna::hvg::highly_variable_genes;
 use scrna::normalize::normalize_total_log1p;
-use scrna::pca::{pca, PcaOptions, Solver};
+use scrna::pca::{pca, Pca, PcaOptions, Solver};
 use scrna::pipeline::PipelineOptions;
 use scrna::qc;
 use scrna::CsrMatrix;
@@ -170,18 +175,106 @@ fn one_shot(n: usize) {
     } else {
         PcaOptions::default()
     };
-    let solver = match std::env::var("SCRNA_PCA_SOLVER").as_deref() {
+    let mut solver = match std::env::var("SCRNA_PCA_SOLVER").as_deref() {
         Ok("lanczos") => Solver::lanczos(),
         Ok("randomized") => Solver::randomized(),
         _ => base.solver.clone(),
     };
+    if let Solver::Randomized {
+        n_power_iter, tol, ..
+    } = &mut solver
+    {
+        if let Ok(v) = std::env::var("SCRNA_PCA_TOL") {
+            *tol = v.parse().expect("SCRNA_PCA_TOL=<tolerance>");
+        }
+        if let Ok(v) = std::env::var("SCRNA_PCA_POWER_ITER") {
+            *n_power_iter = v.parse().expect("SCRNA_PCA_POWER_ITER=<iterations>");
+        }
+    }
     let t = Instant::now();
     let res = pca(&x, &PcaOptions { solver, ..base }).expect("pca");
     println!(
-        "pca: {:.3} s; variance ratio PC1..5: {:?}",
+        "pca: {:.3} s, {} iterations; variance ratio PC1..5: {:?}",
         t.elapsed().as_secs_f64(),
+        res.iterations,
         &res.variance_ratio[..5]
     );
+    if let Ok(path) = std::env::var("SCRNA_PCA_SAVE") {
+        save(&res, &path).expect("save");
+    }
+    if let Ok(path) = std::env::var("SCRNA_PCA_COMPARE") {
+        compare(&res, &path);
+    }
+}
+
+/// Writes the variance ratios and the embedding (little-endian `f64`, then `f32`).
+fn save(res: &Pca, path: &str) -> std::io::Result<()> {
+    let (n, k) = res.embedding.dim();
+    let mut out = Vec::new();
+    out.extend((n as u64).to_le_bytes());
+    out.extend((k as u64).to_le_bytes());
+    out.extend(res.variance_ratio.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend(res.embedding.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, out)
+}
+
+/// Compares with a result written by [`save`]: the largest relative difference of the variance
+/// ratios and the smallest absolute correlation of the embedding columns.
+fn compare(res: &Pca, path: &str) {
+    let bytes = std::fs::read(path).expect("read saved result");
+    let word = |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap());
+    let (n, k) = (word(0) as usize, word(1) as usize);
+    assert_eq!(
+        (n, k),
+        res.embedding.dim(),
+        "saved result has another shape"
+    );
+    let ratios: Vec<f64> = (0..k).map(|c| f64::from_bits(word(2 + c))).collect();
+    let off = 8 * (2 + k);
+    let emb: Vec<f32> = bytes[off..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let (mut worst_ratio, mut at_ratio) = (0.0f64, 0);
+    for (c, (&a, &b)) in res.variance_ratio.iter().zip(&ratios).enumerate() {
+        let d = (a - b).abs() / b.abs();
+        if d > worst_ratio {
+            (worst_ratio, at_ratio) = (d, c);
+        }
+    }
+    let (mut worst_corr, mut at_corr) = (1.0f64, 0);
+    for c in 0..k {
+        let a: Vec<f64> = res.embedding.column(c).iter().map(|&v| v as f64).collect();
+        let b: Vec<f64> = (0..n).map(|i| emb[i * k + c] as f64).collect();
+        let r = corr(&a, &b).abs();
+        if r < worst_corr {
+            (worst_corr, at_corr) = (r, c);
+        }
+    }
+    let identical = res
+        .embedding
+        .iter()
+        .zip(&emb)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    println!(
+        "vs {path}: variance ratio max rel diff {worst_ratio:.3e} (PC{}), \
+         min |corr| {worst_corr:.7} (PC{}), embedding bit-identical: {identical}",
+        at_ratio + 1,
+        at_corr + 1
+    );
+}
+
+fn corr(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let ma = a.iter().sum::<f64>() / n;
+    let mb = b.iter().sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
 }
 
 fn bench(c: &mut Criterion) {

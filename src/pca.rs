@@ -60,15 +60,34 @@ pub const BLOCK_ROWS: usize = 2048;
 pub enum Solver {
     /// Randomized subspace iteration (Halko, Martinsson and Tropp 2011, "Finding structure with
     /// randomness", algorithm 4.4): a Gaussian start block of `n_comps + n_oversamples` columns
-    /// in gene space, `n_power_iter + 1` applications of `A^T A` each followed by a QR
+    /// in gene space, at most `n_power_iter + 1` applications of `A^T A` each followed by a QR
     /// re-orthonormalization (modified Gram-Schmidt, twice), and a final Rayleigh-Ritz step on
     /// `A V` (eigen-decomposition of the small Gram matrix with faer). Orthonormalizing only in
     /// gene space (`genes x l`) keeps the dense work independent of the number of cells.
+    ///
+    /// The iteration stops early once the subspace has converged for the wanted components:
+    /// after each application `W = A^T A V` (`V` orthonormal), the Ritz values `theta_1 >= ...`
+    /// of `A^T A` on the span of `V` (eigenvalues of the `l x l` matrix `V^T W`, the squared
+    /// singular value estimates) are compared with those of the previous iteration, and the
+    /// iteration stops when `|theta_i - theta_i'| <= tol * max(theta_i, 1e-6 theta_1)` for
+    /// every `i <= n_comps` (the floor keeps components at the rounding level of the `f32`
+    /// products from holding the iteration). This is the Ritz-value stopping rule of block
+    /// power / subspace iteration (Halko, Martinsson and Tropp 2011, section 4.5; Musco and
+    /// Musco 2015, "Randomized block Krylov methods for stronger and faster approximate singular
+    /// value decomposition"). The final Rayleigh-Ritz step uses the subspace after one more
+    /// orthonormalized application than the last one compared. The test uses only
+    /// thread-independent quantities, so the number of iterations does not depend on the
+    /// number of threads.
     Randomized {
         /// Extra columns beyond `n_comps` in the random block. Default 30.
         n_oversamples: usize,
-        /// Power iterations beyond the first application of `A^T A`. Default 10.
+        /// Maximum number of power iterations beyond the first application of `A^T A`.
+        /// Default 10.
         n_power_iter: usize,
+        /// Relative change of the top `n_comps` Ritz values below which the power iterations
+        /// stop (see above). Default 1e-4 ([`Solver::RANDOMIZED_TOL`]); 0 always runs all
+        /// `n_power_iter` iterations.
+        tol: f64,
     },
     /// Augmented implicitly restarted Lanczos bidiagonalization (IRLBA; Baglama and Reichel
     /// 2005, as in the `irlba` R package, libscran and Seurat), with full reorthogonalization
@@ -84,11 +103,16 @@ pub enum Solver {
 }
 
 impl Solver {
-    /// Randomized SVD with the default oversampling (30) and power iterations (10).
+    /// Default stopping tolerance of the randomized solver's power iterations.
+    pub const RANDOMIZED_TOL: f64 = 1e-4;
+
+    /// Randomized SVD with the default oversampling (30), maximum number of power iterations
+    /// (10) and stopping tolerance ([`Solver::RANDOMIZED_TOL`]).
     pub fn randomized() -> Self {
         Solver::Randomized {
             n_oversamples: 30,
             n_power_iter: 10,
+            tol: Self::RANDOMIZED_TOL,
         }
     }
 
@@ -149,6 +173,10 @@ pub struct Pca {
     /// Per-gene standard deviations used for scaling (`ddof = 1`, zero replaced by 1; all 1
     /// when `scale` is `false`), Scanpy's `var["std"]`.
     pub stds: Vec<f64>,
+    /// Work done by the solver: applications of `A^T A` in the randomized solver's power
+    /// iterations (the first one included; at most `n_power_iter + 1`), or Lanczos
+    /// bidiagonalization passes (restarts + 1).
+    pub iterations: usize,
 }
 
 /// PCA of `x` (cells x genes, log-normalized, already restricted to the highly variable genes).
@@ -158,8 +186,8 @@ pub struct Pca {
 /// without densifying, the variance ratio's denominator and the sign convention.
 ///
 /// Errors: `Error::InvalidOption` for `n_comps == 0` or `n_comps > min(cells, genes)`, a
-/// non-positive or non-finite `max_value`, zero oversampling + components, or a Lanczos
-/// `tol` that is not positive; `Error::InvalidData` for fewer than two cells, no genes, or non-finite
+/// non-positive or non-finite `max_value`, zero oversampling + components, a Lanczos `tol`
+/// that is not positive, or a randomized `tol` that is negative or not finite; `Error::InvalidData` for fewer than two cells, no genes, or non-finite
 /// values.
 pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
     let (n, p) = x.shape();
@@ -188,13 +216,20 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
             ));
         }
     }
-    if let Solver::Lanczos { tol, .. } = opts.solver {
-        if !(tol.is_finite() && tol > 0.0) {
+    match opts.solver {
+        Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => {
             return Err(Error::option(
                 "solver.tol",
                 format!("must be positive, got {tol}"),
             ));
         }
+        Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+            return Err(Error::option(
+                "solver.tol",
+                format!("must be zero or positive and finite, got {tol}"),
+            ));
+        }
+        _ => {}
     }
     if x.data().iter().any(|v| !v.is_finite()) {
         return Err(Error::data("pca", "matrix has non-finite values"));
@@ -204,11 +239,12 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
     let op = Operator::new(x, &means, &stds, max_value.map(f64::from));
     let total_var = op.total_variance();
 
-    let (sigma, loadings, embedding) = match opts.solver {
+    let ((sigma, loadings, embedding), iterations) = match opts.solver {
         Solver::Randomized {
             n_oversamples,
             n_power_iter,
-        } => randomized_svd(&op, k, n_oversamples, n_power_iter, opts.seed)?,
+            tol,
+        } => randomized_svd(&op, k, n_oversamples, n_power_iter, tol, opts.seed)?,
         Solver::Lanczos {
             extra_work,
             tol,
@@ -234,6 +270,7 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
         variance_ratio,
         means,
         stds,
+        iterations,
     })
 }
 
@@ -425,25 +462,59 @@ impl<'a> Operator<'a> {
             }
         }
         let bt: Vec<T> = b.iter().map(|&v| T::of(v)).collect();
-        out.par_chunks_mut(l)
+        out.par_chunks_mut(l * MUL_ROWS)
             .enumerate()
-            .with_min_len(64)
-            .for_each_init(
-                || vec![T::default(); l],
-                |row, (i, o)| {
-                    row.fill(T::default());
-                    for k in self.indptr[i]..self.indptr[i + 1] {
-                        let s = T::of(self.values[k] as f64);
-                        let j = self.indices[k] as usize;
-                        for (ov, &bv) in row.iter_mut().zip(&bt[j * l..(j + 1) * l]) {
-                            *ov += s * bv;
-                        }
-                    }
-                    for ((ov, &r), &c) in o.iter_mut().zip(row.iter()).zip(&cb) {
-                        *ov = r.f64() - c;
-                    }
-                },
-            );
+            .for_each(|(c, o)| {
+                let first = c * MUL_ROWS;
+                let rows = first..first + o.len() / l;
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx") {
+                    // SAFETY: the processor supports AVX (checked just above).
+                    unsafe { self.mul_rows_avx(rows, &bt, &cb, l, o) };
+                    return;
+                }
+                self.mul_rows(rows, &bt, &cb, l, o);
+            });
+    }
+
+    /// Rows `rows` of `A b` into `out` (`rows.len() x l`), given `bt` (`b` in `T`) and
+    /// `cb = c^T b`. Each output element sums its row's stored entries in storage order, so the
+    /// result does not depend on how rows are split among threads.
+    #[inline(always)]
+    fn mul_rows<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        bt: &[T],
+        cb: &[f64],
+        l: usize,
+        out: &mut [f64],
+    ) {
+        let mut row = vec![T::default(); l];
+        for (i, o) in rows.zip(out.chunks_mut(l)) {
+            let ks = self.indptr[i]..self.indptr[i + 1];
+            gather(&mut row, &self.indices[ks.clone()], &self.values[ks], bt, l);
+            for ((ov, &r), &c) in o.iter_mut().zip(row.iter()).zip(cb) {
+                *ov = r.f64() - c;
+            }
+        }
+    }
+
+    /// [`Operator::mul_rows`] compiled for 256-bit vectors (no FMA: every lane rounds as in
+    /// `mul_rows`, so the bits are the same).
+    ///
+    /// # Safety
+    /// The processor must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn mul_rows_avx<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        bt: &[T],
+        cb: &[f64],
+        l: usize,
+        out: &mut [f64],
+    ) {
+        self.mul_rows(rows, bt, cb, l, out)
     }
 
     /// `A^T y` with `y` cells x `l` row-major; returns genes x `l` row-major. Each block of
@@ -452,26 +523,12 @@ impl<'a> Operator<'a> {
     fn tmul<T: Acc>(&self, y: &[f64], l: usize) -> Vec<f64> {
         let p = self.p;
         let mut acc = block_reduce(self.n, |rows| {
-            let mut acc = vec![T::default(); p * l];
-            let mut colsum = vec![0.0f64; l];
-            let mut yrow = vec![T::default(); l];
-            for i in rows {
-                let y64 = &y[i * l..(i + 1) * l];
-                for ((t, &v), cs) in yrow.iter_mut().zip(y64).zip(colsum.iter_mut()) {
-                    *t = T::of(v);
-                    *cs += v;
-                }
-                for k in self.indptr[i]..self.indptr[i + 1] {
-                    let s = T::of(self.values[k] as f64);
-                    let j = self.indices[k] as usize;
-                    for (a, &yv) in acc[j * l..(j + 1) * l].iter_mut().zip(&yrow) {
-                        *a += s * yv;
-                    }
-                }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the processor supports AVX (checked just above).
+                return unsafe { self.tmul_block_avx::<T>(rows, y, l) };
             }
-            let mut out: Vec<f64> = acc.iter().map(|a| a.f64()).collect();
-            out.extend_from_slice(&colsum);
-            out
+            self.tmul_block::<T>(rows, y, l)
         });
         let (head, colsum) = acc.split_at_mut(p * l);
         for (j, row) in head.chunks_mut(l).enumerate() {
@@ -484,6 +541,132 @@ impl<'a> Operator<'a> {
         }
         acc.truncate(p * l);
         acc
+    }
+
+    /// One block of [`Operator::tmul`]: `S^T y` over the cells `rows` (genes x `l`, then the
+    /// `l` column sums of `y` over these cells). Contributions to each element are added in
+    /// cell order.
+    #[inline(always)]
+    fn tmul_block<T: Acc>(&self, rows: std::ops::Range<usize>, y: &[f64], l: usize) -> Vec<f64> {
+        let p = self.p;
+        let mut acc = vec![T::default(); p * l];
+        let mut colsum = vec![0.0f64; l];
+        let mut yrow = vec![T::default(); l];
+        for i in rows {
+            let y64 = &y[i * l..(i + 1) * l];
+            for ((t, &v), cs) in yrow.iter_mut().zip(y64).zip(colsum.iter_mut()) {
+                *t = T::of(v);
+                *cs += v;
+            }
+            let ks = self.indptr[i]..self.indptr[i + 1];
+            scatter(
+                &mut acc,
+                &self.indices[ks.clone()],
+                &self.values[ks],
+                &yrow,
+                l,
+            );
+        }
+        let mut out: Vec<f64> = acc.iter().map(|a| a.f64()).collect();
+        out.extend_from_slice(&colsum);
+        out
+    }
+
+    /// [`Operator::tmul_block`] compiled for 256-bit vectors (no FMA, the same bits).
+    ///
+    /// # Safety
+    /// The processor must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn tmul_block_avx<T: Acc>(
+        &self,
+        rows: std::ops::Range<usize>,
+        y: &[f64],
+        l: usize,
+    ) -> Vec<f64> {
+        self.tmul_block::<T>(rows, y, l)
+    }
+}
+
+/// Rows per task of [`Operator::mul`] (each row is computed independently, so the split does
+/// not change the result).
+const MUL_ROWS: usize = 64;
+
+/// `row = sum_t vals[t] * bt[idx[t], :]` (`bt` genes x `l` row-major), summed in `t` order
+/// for every column. Columns are processed in register-sized chunks (one pass over the
+/// entries per chunk), which does not change any column's order of summation.
+#[inline(always)]
+fn gather<T: Acc>(row: &mut [T], idx: &[u32], vals: &[f32], bt: &[T], l: usize) {
+    #[inline(always)]
+    fn chunk<T: Acc, const W: usize>(
+        row: &mut [T],
+        idx: &[u32],
+        vals: &[f32],
+        bt: &[T],
+        l: usize,
+        c0: usize,
+    ) {
+        let mut acc = [T::default(); W];
+        for (&j, &s) in idx.iter().zip(vals) {
+            let s = T::of(s as f64);
+            let b = &bt[j as usize * l + c0..][..W];
+            for w in 0..W {
+                acc[w] += s * b[w];
+            }
+        }
+        row[c0..c0 + W].copy_from_slice(&acc);
+    }
+    let mut c0 = 0;
+    while c0 + 32 <= l {
+        chunk::<T, 32>(row, idx, vals, bt, l, c0);
+        c0 += 32;
+    }
+    while c0 + 8 <= l {
+        chunk::<T, 8>(row, idx, vals, bt, l, c0);
+        c0 += 8;
+    }
+    while c0 < l {
+        chunk::<T, 1>(row, idx, vals, bt, l, c0);
+        c0 += 1;
+    }
+}
+
+/// `acc[idx[t], :] += vals[t] * yrow` for every stored entry `t` (`acc` genes x `l`
+/// row-major). Columns are processed in register-sized chunks; each element still receives
+/// its contributions in the same order.
+#[inline(always)]
+fn scatter<T: Acc>(acc: &mut [T], idx: &[u32], vals: &[f32], yrow: &[T], l: usize) {
+    #[inline(always)]
+    fn chunk<T: Acc, const W: usize>(
+        acc: &mut [T],
+        idx: &[u32],
+        vals: &[f32],
+        yrow: &[T],
+        l: usize,
+        c0: usize,
+    ) {
+        let mut y = [T::default(); W];
+        y.copy_from_slice(&yrow[c0..c0 + W]);
+        for (&j, &s) in idx.iter().zip(vals) {
+            let s = T::of(s as f64);
+            let a = &mut acc[j as usize * l + c0..][..W];
+            for w in 0..W {
+                a[w] += s * y[w];
+            }
+        }
+    }
+    let mut c0 = 0;
+    while c0 + 32 <= l {
+        chunk::<T, 32>(acc, idx, vals, yrow, l, c0);
+        c0 += 32;
+    }
+    while c0 + 8 <= l {
+        chunk::<T, 8>(acc, idx, vals, yrow, l, c0);
+        c0 += 8;
+    }
+    while c0 < l {
+        chunk::<T, 1>(acc, idx, vals, yrow, l, c0);
+        c0 += 1;
     }
 }
 
@@ -611,24 +794,106 @@ fn rows_times(rows: &[f64], len: usize, l: usize, m: faer::MatRef<'_, f64>, k: u
 /// Returns `(sigma, loadings p x k, embedding n x k)`, row-major.
 type Svd = (Vec<f64>, Vec<f64>, Vec<f64>);
 
+/// Relative floor of the power-iteration stopping test: Ritz values below `RITZ_FLOOR * theta_1`
+/// are compared in absolute terms (`f32` products do not resolve them relatively).
+const RITZ_FLOOR: f64 = 1e-6;
+
+/// The `k` largest Ritz values of `A^T A` on the span of the orthonormal columns `v` (`p x l`,
+/// column-major), given `w = A^T A v` (`p x l`, row-major): eigenvalues of the symmetric part
+/// of `v^T w`, largest first. Sequential product and eigen-solver, so independent of the
+/// thread count.
+fn ritz_values(v: &[Vec<f64>], w: &[f64], p: usize, k: usize) -> Result<Vec<f64>> {
+    let l = v.len();
+    let vm = faer::Mat::<f64>::from_fn(p, l, |j, a| v[a][j]);
+    let wm = faer::MatRef::from_row_major_slice(w, p, l);
+    let mut vw = faer::Mat::<f64>::zeros(l, l);
+    faer::linalg::matmul::matmul(
+        vw.as_mut(),
+        faer::Accum::Replace,
+        vm.transpose(),
+        wm,
+        1.0,
+        faer::Par::Seq,
+    );
+    crate::cpu::clear_upper_simd_state_here();
+    let h = faer::Mat::<f64>::from_fn(l, l, |a, b| 0.5 * (vw[(a, b)] + vw[(b, a)]));
+    let par = faer::Par::Seq;
+    let mut s = faer::diag::Diag::<f64>::zeros(l);
+    let mut mem =
+        faer::dyn_stack::MemBuffer::new(faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+            l,
+            faer::linalg::evd::ComputeEigenvectors::No,
+            par,
+            Default::default(),
+        ));
+    let res = faer::linalg::evd::self_adjoint_evd(
+        h.as_ref(),
+        s.as_mut(),
+        None,
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| {
+        Error::data(
+            "pca",
+            format!("eigenvalues of the Ritz matrix failed: {e:?}"),
+        )
+    });
+    crate::cpu::clear_upper_simd_state_here();
+    res?;
+    let mut vals: Vec<f64> = s.column_vector().iter().copied().collect();
+    vals.sort_by(|a, b| b.total_cmp(a));
+    vals.truncate(k);
+    Ok(vals)
+}
+
+/// The stopping test of [`Solver::Randomized`]: every one of the `k` Ritz values changed by at
+/// most `tol * max(theta_i, RITZ_FLOOR * theta_1)`.
+fn ritz_converged(prev: &[f64], cur: &[f64], tol: f64) -> bool {
+    let floor = RITZ_FLOOR * cur.first().copied().unwrap_or(0.0).max(0.0);
+    prev.iter()
+        .zip(cur)
+        .all(|(&a, &b)| (b - a).abs() <= tol * b.max(floor))
+}
+
+/// Returns the decomposition and the number of applications of `A^T A`.
 fn randomized_svd(
     op: &Operator<'_>,
     k: usize,
     n_oversamples: usize,
     n_power_iter: usize,
+    tol: f64,
     seed: u64,
-) -> Result<Svd> {
+) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
     let l = (k + n_oversamples).min(n.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut v: Vec<Vec<f64>> = (0..l).map(|_| normal_vec(p, &mut rng)).collect();
     orthonormalize(&mut v, &mut rng);
     let mut y = vec![0.0f64; n * l];
-    for _ in 0..=n_power_iter {
+    let mut prev: Option<Vec<f64>> = None;
+    let mut applications = 0;
+    for it in 0..=n_power_iter {
         op.mul::<f32>(&cols_to_rows(&v, p), l, &mut y);
         let z = op.tmul::<f32>(&y, l);
+        applications += 1;
+        // no test after the last allowed application: nothing would be saved
+        let converged = if tol > 0.0 && it < n_power_iter {
+            let theta = ritz_values(&v, &z, p, k)?;
+            let done = prev
+                .as_deref()
+                .is_some_and(|pr| ritz_converged(pr, &theta, tol));
+            prev = Some(theta);
+            done
+        } else {
+            false
+        };
         v = rows_to_cols(&z, p, l);
         orthonormalize(&mut v, &mut rng);
+        if converged {
+            break;
+        }
     }
     let vr = cols_to_rows(&v, p);
     op.mul::<f64>(&vr, l, &mut y);
@@ -668,7 +933,7 @@ fn randomized_svd(
         .collect();
     let loadings = rows_times(&vr, p, l, w.as_ref(), k);
     let embedding = rows_times(&y, n, l, w.as_ref(), k);
-    Ok((sigma, loadings, embedding))
+    Ok(((sigma, loadings, embedding), applications))
 }
 
 fn irlba(
@@ -678,7 +943,7 @@ fn irlba(
     tol: f64,
     max_restarts: usize,
     seed: u64,
-) -> Result<Svd> {
+) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
     let m = (k + extra_work.max(1)).min(n.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -773,7 +1038,7 @@ fn irlba(
                     embedding[r * k + c] = new_w[c][r] * sigma[c];
                 }
             }
-            return Ok((sigma, loadings, embedding));
+            return Ok(((sigma, loadings, embedding), restart + 1));
         }
         // Thick restart: keep `kept` Ritz pairs, continue from the residual direction.
         bmat.iter_mut().for_each(|x| *x = 0.0);

@@ -329,6 +329,49 @@ fn full_spectrum_matches_dense_svd() {
 }
 
 #[test]
+fn randomized_stops_early_once_the_ritz_values_settle() {
+    // the leading components of the simulation are well separated: the power iterations stop
+    // before the maximum and the result matches the fixed 11-application run
+    let x = sim_input();
+    let n_comps = 5;
+    let run = |tol: f64| {
+        let opts = PcaOptions {
+            n_comps,
+            solver: Solver::Randomized {
+                n_oversamples: 30,
+                n_power_iter: 10,
+                tol,
+            },
+            ..PcaOptions::default()
+        };
+        pca(&x, &opts).unwrap()
+    };
+    let fixed = run(0.0);
+    let early = run(Solver::RANDOMIZED_TOL);
+    assert_eq!(fixed.iterations, 11);
+    assert!(early.iterations < 11, "{} iterations", early.iterations);
+    for k in 0..n_comps {
+        let rel =
+            (early.variance_ratio[k] - fixed.variance_ratio[k]).abs() / fixed.variance_ratio[k];
+        assert!(rel < 1e-6, "PC{}: relative difference {rel:.2e}", k + 1);
+        let a: Vec<f64> = early
+            .embedding
+            .column(k)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let b: Vec<f64> = fixed
+            .embedding
+            .column(k)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let c = corr(&a, &b);
+        assert!(c > 0.99999, "PC{}: correlation {c}", k + 1);
+    }
+}
+
+#[test]
 fn same_seed_same_result_whatever_the_thread_count() {
     let x = sim_input();
     for solver in [Solver::randomized(), Solver::lanczos()] {
@@ -353,6 +396,7 @@ fn same_seed_same_result_whatever_the_thread_count() {
             assert_eq!(a.loadings, other.loadings);
             assert_eq!(a.variance, other.variance);
             assert_eq!(a.variance_ratio, other.variance_ratio);
+            assert_eq!(a.iterations, other.iterations);
         }
     }
 }
@@ -399,6 +443,19 @@ fn bad_options_are_errors() {
         },
         "solver.tol",
     );
+    for tol in [-1e-4, f64::NAN, f64::INFINITY] {
+        bad(
+            PcaOptions {
+                solver: Solver::Randomized {
+                    n_oversamples: 10,
+                    n_power_iter: 5,
+                    tol,
+                },
+                ..PcaOptions::default()
+            },
+            "solver.tol",
+        );
+    }
     // n_comps == min(cells, genes) is allowed
     let small = x.select_cols(&(0..30).collect::<Vec<_>>()).unwrap();
     let res = pca(
