@@ -7,7 +7,7 @@
 //! cargo bench --bench pca --no-run            # prints the bench executable path
 //! SCRNA_PCA_ONESHOT=50000 /usr/bin/time -v target/release/deps/pca-<hash>
 //! SCRNA_PCA_DUMP=/tmp/pca50k SCRNA_PCA_ONESHOT=50000 target/release/deps/pca-<hash>
-//! /work/.venv/bin/python scripts/reference_pca.py --bench /tmp/pca50k
+//! .venv/bin/python scripts/reference_pca.py --bench /tmp/pca50k
 //! ```
 //! `SCRNA_PCA_SOLVER=lanczos` selects IRLBA in the one-shot mode; `SCRNA_PCA_TOL=<tol>` and
 //! `SCRNA_PCA_POWER_ITER=<n>` set the randomized solver's stopping tolerance and maximum
@@ -22,7 +22,7 @@
 //! cargo run --release --example simulate -- --cells 50000 --out /tmp/sim50k.h5
 //! SCRNA_PCA_SIM_H5=/tmp/sim50k.h5 SCRNA_PCA_DUMP=/tmp/hvg50k target/release/deps/pca-<hash>
 //! SCRNA_PCA_FROM=/tmp/hvg50k /usr/bin/time -v target/release/deps/pca-<hash>  # PCA only
-//! /usr/bin/time -v /work/.venv/bin/python scripts/reference_pca.py --bench /tmp/hvg50k
+//! /usr/bin/time -v .venv/bin/python scripts/reference_pca.py --bench /tmp/hvg50k
 //! ```
 //! With `SCRNA_PCA_FROM` or `SCRNA_PCA_SIM_H5` the PCA uses the pipeline's options (scaled,
 //! clipped at 10, 50 components).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times Scanpy's read_10x_mtx on the folder that `cargo bench --bench io` writes.
 
-Usage: /work/.venv/bin/python benches/scanpy_read_mtx.py [FOLDER] [REPEATS]
+Usage: .venv/bin/python benches/scanpy_read_mtx.py [FOLDER] [REPEATS]
 Default folder: target/bench-data/mtx_50k. Prints each time, the median and peak memory.
 Versions used for the reported figures: scanpy 1.11.5, anndata 0.12.19, scipy 1.17.1.
 """

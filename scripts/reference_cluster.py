@@ -6,7 +6,7 @@ Versions used to write the committed files:
     scikit-learn 1.9.1, numpy 2.x
 
 Run from the repository root:
-    /work/.venv/bin/python scripts/reference_cluster.py
+    .venv/bin/python scripts/reference_cluster.py
 
 Writes into fixtures/reference/cluster/:
   celltypist_connectivities.csv  upper triangle (i < j) of Scanpy's obsp["connectivities"] after

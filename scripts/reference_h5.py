@@ -1,7 +1,7 @@
 """Reference values for the 10x HDF5 and .h5ad readers (tests/io_h5.rs, tests/h5ad.rs).
 
 Versions used: scanpy 1.11.5, anndata 0.12, h5py 3.16, numpy 2, pandas 2.
-Run from the repository root:  /work/.venv/bin/python scripts/reference_h5.py
+Run from the repository root:  .venv/bin/python scripts/reference_h5.py
 
 Writes into fixtures/reference/h5/:
 - <name>_cells.csv: barcode, total counts, genes detected per cell (from sc.read_10x_h5)

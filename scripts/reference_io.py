@@ -19,7 +19,7 @@ Symbols are Scanpy's var_names (var_names_make_unique applied); ids are var["gen
 Totals are sums of the raw integer counts (exact in float64). nnz counts stored entries after
 scipy's duplicate summing (`tocsr()`), explicit zeros included as Scanpy keeps them.
 
-Run from the repository root:  /work/.venv/bin/python scripts/reference_io.py
+Run from the repository root:  .venv/bin/python scripts/reference_io.py
 Pinned versions: scanpy 1.11.5, anndata 0.12.19, h5py 3.16.0, numpy 2.4.6, scipy 1.17.1,
 pandas 2.3.3.
 """

@@ -6,7 +6,7 @@ Versions used to produce the committed files (pin them when regenerating):
     leidenalg 0.10, igraph 0.11, pandas 2.x
 
 Run from the repository root:
-    /work/.venv/bin/python scripts/reference_markers.py
+    .venv/bin/python scripts/reference_markers.py
 
 Writes small CSV files under fixtures/reference/markers/:
   leiden_labels.csv      barcode,label  (Scanpy's own Leiden labels of the standard pipeline; the

@@ -6,7 +6,7 @@ Versions used to produce the committed files:
     scikit-learn 1.9.1, numpy 2.4.6, leidenalg 0.12.0, igraph 1.0.0
 
 Run from the repository root:
-    /work/.venv/bin/python scripts/reference_neighbors.py
+    .venv/bin/python scripts/reference_neighbors.py
 
 Scanpy's standard pipeline on fixtures/celltypist_sample/filtered_feature_bc_matrix:
 filter_cells(min_genes=200), filter_genes(min_cells=3), normalize_total(1e4), log1p,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reference values for scrna's PCA (tests/pca_scanpy.rs).
 
-Regenerate with:  /work/.venv/bin/python scripts/reference_pca.py
+Regenerate with:  .venv/bin/python scripts/reference_pca.py
 Pinned versions: scanpy 1.11.5, anndata 0.12.19, scikit-learn 1.9.1, scipy 1.17.1, numpy 2.4.6.
 
 Two inputs:

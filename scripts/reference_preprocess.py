@@ -6,7 +6,7 @@ Pinned versions (the values in fixtures/reference/preprocess/ were written with 
     scikit-misc 0.5.3 (loess for seurat_v3), Python 3.11
 
 Run from the repository root:
-    /work/.venv/bin/python scripts/reference_preprocess.py
+    .venv/bin/python scripts/reference_preprocess.py
 
 Datasets:
   * celltypist: fixtures/celltypist_sample/filtered_feature_bc_matrix (10x v3, gene symbols

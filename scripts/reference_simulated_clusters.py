@@ -14,7 +14,7 @@ scrna's pipeline and checks its ARI is at least Scanpy's.
 Versions used to write the committed file: python 3.11, scanpy 1.11.5, anndata 0.12.19,
 leidenalg 0.12.0, igraph 1.0.0, scikit-learn 1.9.1 (benches/compare/requirements.txt).
 
-Run from the repository root:  /work/.venv/bin/python scripts/reference_simulated_clusters.py
+Run from the repository root:  .venv/bin/python scripts/reference_simulated_clusters.py
 """
 import csv
 import os

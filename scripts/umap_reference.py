@@ -1,8 +1,8 @@
 """Reference values for the UMAP layout (src/embed.rs): umap-learn's `find_ab_params`.
 
 Writes fixtures/reference/embed/ab_params.csv (spread, min_dist, a, b).
-Versions: umap-learn 0.5.12, installed with scanpy 1.11.5 in /work/.venv
-(run: /work/.venv/bin/python scripts/umap_reference.py).
+Versions: umap-learn 0.5.12, installed with scanpy 1.11.5 in the repository's .venv (benches/compare/requirements.txt)
+(run: .venv/bin/python scripts/umap_reference.py).
 """
 import csv
 import pathlib

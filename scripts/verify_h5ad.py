@@ -3,7 +3,7 @@
 Versions used: scanpy 1.11.5, anndata 0.12, h5py 3.16, matplotlib 3.
 Not run by CI. Usage (from the repository root):
     cargo test --test h5ad -- --ignored write_demo_for_python_check
-    /work/.venv/bin/python scripts/verify_h5ad.py target/demo.h5ad
+    .venv/bin/python scripts/verify_h5ad.py target/demo.h5ad
 """
 
 import sys
