@@ -2,7 +2,7 @@
 benches/neighbors.rs).
 
 Versions: Scanpy 1.11.5, anndata 0.12.19, pynndescent 0.5.13, umap-learn 0.5.12, numba 0.68.1 (the
-.venv environment (README: benches/compare/requirements.txt)).
+.venv made from benches/compare/requirements.txt).
 
 Usage:
     python scripts/bench_scanpy_neighbors.py --bench EMBEDDING.f32 [--dims 50] [--runs 3]
