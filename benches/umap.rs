@@ -17,7 +17,8 @@
 //!
 //! `SCRNA_UMAP_REPEAT=R` times the layout R times and prints each run and the medians;
 //! `SCRNA_UMAP_SEED` sets the layout's seed (default 0), to see how much the quality measures
-//! vary from seed to seed.
+//! vary from seed to seed. `SCRNA_UMAP_LAYOUT_OUT=<file>` writes the last layout (raw
+//! little-endian f32, cells x 2, row-major), to compare layouts bit for bit.
 
 #[path = "../tests/support/clustered_graph.rs"]
 mod clustered_graph;
@@ -84,6 +85,10 @@ fn one_shot(name: &str, graph: &CsrMatrix, labels: &[u32], opts: &UmapOptions) {
         layout = Some(x);
     }
     let x = layout.unwrap();
+    if let Ok(path) = std::env::var("SCRNA_UMAP_LAYOUT_OUT") {
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).expect("SCRNA_UMAP_LAYOUT_OUT=<writable file>");
+    }
     if repeat > 1 {
         println!(
             "medians of {repeat}: spectral start {:.3} s, optimization {:.3} s",
