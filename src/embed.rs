@@ -23,7 +23,9 @@
 //! itself, reading the other cells' positions as they were at the start of the epoch; it applies
 //! the attraction of each of its due out-edges and of each due in-edge (umap-learn's
 //! `move_other`), and the negative samples of its out-edges, drawn from a random stream seeded by
-//! `(seed, epoch, cell)`. The sampling schedule is umap-learn's. The random numbers differ from
+//! `(seed, epoch, cell)`. On processors with AVX2 the gradient steps of 16 cells run together
+//! in 256-bit vectors, with the same operations as the scalar steps, so the layout is the same
+//! bit for bit with or without AVX2. The sampling schedule is umap-learn's. The random numbers differ from
 //! umap-learn's, so layouts agree in structure, not coordinate by coordinate.
 
 use crate::error::{Error, Result};
@@ -784,8 +786,13 @@ unsafe fn apply_samples_avx2(
     const L: usize = 8 * G;
     let mut lanes: [Lane; L] = split_lanes(ends, pos);
     let n = snapshot.len() / 2;
-    // gather indices are i32
-    let fits = n > 0 && n <= i32::MAX as usize && samples.len() <= i32::MAX as usize;
+    // gather indices are i32; the sample gathers read below the current cell's end, so the
+    // ends must not decrease nor pass the samples (as due_samples makes them)
+    let fits = n > 0
+        && n <= i32::MAX as usize
+        && samples.len() <= i32::MAX as usize
+        && ends.windows(2).all(|w| w[0] <= w[1])
+        && ends.last().is_none_or(|&e| e as usize <= samples.len());
     if fits && lanes.iter().all(|l| l.p < l.stop) {
         let mut p: [i32; L] = lanes.map(|l| l.p as i32);
         let mut end: [i32; L] = lanes.map(|l| ends[l.cell] as i32);
