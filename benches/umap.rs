@@ -15,9 +15,12 @@
 //!   `UmapOptions` as the pipeline does, and the clusters are Leiden's (default options).
 //!   `SCRNA_UMAP_DIMS` sets the number of columns (default 50).
 //!
-//! `SCRNA_UMAP_REPEAT=R` times the layout R times and prints each run and the medians;
+//! `SCRNA_UMAP_REPEAT=R` times the layout R times and prints each run and the medians (wall
+//! time, and on Linux the process's CPU time, which other work on a shared machine disturbs
+//! less);
 //! `SCRNA_UMAP_SEED` sets the layout's seed (default 0), to see how much the quality measures
-//! vary from seed to seed.
+//! vary from seed to seed. `SCRNA_UMAP_LAYOUT_OUT=<file>` writes the last layout (raw
+//! little-endian f32, cells x 2, row-major), to compare layouts bit for bit.
 
 #[path = "../tests/support/clustered_graph.rs"]
 mod clustered_graph;
@@ -49,6 +52,18 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 
+/// CPU time of the process (all threads, user + system) in seconds, from `/proc/self/stat`
+/// (Linux; clock ticks taken as 1/100 s); `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name (which may hold spaces) end with ')'
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -65,31 +80,56 @@ fn one_shot(name: &str, graph: &CsrMatrix, labels: &[u32], opts: &UmapOptions) {
         .ok()
         .map_or(1, |r| r.parse().expect("SCRNA_UMAP_REPEAT=<runs>"));
     let (mut starts, mut sgds) = (Vec::new(), Vec::new());
+    let (mut cpu_starts, mut cpu_sgds) = (Vec::new(), Vec::new());
     let mut layout = None;
     for _ in 0..repeat {
         let t = Instant::now();
+        let c0 = cpu_seconds();
         let mut start = None;
+        let mut cpu_start = None;
         let x = umap_with_progress(graph, Init::Spectral, opts, &mut |_| {
             start.get_or_insert_with(|| t.elapsed().as_secs_f64());
+            cpu_start.get_or_insert_with(cpu_seconds);
         })
         .unwrap();
         let total = t.elapsed().as_secs_f64();
         let start = start.unwrap_or(total);
-        println!(
+        print!(
             "umap {name}: spectral start {start:.3} s, optimization {:.3} s, total {total:.3} s",
             total - start
         );
+        if let (Some(c0), Some(Some(c1)), Some(c2)) = (c0, cpu_start, cpu_seconds()) {
+            print!(
+                " (CPU: spectral start {:.2} s, optimization {:.2} s)",
+                c1 - c0,
+                c2 - c1
+            );
+            cpu_starts.push(c1 - c0);
+            cpu_sgds.push(c2 - c1);
+        }
+        println!();
         starts.push(start);
         sgds.push(total - start);
         layout = Some(x);
     }
     let x = layout.unwrap();
+    if let Ok(path) = std::env::var("SCRNA_UMAP_LAYOUT_OUT") {
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).expect("SCRNA_UMAP_LAYOUT_OUT=<writable file>");
+    }
     if repeat > 1 {
         println!(
             "medians of {repeat}: spectral start {:.3} s, optimization {:.3} s",
             median(&mut starts),
             median(&mut sgds)
         );
+        if cpu_sgds.len() == repeat {
+            println!(
+                "CPU medians of {repeat}: spectral start {:.2} s, optimization {:.2} s",
+                median(&mut cpu_starts),
+                median(&mut cpu_sgds)
+            );
+        }
     }
     let sum: f64 = x.iter().map(|v| *v as f64).sum();
     // 2,000 evenly spaced cells
