@@ -1004,7 +1004,7 @@ mod tests {
     #[test]
     fn inflate_grows_the_output_and_rejects_bad_streams() {
         use std::io::Write;
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i * i % 251) as u8).collect();
+        let data: Vec<u8> = (0..100_000u64).map(|i| (i * i % 251) as u8).collect();
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
         enc.write_all(&data).unwrap();
         let z = enc.finish().unwrap();
