@@ -26,6 +26,9 @@
 //! ```
 //! With `SCRNA_PCA_FROM` or `SCRNA_PCA_SIM_H5` the PCA uses the pipeline's options (scaled,
 //! clipped at 10, 50 components).
+#[path = "../tests/support/correlation.rs"]
+mod correlation;
+use correlation::corr;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
@@ -262,19 +265,6 @@ fn compare(res: &Pca, path: &str) {
         at_ratio + 1,
         at_corr + 1
     );
-}
-
-fn corr(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let ma = a.iter().sum::<f64>() / n;
-    let mb = b.iter().sum::<f64>() / n;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }
 
 fn bench(c: &mut Criterion) {

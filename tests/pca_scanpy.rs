@@ -1,6 +1,9 @@
 //! Agreement of `scrna::pca` with Scanpy 1.11.5 (`scale(max_value=10)` then
 //! `pca(n_comps=50, svd_solver="arpack")`), plus accuracy, determinism and option checks.
 //! Reference values: `scripts/reference_pca.py` -> `fixtures/reference/pca/`.
+#[path = "support/correlation.rs"]
+mod correlation;
+use correlation::corr;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -87,19 +90,6 @@ fn sim_input() -> CsrMatrix {
     )
     .unwrap();
     normalize_log1p(&ds.counts)
-}
-
-fn corr(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let ma = a.iter().sum::<f64>() / n;
-    let mb = b.iter().sum::<f64>() / n;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }
 
 /// Compares a result with the reference in `fixtures/reference/pca/<name>/`.
