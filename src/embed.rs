@@ -25,8 +25,8 @@
 //! `move_other`), and the negative samples of its out-edges, drawn from a random stream seeded by
 //! `(seed, epoch, cell)`. On processors with AVX2 the gradient steps of 16 cells run together
 //! in 256-bit vectors, with the same operations as the scalar steps, so the layout is the same
-//! bit for bit with or without AVX2. The sampling schedule is umap-learn's. The random numbers differ from
-//! umap-learn's, so layouts agree in structure, not coordinate by coordinate.
+//! bit for bit with or without AVX2. The sampling schedule is umap-learn's. The random numbers
+//! differ from umap-learn's, so layouts agree in structure, not coordinate by coordinate.
 
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;

@@ -878,17 +878,19 @@ fn interleave<const E: usize>(src: &[u8], n: usize, dst: &mut Vec<u8>) {
     const L: usize = 16;
     let planes: [&[u8]; E] = std::array::from_fn(|b| &src[b * n..(b + 1) * n]);
     dst.reserve(n * E);
-    let mut done = 0;
+    // elements done in whole groups
     #[cfg(target_arch = "x86_64")]
-    {
+    let done = {
         let mut block = [[0u8; E]; L];
-        while done + L <= n {
-            let group: [&[u8]; E] = std::array::from_fn(|b| &planes[b][done..done + L]);
+        for at in (0..n / L * L).step_by(L) {
+            let group: [&[u8]; E] = std::array::from_fn(|b| &planes[b][at..at + L]);
             interleave16(&group, &mut block);
             dst.extend_from_slice(block.as_flattened());
-            done += L;
         }
-    }
+        n / L * L
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     for i in done..n {
         for plane in &planes {
             dst.push(plane[i]);
