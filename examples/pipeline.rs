@@ -1,10 +1,7 @@
 //! The main job: the standard clustering analysis of one or many 10x samples.
 //!
 //! ```text
-//! cargo run --release --example pipeline -- [--input PATH]... [--sample-sheet CSV] [--out DIR]
-//!     [--resolution R] [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N]
-//!     [--min-genes N] [--min-cells N] [--threads N] [--simulate N_CELLS]
-//!     [--stream] [--memory-budget SIZE] [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]
+//! cargo run --release --example pipeline -- --help
 //! ```
 //! With no input it runs on the bundled `celltypist_sample` dataset and writes to `results/`;
 //! `--simulate N` runs on N simulated cells x 20,000 genes instead (for timing at scale).
@@ -14,108 +11,111 @@
 //! (default 8G; K/M/G/T suffixes, binary) and optionally a fixed `--chunk-cells`.
 //! `--simulate N --sim-h5 PATH` writes N simulated cells to a 10x HDF5 file block by block
 //! (never holding the matrix) and exits; with `--stream` as well it then analyses that file.
-//! Progress goes to stderr; bad arguments or input print one line and exit with status 1.
+//! The options and the output folder are checked before any input is read; progress goes to
+//! stderr; bad arguments or input print one line and exit with status 1.
 
-use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions, SampleSpec};
-use scrna::pipeline::{self, PipelineOptions, Progress, StepReport};
-use scrna::report::{peak_rss_bytes, reset_peak_rss};
-use std::io::IsTerminal;
-use std::path::PathBuf;
+#[path = "support/cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::{parse_or_exit, StepBar};
+use scrna::io::samples::{read_specs, resolve_inputs, ConcatOptions};
+use scrna::pipeline::{self, PipelineOptions, StepReport};
+use scrna::report::{check_output_dir, peak_rss_bytes, reset_peak_rss};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 const BUNDLED: &str = "fixtures/celltypist_sample/filtered_feature_bc_matrix";
 
+/// The standard clustering analysis (QC, normalization, HVG, PCA, kNN, Leiden, UMAP, markers)
+/// of one or many 10x samples.
+#[derive(Parser, Debug)]
+#[command(version)]
 struct Args {
+    /// A 10x Matrix Market folder, 10x HDF5 file or .h5ad file (repeatable; the bundled
+    /// celltypist sample when no input is given).
+    #[arg(long = "input", value_name = "PATH")]
     inputs: Vec<PathBuf>,
+    /// CSV with columns sample,condition,path (one row per 10x sample).
+    #[arg(long, value_name = "CSV")]
     sample_sheet: Option<PathBuf>,
+    /// Output folder (created when missing).
+    #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Leiden resolution.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    resolution: f64,
+    /// Seed of the run (PCA start, approximate kNN, Leiden, UMAP).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Principal components.
+    #[arg(long, default_value_t = 50)]
+    n_pcs: usize,
+    /// Neighbours per cell (the cell itself included).
+    #[arg(long, default_value_t = 15)]
+    n_neighbors: usize,
+    /// Highly variable genes.
+    #[arg(long, default_value_t = 2000)]
+    n_top_genes: usize,
+    /// Cells need at least this many detected genes.
+    #[arg(long, default_value_t = 200)]
+    min_genes: u32,
+    /// Genes need to be detected in at least this many cells.
+    #[arg(long, default_value_t = 3)]
+    min_cells: u32,
+    /// Worker threads (all cores when not given).
+    #[arg(long)]
     threads: Option<usize>,
+    /// Run on this many simulated cells x 20,000 genes instead of an input.
+    #[arg(long, value_name = "N_CELLS")]
     simulate: Option<usize>,
+    /// Streamed (out-of-core) analysis of one 10x HDF5 or .h5ad input.
+    #[arg(long)]
     stream: bool,
+    /// Memory budget of the streamed analysis (K/M/G/T suffixes, binary).
+    #[arg(long, default_value = "8G", value_parser = parse_budget)]
     memory_budget: u64,
+    /// Cells per block of the streamed analysis (chosen from the budget when not given).
+    #[arg(long)]
     chunk_cells: Option<usize>,
+    /// With --simulate: write the simulated cells to this 10x HDF5 file and exit (or analyse it
+    /// with --stream).
+    #[arg(long, value_name = "PATH")]
     sim_h5: Option<PathBuf>,
+    /// The .h5ad layer holding the counts (for example `counts`) in the streamed analysis.
+    #[arg(long, value_name = "NAME")]
     layer: Option<String>,
-    opts: PipelineOptions,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        inputs: Vec::new(),
-        sample_sheet: None,
-        out: PathBuf::from("results"),
-        threads: None,
-        simulate: None,
-        stream: false,
-        memory_budget: 8 << 30,
-        chunk_cells: None,
-        sim_h5: None,
-        layer: None,
-        opts: PipelineOptions::default(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(usage());
-        }
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("{flag}: cannot read {v:?} as a number"))
-        }
-        match flag.as_str() {
-            "--input" => a.inputs.push(PathBuf::from(value()?)),
-            "--sample-sheet" => a.sample_sheet = Some(PathBuf::from(value()?)),
-            "--out" => a.out = PathBuf::from(value()?),
-            "--resolution" => a.opts.leiden.resolution = num(&flag, value()?)?,
-            "--seed" => {
-                let s: u64 = num(&flag, value()?)?;
-                a.opts.pca.seed = s;
-                a.opts.knn.seed = s;
-                a.opts.leiden.seed = s;
-                a.opts.umap.seed = s;
-            }
-            "--n-pcs" => a.opts.pca.n_comps = num(&flag, value()?)?,
-            "--n-neighbors" => a.opts.knn.n_neighbors = num(&flag, value()?)?,
-            "--n-top-genes" => a.opts.hvg.n_top_genes = Some(num(&flag, value()?)?),
-            "--min-genes" => a.opts.filter.min_genes = Some(num(&flag, value()?)?),
-            "--min-cells" => a.opts.filter.min_cells = Some(num(&flag, value()?)?),
-            "--threads" => a.threads = Some(num(&flag, value()?)?),
-            "--simulate" => a.simulate = Some(num(&flag, value()?)?),
-            "--stream" => a.stream = true,
-            "--memory-budget" => {
-                a.memory_budget =
-                    scrna::stream::parse_bytes(&value()?).map_err(|e| format!("{flag}: {e}"))?
-            }
-            "--chunk-cells" => a.chunk_cells = Some(num(&flag, value()?)?),
-            "--sim-h5" => a.sim_h5 = Some(PathBuf::from(value()?)),
-            "--layer" => a.layer = Some(value()?),
-            other => return Err(format!("unknown option {other:?}; try --help")),
-        }
+fn parse_budget(s: &str) -> Result<u64, String> {
+    scrna::stream::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+impl Args {
+    fn options(&self) -> PipelineOptions {
+        let mut o = PipelineOptions::default().seeded(self.seed);
+        o.leiden.resolution = self.resolution;
+        o.pca.n_comps = self.n_pcs;
+        o.knn.n_neighbors = self.n_neighbors;
+        o.hvg.n_top_genes = Some(self.n_top_genes);
+        o.filter.min_genes = Some(self.min_genes);
+        o.filter.min_cells = Some(self.min_cells);
+        o.threads = self.threads;
+        o
     }
-    Ok(a)
 }
 
-fn usage() -> String {
-    "usage: pipeline [--input PATH]... [--sample-sheet CSV] [--out DIR] [--resolution R] \
-     [--seed N] [--n-pcs N] [--n-neighbors K] [--n-top-genes N] [--min-genes N] \
-     [--min-cells N] [--threads N] [--simulate N_CELLS] [--stream] [--memory-budget SIZE] \
-     [--chunk-cells N] [--sim-h5 PATH] [--layer NAME]"
-        .to_string()
-}
-
-fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .map_err(|e| format!("--threads: {e}"))?;
+fn run(args: &Args) -> scrna::Result<()> {
+    let opts = args.options();
+    // Options and the output folder are checked before any input is read.
+    opts.validate()?;
+    if args.sim_h5.is_none() || args.stream {
+        check_output_dir(&args.out)?;
     }
     if let (Some(n), Some(h5)) = (args.simulate, &args.sim_h5) {
-        let t = std::time::Instant::now();
-        scrna::report::reset_peak_rss();
+        let t = Instant::now();
+        reset_peak_rss();
         eprintln!(
             "simulating {n} cells x 20000 genes (seed 0) into {}",
             h5.display()
@@ -127,112 +127,78 @@ fn run() -> Result<(), String> {
             },
             h5,
             args.chunk_cells.unwrap_or(5_000),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         println!(
             "wrote {} cells, {} stored values, {:.1} MB in {:.1} s (peak {:.1} MB)",
             rep.n_cells,
             rep.nnz,
             rep.file_bytes as f64 / 1_048_576.0,
             t.elapsed().as_secs_f64(),
-            scrna::report::peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0
+            peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0
         );
-        if !args.stream {
-            return Ok(());
-        }
-        return analyse_streamed(h5, &args);
+        return if args.stream {
+            analyse_streamed(h5, args, &opts)
+        } else {
+            Ok(())
+        };
     }
     if args.stream {
-        let input = match args.inputs.as_slice() {
-            [one] => one.clone(),
-            _ => {
-                return Err(
-                    "--stream needs exactly one 10x HDF5 --input (or --simulate N \
-                 --sim-h5 PATH)"
-                        .to_string(),
-                )
-            }
+        return match args.inputs.as_slice() {
+            [one] => analyse_streamed(one, args, &opts),
+            _ => Err(scrna::Error::option(
+                "stream",
+                "--stream needs exactly one 10x HDF5 --input (or --simulate N --sim-h5 PATH)",
+            )),
         };
-        return analyse_streamed(&input, &args);
     }
     if let Some(n) = args.simulate {
         eprintln!("simulating {n} cells x 20000 genes (seed 0)");
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         let sim = scrna::simulate::simulate(&scrna::simulate::SimulateOptions {
             n_cells: n,
             ..Default::default()
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         eprintln!("simulated in {:.1} s", t.elapsed().as_secs_f64());
-        return analyse(sim.dataset, &args, None);
+        return analyse(sim.dataset, args, &opts, None);
     }
-    let mut specs: Vec<SampleSpec> = match &args.sample_sheet {
-        Some(sheet) => read_sample_sheet(sheet).map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
-    let inputs = if args.inputs.is_empty() && specs.is_empty() {
-        vec![PathBuf::from(BUNDLED)]
-    } else {
-        args.inputs.clone()
-    };
-    for (k, p) in inputs.iter().enumerate() {
-        specs.push(SampleSpec {
-            name: if inputs.len() == 1 && specs.is_empty() {
-                "sample".to_string()
-            } else {
-                format!("sample{}", k + 1)
-            },
-            condition: "none".to_string(),
-            path: p.clone(),
-        });
-    }
-    // Nothing is printed before the input is read: bad input gives exactly one line.
+    let specs = resolve_inputs(
+        &args.inputs,
+        args.sample_sheet.as_deref(),
+        Some(Path::new(BUNDLED)),
+    )?;
     reset_peak_rss();
     let started = Instant::now();
-    // One sample keeps its barcodes as they are; several get `-<sample>` suffixes.
-    let data = match specs.as_slice() {
-        [one] => scrna::read_10x_with(
-            &one.path,
-            &scrna::ReadOptions {
-                sample: one.name.clone(),
-                condition: one.condition.clone(),
-                ..Default::default()
-            },
-        ),
-        _ => read_samples(&specs, &Default::default(), &ConcatOptions::default()),
-    }
-    .map_err(|e| e.to_string())?;
+    let data = read_specs(&specs, &ConcatOptions::default())?;
     let read = StepReport {
         step: "read",
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     };
     eprintln!("read {} sample(s)", specs.len());
-    analyse(data, &args, Some(read))
+    analyse(data, args, &opts, Some(read))
 }
 
 /// Runs the pipeline and writes its outputs; `read`, the time and memory of reading the input,
 /// goes first in the step table and in `summary.json`.
 /// The dataset is given up to the pipeline, which filters it in place.
-fn analyse(data: scrna::Dataset, args: &Args, read: Option<StepReport>) -> Result<(), String> {
+fn analyse(
+    data: scrna::Dataset,
+    args: &Args,
+    opts: &PipelineOptions,
+    read: Option<StepReport>,
+) -> scrna::Result<()> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
-    let terminal = std::io::stderr().is_terminal();
-    let mut on_progress = |p: &Progress| show_progress(p, terminal);
-    let mut analysis =
-        pipeline::run_owned(data, &args.opts, &mut on_progress).map_err(|e| e.to_string())?;
+    let bar = StepBar::new();
+    let mut analysis = pipeline::run_owned(data, opts, &mut |p| bar.show(p))?;
+    bar.finish();
     analysis.steps.splice(0..0, read);
     let started = Instant::now();
-    let files =
-        pipeline::output::write_all(&analysis, &args.opts, &args.out).map_err(|e| e.to_string())?;
+    let files = pipeline::output::write_all(&analysis, opts, &args.out)?;
     let written = started.elapsed().as_secs_f64();
 
-    for s in &analysis.steps {
-        eprintln!(
-            "  {:<10} {:>8.2} s  {:>8.1} MB peak",
-            s.step,
-            s.seconds,
-            s.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0
-        );
+    print_steps(&analysis.steps);
+    for w in &analysis.warnings {
+        eprintln!("warning: {w}");
     }
     let sizes = analysis.cluster_sizes();
     println!(
@@ -260,33 +226,20 @@ fn analyse(data: scrna::Dataset, args: &Args, read: Option<StepReport>) -> Resul
     Ok(())
 }
 
-/// A progress bar redrawn in place on a terminal; one line per step otherwise (logs).
-fn show_progress(p: &Progress, terminal: bool) {
-    if !terminal {
-        if p.fraction == 0.0 {
-            eprintln!("[{}/{}] {} ...", p.index, p.total, p.step);
-        }
-        return;
-    }
-    const WIDTH: usize = 30;
-    let filled = ((p.fraction * WIDTH as f64).round() as usize).min(WIDTH);
-    eprint!(
-        "\r[{}/{}] {:<10} [{}{}] {:>3.0}%",
-        p.index,
-        p.total,
-        p.step,
-        "#".repeat(filled),
-        "-".repeat(WIDTH - filled),
-        p.fraction * 100.0
-    );
-    if p.fraction >= 1.0 {
-        eprintln!();
+fn print_steps(steps: &[StepReport]) {
+    for s in steps {
+        eprintln!(
+            "  {:<10} {:>8.2} s  {:>8.1} MB peak",
+            s.step,
+            s.seconds,
+            s.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0
+        );
     }
 }
 
-fn analyse_streamed(path: &std::path::Path, args: &Args) -> Result<(), String> {
+fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::Result<()> {
     let so = scrna::stream::StreamOptions {
-        pipeline: args.opts.clone(),
+        pipeline: opts.clone(),
         chunk_cells: args.chunk_cells,
         memory_budget_bytes: args.memory_budget,
         layer: args.layer.clone(),
@@ -297,19 +250,11 @@ fn analyse_streamed(path: &std::path::Path, args: &Args) -> Result<(), String> {
         path.display(),
         args.memory_budget as f64 / 1_048_576.0
     );
-    let terminal = std::io::stderr().is_terminal();
-    let mut on_progress = |p: &Progress| show_progress(p, terminal);
-    let a =
-        scrna::stream::run_with_progress(path, &so, &mut on_progress).map_err(|e| e.to_string())?;
-    let files = scrna::stream::output::write_all(&a, &so, &args.out).map_err(|e| e.to_string())?;
-    for s in &a.steps {
-        eprintln!(
-            "  {:<10} {:>8.2} s  {:>8.1} MB peak",
-            s.step,
-            s.seconds,
-            s.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0
-        );
-    }
+    let bar = StepBar::new();
+    let a = scrna::stream::run_with_progress(path, &so, &mut |p| bar.show(p))?;
+    bar.finish();
+    let files = scrna::stream::output::write_all(&a, &so, &args.out)?;
+    print_steps(&a.steps);
     println!(
         "{} of {} cells passed QC; {} genes kept, {} highly variable; {} passes over the file \
          ({} cell blocks, {} marker gene blocks)",
@@ -332,7 +277,21 @@ fn analyse_streamed(path: &std::path::Path, args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Args = match parse_or_exit() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    // Reading the input runs in the global pool: give it the same thread count.
+    if let Some(t) = args.threads.filter(|&t| t > 0) {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+        {
+            eprintln!("error: --threads: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

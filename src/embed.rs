@@ -97,7 +97,9 @@ impl Default for UmapOptions {
 }
 
 impl UmapOptions {
-    fn check(&self) -> Result<()> {
+    /// Checks the options: positive `spread`, `min_dist` in [0, spread], positive
+    /// `learning_rate`, non-negative `repulsion_strength`.
+    pub fn validate(&self) -> Result<()> {
         if !(self.spread.is_finite() && self.spread > 0.0) {
             return Err(Error::option("spread", "must be a positive number"));
         }
@@ -355,7 +357,7 @@ pub fn umap_with_progress(
     opts: &UmapOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Array2<f32>> {
-    opts.check()?;
+    opts.validate()?;
     check_graph(graph)?;
     let n = graph.n_rows();
     if let Init::Pca(x) = &init {

@@ -53,8 +53,12 @@ pub enum Error {
     },
 
     /// An option value that cannot be used.
-    #[error("invalid option `{name}`: {message}")]
+    #[error("invalid option `{within}{}{name}`: {message}", if within.is_empty() { "" } else { "." })]
     InvalidOption {
+        /// The options the field belongs to, as a path from the run's options (for example
+        /// `umap` for `umap.min_dist`); empty when the field is of the called function's own
+        /// options.
+        within: String,
         /// Option (field) name.
         name: &'static str,
         /// Why it is invalid.
@@ -102,8 +106,30 @@ impl Error {
     /// An [`Error::InvalidOption`].
     pub fn option(name: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidOption {
+            within: String::new(),
             name,
             message: message.into(),
+        }
+    }
+
+    /// This error with an [`Error::InvalidOption`]'s field placed within `options` (for example
+    /// `umap`, so that the message names `umap.min_dist`); other errors are returned unchanged.
+    pub fn within(self, options: &str) -> Self {
+        match self {
+            Error::InvalidOption {
+                name,
+                message,
+                within,
+            } => Error::InvalidOption {
+                within: if within.is_empty() {
+                    options.to_string()
+                } else {
+                    format!("{options}.{within}")
+                },
+                name,
+                message,
+            },
+            e => e,
         }
     }
 

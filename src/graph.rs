@@ -111,6 +111,25 @@ pub fn smooth_knn_dist(knn: &Knn, local_connectivity: f32) -> (Vec<f32>, Vec<f32
         .unzip()
 }
 
+impl UmapGraphOptions {
+    /// Checks the options: a positive finite `local_connectivity`, `set_op_mix_ratio` in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.local_connectivity > 0.0 && self.local_connectivity.is_finite()) {
+            return Err(Error::option(
+                "local_connectivity",
+                format!("must be positive, got {}", self.local_connectivity),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.set_op_mix_ratio) {
+            return Err(Error::option(
+                "set_op_mix_ratio",
+                format!("must be in [0, 1], got {}", self.set_op_mix_ratio),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Scanpy's default `obsp["connectivities"]`: umap-learn's fuzzy simplicial set
 /// (McInnes, Healy and Melville 2018), as `scanpy.neighbors._connectivity.umap` computes it
 /// through `umap.umap_.fuzzy_simplicial_set` (Scanpy 1.11 calls umap-learn's code).
@@ -125,18 +144,7 @@ pub fn umap_connectivities(
     n_cells: usize,
     opts: &UmapGraphOptions,
 ) -> Result<CsrMatrix> {
-    if !(opts.local_connectivity > 0.0 && opts.local_connectivity.is_finite()) {
-        return Err(Error::option(
-            "local_connectivity",
-            format!("must be positive, got {}", opts.local_connectivity),
-        ));
-    }
-    if !(0.0..=1.0).contains(&opts.set_op_mix_ratio) {
-        return Err(Error::option(
-            "set_op_mix_ratio",
-            format!("must be in [0, 1], got {}", opts.set_op_mix_ratio),
-        ));
-    }
+    opts.validate()?;
     check_knn(knn, n_cells)?;
     if knn.distances.iter().any(|v| !v.is_finite() || *v < 0.0) {
         return Err(Error::data(

@@ -173,7 +173,28 @@ impl Hvg {
     }
 }
 
+impl HvgOptions {
+    /// Checks the options without data: at least one bin and one gene, cut-offs not NaN, a loess
+    /// span in (0, 1].
+    pub fn validate(&self) -> Result<()> {
+        check_options(self)
+    }
+}
+
 fn check(opts: &HvgOptions, n_genes: usize) -> Result<()> {
+    check_options(opts)?;
+    if let Some(n) = &opts.gene_names {
+        if n.len() != n_genes {
+            return Err(Error::option(
+                "gene_names",
+                format!("{} names for {n_genes} genes", n.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_options(opts: &HvgOptions) -> Result<()> {
     if opts.n_bins == 0 {
         return Err(Error::option("n_bins", "must be at least 1"));
     }
@@ -192,14 +213,6 @@ fn check(opts: &HvgOptions, n_genes: usize) -> Result<()> {
             "span",
             format!("must be in (0, 1], got {}", opts.span),
         ));
-    }
-    if let Some(n) = &opts.gene_names {
-        if n.len() != n_genes {
-            return Err(Error::option(
-                "gene_names",
-                format!("{} names for {n_genes} genes", n.len()),
-            ));
-        }
     }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! Where a method is the same, the numbers agree with Scanpy's (tests against committed
 //! reference values state the tolerances).
 #![warn(missing_docs)]
+// Library code returns errors instead of panicking; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cluster;
 pub mod comparison;

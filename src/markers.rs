@@ -176,6 +176,21 @@ pub struct TableFilter {
     pub top_n: Option<usize>,
 }
 
+impl TableFilter {
+    /// Checks the filters: `min_in_group_fraction` is a fraction in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        if let Some(f) = self.min_in_group_fraction {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(Error::option(
+                    "min_in_group_fraction",
+                    format!("{f} is not a fraction in [0, 1]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One row of the tidy marker table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarkerRow {
@@ -211,14 +226,7 @@ impl RankGenes {
                 format!("{} gene names for {} genes", gene_names.len(), self.n_genes),
             ));
         }
-        if let Some(f) = filters.min_in_group_fraction {
-            if !(0.0..=1.0).contains(&f) {
-                return Err(Error::option(
-                    "min_in_group_fraction",
-                    format!("{f} is not a fraction in [0, 1]"),
-                ));
-            }
-        }
+        filters.validate()?;
         let mut rows = Vec::new();
         for g in &self.groups {
             if filters.min_in_group_fraction.is_some() && g.pct_in.is_none() {

@@ -112,6 +112,17 @@ impl Default for KnnOptions {
     }
 }
 
+impl KnnOptions {
+    /// Checks the options without data: at least one neighbour. [`knn`] also checks
+    /// `n_neighbors` against the number of cells.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_neighbors == 0 {
+            return Err(Error::option("n_neighbors", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// Result of [`knn`]: `n_cells x n_neighbors` tables in row-major order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Knn {
@@ -182,10 +193,8 @@ impl Knn {
 /// non-finite value (the error names the cell and the component).
 pub fn knn(embedding: ArrayView2<f32>, opts: &KnnOptions) -> Result<Knn> {
     let (n, d) = embedding.dim();
+    opts.validate()?;
     let k = opts.n_neighbors;
-    if k == 0 {
-        return Err(Error::option("n_neighbors", "must be at least 1"));
-    }
     if n == 0 || d == 0 {
         return Err(Error::data(
             "knn",

@@ -37,6 +37,27 @@ impl Default for NormalizeOptions {
     }
 }
 
+impl NormalizeOptions {
+    /// Checks the options: `max_fraction` in [0, 1], a positive finite `target_sum`.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.max_fraction) {
+            return Err(Error::option(
+                "max_fraction",
+                format!("must be in [0, 1], got {}", self.max_fraction),
+            ));
+        }
+        if let Some(t) = self.target_sum {
+            if !t.is_finite() || t <= 0.0 {
+                return Err(Error::option(
+                    "target_sum",
+                    format!("must be positive and finite, got {t}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Result of [`normalize_total`].
 #[derive(Debug, Clone)]
 pub struct Normalized {
@@ -86,20 +107,7 @@ fn size_factors(
     opts: &NormalizeOptions,
     known: Option<&[f64]>,
 ) -> Result<Normalized> {
-    if !(0.0..=1.0).contains(&opts.max_fraction) {
-        return Err(Error::option(
-            "max_fraction",
-            format!("must be in [0, 1], got {}", opts.max_fraction),
-        ));
-    }
-    if let Some(t) = opts.target_sum {
-        if !t.is_finite() || t <= 0.0 {
-            return Err(Error::option(
-                "target_sum",
-                format!("must be positive and finite, got {t}"),
-            ));
-        }
-    }
+    opts.validate()?;
     let row_total = |v: &[f32]| crate::sparse::sum_f64(v) as f32;
     let mut totals: Vec<f32> = match known {
         Some(k) if !opts.exclude_highly_expressed => {

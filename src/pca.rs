@@ -156,6 +156,38 @@ impl Default for PcaOptions {
     }
 }
 
+impl PcaOptions {
+    /// Checks the options without data: at least one component, a positive finite `max_value`
+    /// (when scaling), a solver tolerance in range. [`pca`] also checks `n_comps` against the
+    /// matrix.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_comps == 0 {
+            return Err(Error::option("n_comps", "must be at least 1, got 0"));
+        }
+        if let (true, Some(m)) = (self.scale, self.max_value) {
+            if !(m.is_finite() && m > 0.0) {
+                return Err(Error::option(
+                    "max_value",
+                    format!("must be positive and finite, got {m}"),
+                ));
+            }
+        }
+        match self.solver {
+            Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => Err(Error::option(
+                "solver.tol",
+                format!("must be positive, got {tol}"),
+            )),
+            Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+                Err(Error::option(
+                    "solver.tol",
+                    format!("must be zero or positive and finite, got {tol}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Result of [`pca`].
 #[derive(Debug, Clone)]
 pub struct Pca {
@@ -197,8 +229,9 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
             format!("need at least 2 cells and 1 gene, got {n} x {p}"),
         ));
     }
+    opts.validate()?;
     let k = opts.n_comps;
-    if k == 0 || k > n.min(p) {
+    if k > n.min(p) {
         return Err(Error::option(
             "n_comps",
             format!(
@@ -208,29 +241,6 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
         ));
     }
     let max_value = if opts.scale { opts.max_value } else { None };
-    if let Some(m) = max_value {
-        if !(m.is_finite() && m > 0.0) {
-            return Err(Error::option(
-                "max_value",
-                format!("must be positive and finite, got {m}"),
-            ));
-        }
-    }
-    match opts.solver {
-        Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => {
-            return Err(Error::option(
-                "solver.tol",
-                format!("must be positive, got {tol}"),
-            ));
-        }
-        Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
-            return Err(Error::option(
-                "solver.tol",
-                format!("must be zero or positive and finite, got {tol}"),
-            ));
-        }
-        _ => {}
-    }
     if x.data().iter().any(|v| !v.is_finite()) {
         return Err(Error::data("pca", "matrix has non-finite values"));
     }

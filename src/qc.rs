@@ -217,18 +217,7 @@ pub(crate) fn assemble(
 /// (Scanpy sums `float32` counts in `float32`; integer counts below 2^24 per cell agree
 /// exactly, percentages to about 1e-7 relative).
 pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
-    if opts.mito_prefixes.iter().any(|p| p.is_empty()) {
-        return Err(Error::option(
-            "mito_prefixes",
-            "empty prefix matches every gene",
-        ));
-    }
-    if opts.ribo_prefixes.iter().any(|p| p.is_empty()) {
-        return Err(Error::option(
-            "ribo_prefixes",
-            "empty prefix matches every gene",
-        ));
-    }
+    opts.validate()?;
     let x = &ds.counts;
     if ds.genes.symbols.len() != x.n_cols() {
         return Err(Error::data(
@@ -472,6 +461,34 @@ fn median_mad(x: &[f64]) -> (f64, f64) {
     (med, 1.4826 * median(&mut v))
 }
 
+impl QcOptions {
+    /// Checks the options without data: no empty gene-symbol prefix (it would match every gene).
+    pub fn validate(&self) -> Result<()> {
+        if self.mito_prefixes.iter().any(|p| p.is_empty()) {
+            return Err(Error::option(
+                "mito_prefixes",
+                "empty prefix matches every gene",
+            ));
+        }
+        if self.ribo_prefixes.iter().any(|p| p.is_empty()) {
+            return Err(Error::option(
+                "ribo_prefixes",
+                "empty prefix matches every gene",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FilterOptions {
+    /// Checks the options without data: the QC metric definitions (`qc.*`), minimums not above
+    /// maximums, finite non-negative count and percentage cut-offs, a positive MAD multiple.
+    pub fn validate(&self) -> Result<()> {
+        self.qc.validate().map_err(|e| e.within("qc"))?;
+        check_filter_options(self)
+    }
+}
+
 fn check_filter_options(opts: &FilterOptions) -> Result<()> {
     if let (Some(a), Some(b)) = (opts.min_genes, opts.max_genes) {
         if a > b {
@@ -539,7 +556,7 @@ pub fn filter_cells_by_metrics(
     samples: &[String],
     opts: &FilterOptions,
 ) -> Result<CellFilter> {
-    check_filter_options(opts)?;
+    opts.validate()?;
     let n = m.total_counts.len();
     if samples.len() != n {
         return Err(Error::data(
@@ -654,7 +671,7 @@ pub fn filter_cells_by_metrics(
 ///
 /// The new count matrix is built in one pass (one copy of the kept values).
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
-    check_filter_options(opts)?;
+    opts.validate()?;
     let m = metrics(ds, &opts.qc)?;
     Ok(filter_by::<()>(Cow::Borrowed(ds), opts, &m, None)?.0)
 }
@@ -723,7 +740,7 @@ pub(crate) fn filter_owned_fold<S: Send>(
 }
 
 fn check_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<()> {
-    check_filter_options(opts)?;
+    opts.validate()?;
     if m.total_counts.len() != ds.n_cells()
         || m.n_cells_by_counts.len() != ds.n_genes()
         || m.gene_total_counts.len() != ds.n_genes()

@@ -40,6 +40,47 @@ where
     Ok(())
 }
 
+/// Checks, before any work is done, that results can be written into `dir`, without leaving
+/// anything behind: an existing `dir` must be a writable folder; a missing one must have a
+/// nearest existing ancestor that is a writable folder (the writers create `dir` later).
+/// Writability is tested by creating and removing a probe file. The error names the folder.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    let refuse = |p: &Path, why: &str| {
+        Error::io(
+            p,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string()),
+        )
+    };
+    let mut existing = dir;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
+    if existing.as_os_str().is_empty() {
+        existing = Path::new(".");
+    }
+    if !existing.is_dir() {
+        return Err(if existing == dir {
+            refuse(dir, "the output folder is a file; give a folder")
+        } else {
+            refuse(
+                dir,
+                &format!(
+                    "cannot create the output folder: {} is a file",
+                    existing.display()
+                ),
+            )
+        });
+    }
+    let probe = existing.join(format!(".scrna-write-check-{}", std::process::id()));
+    File::create(&probe).map_err(|e| {
+        Error::io(
+            dir,
+            std::io::Error::new(e.kind(), format!("output folder not writable: {e}")),
+        )
+    })?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
 /// Renames a finished temporary file (or folder) into place, with errors naming `to`.
 pub fn commit_temporary(tmp: &Path, to: &Path) -> Result<()> {
     std::fs::rename(tmp, to).map_err(|e| Error::io(to, e))

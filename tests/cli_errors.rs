@@ -205,6 +205,37 @@ fn pipeline_bad_input() {
     );
 }
 
+/// Options and the output folder are checked before the input is read: with a missing input
+/// as well, the error is about the option or the folder, and no folder is left behind.
+#[test]
+fn pipeline_checks_options_and_output_before_input() {
+    let i = Inputs::new();
+    let missing = i.p("missing_input");
+    let run = |args: &[&str], expect: &[&str]| fails("pipeline", args, &i, expect);
+    let l = run(
+        &["--input", &missing, "--out", &i.p("a_file")],
+        &["a_file", "is a file"],
+    );
+    assert!(!l.contains("missing_input"), "{l}");
+    let nested = format!("{}/sub/out", i.p("a_file"));
+    run(&["--input", &missing, "--out", &nested], &["a_file"]);
+    let out = i.p("out");
+    let l = run(
+        &["--input", &missing, "--out", &out, "--n-pcs", "0"],
+        &["pca.n_comps"],
+    );
+    assert!(!l.contains("missing_input"), "{l}");
+    run(
+        &["--input", &missing, "--out", &out, "--resolution", "-1"],
+        &["leiden.resolution"],
+    );
+    run(
+        &["--input", &missing, "--out", &out, "--threads", "0"],
+        &["threads"],
+    );
+    assert!(!i.dir.path().join("out").exists());
+}
+
 #[test]
 fn resistance_bad_input() {
     let i = Inputs::new();

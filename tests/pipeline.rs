@@ -241,3 +241,96 @@ fn same_seed_same_files_whatever_the_thread_count() {
     assert!(outputs[0].0 == outputs[1].0, "clusters.csv differs");
     assert!(outputs[0].1 == outputs[1].1, "markers.csv differs");
 }
+
+/// A bad option is reported before any step starts (no progress call), named by its path.
+#[test]
+fn bad_options_fail_before_any_step() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 200,
+        n_genes: 500,
+        n_clusters: 2,
+        n_markers: 10,
+        ..Default::default()
+    })
+    .unwrap();
+    let cases: Vec<(PipelineOptions, &str)> = vec![
+        (
+            PipelineOptions {
+                umap: scrna::embed::UmapOptions {
+                    min_dist: -1.0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            "umap.min_dist",
+        ),
+        (
+            PipelineOptions {
+                threads: Some(0),
+                ..Default::default()
+            },
+            "threads",
+        ),
+        (
+            {
+                let mut o = PipelineOptions::default();
+                o.hvg.span = 2.0;
+                o
+            },
+            "hvg.span",
+        ),
+        (
+            {
+                let mut o = PipelineOptions::default();
+                o.filter.qc.mito_prefixes = vec![String::new()];
+                o
+            },
+            "filter.qc.mito_prefixes",
+        ),
+    ];
+    for (opts, name) in cases {
+        let mut calls = 0;
+        let err = run(&sim.dataset, &opts, &mut |_| calls += 1).unwrap_err();
+        assert!(err.to_string().contains(&format!("`{name}`")), "{err}");
+        assert_eq!(
+            calls, 0,
+            "{name}: a step ran before the options were checked"
+        );
+    }
+}
+
+/// `PipelineOptions::threads` runs the analysis in its own pool: the same files as the global
+/// pool, and values lowered to fit small data are recorded as warnings.
+#[test]
+fn threads_option_and_lowered_values() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 40,
+        n_genes: 800,
+        n_clusters: 2,
+        n_markers: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut opts = PipelineOptions {
+        skip_umap: true,
+        ..Default::default()
+    };
+    opts.filter.min_genes = Some(10);
+    let a1 = run(&sim.dataset, &opts, &mut |_| {}).unwrap();
+    opts.threads = Some(1);
+    let a2 = run(&sim.dataset, &opts, &mut |_| {}).unwrap();
+    assert_eq!(a1.clustering.labels, a2.clustering.labels);
+    assert_eq!(a1.pca.embedding, a2.pca.embedding);
+    assert!(
+        a1.warnings
+            .iter()
+            .any(|w| w.contains("pca.n_comps lowered")),
+        "{:?}",
+        a1.warnings
+    );
+    assert!(
+        a1.warnings.iter().any(|w| w.contains("knn.n_neighbors")) || a1.knn.n_neighbors == 15,
+        "{:?}",
+        a1.warnings
+    );
+}

@@ -135,16 +135,7 @@ const MAX_ITERATIONS: usize = 1000;
 /// Errors: a non-square, empty, asymmetric graph or one with negative or non-finite weights
 /// (`InvalidData`), and out-of-range options (`InvalidOption`).
 pub fn leiden(graph: &CsrMatrix, opts: &LeidenOptions) -> Result<Clustering> {
-    check_common(opts.resolution, opts.n_iterations)?;
-    if !(opts.beta.is_finite() && opts.beta > 0.0) {
-        return Err(Error::option(
-            "beta",
-            format!("must be finite and positive, got {}", opts.beta),
-        ));
-    }
-    if opts.n_restarts == 0 {
-        return Err(Error::option("n_restarts", "must be at least 1"));
-    }
+    opts.validate()?;
     validate_graph(graph, "leiden")?;
     let params = Params {
         resolution: opts.resolution,
@@ -188,6 +179,24 @@ pub fn louvain(graph: &CsrMatrix, opts: &LouvainOptions) -> Result<Clustering> {
     };
     let (base, res) = base_level(graph, &params);
     Ok(optimise(graph, &base, res, &params, params.seed))
+}
+
+impl LeidenOptions {
+    /// Checks the options: a finite non-negative resolution, a non-zero iteration count, a
+    /// positive finite `beta`, at least one restart.
+    pub fn validate(&self) -> Result<()> {
+        check_common(self.resolution, self.n_iterations)?;
+        if !(self.beta.is_finite() && self.beta > 0.0) {
+            return Err(Error::option(
+                "beta",
+                format!("must be finite and positive, got {}", self.beta),
+            ));
+        }
+        if self.n_restarts == 0 {
+            return Err(Error::option("n_restarts", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 fn check_common(resolution: f64, n_iterations: i32) -> Result<()> {

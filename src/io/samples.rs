@@ -43,6 +43,60 @@ pub struct ConcatOptions {
     pub join: Join,
 }
 
+/// The samples of a run from a sample sheet and plain input paths, in that order: sheet rows
+/// keep their names and conditions; a plain path is named `sample` when it is the only input,
+/// `sample1`, `sample2`, ... otherwise, with condition `none`. `default` is used when there is
+/// neither (the bundled data of an example).
+pub fn resolve_inputs(
+    inputs: &[PathBuf],
+    sample_sheet: Option<&Path>,
+    default: Option<&Path>,
+) -> Result<Vec<SampleSpec>> {
+    let mut specs = match sample_sheet {
+        Some(sheet) => read_sample_sheet(sheet)?,
+        None => Vec::new(),
+    };
+    let fallback: Vec<PathBuf> = default.map(Path::to_path_buf).into_iter().collect();
+    let paths = if inputs.is_empty() && specs.is_empty() {
+        fallback.as_slice()
+    } else {
+        inputs
+    };
+    let single = paths.len() == 1 && specs.is_empty();
+    for (k, p) in paths.iter().enumerate() {
+        specs.push(SampleSpec {
+            name: if single {
+                "sample".to_string()
+            } else {
+                format!("sample{}", k + 1)
+            },
+            condition: "none".to_string(),
+            path: p.clone(),
+        });
+    }
+    if specs.is_empty() {
+        return Err(Error::option("inputs", "no input given"));
+    }
+    Ok(specs)
+}
+
+/// Reads the samples of [`resolve_inputs`]: one sample keeps its barcodes as they are (read
+/// with [`read_10x_with`]); several are read and concatenated by [`read_samples`], their
+/// barcodes suffixed with `-<sample>`.
+pub fn read_specs(specs: &[SampleSpec], concat_opts: &ConcatOptions) -> Result<Dataset> {
+    match specs {
+        [one] => read_10x_with(
+            &one.path,
+            &ReadOptions {
+                sample: one.name.clone(),
+                condition: one.condition.clone(),
+                ..Default::default()
+            },
+        ),
+        _ => read_samples(specs, &Default::default(), concat_opts),
+    }
+}
+
 /// Reads every sample with [`read_10x_with`] (`opts.sample` and `opts.condition` are replaced by
 /// each spec's), then concatenates them with [`concat`].
 pub fn read_samples(

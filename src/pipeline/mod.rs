@@ -68,6 +68,50 @@ pub struct PipelineOptions {
     pub marker_table: TableFilter,
     /// Skip the UMAP layout. Default false.
     pub skip_umap: bool,
+    /// Worker threads of the run: `Some(n)` runs every step in a rayon pool of `n` threads
+    /// made for the run; `None` (the default) uses rayon's global pool. Results are the same
+    /// for any thread count.
+    pub threads: Option<usize>,
+}
+
+impl PipelineOptions {
+    /// These options with every step's seed derived from one run seed: the PCA start, the
+    /// approximate kNN search, Leiden and UMAP each take `seed` itself (their random streams
+    /// are of different kinds, so sharing the value does not correlate them). The default
+    /// options are `seeded(0)`.
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.pca.seed = seed;
+        self.knn.seed = seed;
+        self.leiden.seed = seed;
+        self.umap.seed = seed;
+        self
+    }
+
+    /// Checks every option before any work, naming a bad field by its path from these options
+    /// (for example `umap.min_dist`). Limits that depend on the data (components and
+    /// neighbours against the number of cells) are checked when the data are known; values
+    /// lowered to fit the data are recorded in [`Analysis::warnings`].
+    pub fn validate(&self) -> Result<()> {
+        self.filter.validate().map_err(|e| e.within("filter"))?;
+        self.normalize
+            .validate()
+            .map_err(|e| e.within("normalize"))?;
+        self.hvg.validate().map_err(|e| e.within("hvg"))?;
+        self.pca.validate().map_err(|e| e.within("pca"))?;
+        self.knn.validate().map_err(|e| e.within("knn"))?;
+        self.graph.validate().map_err(|e| e.within("graph"))?;
+        self.leiden.validate().map_err(|e| e.within("leiden"))?;
+        if !self.skip_umap {
+            self.umap.validate().map_err(|e| e.within("umap"))?;
+        }
+        self.marker_table
+            .validate()
+            .map_err(|e| e.within("marker_table"))?;
+        if self.threads == Some(0) {
+            return Err(Error::option("threads", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PipelineOptions {
@@ -101,6 +145,7 @@ impl Default for PipelineOptions {
                 ..Default::default()
             },
             skip_umap: false,
+            threads: None,
         }
     }
 }
@@ -167,6 +212,9 @@ pub struct Analysis {
     pub markers: RankGenes,
     /// Time and memory per step, in order.
     pub steps: Vec<StepReport>,
+    /// Options lowered to fit the data (for example fewer principal components than asked,
+    /// because fewer cells passed QC), in plain words.
+    pub warnings: Vec<String>,
 }
 
 impl Analysis {
@@ -201,7 +249,7 @@ const STEPS: [&str; 8] = [
 ];
 
 struct Timer<'a> {
-    progress: &'a mut dyn FnMut(&Progress),
+    progress: &'a mut (dyn FnMut(&Progress) + Send),
     steps: Vec<StepReport>,
 }
 
@@ -248,9 +296,26 @@ impl Timer<'_> {
 pub fn run(
     data: &Dataset,
     opts: &PipelineOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Analysis> {
-    run_cow(Cow::Borrowed(data), opts, progress)
+    in_pool(opts, || run_cow(Cow::Borrowed(data), opts, progress))
+}
+
+/// Runs `f` in a rayon pool of `opts.threads` threads (the global pool when `None`), after
+/// checking the options.
+pub(crate) fn in_pool<T: Send>(
+    opts: &PipelineOptions,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    opts.validate()?;
+    match opts.threads {
+        None => f(),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::option("threads", e.to_string()))?
+            .install(f),
+    }
 }
 
 /// [`run`] on a dataset given up by the caller: the QC filter works in the count matrix's own
@@ -259,15 +324,15 @@ pub fn run(
 pub fn run_owned(
     data: Dataset,
     opts: &PipelineOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Analysis> {
-    run_cow(Cow::Owned(data), opts, progress)
+    in_pool(opts, || run_cow(Cow::Owned(data), opts, progress))
 }
 
 fn run_cow(
     data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Analysis> {
     if data.n_cells() == 0 || data.n_genes() == 0 {
         return Err(Error::data(
@@ -299,16 +364,32 @@ fn run_cow(
     let n = filtered.dataset.n_cells();
     hvg.store_in(&mut filtered.dataset.genes)?;
 
+    let mut warnings = Vec::new();
     let pca_result = timer.step("pca", |_| {
         let x = LogCounts::new(&filtered.dataset.counts, &size_factors)?.select_cols(&hvg_genes)?;
         let mut o = opts.pca.clone();
         o.n_comps = o.n_comps.min(n - 1).min(hvg_genes.len());
+        if o.n_comps < opts.pca.n_comps {
+            warnings.push(format!(
+                "pca.n_comps lowered from {} to {}: {n} cells passed QC and {} genes are \
+                 highly variable",
+                opts.pca.n_comps,
+                o.n_comps,
+                hvg_genes.len()
+            ));
+        }
         pca(&x, &o)
     })?;
 
     let (knn_result, distances, connectivities) = timer.step("neighbors", |progress| {
         let mut o = opts.knn.clone();
         o.n_neighbors = o.n_neighbors.min(n);
+        if o.n_neighbors < opts.knn.n_neighbors {
+            warnings.push(format!(
+                "knn.n_neighbors lowered from {} to {n}: only {n} cells passed QC",
+                opts.knn.n_neighbors
+            ));
+        }
         let k = knn(pca_result.embedding.view(), &o)?;
         progress(0.8);
         let d = distances_matrix(&k)?;
@@ -355,6 +436,7 @@ fn run_cow(
         umap: layout,
         markers,
         steps: timer.steps,
+        warnings,
     })
 }
 
@@ -416,13 +498,16 @@ fn preprocess_cow(
     opts: &PipelineOptions,
     steps: &mut Vec<StepReport>,
 ) -> Result<Preprocessed> {
-    let mut quiet = |_: &Progress| {};
-    let mut timer = Timer {
-        progress: &mut quiet,
-        steps: Vec::new(),
-    };
-    let out = preprocess_timed(data, opts, &mut timer);
-    steps.append(&mut timer.steps);
+    let (out, mut done) = in_pool(opts, || {
+        let mut quiet = |_: &Progress| {};
+        let mut timer = Timer {
+            progress: &mut quiet,
+            steps: Vec::new(),
+        };
+        let out = preprocess_timed(data, opts, &mut timer);
+        Ok((out, timer.steps))
+    })?;
+    steps.append(&mut done);
     out
 }
 

@@ -228,6 +228,7 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
         "cluster_sizes": sizes,
         "leiden_quality": a.clustering.quality,
         "marker_warnings": a.markers.warnings,
+        "warnings": a.warnings,
         "options": {
             "min_genes": opts.filter.min_genes,
             "min_cells": opts.filter.min_cells,
