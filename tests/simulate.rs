@@ -97,6 +97,9 @@ fn default_output_is_unchanged() {
         .map(|(_, opts, _)| checksum(&simulate(opts).unwrap()))
         .collect();
     for ((name, _, expected), got) in cases.iter().zip(&all) {
-        assert_eq!(got, expected, "{name}: checksum {got:#018x}, all {all:#018x?}");
+        assert_eq!(
+            got, expected,
+            "{name}: checksum {got:#018x}, all {all:#018x?}"
+        );
     }
 }
