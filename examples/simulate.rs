@@ -1,62 +1,139 @@
 //! Writes a simulated dataset as a Cell Ranger 3 style 10x HDF5 file (for benchmarks and the
-//! comparison with Scanpy in `benches/compare/`).
+//! comparison with Scanpy in `benches/compare/`), or as one 10x HDF5 file per sample with a
+//! sample sheet that `examples/pipeline.rs --sample-sheet` reads.
 //!
 //! ```text
-//! cargo run --release --example simulate -- --cells N --out FILE.h5 [--genes G] [--seed S]
-//!     [--marker-fold F] [--truth CSV]
+//! cargo run --release --example simulate -- --cells N (--out FILE.h5 | --sample-sheet DIR)
+//!     [--genes G] [--seed S] [--marker-fold F] [--truth CSV]
+//!     [--study BATCH_SD] [--null] [--clusters K] [--conditions A,B,...]
+//!     [--samples-per-condition N] [--condition-specific N] [--depleted-share F]
+//!     [--batch-sd F] [--batch-library-sd F] [--doublet-rate F]
+//!     [--shift-cluster K] [--shift-genes N] [--shift-fold LOW,HIGH] [--no-shift]
+//!     [--composition-concentration A]
 //! ```
 //! Defaults: 20,000 genes, seed 0, the simulator's other defaults (8 clusters, marker fold 4,
-//! two conditions). `--truth` writes `barcode,cluster,condition` of the simulated cells.
-//! Bad arguments print one line and exit with status 1.
+//! two conditions of two samples, no batch effect, doublets, shift or composition variation).
+//! `--study BATCH_SD` starts from `SimulateOptions::study(BATCH_SD, seed)` (12,000 cells,
+//! 2+2 samples, 7 clusters, doublets, a program shift, ...), which the other flags then
+//! change; `--null` removes every difference between conditions (applied last).
+//! `--shift-genes`/`--shift-fold` alone shift cluster 0. `--sample-sheet DIR` writes
+//! `DIR/<sample>.h5` for every sample and `DIR/sheet.csv` (`sample,condition,path`).
+//! `--truth` writes `barcode,cluster,condition,sample,doublet,second_cluster` of the simulated
+//! cells (`second_cluster` empty for singlets). Bad arguments print one line and exit with
+//! status 1.
 
 use scrna::io::tenx_h5::write_10x_h5;
 use scrna::report::write_atomic;
-use scrna::simulate::{simulate, SimulateOptions};
+use scrna::simulate::{simulate, ProgramShift, SimulateOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+const USAGE: &str = "usage: simulate --cells N (--out FILE.h5 | --sample-sheet DIR) [--genes G] \
+    [--seed S] [--marker-fold F] [--truth CSV] [--study BATCH_SD] [--null] [--clusters K] \
+    [--conditions A,B,...] [--samples-per-condition N] [--condition-specific N] \
+    [--depleted-share F] [--batch-sd F] [--batch-library-sd F] [--doublet-rate F] \
+    [--shift-cluster K] [--shift-genes N] [--shift-fold LOW,HIGH] [--no-shift] \
+    [--composition-concentration A]";
+
+fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{flag}: cannot read {v:?} as a number"))
+}
+
+/// The shift of `o`, created with the defaults (cluster 0) when there is none yet.
+fn shift(o: &mut SimulateOptions) -> &mut ProgramShift {
+    o.shift.get_or_insert_with(ProgramShift::default)
+}
+
 fn run() -> Result<(), String> {
-    let mut opts = SimulateOptions::default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The study design is the starting point when asked for, whatever the flags' order.
+    let mut opts = match args.iter().position(|a| a == "--study") {
+        Some(k) => {
+            let v = args.get(k + 1).ok_or("--study needs a value")?;
+            SimulateOptions::study(num("--study", v.clone())?, 0)
+        }
+        None => SimulateOptions::default(),
+    };
     let mut out: Option<PathBuf> = None;
+    let mut sheet: Option<PathBuf> = None;
     let mut truth: Option<PathBuf> = None;
-    let mut it = std::env::args().skip(1);
+    let mut null = false;
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("{flag}: cannot read {v:?} as a number"))
-        }
         match flag.as_str() {
             "--cells" => opts.n_cells = num(&flag, value()?)?,
             "--genes" => opts.n_genes = num(&flag, value()?)?,
             "--seed" => opts.seed = num(&flag, value()?)?,
             "--marker-fold" => opts.marker_fold = num(&flag, value()?)?,
+            "--study" => {
+                value()?;
+            }
+            "--null" => null = true,
+            "--clusters" => opts.n_clusters = num(&flag, value()?)?,
+            "--conditions" => {
+                opts.conditions = value()?.split(',').map(|s| s.trim().to_string()).collect();
+                if opts.conditions.iter().any(|c| c.is_empty()) {
+                    return Err("--conditions: a condition name is empty".into());
+                }
+            }
+            "--samples-per-condition" => opts.samples_per_condition = num(&flag, value()?)?,
+            "--condition-specific" => opts.condition_specific = num(&flag, value()?)?,
+            "--depleted-share" => opts.depleted_share = num(&flag, value()?)?,
+            "--batch-sd" => opts.batch_sd = num(&flag, value()?)?,
+            "--batch-library-sd" => opts.batch_library_sd = num(&flag, value()?)?,
+            "--doublet-rate" => opts.doublet_rate = num(&flag, value()?)?,
+            "--shift-cluster" => shift(&mut opts).cluster = num(&flag, value()?)?,
+            "--shift-genes" => shift(&mut opts).n_genes = num(&flag, value()?)?,
+            "--shift-fold" => {
+                let v = value()?;
+                let (lo, hi) = v
+                    .split_once(',')
+                    .ok_or_else(|| format!("--shift-fold: expected LOW,HIGH, got {v:?}"))?;
+                shift(&mut opts).fold = (
+                    num(&flag, lo.trim().to_string())?,
+                    num(&flag, hi.trim().to_string())?,
+                );
+            }
+            "--no-shift" => opts.shift = None,
+            "--composition-concentration" => {
+                opts.composition_concentration = Some(num(&flag, value()?)?)
+            }
             "--truth" => truth = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
-            "--help" | "-h" => {
-                return Err(
-                    "usage: simulate --cells N --out FILE.h5 [--genes G] [--seed S] \
-                            [--marker-fold F] [--truth CSV]"
-                        .into(),
-                )
-            }
+            "--sample-sheet" => sheet = Some(PathBuf::from(value()?)),
+            "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}; try --help")),
         }
     }
-    let out = out.ok_or("--out FILE.h5 is required")?;
+    if null {
+        opts = opts.without_condition_effects();
+    }
+    if out.is_none() && sheet.is_none() {
+        return Err("--out FILE.h5 or --sample-sheet DIR is required".into());
+    }
     let t = Instant::now();
     let sim = simulate(&opts).map_err(|e| e.to_string())?;
     let simulated = t.elapsed().as_secs_f64();
+    let tr = &sim.truth;
     if let Some(path) = &truth {
         write_atomic(path, |w| {
-            writeln!(w, "barcode,cluster,condition")?;
+            writeln!(w, "barcode,cluster,condition,sample,doublet,second_cluster")?;
             for (i, b) in sim.dataset.cells.barcodes.iter().enumerate() {
+                let second = match tr.doublet_parents[i] {
+                    Some((_, b)) => b.to_string(),
+                    None => String::new(),
+                };
                 writeln!(
                     w,
-                    "{b},{},{}",
-                    sim.truth.cluster[i], opts.conditions[sim.truth.condition[i] as usize]
+                    "{b},{},{},{},{},{second}",
+                    tr.cluster[i],
+                    opts.conditions[tr.condition[i] as usize],
+                    tr.sample_names[tr.sample[i] as usize],
+                    tr.doublet[i],
                 )?;
             }
             Ok(())
@@ -64,13 +141,49 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     }
     let t = Instant::now();
-    write_10x_h5(&sim.dataset, &out).map_err(|e| e.to_string())?;
+    let mut written = Vec::new();
+    if let Some(out) = &out {
+        write_10x_h5(&sim.dataset, out).map_err(|e| e.to_string())?;
+        written.push(out.display().to_string());
+    }
+    if let Some(dir) = &sheet {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut lines = vec!["sample,condition,path".to_string()];
+        for (k, name) in tr.sample_names.iter().enumerate() {
+            let cells: Vec<usize> = (0..tr.sample.len())
+                .filter(|&i| tr.sample[i] as usize == k)
+                .collect();
+            let part = sim
+                .dataset
+                .select_cells(&cells)
+                .map_err(|e| e.to_string())?;
+            let file = format!("{name}.h5");
+            write_10x_h5(&part, &dir.join(&file)).map_err(|e| e.to_string())?;
+            let condition = &opts.conditions[k / opts.samples_per_condition];
+            lines.push(format!("{name},{condition},{file}"));
+        }
+        let path = dir.join("sheet.csv");
+        write_atomic(&path, |w| {
+            for l in &lines {
+                writeln!(w, "{l}")?;
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        written.push(format!(
+            "{} ({} samples)",
+            path.display(),
+            tr.sample_names.len()
+        ));
+    }
     eprintln!(
-        "{} cells x {} genes ({} non-zeros): simulated in {simulated:.1} s, written to {} in {:.1} s",
+        "{} cells x {} genes ({} non-zeros, {} doublets): simulated in {simulated:.1} s, \
+         written to {} in {:.1} s",
         sim.dataset.n_cells(),
         sim.dataset.n_genes(),
         sim.dataset.counts.nnz(),
-        out.display(),
+        tr.doublet.iter().filter(|&&d| d).count(),
+        written.join(" and "),
         t.elapsed().as_secs_f64()
     );
     Ok(())

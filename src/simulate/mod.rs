@@ -1,6 +1,9 @@
-//! A seeded simulator of single-cell count matrices with known clusters and conditions.
+//! A seeded simulator of single-cell count matrices with known clusters, conditions and samples.
 //!
-//! Model (in the spirit of Splatter, Zappia et al. 2017, simplified):
+//! Model (in the spirit of Splatter, Zappia et al. 2017, simplified; the batch, doublet and
+//! composition parts follow Splatter's `batchFacLoc/Scale`, scDblFinder's heterotypic doublets
+//! made by summing two cells, and muscat's sample-level Dirichlet variation, each reduced to one
+//! parameter):
 //! - baseline relative expression of gene g: `p_g ∝ exp(N(0, gene_log_sd²))`, normalised to sum 1;
 //! - cluster k multiplies its marker genes by a fold change `exp(N(ln(marker_fold), 0.25²))`
 //!   (markers are drawn among the more highly expressed half of the genes, disjoint between
@@ -14,79 +17,52 @@
 //! last condition (e.g. resistance-specific clusters) and the cluster before them is depleted
 //! there (present at `depleted_share` of its share, 10% by default). Some genes are mitochondrial (`MT-` symbols).
 //!
-//! Every cell has its own random stream derived from `(seed, cell index)`, so the result is the
-//! same whatever the number of threads.
+//! Features of multi-sample studies, each off by default (see [`SimulateOptions`]):
+//! - composition: the proportions `π_s` of sample `s` are `Dirichlet(a π_c)` around those of its
+//!   condition `c` (`composition_concentration = a`);
+//! - batch effects: sample `s` multiplies gene `g` by `b_{s,g} = exp(N(0, batch_sd²))`, so
+//!   `p_{g,k,s} = p_{g,k} b_{s,g} / Σ_h p_{h,k} b_{s,h}`, and every library size by
+//!   `exp(N(0, batch_library_sd²))`;
+//! - a program shift: in the last condition, the profile of one shared cluster has the genes of
+//!   a program multiplied by folds in `[2, 3]` (renormalised);
+//! - heterotypic doublets: `round(doublet_rate n_s)` cells of each sample are the sum of two
+//!   cells of that sample, the second of a different type drawn from the sample's proportions
+//!   without the first's.
+//!
+//! Every cell has its own random stream derived from `(seed, cell index)` (the second cell of a
+//! doublet another one), so the result is the same whatever the number of threads; the
+//! multi-sample features draw from streams of their own, so switching one on leaves the others,
+//! and the cells' types, unchanged.
+
+mod design;
+mod options;
+
+pub use options::{ProgramShift, SimulateOptions};
 
 use crate::dataset::{CellTable, Dataset, GeneTable};
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
+use design::{draw_doublets, draw_shift, merge_rows, sample_weights};
+use rand::distributions::WeightedIndex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-/// Options of [`simulate`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimulateOptions {
-    /// Number of cells. Default 5,000.
-    pub n_cells: usize,
-    /// Number of genes. Default 20,000.
-    pub n_genes: usize,
-    /// Number of clusters. Default 8.
-    pub n_clusters: usize,
-    /// Marker genes up-regulated per cluster. Default 40.
-    pub n_markers: usize,
-    /// Median fold change of marker genes. Default 4 (an easy setting; 1.5 is hard).
-    pub marker_fold: f64,
-    /// Median library size (UMIs per cell). Default 8,000.
-    pub library_size: f64,
-    /// Standard deviation of log library size. Default 0.35.
-    pub library_log_sd: f64,
-    /// Standard deviation of log baseline gene expression. Default 2.3 (about 12% non-zero).
-    pub gene_log_sd: f64,
-    /// Negative-binomial dispersion φ. Default 0.2.
-    pub dispersion: f64,
-    /// Condition names. Default `["parental", "resistant"]`.
-    pub conditions: Vec<String>,
-    /// Samples per condition. Default 2.
-    pub samples_per_condition: usize,
-    /// Clusters found only in the last condition. Default 1.
-    pub condition_specific: usize,
-    /// Relative share, in the last condition, of the cluster just before the
-    /// condition-specific ones (1 = not depleted). Default 0.1.
-    pub depleted_share: f64,
-    /// Mitochondrial genes (symbols `MT-…`, moderately high expression). Default 13.
-    pub n_mito: usize,
-    /// Random seed. Default 0.
-    pub seed: u64,
-}
-
-impl Default for SimulateOptions {
-    fn default() -> Self {
-        SimulateOptions {
-            n_cells: 5_000,
-            n_genes: 20_000,
-            n_clusters: 8,
-            n_markers: 40,
-            marker_fold: 4.0,
-            library_size: 8_000.0,
-            library_log_sd: 0.35,
-            gene_log_sd: 2.3,
-            dispersion: 0.2,
-            conditions: vec!["parental".to_string(), "resistant".to_string()],
-            samples_per_condition: 2,
-            condition_specific: 1,
-            depleted_share: 0.1,
-            n_mito: 13,
-            seed: 0,
-        }
-    }
-}
+/// Random streams of the model (cells use streams `0..n_cells`, second cells of doublets
+/// `SECOND_CELL | i`).
+const MODEL_STREAM: u64 = u64::MAX;
+const BATCH_STREAM: u64 = u64::MAX - 1;
+const LIBRARY_STREAM: u64 = u64::MAX - 2;
+const COMPOSITION_STREAM: u64 = u64::MAX - 3;
+const DOUBLET_STREAM: u64 = u64::MAX - 4;
+const SHIFT_STREAM: u64 = u64::MAX - 5;
+const SECOND_CELL: u64 = 1 << 62;
 
 /// What the simulator knows about the data it made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Truth {
-    /// Cluster of each cell.
+    /// Cluster of each cell (for a doublet, the type of its first cell).
     pub cluster: Vec<u32>,
     /// Condition index of each cell (into `SimulateOptions::conditions`).
     pub condition: Vec<u32>,
@@ -94,6 +70,39 @@ pub struct Truth {
     pub markers: Vec<Vec<usize>>,
     /// Clusters that exist only in the last condition.
     pub condition_specific_clusters: Vec<u32>,
+    /// Sample index of each cell (into `sample_names`).
+    pub sample: Vec<u32>,
+    /// Sample names, `<condition>_<k>` (k from 1), condition by condition.
+    pub sample_names: Vec<String>,
+    /// Whether each cell is a doublet.
+    pub doublet: Vec<bool>,
+    /// The types of the two cells of each doublet (`None` for singlets); the first is
+    /// `cluster[i]`, the second differs from it.
+    pub doublet_parents: Vec<Option<(u32, u32)>>,
+    /// The program shift, if any.
+    pub shift: Option<ShiftTruth>,
+    /// Expected cluster proportions of each condition (sum 1).
+    pub condition_proportions: Vec<Vec<f64>>,
+    /// Cluster proportions of each sample (sum 1; its condition's unless
+    /// `composition_concentration` is set). Doublets take their first cell's type from them.
+    pub sample_proportions: Vec<Vec<f64>>,
+    /// Library-size factor of each sample (all 1 unless `batch_library_sd > 0`).
+    pub sample_library_factor: Vec<f64>,
+    /// Gene factors of each sample, `samples x genes` (empty unless `batch_sd > 0`).
+    pub batch_factors: Vec<Vec<f64>>,
+}
+
+/// The shifted program of [`Truth::shift`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftTruth {
+    /// The cluster whose cells are shifted in the last condition.
+    pub cluster: u32,
+    /// The condition in which it is shifted (the last).
+    pub condition: u32,
+    /// Genes of the program, ascending.
+    pub genes: Vec<usize>,
+    /// Fold of each gene (before the profile is renormalised).
+    pub folds: Vec<f64>,
 }
 
 /// A simulated dataset and its truth.
@@ -101,53 +110,8 @@ pub struct Truth {
 pub struct Simulation {
     /// Counts with cell (barcode, sample, condition) and gene tables.
     pub dataset: Dataset,
-    /// The clusters, conditions and markers used to make it.
+    /// The clusters, conditions, samples, doublets and markers used to make it.
     pub truth: Truth,
-}
-
-fn check(opts: &SimulateOptions) -> Result<()> {
-    let pos = |name: &'static str, v: f64| {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(Error::option(
-                name,
-                format!("must be positive and finite, got {v}"),
-            ))
-        }
-    };
-    if opts.n_cells == 0 || opts.n_genes == 0 || opts.n_clusters == 0 {
-        return Err(Error::option(
-            "n_cells/n_genes/n_clusters",
-            "must all be at least 1",
-        ));
-    }
-    if opts.conditions.is_empty() || opts.samples_per_condition == 0 {
-        return Err(Error::option(
-            "conditions",
-            "need at least one condition and one sample per condition",
-        ));
-    }
-    if opts.condition_specific >= opts.n_clusters && opts.conditions.len() > 1 {
-        return Err(Error::option(
-            "condition_specific",
-            "must leave at least one cluster shared by all conditions",
-        ));
-    }
-    if opts.n_mito + opts.n_clusters * opts.n_markers > opts.n_genes / 2 + opts.n_mito {
-        return Err(Error::option(
-            "n_markers",
-            "markers of all clusters must fit in half of the genes",
-        ));
-    }
-    pos("marker_fold", opts.marker_fold)?;
-    pos("library_size", opts.library_size)?;
-    pos("dispersion", opts.dispersion)?;
-    pos("depleted_share", opts.depleted_share)?;
-    if !(opts.library_log_sd >= 0.0 && opts.gene_log_sd >= 0.0) {
-        return Err(Error::option("library_log_sd/gene_log_sd", "must be >= 0"));
-    }
-    Ok(())
 }
 
 fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -167,6 +131,15 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulation> {
     })
 }
 
+/// Gene-wise batch effects of the samples.
+#[derive(Debug, Clone)]
+struct Batch {
+    /// `b_{s,g}`, samples x genes.
+    factors: Vec<Vec<f64>>,
+    /// `1 / Σ_g p_g b_{s,g}` for every sample and profile.
+    scale: Vec<Vec<f64>>,
+}
+
 /// The simulator's model, drawn once, from which counts are made for any range of cells.
 ///
 /// [`simulate`] is `Simulator::new` followed by [`Simulator::counts`] over all cells; calling
@@ -177,7 +150,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Simulation> {
 #[derive(Debug, Clone)]
 pub struct Simulator {
     opts: SimulateOptions,
-    /// Relative expression of every gene, per cluster.
+    /// Relative expression of every gene, per cluster, then the shifted profile (if any).
     profiles: Vec<Vec<f64>>,
     markers: Vec<Vec<usize>>,
     cluster: Vec<u32>,
@@ -185,16 +158,30 @@ pub struct Simulator {
     sample_of: Vec<usize>,
     n_spec: usize,
     lib: Normal<f64>,
+    condition_proportions: Vec<Vec<f64>>,
+    sample_proportions: Vec<Vec<f64>>,
+    /// Type of the second cell of each doublet (empty without doublets).
+    partner: Vec<Option<u32>>,
+    shift: Option<ShiftTruth>,
+    batch: Option<Batch>,
+    /// Library factor per sample (empty unless `batch_library_sd > 0`).
+    lib_factor: Vec<f64>,
+}
+
+fn normalised(w: &[f64]) -> Vec<f64> {
+    let s: f64 = w.iter().sum();
+    w.iter().map(|x| x / s).collect()
 }
 
 impl Simulator {
-    /// Draws the gene profiles, markers and the cluster, condition and sample of every cell
-    /// (memory: `n_clusters x n_genes` numbers plus a few per cell; no counts yet).
+    /// Draws the gene profiles, markers, sample effects and the cluster, condition, sample and
+    /// doublet status of every cell (memory: `(n_clusters + 1 + n_samples) x n_genes` numbers
+    /// plus a few per cell; no counts yet).
     pub fn new(opts: &SimulateOptions) -> Result<Simulator> {
-        check(opts)?;
+        opts.validate()?;
         let n_genes = opts.n_genes;
         let k = opts.n_clusters;
-        let mut rng = rng_for(opts.seed, u64::MAX);
+        let mut rng = rng_for(opts.seed, MODEL_STREAM);
 
         // Baseline expression.
         let gene_noise = Normal::new(0.0, opts.gene_log_sd)
@@ -222,7 +209,7 @@ impl Simulator {
         let fold_noise = Normal::new(opts.marker_fold.ln(), 0.25)
             .map_err(|e| Error::option("marker_fold", e.to_string()))?;
         // Relative expression per cluster.
-        let profiles: Vec<Vec<f64>> = markers
+        let mut profiles: Vec<Vec<f64>> = markers
             .iter()
             .map(|m| {
                 let mut p = base.clone();
@@ -237,11 +224,7 @@ impl Simulator {
 
         // Cells: condition, sample, cluster.
         let n_cond = opts.conditions.len();
-        let n_spec = if n_cond > 1 {
-            opts.condition_specific
-        } else {
-            0
-        };
+        let n_spec = opts.n_specific();
         let cluster_weights = |cond: usize| -> Vec<f64> {
             (0..k)
                 .map(|c| {
@@ -255,11 +238,14 @@ impl Simulator {
                 })
                 .collect()
         };
-        let weights: Vec<rand::distributions::WeightedIndex<f64>> = (0..n_cond)
-            .map(|c| rand::distributions::WeightedIndex::new(cluster_weights(c)))
+        let condition_weights: Vec<Vec<f64>> = (0..n_cond).map(cluster_weights).collect();
+        let n_samples = opts.n_samples();
+        let sample_weights = sample_weights(opts, &condition_weights)?;
+        let weights: Vec<WeightedIndex<f64>> = sample_weights
+            .iter()
+            .map(WeightedIndex::new)
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::option("n_clusters", e.to_string()))?;
-        let n_samples = n_cond * opts.samples_per_condition;
         let mut cluster = Vec::with_capacity(opts.n_cells);
         let mut condition = Vec::with_capacity(opts.n_cells);
         let mut sample_of = Vec::with_capacity(opts.n_cells);
@@ -269,10 +255,55 @@ impl Simulator {
             let cond = s / opts.samples_per_condition;
             sample_of.push(s);
             condition.push(cond as u32);
-            cluster.push(weights[cond].sample(&mut rng) as u32);
+            cluster.push(weights[s].sample(&mut rng) as u32);
         }
         let lib = Normal::new(opts.library_size.ln(), opts.library_log_sd)
             .map_err(|e| Error::option("library_log_sd", e.to_string()))?;
+
+        let shift = match &opts.shift {
+            Some(sh) => {
+                let t = draw_shift(opts, sh, &order, &markers)?;
+                let mut p = profiles[sh.cluster].clone();
+                for (&g, &f) in t.genes.iter().zip(&t.folds) {
+                    p[g] *= f;
+                }
+                let s: f64 = p.iter().sum();
+                p.iter_mut().for_each(|x| *x /= s);
+                profiles.push(p);
+                Some(t)
+            }
+            None => None,
+        };
+        let batch = if opts.batch_sd > 0.0 {
+            let noise = Normal::new(0.0, opts.batch_sd)
+                .map_err(|e| Error::option("batch_sd", e.to_string()))?;
+            let mut r = rng_for(opts.seed, BATCH_STREAM);
+            let factors: Vec<Vec<f64>> = (0..n_samples)
+                .map(|_| (0..n_genes).map(|_| noise.sample(&mut r).exp()).collect())
+                .collect();
+            let scale = factors
+                .iter()
+                .map(|f| {
+                    profiles
+                        .iter()
+                        .map(|p| 1.0 / p.iter().zip(f).map(|(a, b)| a * b).sum::<f64>())
+                        .collect()
+                })
+                .collect();
+            Some(Batch { factors, scale })
+        } else {
+            None
+        };
+        let lib_factor: Vec<f64> = if opts.batch_library_sd > 0.0 {
+            let noise = Normal::new(0.0, opts.batch_library_sd)
+                .map_err(|e| Error::option("batch_library_sd", e.to_string()))?;
+            let mut r = rng_for(opts.seed, LIBRARY_STREAM);
+            (0..n_samples).map(|_| noise.sample(&mut r).exp()).collect()
+        } else {
+            Vec::new()
+        };
+        let partner = draw_doublets(opts, &sample_of, &cluster, &sample_weights)?;
+
         Ok(Simulator {
             opts: opts.clone(),
             profiles,
@@ -282,6 +313,12 @@ impl Simulator {
             sample_of,
             n_spec,
             lib,
+            condition_proportions: condition_weights.iter().map(|w| normalised(w)).collect(),
+            sample_proportions: sample_weights.iter().map(|w| normalised(w)).collect(),
+            partner,
+            shift,
+            batch,
+            lib_factor,
         })
     }
 
@@ -293,6 +330,14 @@ impl Simulator {
     /// Number of genes.
     pub fn n_genes(&self) -> usize {
         self.opts.n_genes
+    }
+
+    /// The profile of a cell of `cluster` in `condition`.
+    fn profile_of(&self, cluster: u32, condition: u32) -> usize {
+        match &self.shift {
+            Some(s) if s.cluster == cluster && s.condition == condition => self.opts.n_clusters,
+            _ => cluster as usize,
+        }
     }
 
     /// Counts of the cells in `cells` (rows in cell order, all genes), drawn in parallel with
@@ -308,39 +353,21 @@ impl Simulator {
                 ),
             ));
         }
-        let phi = opts.dispersion;
-        let inv_phi = 1.0 / phi;
         let n_rows = cells.len();
         let rows: Vec<(Vec<u32>, Vec<f32>)> = cells
             .into_par_iter()
             .map(|i| {
-                let mut r = rng_for(opts.seed, i as u64);
-                let l = self.lib.sample(&mut r).exp();
-                let p = &self.profiles[self.cluster[i] as usize];
+                let s = self.sample_of[i];
+                let cond = self.condition[i];
                 let mut idx = Vec::new();
                 let mut val = Vec::new();
-                for (g, &pg) in p.iter().enumerate() {
-                    let mu = l * pg;
-                    // P(X = 0) for NB(mean mu, dispersion phi).
-                    let p0 = (-inv_phi * (mu * phi).ln_1p()).exp();
-                    let u: f64 = r.gen();
-                    if u < p0 {
-                        continue;
-                    }
-                    // Inverse CDF with the same uniform: p_{k+1} = p_k (k + r) / (k + 1) q,
-                    // r = 1/φ, q = μφ / (1 + μφ).
-                    let q = mu * phi / (1.0 + mu * phi);
-                    let (mut pk, mut cum, mut x) = (p0, p0, 0u32);
-                    while u >= cum && x < 10_000_000 {
-                        pk *= (x as f64 + inv_phi) / (x as f64 + 1.0) * q;
-                        x += 1;
-                        cum += pk;
-                        if pk == 0.0 {
-                            break;
-                        }
-                    }
-                    idx.push(g as u32);
-                    val.push(x as f32);
+                let first = self.profile_of(self.cluster[i], cond);
+                self.draw_cell(i as u64, s, first, &mut idx, &mut val);
+                if let Some(Some(b)) = self.partner.get(i) {
+                    let (mut idx2, mut val2) = (Vec::new(), Vec::new());
+                    let second = self.profile_of(*b, cond);
+                    self.draw_cell(SECOND_CELL | i as u64, s, second, &mut idx2, &mut val2);
+                    return merge_rows(&idx, &val, &idx2, &val2);
                 }
                 (idx, val)
             })
@@ -358,11 +385,43 @@ impl Simulator {
         CsrMatrix::try_new(n_rows, opts.n_genes, indptr, indices, data)
     }
 
-    /// The cell table: barcodes, sample (`<condition>_<k>`) and condition of every cell.
-    pub fn cells(&self) -> CellTable {
+    /// Draws one cell of `sample` with profile `profile` from random stream `stream`, appending
+    /// its non-zero genes (ascending) and counts.
+    fn draw_cell(
+        &self,
+        stream: u64,
+        sample: usize,
+        profile: usize,
+        idx: &mut Vec<u32>,
+        val: &mut Vec<f32>,
+    ) {
+        let phi = self.opts.dispersion;
+        let inv_phi = 1.0 / phi;
+        let mut r = rng_for(self.opts.seed, stream);
+        let mut l = self.lib.sample(&mut r).exp();
+        if let Some(f) = self.lib_factor.get(sample) {
+            l *= f;
+        }
+        let p = &self.profiles[profile];
+        match &self.batch {
+            None => {
+                for (g, &pg) in p.iter().enumerate() {
+                    nb_draw(l * pg, phi, inv_phi, &mut r, g, idx, val);
+                }
+            }
+            Some(b) => {
+                let l = l * b.scale[sample][profile];
+                for (g, (&pg, &fg)) in p.iter().zip(&b.factors[sample]).enumerate() {
+                    nb_draw(l * (pg * fg), phi, inv_phi, &mut r, g, idx, val);
+                }
+            }
+        }
+    }
+
+    /// Sample names, `<condition>_<k>` (k from 1), condition by condition.
+    pub fn sample_names(&self) -> Vec<String> {
         let opts = &self.opts;
-        let n_samples = opts.conditions.len() * opts.samples_per_condition;
-        let sample_names: Vec<String> = (0..n_samples)
+        (0..opts.n_samples())
             .map(|s| {
                 let c = s / opts.samples_per_condition;
                 format!(
@@ -371,7 +430,13 @@ impl Simulator {
                     s % opts.samples_per_condition + 1
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// The cell table: barcodes, sample (`<condition>_<k>`) and condition of every cell.
+    pub fn cells(&self) -> CellTable {
+        let opts = &self.opts;
+        let sample_names = self.sample_names();
         CellTable {
             barcodes: (0..opts.n_cells).map(barcode).collect(),
             sample: self
@@ -410,16 +475,81 @@ impl Simulator {
         GeneTable::new(ids, symbols)
     }
 
-    /// The clusters, conditions and markers used.
+    /// The clusters, conditions, samples, doublets, shift and markers used.
     pub fn truth(&self) -> Truth {
         let k = self.opts.n_clusters;
+        let n = self.opts.n_cells;
+        let parents: Vec<Option<(u32, u32)>> = (0..n)
+            .map(|i| match self.partner.get(i) {
+                Some(Some(b)) => Some((self.cluster[i], *b)),
+                _ => None,
+            })
+            .collect();
         Truth {
             cluster: self.cluster.clone(),
             condition: self.condition.clone(),
             markers: self.markers.clone(),
             condition_specific_clusters: ((k - self.n_spec) as u32..k as u32).collect(),
+            sample: self.sample_of.iter().map(|&s| s as u32).collect(),
+            sample_names: self.sample_names(),
+            doublet: parents.iter().map(Option::is_some).collect(),
+            doublet_parents: parents,
+            shift: self.shift.clone(),
+            condition_proportions: self.condition_proportions.clone(),
+            sample_proportions: self.sample_proportions.clone(),
+            sample_library_factor: if self.lib_factor.is_empty() {
+                vec![1.0; self.opts.n_samples()]
+            } else {
+                self.lib_factor.clone()
+            },
+            batch_factors: self
+                .batch
+                .as_ref()
+                .map(|b| b.factors.clone())
+                .unwrap_or_default(),
         }
     }
+}
+
+/// One negative-binomial count with mean `mu` and dispersion `phi` (`inv_phi = 1/phi`), drawn
+/// by inversion with a single uniform; appended to `idx`/`val` when not zero.
+#[inline(always)]
+fn nb_draw(
+    mu: f64,
+    phi: f64,
+    inv_phi: f64,
+    r: &mut ChaCha8Rng,
+    g: usize,
+    idx: &mut Vec<u32>,
+    val: &mut Vec<f32>,
+) {
+    let u: f64 = r.gen();
+    // Fast exit without `ln_1p` and `exp` for most genes: P(X = 0) = (1 + μφ)^(-1/φ) >= 1 - μ
+    // (Bernoulli's inequality), and the computed value is within 1e-15 (relative) of it when
+    // μ < 1, so below this margin `u < p0` holds for the computed `p0` too: same result as the
+    // full test, several times faster.
+    if u < (1.0 - mu) - 1e-12 {
+        return;
+    }
+    // P(X = 0) for NB(mean mu, dispersion phi).
+    let p0 = (-inv_phi * (mu * phi).ln_1p()).exp();
+    if u < p0 {
+        return;
+    }
+    // Inverse CDF with the same uniform: p_{k+1} = p_k (k + r) / (k + 1) q,
+    // r = 1/φ, q = μφ / (1 + μφ).
+    let q = mu * phi / (1.0 + mu * phi);
+    let (mut pk, mut cum, mut x) = (p0, p0, 0u32);
+    while u >= cum && x < 10_000_000 {
+        pk *= (x as f64 + inv_phi) / (x as f64 + 1.0) * q;
+        x += 1;
+        cum += pk;
+        if pk == 0.0 {
+            break;
+        }
+    }
+    idx.push(g as u32);
+    val.push(x as f32);
 }
 
 /// A 10x-style 16-letter barcode for cell `i` (distinct for distinct `i`), with suffix `-1`.
