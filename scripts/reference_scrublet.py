@@ -4,9 +4,9 @@
 Regenerate with:  .venv/bin/python scripts/reference_scrublet.py   (the repository's .venv)
 Pinned versions: scanpy 1.11.5, scikit-image 0.26.0, scikit-learn 1.9.1, scipy 1.17.1.
 
-1. A seeded negative-binomial mixture of 5 cell types (1,410 singlets) plus 90 heterotypic
-   doublets (6%: the summed counts of two singlets of different types), shuffled, 2,000
-   genes, written as a 10x folder (fixtures/scrublet/mixture/counts/). The known doublet flag
+1. A seeded negative-binomial mixture of 5 cell types, two pairs of them joined by continuous
+   paths (1,410 singlets), plus 90 heterotypic doublets (6%: the summed counts of two singlets
+   of different types), shuffled, 2,000 genes, written as a 10x folder (fixtures/scrublet/mixture/counts/). The known doublet flag
    is saved with Scanpy's results.
    `sc.pp.scrublet(adata, random_state=0)` with its defaults: sim_doublet_ratio=2,
    expected_doublet_rate=0.05, stdev_doublet_rate=0.02, n_prin_comps=30, n_neighbors=None
@@ -17,7 +17,8 @@ Pinned versions: scanpy 1.11.5, scikit-image 0.26.0, scikit-learn 1.9.1, scipy 1
      sim_scores.csv.gz  Scanpy's simulated doublet scores (full precision)
      summary.json    threshold, n_neighbors, Scanpy's AUROC on the known doublets, ...
 2. skimage's threshold_minimum on a few arrays (fixtures/scrublet/threshold_cases.json): two
-   bimodal mixtures, one with a plateau-prone discrete support, and a unimodal array (error).
+   bimodal mixtures, one with a plateau-prone discrete support, a noisy unimodal array, and a
+   single repeated value (skimage raises).
 
 `--time DIR` instead times `sc.pp.scrublet(adata, batch_key="sample")` (3 runs, median) on
 DIR/matrix.h5 (10x HDF5) with per-cell samples in DIR/samples.csv (barcode,sample), as
@@ -41,7 +42,13 @@ OUT = os.path.join(ROOT, "fixtures", "scrublet")
 
 
 def mixture():
-    """Counts (cells x genes) and the known doublet flag."""
+    """Counts (cells x genes) and the known doublet flag.
+
+    Types 0-1 and 2-3 are joined by continuous paths (80% of their cells lie at a uniform
+    position between the two profiles), type 4 stands apart: cells along a path get
+    systematically higher scores than the ends, so the ranks of singlet scores carry signal
+    beyond the random draw of simulated pairs.
+    """
     rng = np.random.default_rng(20260311)
     n_types, n_singlets, n_doublets, n_genes = 5, 1410, 90, 2000
     types = rng.integers(0, n_types, n_singlets)
@@ -50,8 +57,13 @@ def mixture():
     for t in range(n_types):
         idx = rng.choice(n_genes, 60, replace=False)
         fold[t, idx] = rng.lognormal(2.6, 0.4, 60)
+    prof = fold[types]
+    for lo, hi in [(0, 1), (2, 3)]:
+        on = ((types == lo) | (types == hi)) & (rng.random(n_singlets) < 0.8)
+        w = rng.random(n_singlets)[on, None]
+        prof[on] = (1 - w) * fold[lo] + w * fold[hi]
     size = rng.lognormal(0.0, 0.3, n_singlets)
-    mu = size[:, None] * base[None, :] * fold[types]
+    mu = size[:, None] * base[None, :] * prof
     r = 3.0
     singlets = rng.negative_binomial(r, r / (r + mu))
     doublets = []
@@ -118,7 +130,8 @@ def threshold_cases():
         "bimodal_gamma": np.r_[rng.gamma(2.0, 0.02, 500), rng.normal(0.45, 0.08, 150)],
         # discrete support as Scrublet's scores (few distinct values, many empty bins)
         "discrete": np.r_[rng.binomial(60, 0.1, 500), rng.binomial(60, 0.7, 250)] / 60.0,
-        "unimodal": rng.normal(0.0, 1.0, 300),
+        "unimodal": rng.normal(0.0, 1.0, 300),  # noisy: skimage still finds two maxima
+        "single_value": np.full(100, 0.25),  # one peak: skimage raises
     }
     for name, x in arrays.items():
         try:
