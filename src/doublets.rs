@@ -1,0 +1,872 @@
+//! Doublet detection with Scrublet (Wolock, Lopez and Klein 2019, "Scrublet: computational
+//! identification of cell doublets in single-cell transcriptomic data", Cell Systems 8:281),
+//! run as Scanpy 1.11's `sc.pp.scrublet` runs it (`scanpy/preprocessing/_scrublet/`), one
+//! sample at a time.
+//!
+//! # Steps (one sample, raw counts)
+//! 1. Filtering as Scanpy: genes detected (count > 0) in fewer than
+//!    [`ScrubletOptions::min_gene_cells`] cells (3) are dropped, then cells with fewer than
+//!    [`ScrubletOptions::min_cell_genes`] detected genes (3) among the kept genes. Dropped cells
+//!    get a NaN score and are never predicted doublets.
+//! 2. Highly variable genes: `normalize_total` to the median total, `log1p`, and
+//!    [`crate::hvg`] with [`ScrubletOptions::hvg`] (Scanpy's `highly_variable_genes` defaults:
+//!    flavor `seurat`, `min_mean = 0.0125`, `max_mean = 3`, `min_disp = 0.5`). Everything after
+//!    this uses the raw counts of these genes only.
+//! 3. Simulated doublets: `n_sim = floor(n_obs * sim_doublet_ratio)` distinct ordered pairs
+//!    `(a, b)` drawn without replacement from the `n_obs x n_obs` grid (Scanpy's
+//!    `sample_comb`, so `a = b` is possible), each doublet the sum of the two cells' raw
+//!    counts. Random numbers: ChaCha8 seeded with [`ScrubletOptions::seed`] (Floyd's sampling
+//!    of flat indices `a * n_obs + b`, then sorted).
+//! 4. Normalization: every observed cell is scaled to a total of `1e6` over the selected genes,
+//!    `x_ij = 1e6 c_ij / t_i` with `t_i = sum_j c_ij`, and every simulated doublet likewise with
+//!    the summed totals of its parents, `1e6 (c_aj + c_bj) / (t_a + t_b)` (a total of zero
+//!    leaves the cell at zero, as Scanpy's `normalize_total`).
+//! 5. z-score of every gene with the observed cells' mean `mu_j` and standard deviation `sd_j`
+//!    (`ddof = 1`), for observed and simulated cells alike (Scanpy's defaults
+//!    `mean_center=True, normalize_variance=True, log_transform=False`; no clipping).
+//! 6. PCA with [`ScrubletOptions::n_comps`] components fitted on the observed cells
+//!    ([`crate::pca::pca`] on the sparse normalized matrix, implicit centring and scaling), and
+//!    both observed and simulated cells projected on the loadings `L`:
+//!    `e_i = sum_j (x_ij - mu_j) / sd_j L_j`. Scanpy densifies the z-scored matrices and runs
+//!    scikit-learn's `PCA(svd_solver="arpack")`, whose `transform` is the same projection (the
+//!    z-scored observed cells have mean zero, so its re-centring changes nothing); here the
+//!    projection is computed from the sparse raw counts as
+//!    `e_i = s_i sum_j c_ij L_j / sd_j - sum_j mu_j L_j / sd_j` with `s_i = 1e6 / t_i`, and a
+//!    doublet's sum over its parents' counts is the sum of the parents' sums, so no dense
+//!    matrix and no doublet count matrix is ever formed. The PCA solver is the crate's
+//!    (randomized by default), not ARPACK: components agree to the solver's tolerance.
+//! 7. kNN over observed + simulated cells with `k = round(0.5 sqrt(n_obs))` (or
+//!    [`ScrubletOptions::n_neighbors`]) and `k_adj = round(k (1 + n_sim / n_obs))` neighbours,
+//!    the cell itself included as the first one (Scanpy's `Neighbors` table; Python's `round`,
+//!    halves to even), by [`crate::neighbors::knn`] (exact below 8,192 cells as Scanpy's
+//!    brute-force route, NN-descent above, see [`ScrubletOptions::knn_method`]).
+//! 8. Score (Scrublet's Bayesian correction of the share of simulated neighbours): with
+//!    `n_d` simulated cells among the `k_adj` neighbours, `rho = expected_doublet_rate`,
+//!    `r = n_sim / n_obs`, `q = (n_d + 1) / (k_adj + 2)`,
+//!    `score = q rho / r / (1 - rho - q (1 - rho - rho / r))`, and its standard error
+//!    `se = q rho / r / (1 - rho - q (1 - rho - rho / r))^2
+//!    sqrt((se_q / q (1 - rho))^2 + (stdev_doublet_rate / rho (1 - q))^2)` with
+//!    `se_q = sqrt(q (1 - q) / (k_adj + 3))`.
+//! 9. Threshold: [`ScrubletOptions::threshold`] or, when `None`, [`threshold_minimum`] of the
+//!    simulated doublets' scores (scikit-image's `threshold_minimum`, which Scanpy calls).
+//!    When that histogram never becomes bimodal there is no threshold: as Scanpy, no cell is
+//!    predicted a doublet and [`Scrublet::threshold_failure`] says why. Cells with
+//!    `score > threshold` are predicted doublets; `z = (score - threshold) / se`.
+//!
+//! # Differences from Scanpy
+//! The simulated pairs come from another random generator, so scores are not identical to
+//! Scanpy's for the same seed (the test compares their ranks and their accuracy on known
+//! doublets). Genes with zero variance among the observed cells get `sd = 1` (Scanpy divides by
+//! zero; such a gene is never highly variable with the default flavor). Only Scanpy's default
+//! preprocessing (z-score, no log, PCA) is implemented, and no UMI subsampling of doublets.
+//!
+//! # Samples
+//! [`scrublet_by_sample`] runs each sample alone (Scrublet's assumption: doublets form within
+//! one capture), in parallel; sample `s` uses the seed `opts.seed + s` (wrapping). Results do
+//! not depend on the number of threads.
+
+use std::collections::HashSet;
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::hvg::{highly_variable_from_moments, highly_variable_genes, log1p_moments};
+use crate::hvg::{Flavor, HvgOptions};
+use crate::neighbors::{knn, KnnOptions, Method};
+use crate::normalize::NormalizeOptions;
+use crate::pca::{pca, PcaOptions, Solver};
+use crate::sparse::CsrMatrix;
+
+/// Total of every cell after Scrublet's normalization (Scanpy's `target_sum=1e6`).
+const TARGET_SUM: f64 = 1e6;
+
+/// Options of [`scrublet`] and [`scrublet_by_sample`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrubletOptions {
+    /// Simulated doublets per observed cell. Default 2.0 (Scanpy's `sim_doublet_ratio`).
+    /// Must be positive, finite, and give at least one and at most `n_obs^2` doublets.
+    pub sim_doublet_ratio: f64,
+    /// Expected doublet rate of the experiment. Default 0.05. Must be in (0, 1).
+    pub expected_doublet_rate: f64,
+    /// Uncertainty of the expected doublet rate. Default 0.02. Must be in (0, 1).
+    pub stdev_doublet_rate: f64,
+    /// Neighbours `k` before the adjustment for the simulated cells. Default `None`:
+    /// `round(0.5 sqrt(n_obs))` (Python rounding, halves to even). Must be at least 1.
+    pub n_neighbors: Option<usize>,
+    /// Principal components. Default 30 (Scanpy's `n_prin_comps`). Must be at least 1 and at
+    /// most the number of cells and of selected genes.
+    pub n_comps: usize,
+    /// Score above which a cell is a predicted doublet. Default `None`: automatic
+    /// ([`threshold_minimum`] of the simulated scores). Must be finite when given.
+    pub threshold: Option<f64>,
+    /// Samples with fewer cells than this are skipped by [`scrublet_by_sample`] (with the reason
+    /// in [`SampleDoublets::skipped`]) and refused by [`scrublet`]. Default 100; must be at
+    /// least 2.
+    pub min_cells: usize,
+    /// Genes detected in fewer cells than this are left out (Scanpy's
+    /// `filter_genes(min_cells=3)`). Default 3.
+    pub min_gene_cells: usize,
+    /// Cells with fewer detected genes than this (after the gene filter) are left out and get
+    /// a NaN score (Scanpy's `filter_cells(min_genes=3)`). Default 3.
+    pub min_cell_genes: usize,
+    /// Highly variable gene selection. Default [`HvgOptions::default`] (Scanpy's defaults,
+    /// flavor `seurat`, no `n_top_genes`).
+    pub hvg: HvgOptions,
+    /// PCA solver. Default [`Solver::randomized`].
+    pub solver: Solver,
+    /// kNN search. Default [`Method::Auto`] (exact up to 8,191 observed + simulated cells).
+    pub knn_method: Method,
+    /// Seed of the doublet simulation, the PCA start and the approximate kNN. Default 0.
+    pub seed: u64,
+}
+
+impl Default for ScrubletOptions {
+    fn default() -> Self {
+        ScrubletOptions {
+            sim_doublet_ratio: 2.0,
+            expected_doublet_rate: 0.05,
+            stdev_doublet_rate: 0.02,
+            n_neighbors: None,
+            n_comps: 30,
+            threshold: None,
+            min_cells: 100,
+            min_gene_cells: 3,
+            min_cell_genes: 3,
+            hvg: HvgOptions::default(),
+            solver: Solver::randomized(),
+            knn_method: Method::Auto,
+            seed: 0,
+        }
+    }
+}
+
+impl ScrubletOptions {
+    /// Checks every field (see their docs); errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let r = self.sim_doublet_ratio;
+        if !(r.is_finite() && r > 0.0) {
+            return Err(Error::option(
+                "sim_doublet_ratio",
+                format!("must be positive and finite, got {r}"),
+            ));
+        }
+        let unit = |name: &'static str, v: f64| {
+            if v > 0.0 && v < 1.0 {
+                Ok(())
+            } else {
+                Err(Error::option(name, format!("must be in (0, 1), got {v}")))
+            }
+        };
+        unit("expected_doublet_rate", self.expected_doublet_rate)?;
+        unit("stdev_doublet_rate", self.stdev_doublet_rate)?;
+        if self.n_neighbors == Some(0) {
+            return Err(Error::option("n_neighbors", "must be at least 1"));
+        }
+        if self.n_comps == 0 {
+            return Err(Error::option("n_comps", "must be at least 1"));
+        }
+        if let Some(t) = self.threshold {
+            if !t.is_finite() {
+                return Err(Error::option(
+                    "threshold",
+                    format!("must be finite, got {t}"),
+                ));
+            }
+        }
+        if self.min_cells < 2 {
+            return Err(Error::option(
+                "min_cells",
+                format!("must be at least 2, got {}", self.min_cells),
+            ));
+        }
+        if self.hvg.n_bins == 0 {
+            return Err(Error::option("hvg.n_bins", "must be at least 1"));
+        }
+        if self.hvg.n_top_genes == Some(0) {
+            return Err(Error::option("hvg.n_top_genes", "must be at least 1"));
+        }
+        match self.solver {
+            Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => Err(Error::option(
+                "solver.tol",
+                format!("must be positive, got {tol}"),
+            )),
+            Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+                Err(Error::option(
+                    "solver.tol",
+                    format!("must be zero or positive and finite, got {tol}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Result of [`scrublet`] on one sample. Per-cell vectors follow the rows of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrublet {
+    /// Doublet score of every input cell (NaN for cells left out by the gene-count filter).
+    pub scores: Vec<f64>,
+    /// Standard error of every score (NaN for left-out cells).
+    pub errors: Vec<f64>,
+    /// Scores of the simulated doublets.
+    pub scores_sim: Vec<f64>,
+    /// Standard errors of the simulated doublets' scores.
+    pub errors_sim: Vec<f64>,
+    /// Threshold used: the given one, the automatic one, or `None` when the automatic one could
+    /// not be found (then no cell is predicted).
+    pub threshold: Option<f64>,
+    /// Why the automatic threshold could not be found.
+    pub threshold_failure: Option<String>,
+    /// `score > threshold` for every input cell (false for left-out cells and without a
+    /// threshold).
+    pub predicted: Vec<bool>,
+    /// `(score - threshold) / error` (NaN without a threshold and for left-out cells).
+    pub z_scores: Vec<f64>,
+    /// Parents of every simulated doublet (input row indices).
+    pub parents: Vec<(u32, u32)>,
+    /// Input columns (genes) used after filtering and HVG selection, increasing.
+    pub genes: Vec<usize>,
+    /// Number of cells scored (input cells minus those left out).
+    pub n_scored: usize,
+    /// `k` (before the adjustment).
+    pub n_neighbors: usize,
+    /// Neighbours per cell in the kNN over observed + simulated cells (the cell included).
+    pub k_adj: usize,
+    /// Share of scored cells predicted doublets (`None` without a threshold).
+    pub detected_doublet_rate: Option<f64>,
+    /// Share of simulated doublets above the threshold (`None` without a threshold).
+    pub detectable_doublet_fraction: Option<f64>,
+    /// `detected_doublet_rate / detectable_doublet_fraction` (`None` without a threshold).
+    pub overall_doublet_rate: Option<f64>,
+}
+
+/// One sample's summary in [`Doublets`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleDoublets {
+    /// Sample name.
+    pub sample: String,
+    /// Cells of the sample.
+    pub n_cells: usize,
+    /// Predicted doublets.
+    pub n_predicted: usize,
+    /// Threshold used (`None` when skipped or when no automatic threshold was found).
+    pub threshold: Option<f64>,
+    /// Why the sample was not scored (`None` when it was).
+    pub skipped: Option<String>,
+}
+
+/// Result of [`scrublet_by_sample`]: per-cell vectors follow the rows of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doublets {
+    /// Doublet score of every cell (NaN for cells of skipped samples and left-out cells).
+    pub scores: Vec<f64>,
+    /// Predicted doublets (false for cells of skipped samples).
+    pub predicted: Vec<bool>,
+    /// One entry per sample, in the order of `sample_names`.
+    pub per_sample: Vec<SampleDoublets>,
+}
+
+/// Scrublet on the raw counts of one sample (cells x genes); see the module docs for the
+/// steps and formulas.
+///
+/// Errors: invalid options (named); fewer than `min_cells` cells, fewer selected genes than
+/// `n_comps`, non-finite or negative counts, too few cells left after filtering.
+pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> {
+    opts.validate()?;
+    let ctx = "scrublet";
+    let (n_in, n_genes_in) = counts.shape();
+    if n_in < opts.min_cells {
+        return Err(Error::data(
+            ctx,
+            format!("{n_in} cells, fewer than min_cells = {}", opts.min_cells),
+        ));
+    }
+    if counts.data().iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+        return Err(Error::data(ctx, "counts must be finite and non-negative"));
+    }
+
+    // 1. filters (genes first, then cells on the kept genes)
+    let mut gene_cells = vec![0usize; n_genes_in];
+    for (&c, &v) in counts.indices().iter().zip(counts.data()) {
+        if v > 0.0 {
+            gene_cells[c as usize] += 1;
+        }
+    }
+    let kept_genes: Vec<usize> = (0..n_genes_in)
+        .filter(|&g| gene_cells[g] >= opts.min_gene_cells)
+        .collect();
+    let mut gene_kept = vec![false; n_genes_in];
+    for &g in &kept_genes {
+        gene_kept[g] = true;
+    }
+    let kept_cells: Vec<usize> = (0..n_in)
+        .filter(|&i| {
+            let (idx, val) = counts.row(i);
+            let detected = idx
+                .iter()
+                .zip(val)
+                .filter(|(&c, &v)| v > 0.0 && gene_kept[c as usize])
+                .count();
+            detected >= opts.min_cell_genes
+        })
+        .collect();
+    let n = kept_cells.len();
+    if n < 2 || kept_genes.is_empty() {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "{n} cells and {} genes left after filtering (min_cell_genes = {}, \
+                 min_gene_cells = {})",
+                kept_genes.len(),
+                opts.min_cell_genes,
+                opts.min_gene_cells
+            ),
+        ));
+    }
+    let filtered = counts
+        .select_rows(&kept_cells)?
+        .retain(&(0..n).collect::<Vec<_>>(), Some(&kept_genes))?;
+
+    // 2. highly variable genes on log1p(normalize_total(median))
+    let hvg = match opts.hvg.flavor {
+        Flavor::SeuratV3 => highly_variable_genes(&filtered, Some(&filtered), None, &opts.hvg)?,
+        flavor => {
+            let (_, moments) =
+                log1p_moments(&filtered, &NormalizeOptions::default(), flavor, None)?;
+            highly_variable_from_moments(moments.means, &moments.variances, &opts.hvg)?
+        }
+    };
+    let hv_local = hvg.selected();
+    if hv_local.len() < opts.n_comps {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "{} highly variable genes, fewer than n_comps = {}",
+                hv_local.len(),
+                opts.n_comps
+            ),
+        ));
+    }
+    if n < opts.n_comps {
+        return Err(Error::data(
+            ctx,
+            format!("{n} cells left, fewer than n_comps = {}", opts.n_comps),
+        ));
+    }
+    let raw = filtered.select_cols(&hv_local)?;
+    drop(filtered);
+    let genes: Vec<usize> = hv_local.iter().map(|&g| kept_genes[g]).collect();
+    let totals: Vec<f64> = raw.row_sums();
+
+    // 3. doublet pairs
+    let n_sim = (n as f64 * opts.sim_doublet_ratio).floor();
+    let grid = (n as f64) * (n as f64);
+    if !(n_sim >= 1.0 && n_sim <= grid) {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "sim_doublet_ratio {} gives {n_sim} doublets for {n} cells (need 1 to {grid})",
+                opts.sim_doublet_ratio
+            ),
+        ));
+    }
+    let n_sim = n_sim as usize;
+    let pairs = sample_pairs(n, n_sim, opts.seed);
+
+    // 4-6. normalization, z-score and PCA of the observed cells, projection of all cells
+    let mut cpm = raw.clone();
+    cpm.map_rows_mut(|i, _, vals| {
+        let s = scale(totals[i]);
+        for v in vals.iter_mut() {
+            *v = (*v as f64 * s) as f32;
+        }
+    });
+    let fit = pca(
+        &cpm,
+        &PcaOptions {
+            n_comps: opts.n_comps,
+            scale: true,
+            max_value: None,
+            solver: opts.solver.clone(),
+            seed: opts.seed,
+        },
+    )?;
+    drop(cpm);
+    let k = opts.n_comps;
+    let p = raw.n_cols();
+    // loadings divided by the gene's sd, and the offset sum_j mu_j / sd_j L_j
+    let mut w = vec![0f64; p * k];
+    let mut offset = vec![0f64; k];
+    for j in 0..p {
+        for c in 0..k {
+            let l = fit.loadings[[j, c]] as f64 / fit.stds[j];
+            w[j * k + c] = l;
+            offset[c] += fit.means[j] * l;
+        }
+    }
+    // per observed cell: sum_j c_ij w_j (unnormalized raw projection)
+    let mut proj = vec![0f64; n * k];
+    proj.par_chunks_mut(k).enumerate().for_each(|(i, out)| {
+        let (idx, val) = raw.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            let row = &w[j as usize * k..(j as usize + 1) * k];
+            for (o, &l) in out.iter_mut().zip(row) {
+                *o += v as f64 * l;
+            }
+        }
+    });
+    let n_all = n + n_sim;
+    let mut emb = vec![0f32; n_all * k];
+    emb.par_chunks_mut(k).enumerate().for_each(|(i, out)| {
+        if i < n {
+            let s = scale(totals[i]);
+            let pi = &proj[i * k..(i + 1) * k];
+            for c in 0..k {
+                out[c] = (s * pi[c] - offset[c]) as f32;
+            }
+        } else {
+            let (a, b) = pairs[i - n];
+            let (a, b) = (a as usize, b as usize);
+            let s = scale(totals[a] + totals[b]);
+            let (pa, pb) = (&proj[a * k..(a + 1) * k], &proj[b * k..(b + 1) * k]);
+            for c in 0..k {
+                out[c] = (s * (pa[c] + pb[c]) - offset[c]) as f32;
+            }
+        }
+    });
+    drop(proj);
+    let emb =
+        Array2::from_shape_vec((n_all, k), emb).map_err(|e| Error::data(ctx, e.to_string()))?;
+
+    // 7. kNN
+    let k_base = match opts.n_neighbors {
+        Some(v) => v,
+        None => ((0.5 * (n as f64).sqrt()).round_ties_even() as usize).max(1),
+    };
+    let r = n_sim as f64 / n as f64;
+    let k_adj = (k_base as f64 * (1.0 + r)).round_ties_even() as usize;
+    if k_adj == 0 || k_adj > n_all {
+        return Err(Error::option(
+            "n_neighbors",
+            format!("{k_base} neighbours give {k_adj} after adjustment, for {n_all} cells"),
+        ));
+    }
+    let nn = knn(
+        emb.view(),
+        &KnnOptions {
+            n_neighbors: k_adj,
+            method: opts.knn_method,
+            seed: opts.seed,
+            ..KnnOptions::default()
+        },
+    )?;
+    drop(emb);
+
+    // 8. scores
+    let (rho, se_rho) = (opts.expected_doublet_rate, opts.stdev_doublet_rate);
+    let nk = k_adj as f64;
+    let (all_scores, all_errors): (Vec<f64>, Vec<f64>) = (0..n_all)
+        .into_par_iter()
+        .map(|i| {
+            let nd = nn
+                .row_indices(i)
+                .iter()
+                .filter(|&&j| j as usize >= n)
+                .count();
+            score(nd as f64, nk, rho, r, se_rho)
+        })
+        .unzip();
+    let scores_sim = all_scores[n..].to_vec();
+    let errors_sim = all_errors[n..].to_vec();
+
+    // 9. threshold
+    let (threshold, threshold_failure) = match opts.threshold {
+        Some(t) => (Some(t), None),
+        None => match threshold_minimum(&scores_sim) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+
+    let mut scores = vec![f64::NAN; n_in];
+    let mut errors = vec![f64::NAN; n_in];
+    let mut predicted = vec![false; n_in];
+    let mut z_scores = vec![f64::NAN; n_in];
+    for (local, &cell) in kept_cells.iter().enumerate() {
+        scores[cell] = all_scores[local];
+        errors[cell] = all_errors[local];
+        if let Some(t) = threshold {
+            predicted[cell] = all_scores[local] > t;
+            z_scores[cell] = (all_scores[local] - t) / all_errors[local];
+        }
+    }
+    let (detected, detectable, overall) = match threshold {
+        Some(t) => {
+            let d = all_scores[..n].iter().filter(|&&s| s > t).count() as f64 / n as f64;
+            let f = scores_sim.iter().filter(|&&s| s > t).count() as f64 / n_sim as f64;
+            (Some(d), Some(f), Some(d / f))
+        }
+        None => (None, None, None),
+    };
+    let parents = pairs
+        .iter()
+        .map(|&(a, b)| (kept_cells[a as usize] as u32, kept_cells[b as usize] as u32))
+        .collect();
+    Ok(Scrublet {
+        scores,
+        errors,
+        scores_sim,
+        errors_sim,
+        threshold,
+        threshold_failure,
+        predicted,
+        z_scores,
+        parents,
+        genes,
+        n_scored: n,
+        n_neighbors: k_base,
+        k_adj,
+        detected_doublet_rate: detected,
+        detectable_doublet_fraction: detectable,
+        overall_doublet_rate: overall,
+    })
+}
+
+/// `1e6 / total`, or 0 for a cell without counts (left at zero, as Scanpy's `normalize_total`).
+fn scale(total: f64) -> f64 {
+    if total > 0.0 {
+        TARGET_SUM / total
+    } else {
+        0.0
+    }
+}
+
+/// Scrublet's corrected doublet score and its standard error for `nd` simulated cells among
+/// `nk` neighbours (module docs, step 8; the operations in Scanpy's order).
+fn score(nd: f64, nk: f64, rho: f64, r: f64, se_rho: f64) -> (f64, f64) {
+    let q = (nd + 1.0) / (nk + 2.0);
+    let denom = 1.0 - rho - q * (1.0 - rho - rho / r);
+    let ld = q * rho / r / denom;
+    let se_q = (q * (1.0 - q) / (nk + 3.0)).sqrt();
+    let se_ld = q * rho / r / (denom * denom)
+        * ((se_q / q * (1.0 - rho)).powi(2) + (se_rho / rho * (1.0 - q)).powi(2)).sqrt();
+    (ld, se_ld)
+}
+
+/// `m` distinct ordered pairs `(a, b)` of `0..n` (possibly `a == b`), as flat indices
+/// `a * n + b` sampled without replacement by Floyd's algorithm from ChaCha8(`seed`), sorted.
+/// Requires `1 <= m <= n^2`.
+fn sample_pairs(n: usize, m: usize, seed: u64) -> Vec<(u32, u32)> {
+    let total = (n as u64) * (n as u64);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut chosen: HashSet<u64> = HashSet::with_capacity(m);
+    for j in total - m as u64..total {
+        let t = rng.gen_range(0..=j);
+        if !chosen.insert(t) {
+            chosen.insert(j);
+        }
+    }
+    let mut flat: Vec<u64> = chosen.into_iter().collect();
+    flat.sort_unstable();
+    flat.into_iter()
+        .map(|f| ((f / n as u64) as u32, (f % n as u64) as u32))
+        .collect()
+}
+
+/// Threshold between the two modes of the histogram of `values`: scikit-image's
+/// `threshold_minimum` (Glasbey 1993, "An analysis of histogram-based thresholding
+/// algorithms", CVGIP 55:532; Prewitt and Mendelsohn 1966), which Scanpy's Scrublet uses.
+///
+/// The histogram has 256 equal bins over `[min, max]` (numpy's `histogram` rules: the last bin
+/// is closed; `min == max` widens the range by 0.5 each side). It is smoothed by a 3-point
+/// moving average (edges reflected: scipy's `uniform_filter1d(size=3)`, a running sum in
+/// `f64` stored in `f32`, as there) until it has fewer than 3 local maxima (a maximum is where
+/// the histogram starts to decrease after having increased; plateaus count once), at most
+/// 10,000 times. With exactly two maxima the threshold is the centre of the lowest bin between
+/// them (the first one on ties).
+///
+/// Errors (`Error::InvalidData`): no values or a non-finite value, a histogram that never
+/// becomes bimodal (one maximum left), or 10,000 smoothings without reaching two maxima.
+pub fn threshold_minimum(values: &[f64]) -> Result<f64> {
+    const NBINS: usize = 256;
+    const MAX_ITER: usize = 10_000;
+    let ctx = "threshold_minimum";
+    if values.is_empty() {
+        return Err(Error::data(ctx, "no values"));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(Error::data(ctx, "non-finite value"));
+    }
+    let mut first = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut last = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if first == last {
+        first -= 0.5;
+        last += 0.5;
+    }
+    // numpy.linspace(first, last, NBINS + 1)
+    let step = (last - first) / NBINS as f64;
+    let mut edges: Vec<f64> = (0..=NBINS).map(|i| i as f64 * step + first).collect();
+    edges[NBINS] = last;
+    let mut hist = vec![0f32; NBINS];
+    let denom = last - first;
+    for &v in values {
+        let mut b = ((v - first) / denom * NBINS as f64) as usize;
+        if b >= NBINS {
+            b = NBINS - 1;
+        }
+        if v < edges[b] && b > 0 {
+            b -= 1;
+        } else if v >= edges[b + 1] && b != NBINS - 1 {
+            b += 1;
+        }
+        hist[b] += 1.0;
+    }
+    let centers: Vec<f64> = (0..NBINS)
+        .map(|i| (edges[i] + edges[i + 1]) / 2.0)
+        .collect();
+
+    let mut smooth = hist;
+    let mut maxima = Vec::new();
+    let mut last_iter = 0;
+    for it in 0..MAX_ITER {
+        last_iter = it;
+        smooth = uniform3(&smooth);
+        maxima = local_maxima(&smooth);
+        if maxima.len() < 3 {
+            break;
+        }
+    }
+    if maxima.len() != 2 {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "the histogram of simulated doublet scores never has two maxima ({} left \
+                 after {} smoothings): give a threshold",
+                maxima.len(),
+                last_iter + 1
+            ),
+        ));
+    }
+    if last_iter == MAX_ITER - 1 {
+        return Err(Error::data(
+            ctx,
+            "maximum number of histogram smoothings reached",
+        ));
+    }
+    let (a, b) = (maxima[0], maxima[1]);
+    let mut best = a;
+    for i in a..=b {
+        if smooth[i] < smooth[best] {
+            best = i;
+        }
+    }
+    Ok(centers[best])
+}
+
+/// scipy's `uniform_filter1d(x, 3)` (mode `reflect`) on `f32` values: a running sum in `f64`.
+fn uniform3(x: &[f32]) -> Vec<f32> {
+    let n = x.len();
+    let at = |i: isize| -> f64 {
+        let i = i.clamp(0, n as isize - 1) as usize;
+        x[i] as f64
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut tmp = (at(-1) + at(0)) + at(1);
+    tmp /= 3.0;
+    out.push(tmp as f32);
+    for l in 1..n as isize {
+        tmp += (at(l + 1) - at(l - 2)) / 3.0;
+        out.push(tmp as f32);
+    }
+    out
+}
+
+/// scikit-image's `find_local_maxima_idx`: positions where the histogram starts to decrease
+/// after rising (or from the start).
+fn local_maxima(h: &[f32]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rising = true;
+    for i in 0..h.len().saturating_sub(1) {
+        if rising {
+            if h[i + 1] < h[i] {
+                rising = false;
+                out.push(i);
+            }
+        } else if h[i + 1] > h[i] {
+            rising = true;
+        }
+    }
+    out
+}
+
+/// [`scrublet`] on each sample's cells separately (never on merged samples), samples in
+/// parallel. `sample_codes[i]` is the index in `sample_names` of cell `i`'s sample. Sample `s`
+/// runs with `seed = opts.seed.wrapping_add(s)`, so its result is the same whether run here
+/// or alone with that seed, and does not depend on the number of threads.
+///
+/// A sample with fewer than `opts.min_cells` cells is skipped: its cells get NaN scores, are
+/// not predicted, and [`SampleDoublets::skipped`] says why. Other failures of a sample are
+/// errors naming it.
+///
+/// Errors: invalid options; `sample_codes` not one per cell; a code without a name.
+pub fn scrublet_by_sample(
+    counts: &CsrMatrix,
+    sample_codes: &[u32],
+    sample_names: &[String],
+    opts: &ScrubletOptions,
+) -> Result<Doublets> {
+    opts.validate()?;
+    let n_cells = counts.n_rows();
+    if sample_codes.len() != n_cells {
+        return Err(Error::data(
+            "scrublet_by_sample",
+            format!("{} sample codes for {n_cells} cells", sample_codes.len()),
+        ));
+    }
+    let n_samples = sample_names.len();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_samples];
+    for (i, &c) in sample_codes.iter().enumerate() {
+        match members.get_mut(c as usize) {
+            Some(m) => m.push(i),
+            None => {
+                return Err(Error::data(
+                    "scrublet_by_sample",
+                    format!("cell {i} has sample code {c} but there are {n_samples} sample names"),
+                ))
+            }
+        }
+    }
+    let results: Vec<Result<Option<Scrublet>>> = members
+        .par_iter()
+        .enumerate()
+        .map(|(s, rows)| {
+            if rows.len() < opts.min_cells {
+                return Ok(None);
+            }
+            let sub = counts.select_rows(rows)?;
+            let o = ScrubletOptions {
+                seed: opts.seed.wrapping_add(s as u64),
+                ..opts.clone()
+            };
+            scrublet(&sub, &o)
+                .map(Some)
+                .map_err(|e| Error::data(format!("sample \"{}\"", sample_names[s]), e.to_string()))
+        })
+        .collect();
+    let mut scores = vec![f64::NAN; n_cells];
+    let mut predicted = vec![false; n_cells];
+    let mut per_sample = Vec::with_capacity(n_samples);
+    for (s, res) in results.into_iter().enumerate() {
+        let rows = &members[s];
+        let entry = match res? {
+            None => SampleDoublets {
+                sample: sample_names[s].clone(),
+                n_cells: rows.len(),
+                n_predicted: 0,
+                threshold: None,
+                skipped: Some(format!(
+                    "{} cells, fewer than min_cells = {}",
+                    rows.len(),
+                    opts.min_cells
+                )),
+            },
+            Some(r) => {
+                for (local, &cell) in rows.iter().enumerate() {
+                    scores[cell] = r.scores[local];
+                    predicted[cell] = r.predicted[local];
+                }
+                SampleDoublets {
+                    sample: sample_names[s].clone(),
+                    n_cells: rows.len(),
+                    n_predicted: r.predicted.iter().filter(|&&p| p).count(),
+                    threshold: r.threshold,
+                    skipped: None,
+                }
+            }
+        };
+        per_sample.push(entry);
+    }
+    Ok(Doublets {
+        scores,
+        predicted,
+        per_sample,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_distinct_and_in_range() {
+        let p = sample_pairs(10, 60, 3);
+        assert_eq!(p.len(), 60);
+        let set: HashSet<_> = p.iter().collect();
+        assert_eq!(set.len(), 60);
+        assert!(p.iter().all(|&(a, b)| a < 10 && b < 10));
+        // every pair of the grid when m = n^2
+        assert_eq!(sample_pairs(4, 16, 0).len(), 16);
+        assert_eq!(sample_pairs(10, 60, 3), p);
+        assert_ne!(sample_pairs(10, 60, 4), p);
+    }
+
+    #[test]
+    fn score_increases_with_simulated_neighbours() {
+        let s: Vec<f64> = (0..=30)
+            .map(|d| score(d as f64, 30.0, 0.05, 2.0, 0.02).0)
+            .collect();
+        assert!(s.windows(2).all(|w| w[1] > w[0]));
+        // q = 1/32: ld = q rho / r / (1 - rho - q (1 - rho - rho / r))
+        let q = 1.0 / 32.0;
+        let want = q * 0.05 / 2.0 / (1.0 - 0.05 - q * (1.0 - 0.05 - 0.025));
+        assert!((s[0] - want).abs() < 1e-15);
+        let (_, se) = score(5.0, 30.0, 0.05, 2.0, 0.02);
+        assert!(se > 0.0 && se.is_finite());
+    }
+
+    #[test]
+    fn threshold_of_two_separated_groups_lies_between_them() {
+        let mut v: Vec<f64> = (0..200).map(|i| 0.1 + 0.0005 * (i % 40) as f64).collect();
+        v.extend((0..100).map(|i| 0.6 + 0.001 * (i % 30) as f64));
+        let t = threshold_minimum(&v).unwrap();
+        assert!(t > 0.12 && t < 0.6, "{t}");
+        assert!(threshold_minimum(&[]).is_err());
+        assert!(threshold_minimum(&[1.0, f64::NAN]).is_err());
+        // a single value: one maximum only
+        assert!(threshold_minimum(&[0.3; 50]).is_err());
+    }
+
+    #[test]
+    fn uniform3_matches_direct_means() {
+        let x = [1.0f32, 4.0, 0.0, 2.0, 8.0];
+        let y = uniform3(&x);
+        let want = [2.0, 5.0 / 3.0, 2.0, 10.0 / 3.0, 6.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((*a as f64 - b).abs() < 1e-6);
+        }
+        assert_eq!(local_maxima(&[0.0, 1.0, 1.0, 0.5, 2.0, 0.0]), vec![2, 4]);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = |f: fn(&mut ScrubletOptions), name: &str| {
+            let mut o = ScrubletOptions::default();
+            f(&mut o);
+            match o.validate() {
+                Err(Error::InvalidOption { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        };
+        bad(|o| o.sim_doublet_ratio = 0.0, "sim_doublet_ratio");
+        bad(|o| o.expected_doublet_rate = 1.0, "expected_doublet_rate");
+        bad(|o| o.stdev_doublet_rate = -0.1, "stdev_doublet_rate");
+        bad(|o| o.n_comps = 0, "n_comps");
+        bad(|o| o.n_neighbors = Some(0), "n_neighbors");
+        bad(|o| o.threshold = Some(f64::INFINITY), "threshold");
+        bad(|o| o.min_cells = 1, "min_cells");
+        assert!(ScrubletOptions::default().validate().is_ok());
+    }
+}
