@@ -16,6 +16,7 @@ pub mod comparison;
 pub mod conditions;
 pub mod cpu;
 pub mod dataset;
+pub mod design;
 pub mod doublets;
 pub mod embed;
 pub mod error;

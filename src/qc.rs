@@ -389,6 +389,8 @@ pub enum Reason {
     MadHighMito,
     /// Gene detected in fewer than `min_cells` of the kept cells.
     MinCells,
+    /// Predicted doublet (the pipeline's doublet step, after the QC filters).
+    Doublet,
 }
 
 /// The cell reasons in the order they are checked.

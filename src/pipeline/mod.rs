@@ -1,6 +1,13 @@
 //! The standard end-to-end analysis: QC, normalization, HVG, PCA, kNN graph, Leiden, UMAP,
 //! markers.
 //!
+//! With two or more samples two more steps run by default, as in Scanpy's multi-sample
+//! best practice: doublet detection on each sample separately after QC (Scrublet,
+//! [`crate::doublets`]; predicted doublets are removed before normalization) and Harmony
+//! integration of the PCA embedding over the samples ([`crate::integrate`]), which then feeds
+//! the kNN graph, Leiden and UMAP. With one sample neither runs, and the results are those of
+//! the single-sample analysis below.
+//!
 //! Defaults follow Scanpy's standard clustering tutorial: `filter_cells(min_genes=200)`,
 //! `filter_genes(min_cells=3)`, `normalize_total(target_sum=1e4)`, `log1p`,
 //! `highly_variable_genes(flavor="seurat", n_top_genes=2000)`, `scale(max_value=10)`,
@@ -14,6 +21,8 @@ pub mod output;
 
 use crate::cluster::{leiden, Clustering, LeidenOptions};
 use crate::dataset::{CellTable, Column, Dataset};
+use crate::design::{Codes, Design};
+use crate::doublets::{scrublet_by_sample, ScrubletOptions};
 use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
@@ -28,7 +37,7 @@ use crate::normalize::{normalize_total_log1p, LogMoments, NormalizeOptions};
 use crate::pca::{pca, Pca, PcaOptions};
 use crate::qc::{
     filter_owned_fold, filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, CellSums,
-    FilterOptions, Filtered, Fold, QcMetrics,
+    FilterOptions, Filtered, Fold, QcMetrics, Reason,
 };
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
@@ -68,6 +77,14 @@ pub struct PipelineOptions {
     pub marker_table: TableFilter,
     /// Skip the UMAP layout. Default false.
     pub skip_umap: bool,
+    /// Doublet detection on each sample after QC. Default [`Switch::Auto`]: on when the data
+    /// hold two or more samples.
+    pub doublets: Switch,
+    /// Options of the doublet detection (Scrublet's defaults).
+    pub scrublet: ScrubletOptions,
+    /// Remove the predicted doublets before normalization. Default `true`; `false` keeps them
+    /// (their scores are still reported).
+    pub remove_doublets: bool,
     /// Worker threads of the run: `Some(n)` runs every step in a rayon pool of `n` threads
     /// made for the run; `None` (the default) uses rayon's global pool. Results are the same
     /// for any thread count.
@@ -84,6 +101,7 @@ impl PipelineOptions {
         self.knn.seed = seed;
         self.leiden.seed = seed;
         self.umap.seed = seed;
+        self.scrublet.seed = seed;
         self
     }
 
@@ -101,6 +119,9 @@ impl PipelineOptions {
         self.knn.validate().map_err(|e| e.within("knn"))?;
         self.graph.validate().map_err(|e| e.within("graph"))?;
         self.leiden.validate().map_err(|e| e.within("leiden"))?;
+        if self.doublets != Switch::Off {
+            self.scrublet.validate().map_err(|e| e.within("scrublet"))?;
+        }
         if !self.skip_umap {
             self.umap.validate().map_err(|e| e.within("umap"))?;
         }
@@ -145,9 +166,24 @@ impl Default for PipelineOptions {
                 ..Default::default()
             },
             skip_umap: false,
+            doublets: Switch::Auto,
+            scrublet: ScrubletOptions::default(),
+            remove_doublets: true,
             threads: None,
         }
     }
+}
+
+/// Whether an optional step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Switch {
+    /// When the data call for it (the step's documentation says when).
+    #[default]
+    Auto,
+    /// Always (an error when the data cannot support it).
+    On,
+    /// Never.
+    Off,
 }
 
 /// Progress of [`run`], given to the callback at the start and end of each step.
@@ -212,9 +248,25 @@ pub struct Analysis {
     pub markers: RankGenes,
     /// Time and memory per step, in order.
     pub steps: Vec<StepReport>,
+    /// Doublet detection (scores of every input cell; NaN for cells that failed QC or were in
+    /// a sample too small to score), when it ran.
+    pub doublets: Option<DoubletReport>,
     /// Options lowered to fit the data (for example fewer principal components than asked,
     /// because fewer cells passed QC), in plain words.
     pub warnings: Vec<String>,
+}
+
+/// What the doublet step found, indexed by input cell.
+#[derive(Debug, Clone)]
+pub struct DoubletReport {
+    /// Doublet score of every input cell (NaN where not scored).
+    pub scores: Vec<f64>,
+    /// Predicted doublet flag of every input cell.
+    pub predicted: Vec<bool>,
+    /// Per-sample results (threshold, cells, doublets, why a sample was skipped).
+    pub per_sample: Vec<crate::doublets::SampleDoublets>,
+    /// Whether the predicted doublets were removed from the analysis.
+    pub removed: bool,
 }
 
 impl Analysis {
@@ -237,19 +289,39 @@ impl Analysis {
     }
 }
 
-const STEPS: [&str; 8] = [
-    "qc",
-    "normalize",
-    "hvg",
-    "pca",
-    "neighbors",
-    "leiden",
-    "umap",
-    "markers",
-];
+/// The steps [`run`] takes on `data` with `opts`, in order.
+fn plan(data: &Dataset, opts: &PipelineOptions) -> Vec<&'static str> {
+    let mut steps = vec!["qc"];
+    if doublets_wanted(data, opts) {
+        steps.push("doublets");
+    }
+    steps.extend(["normalize", "hvg", "pca"]);
+    steps.extend(["neighbors", "leiden"]);
+    if !opts.skip_umap {
+        steps.push("umap");
+    }
+    steps.push("markers");
+    steps
+}
+
+fn n_distinct(labels: &[String]) -> usize {
+    let mut v: Vec<&String> = labels.iter().collect();
+    v.sort();
+    v.dedup();
+    v.len()
+}
+
+fn doublets_wanted(data: &Dataset, opts: &PipelineOptions) -> bool {
+    match opts.doublets {
+        Switch::On => true,
+        Switch::Off => false,
+        Switch::Auto => n_distinct(&data.cells.sample) >= 2,
+    }
+}
 
 struct Timer<'a> {
     progress: &'a mut (dyn FnMut(&Progress) + Send),
+    plan: Vec<&'static str>,
     steps: Vec<StepReport>,
 }
 
@@ -261,12 +333,13 @@ impl Timer<'_> {
         name: &'static str,
         f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
     ) -> Result<T> {
-        let index = STEPS.iter().position(|s| *s == name).map_or(0, |i| i + 1);
+        let index = self.plan.iter().position(|s| *s == name).map_or(0, |i| i + 1);
+        let total = self.plan.len();
         let mut report = |fraction| {
             (self.progress)(&Progress {
                 step: name,
                 index,
-                total: STEPS.len(),
+                total,
                 fraction,
             })
         };
@@ -346,6 +419,7 @@ fn run_cow(
     }
     let mut timer = Timer {
         progress,
+        plan: plan(&data, opts),
         steps: Vec::new(),
     };
     let input_shape = (data.n_cells(), data.n_genes());
@@ -360,6 +434,7 @@ fn run_cow(
         size_factors,
         hvg,
         hvg_genes,
+        doublets,
     } = preprocess_timed(data, opts, &mut timer)?;
     let n = filtered.dataset.n_cells();
     hvg.store_in(&mut filtered.dataset.genes)?;
@@ -436,6 +511,7 @@ fn run_cow(
         umap: layout,
         markers,
         steps: timer.steps,
+        doublets,
         warnings,
     })
 }
@@ -455,6 +531,8 @@ pub struct Preprocessed {
     pub hvg: Hvg,
     /// Indices (into the kept genes) of the highly variable genes, increasing.
     pub hvg_genes: Vec<usize>,
+    /// Doublet detection, when it ran.
+    pub doublets: Option<DoubletReport>,
 }
 
 impl Preprocessed {
@@ -502,6 +580,7 @@ fn preprocess_cow(
         let mut quiet = |_: &Progress| {};
         let mut timer = Timer {
             progress: &mut quiet,
+            plan: plan(&data, opts),
             steps: Vec::new(),
         };
         let out = preprocess_timed(data, opts, &mut timer);
@@ -522,13 +601,16 @@ fn preprocess_timed(
     // dataset, a fixed target sum and no excluded genes, that pass rides on the filter's
     // in-place pass over the kept cells (the `qc` step then includes it).
     let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
+    let find_doublets = doublets_wanted(&data, opts);
     let ride = fused
+        && !find_doublets
         && matches!(data, Cow::Owned(_))
         && !opts.normalize.exclude_highly_expressed
         && opts.normalize.target_sum.is_some();
     let expm1 = matches!(opts.hvg.flavor, Flavor::Seurat);
     let n_input_genes = data.n_genes();
-    let (qc, filtered, kept_totals, rode) = timer.step("qc", |progress| {
+    let n_input_cells = data.n_cells();
+    let (qc, mut filtered, kept_totals, rode) = timer.step("qc", |progress| {
         let qc = metrics(&data, &opts.filter.qc)?;
         progress(0.4);
         // The metrics of the kept cells and genes come with the filter (the same values as
@@ -584,6 +666,26 @@ fn preprocess_timed(
         ));
     }
 
+    let (doublets, kept_totals) = if find_doublets {
+        let (report, keep) = timer.step("doublets", |_| {
+            find_and_remove_doublets(&mut filtered, n_input_cells, opts)
+        })?;
+        let totals = match keep {
+            Some(keep) => keep.iter().map(|&i| kept_totals[i]).collect(),
+            None => kept_totals,
+        };
+        (Some(report), totals)
+    } else {
+        (None, kept_totals)
+    };
+    let n = filtered.dataset.n_cells();
+    if n < 3 {
+        return Err(Error::data(
+            "pipeline",
+            format!("only {n} cells are left after removing doublets; at least 3 are needed"),
+        ));
+    }
+
     let (size_factors, moments, stored) = timer.step("normalize", |_| {
         let counts = &filtered.dataset.counts;
         if let Some(parts) = rode {
@@ -635,5 +737,72 @@ fn preprocess_timed(
         size_factors,
         hvg,
         hvg_genes,
+        doublets,
     })
+}
+
+/// The doublet step: Scrublet on each sample's cells that passed QC ([`scrublet_by_sample`]);
+/// the scores go into the cell table (`doublet_score`, `predicted_doublet`) and, indexed by
+/// input cell, into the report. With `remove_doublets` the predicted doublets are removed
+/// (recorded as [`Reason::Doublet`]) and the kept rows are returned.
+fn find_and_remove_doublets(
+    filtered: &mut Filtered,
+    n_input_cells: usize,
+    opts: &PipelineOptions,
+) -> Result<(DoubletReport, Option<Vec<usize>>)> {
+    let d = &filtered.dataset;
+    let samples = Codes::from_labels("sample", &d.cells.sample);
+    let found = scrublet_by_sample(&d.counts, &samples.codes, &samples.names, &opts.scrublet)?;
+    // Input index of each kept cell: the input cells not removed by QC, in order.
+    let mut removed = vec![false; n_input_cells];
+    for &(i, _) in &filtered.removed_cells {
+        if let Some(r) = removed.get_mut(i) {
+            *r = true;
+        }
+    }
+    let input_index: Vec<usize> = (0..n_input_cells).filter(|&i| !removed[i]).collect();
+    if input_index.len() != d.n_cells() || found.scores.len() != d.n_cells() {
+        return Err(Error::data(
+            "doublets",
+            "the QC record and the kept cells disagree in number",
+        ));
+    }
+    let mut scores = vec![f64::NAN; n_input_cells];
+    let mut predicted = vec![false; n_input_cells];
+    for (k, &i) in input_index.iter().enumerate() {
+        scores[i] = found.scores[k];
+        predicted[i] = found.predicted[k];
+    }
+    filtered
+        .dataset
+        .cells
+        .set("doublet_score", Column::F64(found.scores.clone()))?;
+    filtered
+        .dataset
+        .cells
+        .set("predicted_doublet", Column::Bool(found.predicted.clone()))?;
+    let report = DoubletReport {
+        scores,
+        predicted,
+        per_sample: found.per_sample,
+        removed: opts.remove_doublets,
+    };
+    if !opts.remove_doublets {
+        return Ok((report, None));
+    }
+    let keep: Vec<usize> = (0..found.predicted.len())
+        .filter(|&k| !found.predicted[k])
+        .collect();
+    let n_doublets = found.predicted.len() - keep.len();
+    if n_doublets > 0 {
+        for (k, &i) in input_index.iter().enumerate() {
+            if found.predicted[k] {
+                filtered.removed_cells.push((i, Reason::Doublet));
+            }
+        }
+        filtered.removed_cells.sort_unstable_by_key(|&(i, _)| i);
+        filtered.cell_summary.push((Reason::Doublet, n_doublets));
+        filtered.dataset = filtered.dataset.select_cells(&keep)?;
+    }
+    Ok((report, Some(keep)))
 }
