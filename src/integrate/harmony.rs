@@ -317,9 +317,9 @@ struct State {
     scale: Vec<f32>,
     /// `n x k`: soft assignments.
     r: Vec<f32>,
-    /// Running `Σ_i R_ik`.
+    /// `Σ_i R_ik` (`Σ_b O_kb`).
     size: Vec<f64>,
-    /// Running `O_kb`, `k x nb`.
+    /// Running `O_kb`, stored `nb x k` (batch-major).
     o: Vec<f64>,
     theta: f64,
     sigma: f64,
@@ -563,7 +563,7 @@ impl State {
 
     /// Recomputes `size` and `O` from `R`.
     fn recount(&mut self) {
-        let (k, nb) = (self.k, self.nb);
+        let k = self.k;
         let partials: Vec<Vec<f64>> = self
             .chunks
             .par_iter()
@@ -582,7 +582,18 @@ impl State {
         for (ch, s) in self.chunks.iter().zip(&partials) {
             for (c, &v) in s.iter().enumerate() {
                 self.size[c] += v;
-                self.o[c * nb + ch.batch] += v;
+                self.o[ch.batch * k + c] += v;
+            }
+        }
+    }
+
+    /// `size_k = Σ_b O_kb`.
+    fn sizes_from_o(&mut self) {
+        let k = self.k;
+        self.size.iter_mut().for_each(|v| *v = 0.0);
+        for ob in self.o.chunks_exact(k) {
+            for (a, &v) in self.size.iter_mut().zip(ob) {
+                *a += v;
             }
         }
     }
@@ -621,7 +632,7 @@ impl State {
         let mut cross = 0.0;
         for c in 0..k {
             for b in 0..self.nb {
-                let o = self.o[c * self.nb + b].max(1e-8);
+                let o = self.o[b * k + c].max(1e-8);
                 let e = (self.size[c] * self.pr_b[b]).max(1e-8);
                 cross += o * ((o + e) / e).ln();
             }
@@ -688,16 +699,17 @@ impl State {
             for &i in block {
                 let i = i as usize;
                 let b = self.batch[i] as usize;
-                for (c, &v) in self.r[i * k..(i + 1) * k].iter().enumerate() {
-                    self.size[c] -= v as f64;
-                    self.o[c * nb + b] -= v as f64;
+                let ob = &mut self.o[b * k..(b + 1) * k];
+                for (a, &v) in ob.iter_mut().zip(&self.r[i * k..(i + 1) * k]) {
+                    *a -= v as f64;
                 }
             }
+            self.sizes_from_o();
             // (E / (O + E))^θ per cluster and batch.
             for c in 0..k {
                 for b in 0..nb {
                     let e = self.size[c] * self.pr_b[b];
-                    let oe = (self.o[c * nb + b] + e).max(1e-8);
+                    let oe = (self.o[b * k + c] + e).max(1e-8);
                     let ratio = (e / oe).clamp(1e-8, 1.0);
                     penalty[b * k + c] = ratio.powf(theta) as f32;
                 }
@@ -725,12 +737,13 @@ impl State {
                 let i = i as usize;
                 let b = self.batch[i] as usize;
                 self.r[i * k..(i + 1) * k].copy_from_slice(row);
-                for (c, &v) in row.iter().enumerate() {
-                    self.size[c] += v as f64;
-                    self.o[c * nb + b] += v as f64;
+                let ob = &mut self.o[b * k..(b + 1) * k];
+                for (a, &v) in ob.iter_mut().zip(row) {
+                    *a += v as f64;
                 }
             }
         }
+        self.sizes_from_o();
     }
 
     /// Per batch `Σ_{i∈b} R_ik x_i` (`nb x k x d`, f64) with `x` = `Z_orig` when `orig`, else
@@ -778,7 +791,7 @@ impl State {
         let mut wj = vec![0.0f64; nb];
         for c in 0..k {
             for (b, v) in ob.iter_mut().enumerate() {
-                *v = self.o[c * nb + b];
+                *v = self.o[b * k + c];
             }
             for j in 0..d {
                 for (b, v) in tj.iter_mut().enumerate() {
