@@ -23,6 +23,7 @@ pub mod error;
 pub mod genesets;
 pub mod graph;
 pub mod hvg;
+pub mod integrate;
 pub mod interactions;
 pub mod io;
 pub mod loess;
