@@ -1469,3 +1469,89 @@ fn symmetric_eigen(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     }
     ((0..n).map(|i| a[[i, i]]).collect(), v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * a.abs().max(b.abs())
+    }
+
+    #[test]
+    fn lm_fit_simple_regression() {
+        // y = 1 + 2 x + e with residuals e = (1, -1, -1, 1): RSS = 4 on 2 df.
+        let x = [0.0, 1.0, 2.0, 3.0];
+        let e = [1.0, -1.0, -1.0, 1.0];
+        let y = Array2::from_shape_fn((1, 4), |(_, s)| 1.0 + 2.0 * x[s] + e[s]);
+        let design = Array2::from_shape_fn((4, 2), |(s, j)| if j == 0 { 1.0 } else { x[s] });
+        let fit = lm_fit(y.view(), design.view()).unwrap();
+        assert!(close(fit.coefficients[[0, 0]], 1.0, 1e-12));
+        assert!(close(fit.coefficients[[0, 1]], 2.0, 1e-12));
+        assert!(close(fit.sigma[0], 2f64.sqrt(), 1e-12));
+        assert_eq!(fit.df_residual, vec![2.0]);
+        // (X'X)^-1 for x = 0..3: [[7/10, -3/10], [-3/10, 1/5]].
+        assert!(close(fit.cov_coefficients[[0, 0]], 0.7, 1e-12));
+        assert!(close(fit.cov_coefficients[[0, 1]], -0.3, 1e-12));
+        assert!(close(fit.stdev_unscaled[[0, 1]], 0.2f64.sqrt(), 1e-12));
+        assert!(close(fit.amean[0], 4.0, 1e-12));
+    }
+
+    #[test]
+    fn trigamma_inverse_inverts() {
+        for x in [1e-5, 0.01, 0.3, 1.0, 4.0, 100.0, 1e5] {
+            let y = trigamma_inverse(x);
+            assert!(close(trigamma(y), x, 1e-8), "{x}");
+        }
+        assert!(trigamma_inverse(-1.0).is_nan());
+        // Recurrences: psi(x + 1) = psi(x) + 1/x, psi'(x + 1) = psi'(x) - 1/x^2.
+        for x in [0.3, 2.5, 9.9, 10.1] {
+            assert!(close(digamma(x + 1.0), digamma(x) + 1.0 / x, 1e-13));
+            assert!(close(trigamma(x + 1.0), trigamma(x) - 1.0 / (x * x), 1e-13));
+            assert!(close(
+                tetragamma(x + 1.0),
+                tetragamma(x) + 2.0 / (x * x * x),
+                1e-12
+            ));
+        }
+    }
+
+    #[test]
+    fn quadrature_root_and_quantiles() {
+        let (nodes, weights) = gauss_legendre_unit(128);
+        assert!(close(weights.iter().sum::<f64>(), 1.0, 1e-14));
+        for k in [1, 5, 20, 60] {
+            let s: f64 = nodes.iter().zip(&weights).map(|(x, w)| w * x.powi(k)).sum();
+            assert!(close(s, 1.0 / (k as f64 + 1.0), 1e-13), "x^{k}");
+        }
+        let r = zeroin(0.0, 2.0, -2.0, 2.0, |x| x * x - 2.0, 1e-12, 1000);
+        assert!((r - 2f64.sqrt()).abs() < 1e-11);
+        for (d1, d2) in [(4.0, 10.0), (1.0, 2.5), (6.0, f64::INFINITY)] {
+            for p in [0.05, 0.5, 0.9] {
+                let q = f_quantile(p, d1, d2);
+                assert!(close(f_cdf(q, d1, d2), p, 1e-12), "{d1} {d2} {p}");
+                assert!(close(f_sf(q, d1, d2), 1.0 - p, 1e-12));
+            }
+        }
+    }
+
+    #[test]
+    fn eigen_and_contrasts() {
+        let a = ndarray::arr2(&[[1.0, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 1.0]]);
+        let (vals, vecs) = symmetric_eigen(&a);
+        let back = vecs
+            .dot(&Array2::from_diag(&ndarray::Array1::from(vals)))
+            .dot(&vecs.t());
+        for (x, y) in back.iter().zip(a.iter()) {
+            assert!((x - y).abs() < 1e-12);
+        }
+        // Contrast of an intercept design equals the direct group difference.
+        let y = ndarray::arr2(&[[1.0, 2.0, 4.0, 7.0], [0.0, 1.0, 0.0, 3.0]]);
+        let d = ndarray::arr2(&[[1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]]);
+        let fit = lm_fit(y.view(), d.view()).unwrap();
+        let sel = contrasts_fit(&fit, ndarray::arr2(&[[0.0], [1.0]]).view()).unwrap();
+        assert!(close(sel.coefficients[[0, 0]], 4.0, 1e-12));
+        assert!(close(sel.stdev_unscaled[[0, 0]], 1.0, 1e-12));
+        assert!(close(sel.cov_coefficients[[0, 0]], 1.0, 1e-12));
+    }
+}

@@ -271,3 +271,44 @@ pub fn propeller(
         s2_prior: eb.s2_prior,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_groups_give_zero_t_and_equal_props() {
+        // Groups 0 and 1 hold the same samples in a different order.
+        let counts = ndarray::arr2(&[
+            [10.0, 30.0, 60.0],
+            [20.0, 20.0, 60.0],
+            [20.0, 20.0, 60.0],
+            [10.0, 30.0, 60.0],
+        ]);
+        let out = propeller(
+            counts.view(),
+            &[0, 0, 1, 1],
+            2,
+            &PropellerOptions::default(),
+        )
+        .unwrap();
+        assert!(out.t_test);
+        assert_eq!(out.n_samples_per_group, vec![2, 2]);
+        for row in &out.rows {
+            assert!(row.t_or_f.abs() < 1e-10, "{row:?}");
+            assert!((row.props[0] - row.props[1]).abs() < 1e-15);
+            assert!((row.prop_ratio.unwrap() - 1.0).abs() < 1e-12);
+        }
+        assert!((out.rows[0].baseline_prop - 0.15).abs() < 1e-15);
+    }
+
+    #[test]
+    fn options_validate() {
+        assert!(PropellerOptions::default().validate().is_ok());
+        let bad = PropellerOptions {
+            trend: true,
+            ..PropellerOptions::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
