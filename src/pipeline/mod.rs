@@ -23,6 +23,7 @@ use crate::cluster::{leiden, Clustering, LeidenOptions};
 use crate::dataset::{CellTable, Column, Dataset};
 use crate::design::{Codes, Design};
 use crate::doublets::{scrublet_by_sample, ScrubletOptions};
+use crate::integrate::{harmony, Harmony, HarmonyOptions};
 use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
@@ -85,6 +86,16 @@ pub struct PipelineOptions {
     /// Remove the predicted doublets before normalization. Default `true`; `false` keeps them
     /// (their scores are still reported).
     pub remove_doublets: bool,
+    /// Harmony integration of the PCA embedding over `batch_key`; the corrected embedding feeds
+    /// the kNN graph, Leiden and UMAP. Default [`Switch::Auto`]: on when the input cells carry
+    /// two or more values of the key (a key left with one value after QC is a stated skip;
+    /// with [`Switch::On`] it is an error).
+    pub integration: Switch,
+    /// The cell-table key whose values are the batches: `sample` (the default), `condition`
+    /// or a column name.
+    pub batch_key: String,
+    /// Options of the Harmony integration (harmonypy's defaults).
+    pub harmony: HarmonyOptions,
     /// Worker threads of the run: `Some(n)` runs every step in a rayon pool of `n` threads
     /// made for the run; `None` (the default) uses rayon's global pool. Results are the same
     /// for any thread count.
@@ -102,6 +113,7 @@ impl PipelineOptions {
         self.leiden.seed = seed;
         self.umap.seed = seed;
         self.scrublet.seed = seed;
+        self.harmony.seed = seed;
         self
     }
 
@@ -121,6 +133,12 @@ impl PipelineOptions {
         self.leiden.validate().map_err(|e| e.within("leiden"))?;
         if self.doublets != Switch::Off {
             self.scrublet.validate().map_err(|e| e.within("scrublet"))?;
+        }
+        if self.integration != Switch::Off {
+            self.harmony.validate().map_err(|e| e.within("harmony"))?;
+            if self.batch_key.is_empty() {
+                return Err(Error::option("batch_key", "must name a cell-table key"));
+            }
         }
         if !self.skip_umap {
             self.umap.validate().map_err(|e| e.within("umap"))?;
@@ -169,6 +187,9 @@ impl Default for PipelineOptions {
             doublets: Switch::Auto,
             scrublet: ScrubletOptions::default(),
             remove_doublets: true,
+            integration: Switch::Auto,
+            batch_key: "sample".to_string(),
+            harmony: HarmonyOptions::default(),
             threads: None,
         }
     }
@@ -248,12 +269,31 @@ pub struct Analysis {
     pub markers: RankGenes,
     /// Time and memory per step, in order.
     pub steps: Vec<StepReport>,
+    /// Harmony integration, when it ran: the batches and the corrected embedding that fed
+    /// the kNN graph (Scanpy's `obsm["X_pca_harmony"]`).
+    pub integration: Option<Integration>,
+    /// The limits of the study design in plain words (one sample in a condition, a batch key
+    /// that splits the cells as the conditions do); empty when there are none.
+    pub design_limits: Vec<String>,
     /// Doublet detection (scores of every input cell; NaN for cells that failed QC or were in
     /// a sample too small to score), when it ran.
     pub doublets: Option<DoubletReport>,
     /// Options lowered to fit the data (for example fewer principal components than asked,
     /// because fewer cells passed QC), in plain words.
     pub warnings: Vec<String>,
+}
+
+/// The integration step's result.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// The batch key.
+    pub batch_key: String,
+    /// Batch names (in order of first appearance among the kept cells).
+    pub batches: Vec<String>,
+    /// Batch code of every kept cell.
+    pub batch_codes: Vec<u32>,
+    /// Harmony's corrected embedding, iterations and convergence.
+    pub harmony: Harmony,
 }
 
 /// What the doublet step found, indexed by input cell.
@@ -296,6 +336,9 @@ fn plan(data: &Dataset, opts: &PipelineOptions) -> Vec<&'static str> {
         steps.push("doublets");
     }
     steps.extend(["normalize", "hvg", "pca"]);
+    if integration_wanted(data, opts) {
+        steps.push("integrate");
+    }
     steps.extend(["neighbors", "leiden"]);
     if !opts.skip_umap {
         steps.push("umap");
@@ -309,6 +352,14 @@ fn n_distinct(labels: &[String]) -> usize {
     v.sort();
     v.dedup();
     v.len()
+}
+
+fn integration_wanted(data: &Dataset, opts: &PipelineOptions) -> bool {
+    match opts.integration {
+        Switch::On => true,
+        Switch::Off => false,
+        Switch::Auto => Codes::of(&data.cells, &opts.batch_key).is_ok_and(|c| c.len() >= 2),
+    }
 }
 
 fn doublets_wanted(data: &Dataset, opts: &PipelineOptions) -> bool {
@@ -417,6 +468,10 @@ fn run_cow(
             ),
         ));
     }
+    if opts.integration != Switch::Off {
+        // A batch key that is not in the cell table fails before any work.
+        Codes::of(&data.cells, &opts.batch_key).map_err(|e| e.within("pipeline"))?;
+    }
     let mut timer = Timer {
         progress,
         plan: plan(&data, opts),
@@ -456,6 +511,25 @@ fn run_cow(
         pca(&x, &o)
     })?;
 
+    let integration = if timer.plan.contains(&"integrate") {
+        timer.step("integrate", |_| {
+            integrate(&filtered.dataset.cells, &pca_result, opts, &mut warnings)
+        })?
+    } else {
+        None
+    };
+    let design_limits = Design::of(&filtered.dataset.cells)?.limits(
+        &filtered.dataset.cells,
+        integration
+            .as_ref()
+            .map(|i| Codes::from_labels(&i.batch_key, &batch_names(i)))
+            .as_ref(),
+    );
+    let embedding = match &integration {
+        Some(i) => i.harmony.embedding.view(),
+        None => pca_result.embedding.view(),
+    };
+
     let (knn_result, distances, connectivities) = timer.step("neighbors", |progress| {
         let mut o = opts.knn.clone();
         o.n_neighbors = o.n_neighbors.min(n);
@@ -465,7 +539,7 @@ fn run_cow(
                 opts.knn.n_neighbors
             ));
         }
-        let k = knn(pca_result.embedding.view(), &o)?;
+        let k = knn(embedding, &o)?;
         progress(0.8);
         let d = distances_matrix(&k)?;
         let c = umap_connectivities(&k, n, &opts.graph)?;
@@ -512,6 +586,8 @@ fn run_cow(
         markers,
         steps: timer.steps,
         doublets,
+        integration,
+        design_limits,
         warnings,
     })
 }
@@ -739,6 +815,52 @@ fn preprocess_timed(
         hvg_genes,
         doublets,
     })
+}
+
+/// The batch name of every kept cell of an integration.
+fn batch_names(i: &Integration) -> Vec<&str> {
+    i.batch_codes
+        .iter()
+        .map(|&c| i.batches.get(c as usize).map_or("", String::as_str))
+        .collect()
+}
+
+/// The integration step: Harmony over `opts.batch_key` of the kept cells. Fewer than two
+/// batches left after QC is a stated skip (`warnings`), or an error with [`Switch::On`].
+fn integrate(
+    cells: &CellTable,
+    pca: &Pca,
+    opts: &PipelineOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Integration>> {
+    let b = Codes::of(cells, &opts.batch_key)?;
+    if b.len() < 2 {
+        let why = format!(
+            "integration over {:?} skipped: the cells that passed QC carry {} value(s) of it; \
+             at least two batches are needed",
+            opts.batch_key,
+            b.len()
+        );
+        if opts.integration == Switch::On {
+            return Err(Error::data("integration", why));
+        }
+        warnings.push(why);
+        return Ok(None);
+    }
+    let h = harmony(pca.embedding.view(), &b.codes, &opts.harmony)?;
+    if !h.converged {
+        warnings.push(format!(
+            "Harmony did not converge in {} rounds (harmony.max_iter_harmony); the corrected \
+             embedding of the last round is used",
+            h.iterations
+        ));
+    }
+    Ok(Some(Integration {
+        batch_key: b.key,
+        batches: b.names,
+        batch_codes: b.codes,
+        harmony: h,
+    }))
 }
 
 /// The doublet step: Scrublet on each sample's cells that passed QC ([`scrublet_by_sample`]);
