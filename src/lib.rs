@@ -14,6 +14,7 @@ pub mod comparison;
 pub mod conditions;
 pub mod cpu;
 pub mod dataset;
+pub mod deseq;
 pub mod embed;
 pub mod error;
 pub mod genesets;
