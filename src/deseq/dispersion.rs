@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::glm::{chol_inverse, cholesky, gram, Design, Work};
-use super::special::{dnb_nll, trigamma};
+use super::special::{dnb_nll, nb_nll, trigamma};
 
 /// Initial dispersion of a gene (pydeseq2's `_fit_MoM_dispersions`): the smaller of the rough
 /// estimate `max(0, sum_j ((y_j - yhat_j)^2 - yhat_j) / ((n - p) yhat_j^2))` with `y = c / s`,
@@ -73,14 +73,42 @@ fn grad(
     g
 }
 
+/// The Cox-Reid adjusted negative log-likelihood whose derivative [`grad`] is.
+fn loss(
+    d: &Design,
+    counts: &[f64],
+    mu: &[f64],
+    log_alpha: f64,
+    prior: Option<Prior>,
+    ws: &mut Work,
+) -> f64 {
+    let (n, p) = (d.n, d.p);
+    let alpha = log_alpha.exp();
+    for j in 0..n {
+        ws.w[j] = mu[j] / (1.0 + mu[j] * alpha);
+    }
+    gram(&d.x, n, p, Some(&ws.w), &mut ws.mat);
+    let cr = if cholesky(&mut ws.mat, p) {
+        (0..p).map(|i| ws.mat[i * p + i].ln()).sum::<f64>()
+    } else {
+        0.0
+    };
+    let mut f = nb_nll(counts, mu, alpha) + cr;
+    if let Some((center, var)) = prior {
+        f += (log_alpha - center).powi(2) / (2.0 * var);
+    }
+    f
+}
+
 /// Projected-gradient tolerance of scipy's L-BFGS-B (`pgtol`), in `ln alpha` units.
 const PGTOL: f64 = 1e-5;
 
 /// Minimizes the Cox-Reid adjusted profile likelihood over `ln alpha` in
 /// `[ln min_disp, ln max_disp]`, from `ln alpha_start`.
 ///
-/// pydeseq2 runs L-BFGS-B on the same objective and bounds; here a 1-D bounded minimizer on
-/// `ln alpha` follows the descent direction from the start (steps doubling from 0.5 until the
+/// pydeseq2 runs L-BFGS-B on the same objective and bounds; here, after L-BFGS-B's first
+/// step (`x0 - g0` within the bounds, kept when the objective decreases by the Armijo rule),
+/// a 1-D bounded minimizer on `ln alpha` follows the descent direction from the start (steps doubling from 0.5 until the
 /// derivative changes sign or a bound is reached: a bound is the answer) and then finds the
 /// zero of the derivative inside the bracket with Brent's root finder (tolerance `1e-10` in
 /// `ln alpha`). As L-BFGS-B's projected-gradient test (`pgtol = 1e-5`), the start or a
@@ -106,6 +134,21 @@ pub(crate) fn fit_alpha(
     let outward = (a <= lo && ga > 0.0) || (a >= hi && ga < 0.0);
     if outward || ga.abs() <= PGTOL || !ga.is_finite() {
         return a.exp();
+    }
+    // L-BFGS-B's first iteration: the bounded step of the model with unit curvature,
+    // x0 - g0, kept when it decreases the objective enough (Armijo, 1e-3); it can jump over
+    // a nearby local minimum, as pydeseq2's fit does.
+    let x1 = (a - ga).clamp(lo, hi);
+    let f0 = loss(d, counts, mu, a, prior, ws);
+    let f1 = loss(d, counts, mu, x1, prior, ws);
+    if f1 <= f0 + 1e-3 * ga * (x1 - a) {
+        let g1 = grad(d, counts, mu, x1, prior, ws);
+        let outward = (x1 <= lo && g1 > 0.0) || (x1 >= hi && g1 < 0.0);
+        if outward || g1.abs() <= PGTOL || !g1.is_finite() {
+            return x1.exp();
+        }
+        a = x1;
+        ga = g1;
     }
     let dir = if ga < 0.0 { 1.0 } else { -1.0 };
     let mut step = 0.5;
