@@ -41,7 +41,10 @@
 //!
 //! Differences from pydeseq2, all numerical and small (tests/deseq.rs states the agreement):
 //! the 1-D dispersion fits use a bounded derivative-bracketing search with Brent's root finder
-//! on `ln alpha` instead of L-BFGS-B (and no grid-search fallback); the trend GLM is solved
+//! on `ln alpha` instead of L-BFGS-B (keeping L-BFGS-B's first unit-curvature step and its
+//! projected-gradient stop, `1e-5`, so genes in the flat Poisson limit stay where pydeseq2
+//! leaves them; no grid-search fallback); a few genes whose likelihood has two local minima
+//! can still end in the other one; the trend GLM is solved
 //! by Fisher scoring instead of L-BFGS-B; when IRLS diverges the bounded fallback is projected
 //! Fisher scoring instead of L-BFGS-B; when every gene has a zero this module returns an error
 //! instead of switching to iterative size factors.
@@ -52,6 +55,7 @@
 
 mod dispersion;
 mod glm;
+mod input;
 mod size_factors;
 mod special;
 mod wald;
@@ -368,73 +372,6 @@ fn second_pass(
     }
 }
 
-/// Checks the counts, the condition and the covariates.
-fn validate_input(
-    counts: &ArrayView2<f64>,
-    condition: &[u32],
-    covariates: Option<&ArrayView2<f64>>,
-) -> Result<()> {
-    let (n, g) = counts.dim();
-    if condition.len() != n {
-        return Err(Error::data(
-            "deseq",
-            format!(
-                "{} condition labels for {n} samples (count rows; counts are samples x genes)",
-                condition.len()
-            ),
-        ));
-    }
-    if g == 0 {
-        return Err(Error::data(
-            "deseq",
-            "the count matrix has no genes (columns)",
-        ));
-    }
-    if let Some(&bad) = condition.iter().find(|&&c| c > 1) {
-        return Err(Error::data(
-            "deseq",
-            format!("condition labels must be 0 or 1, got {bad}"),
-        ));
-    }
-    for level in 0..2u32 {
-        let k = condition.iter().filter(|&&c| c == level).count();
-        if k < 2 {
-            return Err(Error::data(
-                "deseq",
-                format!(
-                    "condition {level} has {k} sample(s): DESeq2 needs replicates, at least 2 \
-                     samples per condition"
-                ),
-            ));
-        }
-    }
-    if let Some(cov) = covariates {
-        if cov.nrows() != n {
-            return Err(Error::data(
-                "deseq",
-                format!("covariates have {} rows for {n} samples", cov.nrows()),
-            ));
-        }
-        if let Some(((j, k), v)) = cov.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::data(
-                "deseq",
-                format!("covariate {k} of sample {j} is not finite ({v})"),
-            ));
-        }
-    }
-    for ((j, gene), &c) in counts.indexed_iter() {
-        if !(c.is_finite() && c >= 0.0 && c.fract() == 0.0) {
-            return Err(Error::data(
-                "deseq",
-                format!(
-                    "count of sample {j}, gene {gene} is {c}: counts must be non-negative integers"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Differential expression between two conditions by DESeq2's method (see the module docs).
 ///
 /// `counts`: samples x genes, non-negative integers (e.g. pseudobulk sums); `condition`: 0/1
@@ -447,7 +384,7 @@ pub fn deseq(
     opts: &DeseqOptions,
 ) -> Result<Deseq> {
     opts.validate()?;
-    validate_input(&counts, condition, covariates.as_ref())?;
+    input::validate_input(&counts, condition, covariates.as_ref())?;
     let d = Design::new(condition, covariates.as_ref())?;
     let (n, g) = counts.dim();
     let p = d.p;
