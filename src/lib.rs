@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod dataset;
 pub mod design;
 pub mod doublets;
+pub mod deseq;
 pub mod embed;
 pub mod error;
 pub mod genesets;
