@@ -24,6 +24,7 @@ pub mod io;
 pub mod loess;
 pub mod lognorm;
 pub mod markers;
+pub mod milo;
 pub mod neighbors;
 pub mod normalize;
 pub mod pca;
