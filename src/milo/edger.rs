@@ -24,6 +24,13 @@
 //!   own Levenberg-Marquardt loop (same maximum, different path).
 //!
 //! Tagwise dispersions are not computed: the QL pipeline uses only the trended ones.
+//!
+//! Measured against edgeR 3.40.2 (`scripts/reference_milo.R`, 175 neighbourhoods x 6 samples,
+//! designs `~ condition` and `~ batch + condition`): TMM factors within `1e-6`; trended
+//! dispersions within 7.5% (the smoother); log2 fold changes within `2.1e-3` and `6.1e-3`;
+//! p-values Spearman 0.9988 and 0.9984 against the robust QL test (0.9999 and 0.99996 against
+//! edgeR's non-robust one), largest `|log10 p|` difference 0.42; prior df 35.1 where limma's
+//! non-robust `fitFDist` gives 35.4 (`~ batch + condition`).
 
 use super::squeeze::{average_ranks, maximize_interpolant, quantile_sorted, smooth_columns};
 use crate::error::{Error, Result};
@@ -730,4 +737,52 @@ pub fn ql_test(counts: ArrayView2<f64>, design: ArrayView2<f64>) -> Result<QlTes
         df_prior: sq.df_prior,
         p_value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn tmm_of_proportional_samples_is_one() {
+        let c = array![
+            [10.0, 20.0, 30.0],
+            [5.0, 10.0, 15.0],
+            [0.0, 0.0, 0.0],
+            [7.0, 14.0, 21.0]
+        ];
+        let lib = [22.0, 44.0, 66.0];
+        for f in tmm_factors(c.view(), &lib) {
+            assert!((f - 1.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn deviance_is_zero_at_the_data_and_fits_agree() {
+        assert!(unit_deviance(7.0, 7.0, 0.1).abs() < 1e-12);
+        assert!(unit_deviance(0.0, 0.0, 0.1).abs() < 1e-12);
+        // The same model space as a one-way layout and as a crossed design with a covariate
+        // that has no effect: the condition coefficient agrees.
+        let y = [12.0, 30.0, 15.0, 40.0];
+        let off = [0.0, 0.1, -0.1, 0.05];
+        let oneway =
+            Design::new(array![[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]].view()).unwrap();
+        assert!(oneway.oneway.is_some());
+        let a = glm_fit(&y, &oneway, &off, 0.05);
+        let crossed = Design::new(
+            array![
+                [1.0, 0.0, 0.0],
+                [1.0, 1.0, 1.0],
+                [1.0, 1.0, 0.0],
+                [1.0, 0.0, 1.0]
+            ]
+            .view(),
+        )
+        .unwrap();
+        assert!(crossed.oneway.is_none());
+        let b = glm_fit(&y, &crossed, &off, 0.05);
+        assert!(b.dev <= a.dev + 1e-9);
+        assert!(Design::new(array![[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]].view()).is_err());
+    }
 }

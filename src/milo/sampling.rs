@@ -221,3 +221,23 @@ pub fn neighbourhoods_from_index_cells(knn: &Knn, index_cells: &[usize]) -> Resu
         kth_distance,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbourhoods_use_the_undirected_graph() {
+        // Cell 3 lists cell 0 among its neighbours, cell 0 does not list cell 3.
+        let knn = Knn {
+            n_neighbors: 2,
+            indices: vec![0, 1, 1, 0, 2, 1, 3, 0],
+            distances: vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 2.0],
+        };
+        let n = neighbourhoods_from_index_cells(&knn, &[0, 2]).unwrap();
+        assert_eq!(n.members, vec![vec![0, 1, 3], vec![1, 2]]);
+        assert_eq!(n.kth_distance, vec![1.0, 1.0]);
+        assert!(neighbourhoods_from_index_cells(&knn, &[0, 0]).is_err());
+        assert!(neighbourhoods_from_index_cells(&knn, &[4]).is_err());
+    }
+}

@@ -15,10 +15,10 @@
 
 use rayon::prelude::*;
 
-/// Digamma function (recurrence to `x >= 6`, then the asymptotic series).
+/// Digamma function (recurrence to `x >= 12`, then the asymptotic series).
 pub(crate) fn digamma(mut x: f64) -> f64 {
     let mut r = 0.0;
-    while x < 6.0 {
+    while x < 12.0 {
         r -= 1.0 / x;
         x += 1.0;
     }
@@ -31,7 +31,7 @@ pub(crate) fn digamma(mut x: f64) -> f64 {
 /// Trigamma function.
 pub(crate) fn trigamma(mut x: f64) -> f64 {
     let mut r = 0.0;
-    while x < 6.0 {
+    while x < 12.0 {
         r += 1.0 / (x * x);
         x += 1.0;
     }
@@ -42,13 +42,15 @@ pub(crate) fn trigamma(mut x: f64) -> f64 {
 /// Tetragamma function (second derivative of digamma).
 fn tetragamma(mut x: f64) -> f64 {
     let mut r = 0.0;
-    while x < 6.0 {
+    while x < 12.0 {
         r -= 2.0 / (x * x * x);
         x += 1.0;
     }
     let f = 1.0 / (x * x);
-    r - f / x * (1.0 + 1.0 / (2.0 * x))
-        - f * f * (0.5 - f * (1.0 / 6.0 - f * (1.0 / 6.0 - f * 3.0 / 10.0)))
+    // -1/x^2 - 1/x^3 - 1/(2x^4) + 1/(6x^6) - 1/(6x^8) + 3/(10x^10) - 5/(6x^12)
+    r - f
+        - f / x
+        - f * f * (0.5 - f * (1.0 / 6.0 - f * (1.0 / 6.0 - f * (3.0 / 10.0 - f * 5.0 / 6.0))))
 }
 
 /// limma's `trigammaInverse` (Newton iteration from `0.5 + 1/x`).
@@ -371,4 +373,46 @@ pub(crate) fn smooth_columns(l0: &[f64], g: usize, x: &[f64], span: f64) -> Vec<
         })
         .collect();
     rows.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_functions() {
+        assert!((digamma(1.0) + 0.577_215_664_901_532_9).abs() < 1e-13);
+        assert!((digamma(0.5) + 1.963_510_026_021_423_5).abs() < 1e-12);
+        let pi2_6 = std::f64::consts::PI.powi(2) / 6.0;
+        assert!((trigamma(1.0) - pi2_6).abs() < 1e-12);
+        // psi''(1) = -2 zeta(3).
+        assert!((tetragamma(1.0) + 2.0 * 1.202_056_903_159_594_2).abs() < 1e-11);
+        for y in [0.3, 1.0, 3.7, 40.0] {
+            assert!(
+                (trigamma_inverse(trigamma(y)) / y - 1.0).abs() < 1e-7,
+                "{y}"
+            );
+        }
+    }
+
+    #[test]
+    fn spline_maximum_of_a_cubic_is_exact() {
+        let x: Vec<f64> = (0..21).map(|i| -10.0 + i as f64).collect();
+        // A cubic (the FMM spline reproduces it) with its maximum at 1.3.
+        let y: Vec<f64> = x
+            .iter()
+            .map(|v| -(v - 1.3f64).powi(2) + 0.01 * (v - 1.3f64).powi(3))
+            .collect();
+        assert!((maximize_interpolant(&x, &y) - 1.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantiles_and_ranks_follow_r() {
+        let s = [1.0, 2.0, 4.0, 10.0];
+        assert!((quantile_sorted(&s, 0.75) - 5.5).abs() < 1e-12);
+        assert_eq!(
+            average_ranks(&[3.0, 1.0, 3.0, 2.0]),
+            vec![3.5, 1.0, 3.5, 2.0]
+        );
+    }
 }
