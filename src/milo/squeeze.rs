@@ -11,7 +11,8 @@
 //! the module docs of `edger`.
 //!
 //! Also here: edgeR's `maximizeInterpolant` (FMM spline), the local smoother of the dispersion
-//! trend, R's type-7 quantiles and average ranks.
+//! trend, R's type-7 quantiles and average ranks, and the small dense linear algebra of the
+//! GLM fits (rank, inverse, Cholesky solve).
 
 use rayon::prelude::*;
 
@@ -373,6 +374,105 @@ pub(crate) fn smooth_columns(l0: &[f64], g: usize, x: &[f64], span: f64) -> Vec<
         })
         .collect();
     rows.concat()
+}
+
+/// Rank by Gaussian elimination with partial pivoting (tolerance `1e-7` relative, as R's `qr`).
+pub(crate) fn rank(x: &[f64], n: usize, p: usize) -> usize {
+    let mut a = x.to_vec();
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+    let (mut r, mut row) = (0, 0);
+    for c in 0..p {
+        if row >= n {
+            break;
+        }
+        let piv = (row..n).max_by(|&i, &j| a[i * p + c].abs().total_cmp(&a[j * p + c].abs()));
+        let Some(piv) = piv else { break };
+        if a[piv * p + c].abs() <= 1e-7 * scale {
+            continue;
+        }
+        for k in 0..p {
+            a.swap(row * p + k, piv * p + k);
+        }
+        for i in row + 1..n {
+            let f = a[i * p + c] / a[row * p + c];
+            for k in c..p {
+                a[i * p + k] -= f * a[row * p + k];
+            }
+        }
+        row += 1;
+        r += 1;
+    }
+    r
+}
+
+/// Inverse of a small square matrix (Gauss-Jordan); `None` if singular.
+pub(crate) fn invert(a: &[f64], p: usize) -> Option<Vec<f64>> {
+    let mut m = a.to_vec();
+    let mut inv: Vec<f64> = (0..p * p)
+        .map(|k| if k / p == k % p { 1.0 } else { 0.0 })
+        .collect();
+    for c in 0..p {
+        let piv = (c..p).max_by(|&i, &j| m[i * p + c].abs().total_cmp(&m[j * p + c].abs()))?;
+        if m[piv * p + c].abs() < 1e-12 {
+            return None;
+        }
+        for k in 0..p {
+            m.swap(c * p + k, piv * p + k);
+            inv.swap(c * p + k, piv * p + k);
+        }
+        let d = m[c * p + c];
+        for k in 0..p {
+            m[c * p + k] /= d;
+            inv[c * p + k] /= d;
+        }
+        for i in (0..p).filter(|&i| i != c) {
+            let f = m[i * p + c];
+            for k in 0..p {
+                m[i * p + k] -= f * m[c * p + k];
+                inv[i * p + k] -= f * inv[c * p + k];
+            }
+        }
+    }
+    Some(inv)
+}
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Solves `(A + ridge I) x = b` for a small symmetric positive definite `A` (Cholesky).
+pub(crate) fn solve_spd(a: &[f64], b: &[f64], p: usize, ridge: f64) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..=i {
+            let mut s = a[i * p + j] + if i == j { ridge } else { 0.0 };
+            for k in 0..j {
+                s -= l[i * p + k] * l[j * p + k];
+            }
+            if i == j {
+                if s <= 0.0 || !s.is_finite() {
+                    return None;
+                }
+                l[i * p + i] = s.sqrt();
+            } else {
+                l[i * p + j] = s / l[j * p + j];
+            }
+        }
+    }
+    let mut z = b.to_vec();
+    for i in 0..p {
+        for k in 0..i {
+            z[i] -= l[i * p + k] * z[k];
+        }
+        z[i] /= l[i * p + i];
+    }
+    for i in (0..p).rev() {
+        for k in i + 1..p {
+            z[i] -= l[k * p + i] * z[k];
+        }
+        z[i] /= l[i * p + i];
+    }
+    Some(z)
 }
 
 #[cfg(test)]
