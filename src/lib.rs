@@ -31,6 +31,7 @@ pub mod limma;
 pub mod loess;
 pub mod lognorm;
 pub mod markers;
+pub mod milo;
 pub mod neighbors;
 pub mod normalize;
 pub mod pca;
