@@ -115,6 +115,9 @@ fn run() -> Result<(), String> {
     if out.is_none() && sheet.is_none() {
         return Err("--out FILE.h5 or --sample-sheet DIR is required".into());
     }
+    if let Some(dir) = &sheet {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let t = Instant::now();
     let sim = simulate(&opts).map_err(|e| e.to_string())?;
     let simulated = t.elapsed().as_secs_f64();
@@ -147,7 +150,6 @@ fn run() -> Result<(), String> {
         written.push(out.display().to_string());
     }
     if let Some(dir) = &sheet {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut lines = vec!["sample,condition,path".to_string()];
         for (k, name) in tr.sample_names.iter().enumerate() {
             let cells: Vec<usize> = (0..tr.sample.len())
