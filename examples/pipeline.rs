@@ -64,6 +64,19 @@ struct Args {
     /// Genes need to be detected in at least this many cells.
     #[arg(long, default_value_t = 3)]
     min_cells: u32,
+    /// Keep the predicted doublets (they are scored and reported, not removed).
+    #[arg(long)]
+    keep_doublets: bool,
+    /// Do not look for doublets (by default each sample is scored when there are several).
+    #[arg(long)]
+    no_doublets: bool,
+    /// Do not integrate the samples (by default Harmony over --batch-key when there are
+    /// several batches).
+    #[arg(long)]
+    no_integration: bool,
+    /// The cell-table key whose values are the batches of the integration.
+    #[arg(long, default_value = "sample")]
+    batch_key: String,
     /// Worker threads (all cores when not given).
     #[arg(long)]
     threads: Option<usize>,
@@ -102,6 +115,14 @@ impl Args {
         o.filter.min_genes = Some(self.min_genes);
         o.filter.min_cells = Some(self.min_cells);
         o.threads = self.threads;
+        o.remove_doublets = !self.keep_doublets;
+        if self.no_doublets {
+            o.doublets = pipeline::Switch::Off;
+        }
+        if self.no_integration {
+            o.integration = pipeline::Switch::Off;
+        }
+        o.batch_key = self.batch_key.clone();
         o
     }
 }
@@ -197,6 +218,34 @@ fn analyse(
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);
+    if let Some(d) = &analysis.doublets {
+        for s in &d.per_sample {
+            match &s.skipped {
+                Some(why) => println!("doublets: sample {} not scored: {why}", s.sample),
+                None => println!(
+                    "doublets: sample {}: {} of {} cells predicted doublets{}",
+                    s.sample,
+                    s.n_predicted,
+                    s.n_cells,
+                    if d.removed { ", removed" } else { ", kept" }
+                ),
+            }
+        }
+    }
+    if let Some(i) = &analysis.integration {
+        println!(
+            "integration: Harmony over {} ({} batches), {} rounds{}; mean batch LISI {:.2} -> {:.2}",
+            i.batch_key,
+            i.batches.len(),
+            i.harmony.iterations,
+            if i.harmony.converged { "" } else { " (not converged)" },
+            i.lisi_before,
+            i.lisi_after
+        );
+    }
+    for l in &analysis.design_limits {
+        println!("design limit: {l}");
+    }
     for w in &analysis.warnings {
         eprintln!("warning: {w}");
     }

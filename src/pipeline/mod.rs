@@ -23,7 +23,6 @@ use crate::cluster::{leiden, Clustering, LeidenOptions};
 use crate::dataset::{CellTable, Column, Dataset};
 use crate::design::{Codes, Design};
 use crate::doublets::{scrublet_by_sample, ScrubletOptions};
-use crate::integrate::{harmony, Harmony, HarmonyOptions};
 use crate::embed::{umap_with_progress, Init, UmapOptions};
 use crate::error::{Error, Result};
 use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
@@ -31,6 +30,7 @@ use crate::hvg::{
     highly_variable_from_moments, highly_variable_genes, log1p_moments, moments_from_col_sums,
     Flavor, Hvg, HvgOptions,
 };
+use crate::integrate::{harmony, lisi, Harmony, HarmonyOptions};
 use crate::lognorm::LogCounts;
 use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
 use crate::neighbors::{knn, Knn, KnnOptions};
@@ -294,6 +294,11 @@ pub struct Integration {
     pub batch_codes: Vec<u32>,
     /// Harmony's corrected embedding, iterations and convergence.
     pub harmony: Harmony,
+    /// Mean integration LISI of the batches (perplexity 30; 1 = each cell's neighbourhood
+    /// holds one batch, the number of batches = perfectly mixed) on the PCA embedding ...
+    pub lisi_before: f64,
+    /// ... and on the corrected one.
+    pub lisi_after: f64,
 }
 
 /// What the doublet step found, indexed by input cell.
@@ -384,7 +389,11 @@ impl Timer<'_> {
         name: &'static str,
         f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
     ) -> Result<T> {
-        let index = self.plan.iter().position(|s| *s == name).map_or(0, |i| i + 1);
+        let index = self
+            .plan
+            .iter()
+            .position(|s| *s == name)
+            .map_or(0, |i| i + 1);
         let total = self.plan.len();
         let mut report = |fraction| {
             (self.progress)(&Progress {
@@ -676,7 +685,11 @@ fn preprocess_timed(
     // step is then the selection from those moments, with the same result. With an owned
     // dataset, a fixed target sum and no excluded genes, that pass rides on the filter's
     // in-place pass over the kept cells (the `qc` step then includes it).
-    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3);
+    // With batches to integrate, the highly variable genes are selected within each batch and
+    // combined (Scanpy's `highly_variable_genes(batch_key=...)`), so that genes that differ
+    // between batches only are not taken for cell-type signal; that needs the log matrix.
+    let batched_hvg = integration_wanted(&data, opts);
+    let fused = !matches!(opts.hvg.flavor, Flavor::SeuratV3) && !batched_hvg;
     let find_doublets = doublets_wanted(&data, opts);
     let ride = fused
         && !find_doublets
@@ -789,7 +802,18 @@ fn preprocess_timed(
         let hvg = match (moments, stored) {
             (Some(m), _) => highly_variable_from_moments(m.means, &m.variances, &opts.hvg)?,
             (None, Some(log)) => {
-                highly_variable_genes(&log, Some(&filtered.dataset.counts), None, &opts.hvg)?
+                let batch = if batched_hvg {
+                    let b = Codes::of(&filtered.dataset.cells, &opts.batch_key)?;
+                    (b.len() >= 2).then_some(b.codes)
+                } else {
+                    None
+                };
+                highly_variable_genes(
+                    &log,
+                    Some(&filtered.dataset.counts),
+                    batch.as_deref(),
+                    &opts.hvg,
+                )?
             }
             (None, None) => {
                 return Err(Error::data(
@@ -855,11 +879,25 @@ fn integrate(
             h.iterations
         ));
     }
+    let mean_lisi = |e: ndarray::ArrayView2<f32>| -> Result<f64> {
+        let l = lisi(e, &b.codes, 30.0)?;
+        Ok(l.iter().sum::<f64>() / l.len().max(1) as f64)
+    };
+    let (lisi_before, lisi_after) = if b.codes.len() > 3 * 30 {
+        (
+            mean_lisi(pca.embedding.view())?,
+            mean_lisi(h.embedding.view())?,
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     Ok(Some(Integration {
         batch_key: b.key,
         batches: b.names,
         batch_codes: b.codes,
         harmony: h,
+        lisi_before,
+        lisi_after,
     }))
 }
 

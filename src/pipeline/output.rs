@@ -110,7 +110,16 @@ fn write_qc(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
             "pct_counts_ribo",
             "passed",
             "removed_because",
-        ],
+        ]
+        .into_iter()
+        .chain(
+            a.doublets
+                .as_ref()
+                .map(|_| ["doublet_score", "predicted_doublet"])
+                .into_iter()
+                .flatten(),
+        )
+        .collect::<Vec<_>>(),
     )?;
     let mut reason = vec![String::new(); a.input_cells.len()];
     for (i, r) in &a.filtered.removed_cells {
@@ -120,20 +129,28 @@ fn write_qc(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
     }
     let q = &a.qc;
     for (i, why) in reason.iter().enumerate() {
-        write_csv_record(
-            w,
-            &[
-                a.input_cells.barcodes[i].as_str(),
-                &a.input_cells.sample[i],
-                &a.input_cells.condition[i],
-                &fmt_f64(q.total_counts[i]),
-                &q.n_genes_by_counts[i].to_string(),
-                &fmt_f64(q.pct_counts_mt[i]),
-                &fmt_f64(q.pct_counts_ribo[i]),
-                if why.is_empty() { "true" } else { "false" },
-                why,
-            ],
-        )?;
+        let mut fields = vec![
+            a.input_cells.barcodes[i].clone(),
+            a.input_cells.sample[i].clone(),
+            a.input_cells.condition[i].clone(),
+            fmt_f64(q.total_counts[i]),
+            q.n_genes_by_counts[i].to_string(),
+            fmt_f64(q.pct_counts_mt[i]),
+            fmt_f64(q.pct_counts_ribo[i]),
+            (if why.is_empty() { "true" } else { "false" }).to_string(),
+            why.clone(),
+        ];
+        if let Some(d) = &a.doublets {
+            let s = d.scores[i];
+            fields.push(if s.is_nan() {
+                String::new()
+            } else {
+                fmt_f64(s)
+            });
+            fields.push(d.predicted[i].to_string());
+        }
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        write_csv_record(w, &refs)?;
     }
     Ok(())
 }
@@ -229,6 +246,26 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
         "leiden_quality": a.clustering.quality,
         "marker_warnings": a.markers.warnings,
         "warnings": a.warnings,
+        "design_limits": a.design_limits,
+        "doublets": a.doublets.as_ref().map(|d| serde_json::json!({
+            "removed": d.removed,
+            "per_sample": d.per_sample.iter().map(|s| serde_json::json!({
+                "sample": s.sample,
+                "cells": s.n_cells,
+                "predicted_doublets": s.n_predicted,
+                "threshold": s.threshold,
+                "skipped": s.skipped,
+            })).collect::<Vec<_>>(),
+        })),
+        "integration": a.integration.as_ref().map(|i| serde_json::json!({
+            "method": "harmony",
+            "batch_key": i.batch_key,
+            "batches": i.batches,
+            "rounds": i.harmony.iterations,
+            "converged": i.harmony.converged,
+            "mean_batch_lisi_before": i.lisi_before,
+            "mean_batch_lisi_after": i.lisi_after,
+        })),
         "options": {
             "min_genes": opts.filter.min_genes,
             "min_cells": opts.filter.min_cells,
@@ -325,6 +362,10 @@ pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Res
     let mut out = H5adOutput::new(&x, &d.cells, &d.genes);
     out.layers.push(("counts".to_string(), &d.counts));
     out.obsm.push(("X_pca".to_string(), a.pca.embedding.view()));
+    if let Some(i) = &a.integration {
+        out.obsm
+            .push(("X_pca_harmony".to_string(), i.harmony.embedding.view()));
+    }
     if a.umap.nrows() == d.n_cells() {
         out.obsm.push(("X_umap".to_string(), a.umap.view()));
     }
