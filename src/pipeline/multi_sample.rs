@@ -1,0 +1,137 @@
+//! The steps of a run with several samples: doublet detection per sample and the integration
+//! of batches.
+
+use super::{DoubletReport, Integration, PipelineOptions, Switch};
+use crate::dataset::{CellTable, Column};
+use crate::design::Codes;
+use crate::doublets::scrublet_by_sample;
+use crate::error::{Error, Result};
+use crate::integrate::{harmony, lisi};
+use crate::pca::Pca;
+use crate::qc::{Filtered, Reason};
+
+/// The batch name of every kept cell of an integration.
+pub(super) fn batch_names(i: &Integration) -> Vec<&str> {
+    i.batch_codes
+        .iter()
+        .map(|&c| i.batches.get(c as usize).map_or("", String::as_str))
+        .collect()
+}
+
+/// The integration step: Harmony over `opts.batch_key` of the kept cells. Fewer than two
+/// batches left after QC is a stated skip (`warnings`), or an error with [`Switch::On`].
+pub(super) fn integrate(
+    cells: &CellTable,
+    pca: &Pca,
+    opts: &PipelineOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Integration>> {
+    let b = Codes::of(cells, &opts.batch_key)?;
+    if b.len() < 2 {
+        let why = format!(
+            "integration over {:?} skipped: the cells that passed QC carry {} value(s) of it; \
+             at least two batches are needed",
+            opts.batch_key,
+            b.len()
+        );
+        if opts.integration == Switch::On {
+            return Err(Error::data("integration", why));
+        }
+        warnings.push(why);
+        return Ok(None);
+    }
+    let h = harmony(pca.embedding.view(), &b.codes, &opts.harmony)?;
+    if !h.converged {
+        warnings.push(format!(
+            "Harmony did not converge in {} rounds (harmony.max_iter_harmony); the corrected \
+             embedding of the last round is used",
+            h.iterations
+        ));
+    }
+    let mean_lisi = |e: ndarray::ArrayView2<f32>| -> Result<f64> {
+        let l = lisi(e, &b.codes, 30.0)?;
+        Ok(l.iter().sum::<f64>() / l.len().max(1) as f64)
+    };
+    let (lisi_before, lisi_after) = if b.codes.len() > 3 * 30 {
+        (
+            mean_lisi(pca.embedding.view())?,
+            mean_lisi(h.embedding.view())?,
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    Ok(Some(Integration {
+        batch_key: b.key,
+        batches: b.names,
+        batch_codes: b.codes,
+        harmony: h,
+        lisi_before,
+        lisi_after,
+    }))
+}
+
+/// The doublet step: Scrublet on each sample's cells that passed QC ([`scrublet_by_sample`]);
+/// the scores go into the cell table (`doublet_score`, `predicted_doublet`) and, indexed by
+/// input cell, into the report. With `remove_doublets` the predicted doublets are removed
+/// (recorded as [`Reason::Doublet`]) and the kept rows are returned.
+pub(super) fn find_and_remove_doublets(
+    filtered: &mut Filtered,
+    n_input_cells: usize,
+    opts: &PipelineOptions,
+) -> Result<(DoubletReport, Option<Vec<usize>>)> {
+    let d = &filtered.dataset;
+    let samples = Codes::from_labels("sample", &d.cells.sample);
+    let found = scrublet_by_sample(&d.counts, &samples.codes, &samples.names, &opts.scrublet)?;
+    // Input index of each kept cell: the input cells not removed by QC, in order.
+    let mut removed = vec![false; n_input_cells];
+    for &(i, _) in &filtered.removed_cells {
+        if let Some(r) = removed.get_mut(i) {
+            *r = true;
+        }
+    }
+    let input_index: Vec<usize> = (0..n_input_cells).filter(|&i| !removed[i]).collect();
+    if input_index.len() != d.n_cells() || found.scores.len() != d.n_cells() {
+        return Err(Error::data(
+            "doublets",
+            "the QC record and the kept cells disagree in number",
+        ));
+    }
+    let mut scores = vec![f64::NAN; n_input_cells];
+    let mut predicted = vec![false; n_input_cells];
+    for (k, &i) in input_index.iter().enumerate() {
+        scores[i] = found.scores[k];
+        predicted[i] = found.predicted[k];
+    }
+    filtered
+        .dataset
+        .cells
+        .set("doublet_score", Column::F64(found.scores.clone()))?;
+    filtered
+        .dataset
+        .cells
+        .set("predicted_doublet", Column::Bool(found.predicted.clone()))?;
+    let report = DoubletReport {
+        scores,
+        predicted,
+        per_sample: found.per_sample,
+        removed: opts.remove_doublets,
+    };
+    if !opts.remove_doublets {
+        return Ok((report, None));
+    }
+    let keep: Vec<usize> = (0..found.predicted.len())
+        .filter(|&k| !found.predicted[k])
+        .collect();
+    let n_doublets = found.predicted.len() - keep.len();
+    if n_doublets > 0 {
+        for (k, &i) in input_index.iter().enumerate() {
+            if found.predicted[k] {
+                filtered.removed_cells.push((i, Reason::Doublet));
+            }
+        }
+        filtered.removed_cells.sort_unstable_by_key(|&(i, _)| i);
+        filtered.cell_summary.push((Reason::Doublet, n_doublets));
+        filtered.dataset = filtered.dataset.select_cells(&keep)?;
+    }
+    Ok((report, Some(keep)))
+}
