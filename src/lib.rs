@@ -16,9 +16,9 @@ pub mod comparison;
 pub mod conditions;
 pub mod cpu;
 pub mod dataset;
+pub mod deseq;
 pub mod design;
 pub mod doublets;
-pub mod deseq;
 pub mod embed;
 pub mod error;
 pub mod genesets;
@@ -45,6 +45,7 @@ pub mod simulate;
 pub mod sparse;
 pub mod stats;
 pub mod stream;
+pub mod within_cluster;
 
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
