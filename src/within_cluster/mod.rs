@@ -375,7 +375,8 @@ fn selected_genes<'a>(
     let mut up = Vec::new();
     let mut down = Vec::new();
     for r in rows {
-        if !(r.p_adjusted < opts.max_p_adj) {
+        // NaN (untested) fails the comparison and is left out.
+        if r.p_adjusted.is_nan() || r.p_adjusted >= opts.max_p_adj {
             continue;
         }
         if r.log2_fold_change >= opts.min_log2_fold_change {

@@ -198,7 +198,7 @@ pub fn write_within_cluster(r: &WithinCluster, dir: &Path) -> Result<Vec<PathBuf
             r.numerator, r.denominator
         );
         let p = dir.join(format!("volcano_{c}.png"));
-        render_png(&p, (900, 750), |root| volcano(&root, &points, &title))?;
+        render_png(&p, (900, 750), |root| volcano(root, &points, &title))?;
         files.push(p);
     }
 
@@ -228,7 +228,7 @@ pub fn write_within_cluster(r: &WithinCluster, dir: &Path) -> Result<Vec<PathBuf
         let w = 300 + 90 * sets.len() as u32;
         let h = 320 + 40 * clusters.len() as u32;
         render_png(&p, (w.max(600), h), |root| {
-            heatmap(&root, &clusters, &sets, &values, &title)
+            heatmap(root, &clusters, &sets, &values, &title)
         })?;
         files.push(p);
     }
