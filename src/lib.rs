@@ -45,6 +45,7 @@ pub mod simulate;
 pub mod sparse;
 pub mod stats;
 pub mod stream;
+pub mod within_cluster;
 
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
