@@ -21,9 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+/// The font family the bundled font is registered under.
+pub(crate) const FAMILY: &str = "sans-serif";
 
-fn register_fonts() {
+/// Registers the bundled font (once per process) for every figure of the crate.
+pub(crate) fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [

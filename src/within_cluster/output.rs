@@ -5,18 +5,7 @@ use crate::error::{Error, Result};
 use crate::report::{commit_temporary, fmt_f64, write_atomic, write_csv_record};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
-
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
-
-fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // the bundled file is a valid TrueType font; a failure would show as a drawing error
-        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
-    });
-}
+use crate::plot::{register_fonts, FAMILY};
 
 /// Columns of `condition_de.csv`.
 pub const DE_COLUMNS: [&str; 12] = [
