@@ -43,6 +43,7 @@ pub mod qc;
 pub mod report;
 pub mod simulate;
 pub mod sparse;
+pub mod special;
 pub mod stats;
 pub mod stream;
 pub mod within_cluster;

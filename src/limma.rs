@@ -31,7 +31,11 @@
 //! is not implemented (limma uses a lowess trend there).
 
 use crate::error::{Error, Result};
+use crate::special::zeroin;
+pub use crate::special::{digamma, tetragamma, trigamma, trigamma_inverse};
 use crate::stats;
+pub use crate::stats::f_sf;
+use crate::stats::{average_ranks, f_density, f_quantile, median, order, quantile_sorted};
 use ndarray::{Array2, ArrayView2};
 
 /// A linear model fitted to every feature ([`lm_fit`]) or its contrasts ([`contrasts_fit`]).
@@ -643,7 +647,7 @@ impl NaturalSpline {
         let mut knots = Vec::with_capacity(df);
         knots.push(0.0);
         for k in 1..=n_interior {
-            let q = quantile7(&sorted, k as f64 / (n_interior + 1) as f64);
+            let q = quantile_sorted(&sorted, k as f64 / (n_interior + 1) as f64);
             knots.push((q - lo) / width);
         }
         knots.push((hi - lo) / width);
@@ -667,27 +671,6 @@ impl NaturalSpline {
             }
         }
         out
-    }
-}
-
-/// R's default (type 7) quantile of sorted data.
-fn quantile7(sorted: &[f64], prob: f64) -> f64 {
-    let n = sorted.len();
-    let h = (n - 1) as f64 * prob;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    let frac = h - lo as f64;
-    sorted[lo] + frac * (sorted[hi] - sorted[lo])
-}
-
-fn median(x: &[f64]) -> f64 {
-    let mut s = x.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
     }
 }
 
@@ -782,8 +765,8 @@ fn robust_core(x: &[f64], df1: &[f64], winsor: [f64; 2]) -> Result<(f64, f64, Ve
     let zresid: Vec<f64> = z.iter().map(|v| v - ztrend).collect();
     let mut sorted = zresid.clone();
     sorted.sort_by(f64::total_cmp);
-    let q_lo = quantile7(&sorted, winsor[0]);
-    let q_hi = quantile7(&sorted, 1.0 - winsor[1]);
+    let q_lo = quantile_sorted(&sorted, winsor[0]);
+    let q_hi = quantile_sorted(&sorted, 1.0 - winsor[1]);
     let zwins: Vec<f64> = zresid.iter().map(|v| v.max(q_lo).min(q_hi)).collect();
     let zwmean = zwins.iter().sum::<f64>() / nf;
     let zwvar = zwins
@@ -797,7 +780,7 @@ fn robust_core(x: &[f64], df1: &[f64], winsor: [f64; 2]) -> Result<(f64, f64, Ve
     let moments = |df2: f64| winsorized_moments(df1v, df2, winsor, &gl);
     let mom_inf = moments(f64::INFINITY);
     let funval_inf = (zwvar / mom_inf.1).ln();
-    let rank = ranks(&z);
+    let rank = average_ranks(&z);
     if funval_inf <= 0.0 {
         let ztc = ztrend + zwmean - mom_inf.0;
         let s20 = ztc.exp();
@@ -844,7 +827,7 @@ fn robust_core(x: &[f64], df1: &[f64], winsor: [f64; 2]) -> Result<(f64, f64, Ve
     let s20 = ztc.exp();
     let fstat: Vec<f64> = z.iter().map(|zi| (zi - ztc).exp()).collect();
     let log_tail_p: Vec<f64> = fstat.iter().map(|&f| f_sf(f, df1v, df2).ln()).collect();
-    let rank_f = ranks(&fstat);
+    let rank_f = average_ranks(&fstat);
     let log_pno: Vec<f64> = (0..n)
         .map(|i| (log_tail_p[i] - ((nf - rank_f[i] + 0.5).ln() - nf.ln())).min(0.0))
         .collect();
@@ -976,289 +959,6 @@ fn trimmed_mean(x: &[f64], trim: f64) -> f64 {
     let lo = (n as f64 * trim).floor() as usize;
     let hi = n - lo;
     s[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
-}
-
-/// Ranks (1-based, ties averaged) as R's `rank`.
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let o = order(x);
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < o.len() {
-        let mut j = i;
-        while j + 1 < o.len() && x[o[j + 1]] == x[o[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &o[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Stable ascending order (R's `order`).
-fn order(x: &[f64]) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..x.len()).collect();
-    o.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    o
-}
-
-/// Brent's root finder as R's `R_zeroin2` (the engine of `uniroot`), given the function
-/// values at both ends.
-fn zeroin(
-    ax: f64,
-    bx: f64,
-    fa: f64,
-    fb: f64,
-    f: impl Fn(f64) -> f64,
-    tol: f64,
-    max_iter: usize,
-) -> f64 {
-    let (mut a, mut b, mut fa, mut fb) = (ax, bx, fa, fb);
-    let (mut c, mut fc) = (a, fa);
-    if fa == 0.0 {
-        return a;
-    }
-    if fb == 0.0 {
-        return b;
-    }
-    for _ in 0..=max_iter {
-        let prev_step = b - a;
-        if fc.abs() < fb.abs() {
-            a = b;
-            b = c;
-            c = a;
-            fa = fb;
-            fb = fc;
-            fc = fa;
-        }
-        let tol_act = 2.0 * f64::EPSILON * b.abs() + tol / 2.0;
-        let mut new_step = (c - b) / 2.0;
-        if new_step.abs() <= tol_act || fb == 0.0 {
-            return b;
-        }
-        if prev_step.abs() >= tol_act && fa.abs() > fb.abs() {
-            let cb = c - b;
-            let (mut p, mut q);
-            if a == c {
-                let t1 = fb / fa;
-                p = cb * t1;
-                q = 1.0 - t1;
-            } else {
-                let qq = fa / fc;
-                let t1 = fb / fc;
-                let t2 = fb / fa;
-                p = t2 * (cb * qq * (qq - t1) - (b - a) * (t1 - 1.0));
-                q = (qq - 1.0) * (t1 - 1.0) * (t2 - 1.0);
-            }
-            if p > 0.0 {
-                q = -q;
-            } else {
-                p = -p;
-            }
-            if p < 0.75 * cb * q - (tol_act * q).abs() / 2.0 && p < (prev_step * q / 2.0).abs() {
-                new_step = p / q;
-            }
-        }
-        if new_step.abs() < tol_act {
-            new_step = if new_step > 0.0 { tol_act } else { -tol_act };
-        }
-        a = b;
-        fa = fb;
-        b += new_step;
-        fb = f(b);
-        if (fb > 0.0 && fc > 0.0) || (fb < 0.0 && fc < 0.0) {
-            c = a;
-            fc = fa;
-        }
-    }
-    b
-}
-
-// ---------------------------------------------------------------------------------------------
-// F and chi-square distributions
-// ---------------------------------------------------------------------------------------------
-
-/// `P(F > f)` for `F ~ F(df1, df2)` (`df2 = inf`: chi-square `df1 f` on `df1`), as R's
-/// `pf(f, df1, df2, lower.tail = FALSE)`.
-pub fn f_sf(f: f64, df1: f64, df2: f64) -> f64 {
-    if f.is_nan() || df1.is_nan() || df2.is_nan() {
-        return f64::NAN;
-    }
-    if f <= 0.0 {
-        return 1.0;
-    }
-    if f.is_infinite() {
-        return 0.0;
-    }
-    if df2.is_infinite() {
-        return stats::gamma_q(df1 / 2.0, df1 * f / 2.0);
-    }
-    if df1 * f > df2 {
-        stats::beta_inc(df2 / 2.0, df1 / 2.0, df2 / (df2 + df1 * f))
-    } else {
-        1.0 - stats::beta_inc(df1 / 2.0, df2 / 2.0, df1 * f / (df2 + df1 * f))
-    }
-}
-
-/// `P(F <= f)`.
-fn f_cdf(f: f64, df1: f64, df2: f64) -> f64 {
-    if f <= 0.0 {
-        return 0.0;
-    }
-    if df2.is_infinite() {
-        return stats::gamma_p(df1 / 2.0, df1 * f / 2.0);
-    }
-    if df1 * f > df2 {
-        1.0 - stats::beta_inc(df2 / 2.0, df1 / 2.0, df2 / (df2 + df1 * f))
-    } else {
-        stats::beta_inc(df1 / 2.0, df2 / 2.0, df1 * f / (df2 + df1 * f))
-    }
-}
-
-/// Density of `F(df1, df2)` (`df2 = inf`: `df1` times the chi-square density at `df1 x`).
-fn f_density(x: f64, df1: f64, df2: f64) -> f64 {
-    if x <= 0.0 {
-        return 0.0;
-    }
-    let a = df1 / 2.0;
-    if df2.is_infinite() {
-        // dgamma(x, shape = df1/2, scale = 2/df1)
-        let lg = a * a.ln() + (a - 1.0) * x.ln() - a * x - stats::ln_gamma(a);
-        return lg.exp();
-    }
-    let b = df2 / 2.0;
-    let l = a * (df1 / df2).ln() + (a - 1.0) * x.ln()
-        - (a + b) * (df1 * x / df2).ln_1p()
-        - stats::ln_beta(a, b);
-    l.exp()
-}
-
-/// Quantile of `F(df1, df2)` at lower-tail probability `p`, by bisection on `log f` to full
-/// precision; R's `qf` switches to the chi-square quantile for `df2 > 4e5` (when
-/// `df1 <= df2`), and so do we.
-fn f_quantile(p: f64, df1: f64, df2: f64) -> f64 {
-    let df2 = if df1 <= df2 && df2 > 4e5 {
-        f64::INFINITY
-    } else {
-        df2
-    };
-    let (mut lo, mut hi) = (-700.0f64, 700.0f64);
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if f_cdf(mid.exp(), df1, df2) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-16 * mid.abs().max(1.0) {
-            break;
-        }
-    }
-    (0.5 * (lo + hi)).exp()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Polygamma functions
-// ---------------------------------------------------------------------------------------------
-
-/// The digamma function `psi(x) = d/dx ln Gamma(x)` for `x > 0` (recurrence to `x >= 10`,
-/// then the asymptotic series; relative error about `1e-15`). `NaN` for `x <= 0`.
-pub fn digamma(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
-    }
-    if x.is_infinite() {
-        return f64::INFINITY;
-    }
-    let mut x = x;
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc -= 1.0 / x;
-        x += 1.0;
-    }
-    let r = 1.0 / (x * x);
-    let series = r
-        * (1.0 / 12.0
-            - r * (1.0 / 120.0
-                - r * (1.0 / 252.0 - r * (1.0 / 240.0 - r * (1.0 / 132.0 - r * 691.0 / 32760.0)))));
-    acc + x.ln() - 0.5 / x - series
-}
-
-/// The trigamma function `psi'(x)` for `x > 0` (recurrence and asymptotic series).
-pub fn trigamma(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
-    }
-    if x.is_infinite() {
-        return 0.0;
-    }
-    let mut x = x;
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc += 1.0 / (x * x);
-        x += 1.0;
-    }
-    let r = 1.0 / (x * x);
-    // 1/x + 1/(2x^2) + sum B_2k / x^(2k+1)
-    let series = 1.0 / x
-        + 0.5 * r
-        + (r / x)
-            * (1.0 / 6.0
-                - r * (1.0 / 30.0
-                    - r * (1.0 / 42.0 - r * (1.0 / 30.0 - r * (5.0 / 66.0 - r * 691.0 / 2730.0)))));
-    acc + series
-}
-
-/// The tetragamma function `psi''(x)` for `x > 0` (R's `psigamma(x, 2)`).
-pub fn tetragamma(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
-    }
-    if x.is_infinite() {
-        return 0.0;
-    }
-    let mut x = x;
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc -= 2.0 / (x * x * x);
-        x += 1.0;
-    }
-    let r = 1.0 / (x * x);
-    // -1/x^2 - 1/x^3 - sum (2k+1) B_2k / x^(2k+2)
-    let series = -r
-        - r / x
-        - r * r
-            * (0.5
-                - r * (1.0 / 6.0
-                    - r * (1.0 / 6.0 - r * (3.0 / 10.0 - r * (5.0 / 6.0 - r * 691.0 / 210.0)))));
-    acc + series
-}
-
-/// Inverse of the trigamma function: the `y > 0` with `trigamma(y) = x`, by limma's Newton
-/// iteration (`trigammaInverse`: start `0.5 + 1/x`, stop when the relative step is below
-/// `1e-8`; `1/sqrt(x)` above `1e7`, `1/x` below `1e-6`). `NaN` for negative or NaN `x`.
-pub fn trigamma_inverse(x: f64) -> f64 {
-    if x.is_nan() || x < 0.0 {
-        return f64::NAN;
-    }
-    if x > 1e7 {
-        return 1.0 / x.sqrt();
-    }
-    if x < 1e-6 {
-        return 1.0 / x;
-    }
-    let mut y = 0.5 + 1.0 / x;
-    for _ in 0..=50 {
-        let tri = trigamma(y);
-        let dif = tri * (1.0 - tri / x) / tetragamma(y);
-        y += dif;
-        if -dif / y < 1e-8 {
-            break;
-        }
-    }
-    y
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1498,40 +1198,12 @@ mod tests {
     }
 
     #[test]
-    fn trigamma_inverse_inverts() {
-        for x in [1e-5, 0.01, 0.3, 1.0, 4.0, 100.0, 1e5] {
-            let y = trigamma_inverse(x);
-            assert!(close(trigamma(y), x, 1e-8), "{x}");
-        }
-        assert!(trigamma_inverse(-1.0).is_nan());
-        // Recurrences: psi(x + 1) = psi(x) + 1/x, psi'(x + 1) = psi'(x) - 1/x^2.
-        for x in [0.3, 2.5, 9.9, 10.1] {
-            assert!(close(digamma(x + 1.0), digamma(x) + 1.0 / x, 1e-13));
-            assert!(close(trigamma(x + 1.0), trigamma(x) - 1.0 / (x * x), 1e-13));
-            assert!(close(
-                tetragamma(x + 1.0),
-                tetragamma(x) + 2.0 / (x * x * x),
-                1e-12
-            ));
-        }
-    }
-
-    #[test]
-    fn quadrature_root_and_quantiles() {
+    fn quadrature() {
         let (nodes, weights) = gauss_legendre_unit(128);
         assert!(close(weights.iter().sum::<f64>(), 1.0, 1e-14));
         for k in [1, 5, 20, 60] {
             let s: f64 = nodes.iter().zip(&weights).map(|(x, w)| w * x.powi(k)).sum();
             assert!(close(s, 1.0 / (k as f64 + 1.0), 1e-13), "x^{k}");
-        }
-        let r = zeroin(0.0, 2.0, -2.0, 2.0, |x| x * x - 2.0, 1e-12, 1000);
-        assert!((r - 2f64.sqrt()).abs() < 1e-11);
-        for (d1, d2) in [(4.0, 10.0), (1.0, 2.5), (6.0, f64::INFINITY)] {
-            for p in [0.05, 0.5, 0.9] {
-                let q = f_quantile(p, d1, d2);
-                assert!(close(f_cdf(q, d1, d2), p, 1e-12), "{d1} {d2} {p}");
-                assert!(close(f_sf(q, d1, d2), 1.0 - p, 1e-12));
-            }
         }
     }
 

@@ -5,7 +5,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::glm::{chol_inverse, cholesky, gram, Design, Work};
-use super::special::{dnb_nll, nb_nll, trigamma};
+use super::special::{dnb_nll, nb_nll};
+use crate::special::{trigamma, zeroin};
+use crate::stats::median_in_place as median;
 
 /// Initial dispersion of a gene (pydeseq2's `_fit_MoM_dispersions`): the smaller of the rough
 /// estimate `max(0, sum_j ((y_j - yhat_j)^2 - yhat_j) / ((n - p) yhat_j^2))` with `y = c / s`,
@@ -175,79 +177,16 @@ pub(crate) fn fit_alpha(
     if gb == 0.0 {
         return b.exp();
     }
-    brent_root(a, ga, b, gb, 1e-10, |x| grad(d, counts, mu, x, prior, ws)).exp()
-}
-
-/// Brent's root finder (zeroin) on `[a, b]` with `f(a) f(b) < 0`.
-fn brent_root(
-    mut a: f64,
-    mut fa: f64,
-    mut b: f64,
-    mut fb: f64,
-    tol: f64,
-    mut f: impl FnMut(f64) -> f64,
-) -> f64 {
-    let (mut c, mut fc) = (a, fa);
-    let mut d = b - a;
-    let mut e = d;
-    for _ in 0..200 {
-        if (fb > 0.0) == (fc > 0.0) {
-            c = a;
-            fc = fa;
-            d = b - a;
-            e = d;
-        }
-        if fc.abs() < fb.abs() {
-            a = b;
-            b = c;
-            c = a;
-            fa = fb;
-            fb = fc;
-            fc = fa;
-        }
-        let tol1 = 2.0 * f64::EPSILON * b.abs() + 0.5 * tol;
-        let xm = 0.5 * (c - b);
-        if xm.abs() <= tol1 || fb == 0.0 {
-            return b;
-        }
-        if e.abs() >= tol1 && fa.abs() > fb.abs() {
-            let s = fb / fa;
-            let (mut p, mut q);
-            if a == c {
-                p = 2.0 * xm * s;
-                q = 1.0 - s;
-            } else {
-                let qq = fa / fc;
-                let r = fb / fc;
-                p = s * (2.0 * xm * qq * (qq - r) - (b - a) * (r - 1.0));
-                q = (qq - 1.0) * (r - 1.0) * (s - 1.0);
-            }
-            if p > 0.0 {
-                q = -q;
-            }
-            p = p.abs();
-            let min1 = 3.0 * xm * q - (tol1 * q).abs();
-            let min2 = (e * q).abs();
-            if 2.0 * p < min1.min(min2) {
-                e = d;
-                d = p / q;
-            } else {
-                d = xm;
-                e = d;
-            }
-        } else {
-            d = xm;
-            e = d;
-        }
-        a = b;
-        fa = fb;
-        b += if d.abs() > tol1 { d } else { tol1.copysign(xm) };
-        fb = f(b);
-        if !fb.is_finite() {
-            return a;
-        }
-    }
-    b
+    zeroin(
+        a,
+        b,
+        ga,
+        gb,
+        |x| grad(d, counts, mu, x, prior, ws),
+        1e-10,
+        200,
+    )
+    .exp()
 }
 
 /// Kind of dispersion trend.
@@ -399,20 +338,6 @@ pub(crate) fn mean_trend(genewise: &[f64], min_disp: f64) -> f64 {
     kept.iter().sum::<f64>() / kept.len() as f64
 }
 
-/// Median as NumPy's (mean of the two middle values for an even count); `NaN` when empty.
-pub(crate) fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Prior of the MAP fit (pydeseq2's `fit_dispersion_prior`): with the residuals
 /// `r = ln(genewise) - ln(fitted)` of the genes whose gene-wise dispersion is at least
 /// `100 min_disp`, `squared_logres = MAD(r)^2` (median absolute deviation divided by
@@ -453,13 +378,6 @@ mod tests {
             (a0 - 0.05).abs() < 1e-8 && (a1 - 2.0).abs() < 1e-7,
             "{a0} {a1}"
         );
-    }
-
-    #[test]
-    fn median_is_numpy_median() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0, 10.0]), 2.5);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert!(median(&mut []).is_nan());
     }
 
     #[test]

@@ -454,7 +454,7 @@ pub fn deseq(
     let mut first = first;
 
     // Cook's outlier replacement and refit.
-    let cutoff = special::f_quantile(0.99, p as f64, (n - p) as f64);
+    let cutoff = crate::stats::f_quantile(0.99, p as f64, (n - p) as f64);
     let replaceable = d.in_cell_of_at_least(opts.min_replicates_for_refit);
     let mut refitted = vec![false; g];
     let original_cooks: Vec<Vec<f64>> = second.iter().map(|s| s.cooks.clone()).collect();

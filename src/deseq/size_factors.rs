@@ -1,7 +1,7 @@
 //! Median-of-ratios size factors (Anders & Huber 2010; pydeseq2's `deseq2_norm`).
 
-use super::dispersion::median;
 use crate::error::{Error, Result};
+use crate::stats::median_in_place as median;
 use ndarray::ArrayView2;
 
 /// Size factors of the samples (rows of `counts`, samples x genes):

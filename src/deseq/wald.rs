@@ -200,7 +200,7 @@ pub(crate) fn lowess(x: &[f64], y: &[f64], frac: f64, iter: usize) -> Vec<f64> {
         }
         let mut res: Vec<f64> = y.iter().zip(&yest).map(|(a, b)| a - b).collect();
         let mut abs: Vec<f64> = res.iter().map(|v| v.abs()).collect();
-        let s = super::dispersion::median(&mut abs);
+        let s = stats::median_in_place(&mut abs);
         for (dk, rk) in delta.iter_mut().zip(res.iter_mut()) {
             let u = if s == 0.0 {
                 if rk.abs() > 0.0 {

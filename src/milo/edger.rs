@@ -32,12 +32,10 @@
 //! edgeR's non-robust one), largest `|log10 p|` difference 0.42; prior df 35.1 where limma's
 //! non-robust `fitFDist` gives 35.4 (`~ batch + condition`).
 
-use super::squeeze::{
-    average_ranks, dot, invert, maximize_interpolant, quantile_sorted, rank, smooth_columns,
-    solve_spd,
-};
+use super::squeeze::{dot, invert, maximize_interpolant, rank, smooth_columns, solve_spd};
 use crate::error::{Error, Result};
-use crate::stats::{beta_inc, gamma_q, ln_gamma};
+use crate::limma::{squeeze_var, SqueezeVarOptions};
+use crate::stats::{average_ranks, f_sf, gamma_q, ln_gamma, quantile_sorted};
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -436,20 +434,6 @@ fn resid_df(zero: &[bool], d: &Design) -> f64 {
     (libs.len() as f64 - rank(&m, libs.len(), d.p) as f64).max(0.0)
 }
 
-/// Upper tail of the F distribution (`pf(f, d1, d2, lower.tail = FALSE)`).
-fn f_sf(f: f64, d1: f64, d2: f64) -> f64 {
-    if f.is_nan() {
-        return f64::NAN;
-    }
-    if f <= 0.0 {
-        return 1.0;
-    }
-    if d2.is_infinite() {
-        return gamma_q(d1 / 2.0, d1 * f / 2.0);
-    }
-    beta_inc(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f))
-}
-
 /// Result of [`ql_test`], one entry per row (neighbourhood) where a vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QlTest {
@@ -614,15 +598,22 @@ pub fn ql_test(counts: ArrayView2<f64>, design: ArrayView2<f64>) -> Result<QlTes
         .collect();
     let s2: Vec<f64> = fits.iter().map(|f| f.s2).collect();
     let dfs: Vec<f64> = fits.iter().map(|f| f.df).collect();
-    let sq = super::squeeze::squeeze_var(&s2, &dfs, &ave);
+    // limma's squeezeVar with the abundance trend (non-robust); with at most one row that has
+    // residual degrees of freedom there is nothing to moderate (prior df 0).
+    let (df_prior, var_post) = if dfs.iter().filter(|&&d| d > 1e-15).count() <= 1 {
+        (0.0, s2.clone())
+    } else {
+        let sq = squeeze_var(&s2, &dfs, Some(&ave), &SqueezeVarOptions::default())?;
+        (sq.df_prior.first().copied().unwrap_or(0.0), sq.var_post)
+    };
     let cap = ng as f64 * (ns - d.p) as f64;
     let (f, p_value): (Vec<f64>, Vec<f64>) = (0..ng)
         .into_par_iter()
         .map(|k| {
             let fit = &fits[k];
-            let vp = sq.var_post[k];
+            let vp = var_post[k];
             let fstat = fit.lr / vp;
-            let mut p = f_sf(fstat, 1.0, (sq.df_prior + fit.df).min(cap));
+            let mut p = f_sf(fstat, 1.0, (df_prior + fit.df).min(cap));
             if fit.mu.iter().any(|&m| (m * trended[k] + 1.0) * vp < 1.0) {
                 let y = &rows[k];
                 let lr = glm_fit(y, &d0, &offset, 0.0).dev - glm_fit(y, &d, &offset, 0.0).dev;
@@ -638,7 +629,7 @@ pub fn ql_test(counts: ArrayView2<f64>, design: ArrayView2<f64>) -> Result<QlTes
         ave_log_cpm: ave,
         log_fc: fits.iter().map(|f| f.log_fc).collect(),
         f,
-        df_prior: sq.df_prior,
+        df_prior,
         p_value,
     })
 }
