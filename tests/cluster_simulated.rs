@@ -4,7 +4,7 @@
 //! runs Scanpy's standard pipeline on the simulator's output for the same settings).
 
 use scrna::cluster::adjusted_rand_index;
-use scrna::pipeline::{run, PipelineOptions};
+use scrna::pipeline::{run, PipelineOptions, Switch};
 use scrna::simulate::{simulate, SimulateOptions};
 use std::collections::HashMap;
 
@@ -27,8 +27,11 @@ fn ari_against_the_truth_is_at_least_scanpys() {
             ..Default::default()
         })
         .unwrap();
+        // Scanpy's standard single-sample run: no doublet or integration step.
         let opts = PipelineOptions {
             skip_umap: true,
+            doublets: Switch::Off,
+            integration: Switch::Off,
             ..Default::default()
         };
         let a = run(&sim.dataset, &opts, &mut |_| {}).unwrap();

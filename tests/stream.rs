@@ -1,7 +1,7 @@
 //! The streamed (out-of-core) pipeline against the in-memory one on the same small data.
 
 use scrna::io::tenx_h5::read_10x_h5;
-use scrna::pipeline::{self, Analysis, PipelineOptions};
+use scrna::pipeline::{self, Analysis, PipelineOptions, Switch};
 use scrna::simulate::{simulate, SimulateOptions};
 use scrna::stream::write::simulate_10x_h5;
 use scrna::stream::{self, parse_bytes, CellChunks, StreamAnalysis, StreamOptions};
@@ -24,6 +24,9 @@ fn options() -> PipelineOptions {
     o.hvg.n_top_genes = Some(500);
     o.pca.n_comps = 20;
     o.skip_umap = true;
+    // The streamed analysis has no doublet or integration step.
+    o.doublets = Switch::Off;
+    o.integration = Switch::Off;
     o
 }
 

@@ -245,6 +245,15 @@ pub fn run_with_progress(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<StreamAnalysis> {
     let po = &opts.pipeline;
+    po.validate()?;
+    if po.doublets == crate::pipeline::Switch::On || po.integration == crate::pipeline::Switch::On
+    {
+        return Err(Error::option(
+            "pipeline.doublets",
+            "the streamed analysis reads one sample and has no doublet or integration step; \
+             run the in-memory pipeline for several samples",
+        ));
+    }
     if po.hvg.flavor == Flavor::SeuratV3 {
         return Err(Error::option(
             "hvg.flavor",
