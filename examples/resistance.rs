@@ -1,155 +1,174 @@
 //! Condition comparison: which clusters are specific to a condition (for example to
-//! venetoclax-resistant samples), their marker genes, the gene programs they carry, and the
-//! ligand-receptor interactions they take part in.
+//! venetoclax-resistant samples), their marker genes, the gene programs they carry, the
+//! ligand-receptor interactions they take part in, and Milo's neighbourhood differential
+//! abundance.
 //!
 //! ```text
-//! cargo run --release --example resistance -- [--sample-sheet CSV] [--gmt FILE]
-//!     [--lr-pairs CSV] [--out DIR] [--seed N] [--threads N]
+//! cargo run --release --example resistance -- --help
 //! ```
-//! With no sample sheet it simulates two parental and two resistant samples in which a
-//! resistant-only cluster up-regulates cell-cell adhesion and cytokine signaling genes.
+//! With no sample sheet it simulates a parental / resistant study (two samples of each,
+//! `SimulateOptions::study` with `--batch-sd`, 6,000 cells) whose resistant-only state
+//! up-regulates cell-cell adhesion and cytokine signaling genes. With replicates (every
+//! condition with two samples or more) the calls are decided by propeller over the samples;
+//! without, by Fisher's test over cells, and the output says so. The options and the output
+//! folder are checked before any work; bad arguments or input print one line and exit with
+//! status 1.
 
+#[path = "support/cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::{parse_or_exit, StepBar};
 use scrna::comparison::{self, ConditionOptions};
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions};
-use scrna::pipeline::{self, PipelineOptions, Progress};
+use scrna::pipeline::{self, PipelineOptions, Switch};
+use scrna::report::check_output_dir;
+use scrna::simulate::SimulateOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Compares conditions (e.g. parental against resistant samples) after the standard analysis.
+#[derive(Parser, Debug)]
+#[command(version)]
 struct Args {
+    /// CSV with columns sample,condition,path (one row per 10x sample); a simulated study
+    /// when not given.
+    #[arg(long, value_name = "CSV")]
     sample_sheet: Option<PathBuf>,
+    /// Gene sets in GMT format (the bundled human GO biological-process library when not
+    /// given).
+    #[arg(long, value_name = "FILE")]
     gmt: Option<PathBuf>,
+    /// Ligand-receptor pairs (CSV); the bundled small table for the simulated study.
+    #[arg(long, value_name = "CSV")]
     lr_pairs: Option<PathBuf>,
+    /// Output folder (created when missing).
+    #[arg(long, default_value = "results/resistance")]
     out: PathBuf,
+    /// Seed of the run (simulation, PCA, Leiden, UMAP, scores, permutations, Milo).
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Worker threads (all cores when not given).
+    #[arg(long)]
     threads: Option<usize>,
+    /// The conditions Milo compares, NUMERATOR,REFERENCE (e.g. resistant,parental).
+    #[arg(long, value_name = "A,B", value_parser = parse_contrast)]
+    contrast: Option<(String, String)>,
+    /// Gene-wise sample (batch) effect of the simulated study (log-scale standard deviation).
+    #[arg(long, default_value_t = 0.2)]
+    batch_sd: f64,
+    /// Keep the predicted doublets in the analysis.
+    #[arg(long)]
+    keep_doublets: bool,
+    /// No Harmony integration over the samples.
+    #[arg(long)]
+    no_integration: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        sample_sheet: None,
-        gmt: None,
-        lr_pairs: None,
-        out: PathBuf::from("results/resistance"),
-        seed: 0,
-        threads: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--sample-sheet" => a.sample_sheet = Some(PathBuf::from(value()?)),
-            "--gmt" => a.gmt = Some(PathBuf::from(value()?)),
-            "--lr-pairs" => a.lr_pairs = Some(PathBuf::from(value()?)),
-            "--out" => a.out = PathBuf::from(value()?),
-            "--seed" => {
-                let v = value()?;
-                a.seed = v
-                    .parse()
-                    .map_err(|_| format!("--seed: cannot read {v:?}"))?
-            }
-            "--threads" => {
-                let v = value()?;
-                a.threads = Some(
-                    v.parse()
-                        .map_err(|_| format!("--threads: cannot read {v:?}"))?,
-                )
-            }
-            "--help" | "-h" => {
-                return Err(
-                    "usage: resistance [--sample-sheet CSV] [--gmt FILE] [--lr-pairs CSV] \
-                            [--out DIR] [--seed N] [--threads N]"
-                        .to_string(),
-                )
-            }
-            other => return Err(format!("unknown option {other:?}; try --help")),
+fn parse_contrast(s: &str) -> Result<(String, String), String> {
+    match s.split_once(',') {
+        Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() && !b.contains(',') => {
+            Ok((a.trim().to_string(), b.trim().to_string()))
         }
+        _ => Err(format!("{s:?} is not NUMERATOR,REFERENCE")),
     }
-    Ok(a)
 }
 
-fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .map_err(|e| format!("--threads: {e}"))?;
+fn run(args: &Args) -> scrna::Result<()> {
+    let mut popts = PipelineOptions::default().seeded(args.seed);
+    popts.threads = args.threads;
+    popts.remove_doublets = !args.keep_doublets;
+    if args.no_integration {
+        popts.integration = Switch::Off;
     }
-    let err = |e: scrna::Error| e.to_string();
+    let copts = ConditionOptions {
+        seed: args.seed,
+        contrast: args.contrast.clone(),
+        ..Default::default()
+    };
+    let sim_opts = SimulateOptions {
+        n_cells: 6_000,
+        ..SimulateOptions::study(args.batch_sd, args.seed)
+    };
+    // Options and the output folder are checked before any work.
+    popts.validate()?;
+    copts.validate()?;
+    if args.sample_sheet.is_none() {
+        sim_opts.validate()?;
+    }
+    check_output_dir(&args.out)?;
     // The gene sets and the ligand-receptor table are read before the (long) analysis, so
     // that a bad file fails at once.
     let gene_sets = match &args.gmt {
-        Some(g) => Some(scrna::genesets::read_gmt(g).map_err(err)?),
+        Some(g) => Some(scrna::genesets::read_gmt(g)?),
         None => None,
     };
-    // Without a table, the simulated run uses the small test table bundled in fixtures/.
     let lr = match (&args.lr_pairs, &args.sample_sheet) {
         (Some(p), _) => Some(p.clone()),
         (None, None) => Some(PathBuf::from("fixtures/lr_pairs_small.csv")),
         (None, Some(_)) => None,
     };
     let lr_pairs = match &lr {
-        Some(p) => Some(scrna::interactions::read_lr_pairs(p).map_err(err)?),
+        Some(p) => Some(scrna::interactions::read_lr_pairs(p)?),
         None => None,
     };
     let data = match &args.sample_sheet {
         Some(sheet) => {
-            let specs = read_sample_sheet(sheet).map_err(err)?;
-            read_samples(&specs, &Default::default(), &ConcatOptions::default()).map_err(err)?
+            let specs = read_sample_sheet(sheet)?;
+            read_samples(&specs, &Default::default(), &ConcatOptions::default())?
         }
         None => {
-            eprintln!("no --sample-sheet: simulating parental and resistant samples");
-            comparison::simulate_resistance(args.seed)
-                .map_err(err)?
-                .dataset
+            eprintln!(
+                "no --sample-sheet: simulating a parental / resistant study ({} cells, batch sd {})",
+                sim_opts.n_cells, args.batch_sd
+            );
+            comparison::simulate_resistance_with(&sim_opts)?.dataset
         }
     };
+    let design = scrna::design::Design::of(&data.cells)?;
     eprintln!(
-        "{} cells x {} genes in {} samples",
+        "{} cells x {} genes; samples per condition: {}",
         data.n_cells(),
         data.n_genes(),
-        {
-            let mut s = data.cells.sample.clone();
-            s.sort();
-            s.dedup();
-            s.len()
-        }
+        design
+            .conditions
+            .iter()
+            .zip(&design.samples_per_condition)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let mut popts = PipelineOptions::default();
-    popts.pca.seed = args.seed;
-    popts.leiden.seed = args.seed;
-    popts.umap.seed = args.seed;
-    let mut on_progress = |p: &Progress| {
-        if p.fraction == 0.0 {
-            eprintln!("[{}/{}] {} ...", p.index, p.total, p.step);
-        }
+    let bar = StepBar::new();
+    let analysis = pipeline::run(&data, &popts, &mut |p| bar.show(p))?;
+    bar.finish();
+    let copts = ConditionOptions {
+        gene_sets,
+        lr_pairs,
+        ..copts
     };
-    let analysis = pipeline::run(&data, &popts, &mut on_progress).map_err(err)?;
-    let mut copts = ConditionOptions {
-        seed: args.seed,
-        ..Default::default()
-    };
-    copts.gene_sets = gene_sets;
-    copts.lr_pairs = lr_pairs;
     eprintln!("comparing conditions ...");
-    let result = comparison::compare(&analysis, &copts).map_err(err)?;
-    let files = comparison::write_all(&analysis, &result, &args.out).map_err(err)?;
+    let result = comparison::compare(&analysis, &copts)?;
+    let files = comparison::write_all(&analysis, &result, &args.out)?;
 
+    for note in &result.notes {
+        println!("note: {note}");
+    }
     let spec = result.composition.specific();
     if spec.is_empty() {
         println!("no condition-specific cluster found");
     }
     for (c, k) in &spec {
-        let t = result
-            .composition
-            .test(*c, *k)
-            .ok_or("inconsistent composition")?;
+        let Some(t) = result.composition.test(*c, *k) else {
+            continue;
+        };
+        let how = match t.propeller_fdr {
+            Some(q) => format!("propeller FDR {q:.2e} over the samples"),
+            None => format!("Fisher adjusted p {:.2e} over cells", t.p_adj),
+        };
         println!(
-            "cluster {c} is specific to {} ({:.0}% share, odds ratio {:.1}, adjusted p {:.2e})",
+            "cluster {c} is specific to {} ({:.0}% share, {how})",
             result.composition.conditions[*k],
             100.0 * t.share,
-            t.odds_ratio,
-            t.p_adj
         );
         for e in result.enrichment.iter().filter(|e| e.cluster == *c).take(5) {
             println!(
@@ -158,12 +177,35 @@ fn run() -> Result<(), String> {
             );
         }
     }
+    if let Some(m) = &result.milo {
+        println!(
+            "Milo ({} over {}): {} of {} neighbourhoods at spatial FDR < {}",
+            m.numerator,
+            m.reference,
+            m.milo.n_significant(),
+            m.milo.rows.len(),
+            m.milo.alpha
+        );
+    }
     println!("{} files written to {}", files.len(), args.out.display());
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Args = match parse_or_exit() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Some(t) = args.threads.filter(|&t| t > 0) {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+        {
+            eprintln!("error: --threads: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,27 +11,44 @@
 //!   the sample odds ratio `ad / bc` and its Woolf (logit) confidence interval, computed with
 //!   0.5 added to every cell when one is zero (Haldane-Anscombe); Benjamini-Hochberg adjusted
 //!   over all (cluster, condition) pairs;
-//! - when every condition has at least two samples, a test across samples as propeller does
-//!   (Phipson et al. 2022): per-sample proportions, arcsine-square-root or logit transformed,
-//!   compared between the samples of condition `k` and the others with Welch's t-test
-//!   (propeller uses limma's moderated t; with few samples ours is more conservative).
+//! - when every condition has at least two samples (replicates), propeller (Phipson et al.
+//!   2022; speckle's `propeller` with its defaults: logit-transformed proportions, limma with
+//!   robust empirical Bayes, [`crate::propeller`]) on the samples x clusters counts, the samples
+//!   of condition `k` against those of the other conditions (two groups, moderated t; with more
+//!   than two conditions one call per condition, BH over the clusters of each call).
 //!
-//! A cluster is called specific to condition `k` when `s_k(c) >= min_share` and the adjusted
-//! Fisher p-value is at most `max_p_adj` (and, when the sample-level test is available and
-//! `require_sample_test` is set, its adjusted p-value too).
+//! Which test decides ([`DecidedBy`]): with replicates, propeller. A cluster is then called
+//! specific to condition `k` when its moderated t is positive (more of `k`), the propeller FDR
+//! is at most `max_p_adj`, `s_k(c) >= min_share` and it has at least `min_cells` cells; Fisher's
+//! test stays in the table as a description of the cells. Without replicates the samples cannot
+//! tell a condition from a sample (batch) effect, and the call is made on the adjusted Fisher
+//! p-value instead, flagged by [`Composition::replicates`] = `false`. Fisher's test treats
+//! cells as independent, so on designs with replicates it calls clusters that differ between
+//! samples (batches) as condition-specific; this is why it does not decide when samples can.
 
 use crate::error::{Error, Result};
-use crate::stats::{benjamini_hochberg, fisher_exact_greater, normal_quantile, welch_t_test};
+use crate::propeller::{propeller, PropellerOptions};
+use crate::stats::{benjamini_hochberg, fisher_exact_greater, normal_quantile};
+use ndarray::Array2;
 use std::collections::BTreeMap;
 
-/// Transformation of per-sample proportions for the sample-level test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transform {
-    /// `asin(sqrt(p))` (propeller's default).
-    #[default]
-    Arcsine,
-    /// `ln((p + ε) / (1 - p + ε))` with ε = 0.5 / (cells of the sample).
-    Logit,
+/// The test that decides the condition-specific calls of a [`Composition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// propeller over the samples (every condition has at least two samples).
+    Propeller,
+    /// Fisher's exact test over the cells (no replicates).
+    FisherCells,
+}
+
+impl DecidedBy {
+    /// `propeller` or `fisher_cells`, as written in the tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Propeller => "propeller",
+            DecidedBy::FisherCells => "fisher_cells",
+        }
+    }
 }
 
 /// Options of [`composition`].
@@ -40,14 +57,14 @@ pub struct CompositionOptions {
     /// Minimum normalized share `s_k(c)` for a cluster to be specific to condition `k`.
     /// Default 0.8.
     pub min_share: f64,
-    /// Maximum BH-adjusted Fisher p-value for a specific cluster. Default 0.05.
+    /// Maximum adjusted p-value of the deciding test (propeller FDR with replicates, BH-adjusted
+    /// Fisher p-value without) for a specific cluster. Default 0.05.
     pub max_p_adj: f64,
-    /// Also require the sample-level test (when available) to pass `max_p_adj`. Default false.
-    pub require_sample_test: bool,
     /// Minimum cells in a cluster to call it specific. Default 10.
     pub min_cells: usize,
-    /// Transform of proportions for the sample-level test. Default arcsine square root.
-    pub transform: Transform,
+    /// Options of propeller, the sample-level test. Default speckle's (logit transform,
+    /// robust empirical Bayes, no trend).
+    pub propeller: PropellerOptions,
     /// Confidence level of the odds-ratio interval. Default 0.95.
     pub confidence: f64,
 }
@@ -57,11 +74,26 @@ impl Default for CompositionOptions {
         CompositionOptions {
             min_share: 0.8,
             max_p_adj: 0.05,
-            require_sample_test: false,
             min_cells: 10,
-            transform: Transform::Arcsine,
+            propeller: PropellerOptions::default(),
             confidence: 0.95,
         }
+    }
+}
+
+impl CompositionOptions {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.min_share) {
+            return Err(Error::option("min_share", "must be within [0, 1]"));
+        }
+        if !(self.max_p_adj > 0.0 && self.max_p_adj <= 1.0) {
+            return Err(Error::option("max_p_adj", "must be within (0, 1]"));
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(Error::option("confidence", "must be within (0, 1)"));
+        }
+        self.propeller.validate().map_err(|e| e.within("propeller"))
     }
 }
 
@@ -94,10 +126,15 @@ pub struct Enrichment {
     pub p: f64,
     /// Benjamini-Hochberg adjusted `p`.
     pub p_adj: f64,
-    /// Sample-level (propeller-style) p-value, when every condition has two samples or more.
-    pub sample_p: Option<f64>,
-    /// BH-adjusted `sample_p`.
-    pub sample_p_adj: Option<f64>,
+    /// propeller's moderated t of this condition against the others (positive: a larger
+    /// proportion in this condition's samples), when there are replicates.
+    pub propeller_t: Option<f64>,
+    /// propeller's (two-sided) p-value, when there are replicates.
+    pub propeller_p: Option<f64>,
+    /// propeller's BH-adjusted p-value (over the clusters), when there are replicates.
+    pub propeller_fdr: Option<f64>,
+    /// The test that decided [`Enrichment::specific`].
+    pub decided_by: DecidedBy,
     /// Whether the cluster is called specific to this condition.
     pub specific: bool,
 }
@@ -123,6 +160,9 @@ pub struct Composition {
     pub condition_totals: Vec<usize>,
     /// One test per (cluster, condition), cluster-major.
     pub tests: Vec<Enrichment>,
+    /// Whether every condition has at least two samples (the calls are then decided by
+    /// propeller over the samples, otherwise by Fisher's test over the cells).
+    pub replicates: bool,
 }
 
 impl Composition {
@@ -169,12 +209,7 @@ pub fn composition(
     conditions: &[String],
     opts: &CompositionOptions,
 ) -> Result<Composition> {
-    if !(0.0..=1.0).contains(&opts.min_share) {
-        return Err(Error::option("min_share", "must be within [0, 1]"));
-    }
-    if !(opts.confidence > 0.0 && opts.confidence < 1.0) {
-        return Err(Error::option("confidence", "must be within (0, 1)"));
-    }
+    opts.validate()?;
     let n = clusters.len();
     if samples.len() != n || conditions.len() != n {
         return Err(Error::data(
@@ -224,42 +259,58 @@ pub fn composition(
     let samples_per_cond: Vec<usize> = (0..nk)
         .map(|k| sample_condition.iter().filter(|&&x| x == k).count())
         .collect();
-    let sample_level = nk >= 2 && samples_per_cond.iter().all(|&m| m >= 2);
+    let replicates = nk >= 2 && samples_per_cond.iter().all(|&m| m >= 2);
+    // propeller per condition (that condition's samples against the others), with replicates.
+    let mut prop_rows: Vec<Vec<(f64, f64, f64)>> = Vec::new();
+    if replicates {
+        let mut counts = Array2::<f64>::zeros((ns, n_clusters));
+        for (c, row) in by_sample.iter().enumerate() {
+            for (s, &n) in row.iter().enumerate() {
+                counts[[s, c]] = n as f64;
+            }
+        }
+        for k in 0..nk {
+            let group: Vec<u32> = sample_condition
+                .iter()
+                .map(|&x| u32::from(x != k))
+                .collect();
+            let r = propeller(counts.view(), &group, 2, &opts.propeller)
+                .map_err(|e| e.within("propeller"))?;
+            let mut rows = vec![(f64::NAN, 1.0, 1.0); n_clusters];
+            for row in &r.rows {
+                if let Some(slot) = rows.get_mut(row.cluster) {
+                    *slot = (row.t_or_f, row.p_value, row.fdr);
+                }
+            }
+            if nk == 2 {
+                // One call serves both conditions: the second is the same test, sign flipped.
+                let flipped = rows.iter().map(|&(t, p, q)| (-t, p, q)).collect();
+                prop_rows.push(rows);
+                prop_rows.push(flipped);
+                break;
+            }
+            prop_rows.push(rows);
+        }
+    }
+    let decided_by = if replicates {
+        DecidedBy::Propeller
+    } else {
+        DecidedBy::FisherCells
+    };
     let mut tests = Vec::with_capacity(n_clusters * nk);
-    for c in 0..n_clusters {
+    for (c, row) in by_cond.iter().enumerate() {
         let props: Vec<f64> = (0..nk)
-            .map(|k| by_cond[c][k] as f64 / cond_totals[k].max(1) as f64)
+            .map(|k| row[k] as f64 / cond_totals[k].max(1) as f64)
             .collect();
         let prop_sum: f64 = props.iter().sum();
-        let in_c: usize = by_cond[c].iter().sum();
+        let in_c: usize = row.iter().sum();
         for k in 0..nk {
-            let a = by_cond[c][k];
+            let a = row[k];
             let b = cond_totals[k] - a;
             let cc = in_c - a;
             let d = n - cond_totals[k] - cc;
             let (or, lo, hi) = odds_ratio_ci(a, b, cc, d, z);
-            let sample_p = sample_level.then(|| {
-                let t = |s: usize| transform(by_sample[c][s], sample_totals[s], opts.transform);
-                let x: Vec<f64> = (0..ns)
-                    .filter(|&s| sample_condition[s] == k)
-                    .map(t)
-                    .collect();
-                let y: Vec<f64> = (0..ns)
-                    .filter(|&s| sample_condition[s] != k)
-                    .map(t)
-                    .collect();
-                let (m1, v1) = mean_var(&x);
-                let (m2, v2) = mean_var(&y);
-                let r = welch_t_test(m1, v1, x.len() as f64, m2, v2, y.len() as f64);
-                // One-sided (enrichment): half the two-sided p when the difference is positive.
-                if r.p.is_nan() {
-                    1.0
-                } else if m1 > m2 {
-                    r.p / 2.0
-                } else {
-                    1.0 - r.p / 2.0
-                }
-            });
+            let pr = prop_rows.get(k).and_then(|r| r.get(c)).copied();
             tests.push(Enrichment {
                 cluster: c as u32,
                 condition: k,
@@ -278,8 +329,10 @@ pub fn composition(
                 ci_high: hi,
                 p: fisher_exact_greater(a, b, cc, d),
                 p_adj: f64::NAN,
-                sample_p,
-                sample_p_adj: None,
+                propeller_t: pr.map(|x| x.0),
+                propeller_p: pr.map(|x| x.1),
+                propeller_fdr: pr.map(|x| x.2),
+                decided_by,
                 specific: false,
             });
         }
@@ -288,19 +341,14 @@ pub fn composition(
     for (t, q) in tests.iter_mut().zip(benjamini_hochberg(&p)) {
         t.p_adj = q;
     }
-    if sample_level {
-        let p: Vec<f64> = tests.iter().map(|t| t.sample_p.unwrap_or(1.0)).collect();
-        for (t, q) in tests.iter_mut().zip(benjamini_hochberg(&p)) {
-            t.sample_p_adj = Some(q);
-        }
-    }
     for t in &mut tests {
         let size = t.in_cluster + t.other_in_cluster;
-        t.specific = nk >= 2
-            && size >= opts.min_cells
-            && t.share >= opts.min_share
-            && t.p_adj <= opts.max_p_adj
-            && (!opts.require_sample_test || t.sample_p_adj.is_none_or(|q| q <= opts.max_p_adj));
+        let test_passes = match (decided_by, t.propeller_t, t.propeller_fdr) {
+            (DecidedBy::Propeller, Some(tt), Some(q)) => tt > 0.0 && q <= opts.max_p_adj,
+            (DecidedBy::Propeller, _, _) => false,
+            (DecidedBy::FisherCells, _, _) => t.p_adj <= opts.max_p_adj,
+        };
+        t.specific = nk >= 2 && size >= opts.min_cells && t.share >= opts.min_share && test_passes;
     }
     Ok(Composition {
         n_clusters,
@@ -312,26 +360,8 @@ pub fn composition(
         sample_totals,
         condition_totals: cond_totals,
         tests,
+        replicates,
     })
-}
-
-fn transform(count: usize, total: usize, how: Transform) -> f64 {
-    let total = total.max(1) as f64;
-    let p = count as f64 / total;
-    match how {
-        Transform::Arcsine => p.sqrt().asin(),
-        Transform::Logit => {
-            let eps = 0.5 / total;
-            ((p + eps) / (1.0 - p + eps)).ln()
-        }
-    }
-}
-
-fn mean_var(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let v = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, v)
 }
 
 /// Sample odds ratio `ad / bc` and its Woolf interval `exp(ln OR ± z sqrt(1/a + 1/b + 1/c + 1/d))`,

@@ -81,11 +81,32 @@ fn composition_calls_condition_specific_clusters() {
     let t = comp.test(2, 1).unwrap();
     assert_eq!((t.in_cluster, t.other_in_cluster), (70, 1));
     assert!(t.share > 0.98);
+    // With replicates the call is decided by propeller over the samples.
+    assert!(comp.replicates);
+    assert_eq!(t.decided_by, scrna::conditions::DecidedBy::Propeller);
     assert!(
-        t.sample_p.unwrap() < 0.05,
-        "sample-level p {:?}",
-        t.sample_p
+        t.propeller_fdr.unwrap() <= 0.05 && t.propeller_t.unwrap() > 0.0,
+        "propeller {:?} {:?}",
+        t.propeller_t,
+        t.propeller_fdr
     );
+    // Without replicates (one resistant sample) the call falls back to Fisher over cells.
+    let keep: Vec<usize> = (0..samples.len()).filter(|&i| samples[i] != "r2").collect();
+    let one = composition(
+        &keep.iter().map(|&i| clusters[i]).collect::<Vec<_>>(),
+        &keep.iter().map(|&i| samples[i].clone()).collect::<Vec<_>>(),
+        &keep
+            .iter()
+            .map(|&i| conditions[i].clone())
+            .collect::<Vec<_>>(),
+        &CompositionOptions::default(),
+    )
+    .unwrap();
+    assert!(!one.replicates);
+    let t1 = one.test(2, 1).unwrap();
+    assert_eq!(t1.decided_by, scrna::conditions::DecidedBy::FisherCells);
+    assert!(t1.propeller_p.is_none());
+    assert_eq!(one.specific(), vec![(2, 1)]);
     // Proportions are of each sample's cells.
     let s = comp.samples.iter().position(|x| x == "r1").unwrap();
     assert!((comp.sample_proportion(2, s) - 0.4).abs() < 1e-12);
@@ -308,4 +329,29 @@ fn resistant_only_cluster_and_its_programs_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let files = scrna::comparison::write_all(&a, &r, dir.path()).unwrap();
     assert!(files.iter().all(|f| Path::new(f).exists()));
+    // Two samples per condition: decided by propeller, Milo ran, the cluster table is copied.
+    assert!(r.replicates);
+    assert!(r.milo.is_some());
+    let spec_csv =
+        std::fs::read_to_string(dir.path().join("condition_specific_clusters.csv")).unwrap();
+    let header: Vec<&str> = spec_csv.lines().next().unwrap().split(',').collect();
+    for col in ["replicates", "decided_by", "propeller_p", "propeller_fdr"] {
+        assert!(header.contains(&col), "{col} missing in {header:?}");
+    }
+    assert!(spec_csv.contains(",true,propeller,true"));
+    let clusters_csv = std::fs::read_to_string(dir.path().join("clusters.csv")).unwrap();
+    assert_eq!(clusters_csv.lines().count(), a.dataset().n_cells() + 1);
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("comparison_summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["replicates"], serde_json::json!(true));
+    assert_eq!(
+        summary["condition_specific_clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(dir.path().join("da_neighbourhoods.csv").exists());
 }

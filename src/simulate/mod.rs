@@ -36,6 +36,7 @@
 
 mod design;
 mod options;
+pub mod resistance;
 
 pub use options::{ProgramShift, SimulateOptions};
 

@@ -1,0 +1,469 @@
+//! The condition comparison of a finished [`Analysis`]: composition and condition-specific
+//! clusters, their differential genes, the gene programs they carry, gene-set scores, and
+//! ligand-receptor interactions; plus a simulated parental / resistant example
+//! ([`simulate_resistance`]).
+//!
+//! Which clusters are condition-specific is decided by samples when the design has replicates
+//! (every condition with at least two samples): propeller on the per-sample cluster counts
+//! ([`crate::conditions`]), and Milo ([`crate::milo`]) on the kNN graph of the analysis for
+//! differential abundance below the cluster level. Without replicates the calls fall back to
+//! Fisher's test over cells (cells of one sample are not independent replicates, so such calls
+//! may be sample effects), Milo is skipped, and [`ConditionResult::notes`] says so.
+//!
+//! Files: [`write_all`] ([`output`]) and [`write_plots`] ([`plots`]).
+
+mod output;
+mod plots;
+
+pub use crate::simulate::resistance::{
+    simulate_resistance, simulate_resistance_with, PLANTED_ADHESION, PLANTED_CYTOKINE,
+};
+pub use output::write_all;
+pub use plots::write_plots;
+
+use crate::conditions::{composition, Composition, CompositionOptions};
+use crate::design::Design;
+use crate::error::{Error, Result};
+use crate::genesets::{
+    enrich, go_biological_process_human, score_genes, EnrichOptions, EnrichmentRow, GeneSet,
+    ScoreOptions,
+};
+use crate::interactions::{interactions, Interaction, InteractionOptions, LrPair};
+use crate::markers::{rank_genes, MarkerRow, RankGenesOptions, Reference, TableFilter};
+use crate::milo::{milo, summarize_by_cluster, ClusterDa, Milo, MiloOptions};
+use crate::pipeline::Analysis;
+
+/// Gene programs of the condition comparison, scored per cell when present in the gene sets.
+pub const PROGRAMS: [&str; 7] = [
+    "GO:0098609", // cell-cell adhesion
+    "GO:0007267", // cell-cell signaling
+    "GO:0006959", // humoral immune response
+    "GO:0019221", // cytokine-mediated signaling pathway
+    "GO:0070098", // chemokine-mediated signaling pathway
+    "GO:0060337", // type I interferon-mediated signaling pathway
+    "GO:0097193", // intrinsic apoptotic signaling pathway
+];
+
+/// Options of [`compare`].
+#[derive(Debug, Clone)]
+pub struct ConditionOptions {
+    /// Composition tests and the thresholds of condition-specific clusters.
+    pub composition: CompositionOptions,
+    /// Up-regulated genes used for enrichment: adjusted p at most this. Default 0.05.
+    pub max_p_adj: f64,
+    /// ... and log2 fold change at least this. Default 1.
+    pub min_log2_fold_change: f64,
+    /// Marker rows kept per comparison in the output table. Default 50.
+    pub top_markers: usize,
+    /// Gene sets; `None` = the bundled human GO biological-process library.
+    pub gene_sets: Option<Vec<GeneSet>>,
+    /// Over-representation test options.
+    pub enrich: EnrichOptions,
+    /// Ligand-receptor pairs; `None` = no interaction analysis.
+    pub lr_pairs: Option<Vec<LrPair>>,
+    /// Permutation test options of the interaction analysis.
+    pub interactions: InteractionOptions,
+    /// Milo options (its `seed` is replaced by [`ConditionOptions::seed`]). Default miloR's
+    /// (`prop = 0.1`, `k` of the kNN graph, spatial FDR threshold 0.1).
+    pub milo: MiloOptions,
+    /// The two conditions Milo compares, `(numerator, reference)`: log fold changes are of
+    /// the first over the second. `None` = the second condition (order of first appearance
+    /// among the cells) over the first. Milo needs exactly two conditions. Default `None`.
+    pub contrast: Option<(String, String)>,
+    /// Seed for gene-set score controls, permutations and Milo's sampling. Default 0.
+    pub seed: u64,
+}
+
+impl ConditionOptions {
+    /// Checks every field (the gene sets and pairs are checked by their steps).
+    pub fn validate(&self) -> Result<()> {
+        self.composition
+            .validate()
+            .map_err(|e| e.within("composition"))?;
+        if !(self.max_p_adj > 0.0 && self.max_p_adj <= 1.0) {
+            return Err(Error::option("max_p_adj", "must be within (0, 1]"));
+        }
+        if !self.min_log2_fold_change.is_finite() {
+            return Err(Error::option("min_log2_fold_change", "must be finite"));
+        }
+        self.milo.validate().map_err(|e| e.within("milo"))?;
+        if let Some((a, b)) = &self.contrast {
+            if a == b {
+                return Err(Error::option(
+                    "contrast",
+                    format!("names {a:?} twice; two different conditions are needed"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ConditionOptions {
+    fn default() -> Self {
+        ConditionOptions {
+            composition: CompositionOptions::default(),
+            max_p_adj: 0.05,
+            min_log2_fold_change: 1.0,
+            top_markers: 50,
+            gene_sets: None,
+            enrich: EnrichOptions::default(),
+            lr_pairs: None,
+            interactions: InteractionOptions::default(),
+            milo: MiloOptions::default(),
+            contrast: None,
+            seed: 0,
+        }
+    }
+}
+
+/// An enrichment row of one condition-specific cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterEnrichment {
+    /// The cluster.
+    pub cluster: u32,
+    /// The term.
+    pub row: EnrichmentRow,
+}
+
+/// Marker rows of a condition-specific cluster against a reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecificMarkers {
+    /// The cluster.
+    pub cluster: u32,
+    /// `rest` (all other cells) or `other_condition` (cells of the other conditions).
+    pub reference: &'static str,
+    /// The rows.
+    pub rows: Vec<MarkerRow>,
+}
+
+/// Mean gene-set score of the cells of one (cluster, condition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreSummary {
+    /// Gene-set id.
+    pub set: String,
+    /// Gene-set name.
+    pub name: String,
+    /// Cluster.
+    pub cluster: u32,
+    /// Condition name.
+    pub condition: String,
+    /// Cells in the group.
+    pub n_cells: usize,
+    /// Mean score.
+    pub mean_score: f64,
+}
+
+/// Everything [`compare`] found.
+#[derive(Debug, Clone)]
+pub struct ConditionResult {
+    /// Composition by sample and condition, with tests and specific clusters.
+    pub composition: Composition,
+    /// Differential genes of each condition-specific cluster.
+    pub markers: Vec<SpecificMarkers>,
+    /// Terms over-represented among the up-regulated genes of each specific cluster (sorted by
+    /// p within a cluster).
+    pub enrichment: Vec<ClusterEnrichment>,
+    /// Gene-set scores summarized by cluster and condition.
+    pub scores: Vec<ScoreSummary>,
+    /// Ligand-receptor scores (empty without pairs), with a flag per row telling whether the
+    /// sender or receiver is a condition-specific cluster.
+    pub interactions: Vec<(Interaction, bool)>,
+    /// Whether every condition has at least two samples (calls decided by propeller, Milo
+    /// run); `false`: calls on Fisher's test over cells, Milo skipped.
+    pub replicates: bool,
+    /// Samples per condition (in the order of [`Composition::conditions`]).
+    pub samples_per_condition: Vec<usize>,
+    /// Plain-words notes: the design limits of the analysis ([`Analysis::design_limits`])
+    /// first, then the fallbacks taken (calls without replicates, Milo skipped and why).
+    pub notes: Vec<String>,
+    /// Milo's neighbourhood test, when it ran.
+    pub milo: Option<MiloResult>,
+}
+
+/// Milo on the analysis: the test, the conditions it compared and the per-cluster summary.
+#[derive(Debug, Clone)]
+pub struct MiloResult {
+    /// The neighbourhood test (fold changes of `numerator` over `reference`).
+    pub milo: Milo,
+    /// The numerator condition.
+    pub numerator: String,
+    /// The reference condition.
+    pub reference: String,
+    /// Per cluster (of the index cells): neighbourhoods and shares up / down at spatial FDR
+    /// below [`Milo::alpha`].
+    pub clusters: Vec<ClusterDa>,
+}
+
+/// Compares conditions on a finished analysis (see the module docs).
+pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult> {
+    opts.validate()?;
+    let d = a.dataset();
+    let design = Design::of(&d.cells)?;
+    // The log values, stored for the gene scores and interactions (the analysis keeps only the
+    // counts and size factors).
+    let log_normalized = a.log_normalized()?.to_matrix();
+    let labels = &a.clustering.labels;
+    let comp = composition(
+        labels,
+        &d.cells.sample,
+        &d.cells.condition,
+        &opts.composition,
+    )?;
+    let specific = comp.specific();
+    let mut notes = a.design_limits.clone();
+    if !comp.replicates && comp.conditions.len() >= 2 {
+        notes.push(
+            "Without replicates (a condition has a single sample) the condition-specific \
+             clusters are called on Fisher's test over cells, which cannot tell a condition \
+             from a sample effect."
+                .to_string(),
+        );
+    }
+    let milo_result = run_milo(a, &design, opts, &mut notes)?;
+    // within_cluster: the within-cluster comparison (per-cluster differential expression
+    // between conditions) is called here and stored in the result.
+    let names = &d.genes.symbols;
+    let loaded;
+    let sets: &[GeneSet] = match &opts.gene_sets {
+        Some(s) => s,
+        None => {
+            loaded = go_biological_process_human()?;
+            &loaded
+        }
+    };
+    // Universe: genes detected in the kept cells.
+    let detected: Vec<String> = d
+        .counts
+        .col_sums()
+        .iter()
+        .zip(names)
+        .filter(|(s, _)| **s > 0.0)
+        .map(|(_, g)| g.clone())
+        .collect();
+
+    let mut markers = Vec::new();
+    let mut enrichment = Vec::new();
+    let table = TableFilter {
+        top_n: Some(opts.top_markers),
+        ..Default::default()
+    };
+    let top_rows = a.markers.table(names, &table)?;
+    let up_rows = a.markers.table(
+        names,
+        &TableFilter {
+            max_pvals_adj: Some(opts.max_p_adj),
+            min_fold_change: Some(opts.min_log2_fold_change),
+            ..Default::default()
+        },
+    )?;
+    for &(c, k) in &specific {
+        let vs_rest: Vec<MarkerRow> = top_rows.iter().filter(|r| r.group == c).cloned().collect();
+        // Against the cells of the other conditions: groups 0 = cluster, 1 = other conditions.
+        let cond = &comp.conditions[k];
+        let groups: Vec<u32> = (0..d.n_cells())
+            .map(|i| {
+                if labels[i] == c {
+                    0
+                } else if &d.cells.condition[i] != cond {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let vs_other = if groups.contains(&1) {
+            let r = rank_genes(
+                &log_normalized,
+                &groups,
+                &RankGenesOptions {
+                    reference: Reference::Group(1),
+                    groups: Some(vec![0]),
+                    pts: true,
+                    ..Default::default()
+                },
+            )?;
+            r.table(names, &table)?
+        } else {
+            Vec::new()
+        };
+        // Up-regulated genes against the rest, for enrichment.
+        let up: Vec<String> = up_rows
+            .iter()
+            .filter(|r| r.group == c && r.logfoldchange >= opts.min_log2_fold_change)
+            .map(|r| r.gene.clone())
+            .collect();
+        for row in enrich(&up, &detected, sets, &opts.enrich)? {
+            enrichment.push(ClusterEnrichment { cluster: c, row });
+        }
+        markers.push(SpecificMarkers {
+            cluster: c,
+            reference: "rest",
+            rows: vs_rest,
+        });
+        markers.push(SpecificMarkers {
+            cluster: c,
+            reference: "other_condition",
+            rows: vs_other,
+        });
+    }
+
+    // Scores of the programs (and of the top term of each specific cluster).
+    let mut to_score: Vec<&GeneSet> = PROGRAMS
+        .iter()
+        .filter_map(|id| sets.iter().find(|s| s.id == *id))
+        .collect();
+    for &(c, _) in &specific {
+        if let Some(top) = enrichment.iter().find(|e| e.cluster == c) {
+            if let Some(s) = sets.iter().find(|s| s.id == top.row.id) {
+                if !to_score.iter().any(|t| t.id == s.id) {
+                    to_score.push(s);
+                }
+            }
+        }
+    }
+    let mut scores = Vec::new();
+    for s in to_score {
+        let sc = match score_genes(
+            &log_normalized,
+            names,
+            &s.genes,
+            &ScoreOptions {
+                seed: opts.seed,
+                ..Default::default()
+            },
+        ) {
+            Ok(sc) => sc,
+            Err(Error::InvalidData { .. }) => continue, // no gene of the set in the data
+            Err(e) => return Err(e),
+        };
+        for c in 0..a.clustering.n_clusters as u32 {
+            for cond in &comp.conditions {
+                let cells: Vec<usize> = (0..d.n_cells())
+                    .filter(|&i| labels[i] == c && &d.cells.condition[i] == cond)
+                    .collect();
+                if cells.is_empty() {
+                    continue;
+                }
+                let mean = cells.iter().map(|&i| sc.scores[i]).sum::<f64>() / cells.len() as f64;
+                scores.push(ScoreSummary {
+                    set: s.id.clone(),
+                    name: s.name.clone(),
+                    cluster: c,
+                    condition: cond.clone(),
+                    n_cells: cells.len(),
+                    mean_score: mean,
+                });
+            }
+        }
+    }
+
+    let inter = match &opts.lr_pairs {
+        Some(pairs) => {
+            let mut io = opts.interactions.clone();
+            io.seed = opts.seed;
+            let spec: Vec<u32> = specific.iter().map(|s| s.0).collect();
+            interactions(&log_normalized, names, labels, pairs, &io)?
+                .into_iter()
+                .map(|r| {
+                    let flag = spec.contains(&r.sender) || spec.contains(&r.receiver);
+                    (r, flag)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let replicates = comp.replicates;
+    Ok(ConditionResult {
+        composition: comp,
+        markers,
+        enrichment,
+        scores,
+        interactions: inter,
+        replicates,
+        samples_per_condition: design.samples_per_condition.clone(),
+        notes,
+        milo: milo_result,
+    })
+}
+
+/// Runs Milo with replicates and two conditions on the analysis' kNN graph and the embedding
+/// that built it (Harmony's when integration ran, else the PCA); otherwise `None` with the
+/// reason pushed to `notes`.
+fn run_milo(
+    a: &Analysis,
+    design: &Design,
+    opts: &ConditionOptions,
+    notes: &mut Vec<String>,
+) -> Result<Option<MiloResult>> {
+    if design.conditions.len() < 2 {
+        return Ok(None);
+    }
+    let (num, refc) = match &opts.contrast {
+        Some((x, y)) => {
+            let pos = |name: &str| {
+                design
+                    .conditions
+                    .iter()
+                    .position(|c| c == name)
+                    .ok_or_else(|| {
+                        Error::option(
+                            "contrast",
+                            format!(
+                                "condition {name:?} is not in the data (conditions: {})",
+                                design.conditions.join(", ")
+                            ),
+                        )
+                    })
+            };
+            (pos(x)?, pos(y)?)
+        }
+        None => (1, 0),
+    };
+    if design.conditions.len() > 2 {
+        notes.push(format!(
+            "Milo skipped: it compares two conditions and the data have {}.",
+            design.conditions.len()
+        ));
+        return Ok(None);
+    }
+    if !design.has_replicates() {
+        notes.push(
+            "Milo skipped: it needs at least two samples in each condition (replicates)."
+                .to_string(),
+        );
+        return Ok(None);
+    }
+    let embedding = match &a.integration {
+        Some(i) => i.harmony.embedding.view(),
+        None => a.pca.embedding.view(),
+    };
+    let d = a.dataset();
+    let samples = crate::design::Codes::from_labels("sample", &d.cells.sample);
+    let cond_of_sample: Vec<u32> = design
+        .condition_of_sample
+        .iter()
+        .map(|&c| u32::from(c as usize == num))
+        .collect();
+    let mo = MiloOptions {
+        seed: opts.seed,
+        ..opts.milo.clone()
+    };
+    let m = milo(
+        embedding,
+        &a.knn,
+        &samples.codes,
+        &cond_of_sample,
+        None,
+        &mo,
+    )
+    .map_err(|e| e.within("milo"))?;
+    let clusters =
+        summarize_by_cluster(&m, &a.clustering.labels, a.clustering.n_clusters, mo.alpha);
+    Ok(Some(MiloResult {
+        milo: m,
+        numerator: design.conditions[num].clone(),
+        reference: design.conditions[refc].clone(),
+        clusters,
+    }))
+}

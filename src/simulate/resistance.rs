@@ -1,0 +1,90 @@
+//! A simulated parental / resistant study whose resistant-only cluster carries cell-cell
+//! adhesion and cytokine signaling genes, for the condition comparison
+//! ([`crate::comparison`]).
+
+use super::{simulate, SimulateOptions, Simulation};
+use crate::comparison::PROGRAMS;
+use crate::error::{Error, Result};
+use crate::genesets::go_biological_process_human;
+
+/// Genes planted in the resistant-only cluster of [`simulate_resistance`]: cell-cell adhesion
+/// and cytokine signaling genes (GO:0098609, GO:0019221), ligands first.
+pub const PLANTED_ADHESION: [&str; 20] = [
+    "ICAM1", "VCAM1", "CDH1", "CDH2", "ITGB1", "ITGA4", "CD44", "SELL", "PECAM1", "NCAM1",
+    "CEACAM1", "ALCAM", "CADM1", "CLDN1", "DSG2", "JAM3", "NECTIN2", "PCDH1", "EPCAM", "CD58",
+];
+/// See [`PLANTED_ADHESION`].
+pub const PLANTED_CYTOKINE: [&str; 20] = [
+    "IL6", "CXCL8", "CXCL12", "CCL2", "CCL5", "TNF", "IL1B", "IL10", "CSF1", "IFNG", "IL6R",
+    "IL1R1", "CXCR4", "CCR5", "TNFRSF1A", "IL10RA", "CSF1R", "IFNGR1", "JAK1", "STAT3",
+];
+
+/// Simulates two parental and two resistant samples (4,000 cells x 6,000 genes, 6 clusters)
+/// in which one cluster exists only in the resistant samples (the others are shared evenly) and up-regulates [`PLANTED_ADHESION`] and
+/// [`PLANTED_CYTOKINE`]. The other genes take symbols of the bundled GO library that are in
+/// none of the planted programs' sets, so enrichment results are meaningful.
+pub fn simulate_resistance(seed: u64) -> Result<Simulation> {
+    simulate_resistance_with(&SimulateOptions {
+        n_cells: 4_000,
+        n_genes: 6_000,
+        n_clusters: 6,
+        n_markers: 40,
+        depleted_share: 1.0,
+        seed,
+        ..Default::default()
+    })
+}
+
+/// [`simulate`] with `opts` (which must plant a condition-specific cluster with at least 40
+/// markers, e.g. [`SimulateOptions::study`]), its genes renamed as in [`simulate_resistance`]:
+/// the first 40 markers of the condition-specific cluster take the symbols of
+/// [`PLANTED_ADHESION`] and [`PLANTED_CYTOKINE`], the other genes symbols of the bundled GO
+/// library outside the condition programs ([`crate::comparison::PROGRAMS`]), then `GeneN`.
+pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
+    let mut sim = simulate(opts)?;
+    let sets = go_biological_process_human()?;
+    let planted: Vec<&str> = PLANTED_ADHESION
+        .iter()
+        .chain(PLANTED_CYTOKINE.iter())
+        .copied()
+        .collect();
+    let excluded: std::collections::HashSet<&str> = sets
+        .iter()
+        .filter(|s| PROGRAMS.contains(&s.id.as_str()))
+        .flat_map(|s| s.genes.iter().map(String::as_str))
+        .chain(planted.iter().copied())
+        .collect();
+    let mut pool: Vec<&str> = sets
+        .iter()
+        .flat_map(|s| s.genes.iter().map(String::as_str))
+        .filter(|g| !excluded.contains(g))
+        .collect();
+    pool.sort_unstable();
+    pool.dedup();
+    let spec = *sim
+        .truth
+        .condition_specific_clusters
+        .first()
+        .ok_or_else(|| Error::data("simulate resistance", "no condition-specific cluster"))?;
+    let spec_markers = &sim.truth.markers[spec as usize];
+    let genes = &mut sim.dataset.genes;
+    let mut next = 0;
+    for g in 0..genes.len() {
+        if genes.symbols[g].starts_with("MT-") {
+            continue;
+        }
+        let sym = match spec_markers.iter().position(|&m| m == g) {
+            Some(k) if k < planted.len() => planted[k].to_string(),
+            _ => {
+                let s = pool
+                    .get(next)
+                    .map_or(format!("Gene{}", g + 1), |s| s.to_string());
+                next += 1;
+                s
+            }
+        };
+        genes.symbols[g] = sym;
+    }
+    genes.symbols = crate::dataset::make_unique(&genes.symbols);
+    Ok(sim)
+}
