@@ -32,6 +32,7 @@ use crate::interactions::{interactions, Interaction, InteractionOptions, LrPair}
 use crate::markers::{rank_genes, MarkerRow, RankGenesOptions, Reference, TableFilter};
 use crate::milo::{milo, summarize_by_cluster, ClusterDa, Milo, MiloOptions};
 use crate::pipeline::Analysis;
+use crate::within_cluster::{within_cluster, DeMethod, WithinCluster, WithinClusterOptions};
 
 /// Gene programs of the condition comparison, scored per cell when present in the gene sets.
 pub const PROGRAMS: [&str; 7] = [
@@ -179,6 +180,11 @@ pub struct ConditionResult {
     pub notes: Vec<String>,
     /// Milo's neighbourhood test, when it ran.
     pub milo: Option<MiloResult>,
+    /// What changes inside each cluster between the two conditions of the contrast:
+    /// pseudobulk DESeq2 per cluster (or the cell-level Wilcoxon fallback, noted), the
+    /// over-representation of the up- and down-regulated genes, the programs' per-sample
+    /// scores. `None` with fewer than two conditions.
+    pub within_cluster: Option<WithinCluster>,
 }
 
 /// Milo on the analysis: the test, the conditions it compared and the per-cluster summary.
@@ -221,8 +227,6 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         );
     }
     let milo_result = run_milo(a, &design, opts, &mut notes)?;
-    // within_cluster: the within-cluster comparison (per-cluster differential expression
-    // between conditions) is called here and stored in the result.
     let names = &d.genes.symbols;
     let loaded;
     let sets: &[GeneSet] = match &opts.gene_sets {
@@ -231,6 +235,26 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
             loaded = go_biological_process_human()?;
             &loaded
         }
+    };
+    let within = if comp.conditions.len() >= 2 {
+        let wo = WithinClusterOptions {
+            contrast: opts.contrast.clone(),
+            enrich: opts.enrich.clone(),
+            seed: opts.seed,
+            ..Default::default()
+        };
+        let w = within_cluster(a, sets, &wo)?;
+        if w.de.iter().any(|r| r.method == DeMethod::WilcoxonCells) {
+            notes.push(
+                "Some clusters lack two pseudobulk samples per condition: their differential \
+                 expression is the cell-level Wilcoxon test (method wilcoxon_cells in \
+                 condition_de.csv), whose p-values treat cells as replicates."
+                    .to_string(),
+            );
+        }
+        Some(w)
+    } else {
+        None
     };
     // Universe: genes detected in the kept cells.
     let detected: Vec<String> = d
@@ -384,6 +408,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         samples_per_condition: design.samples_per_condition.clone(),
         notes,
         milo: milo_result,
+        within_cluster: within,
     })
 }
 

@@ -275,8 +275,9 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
         w.write_all(b"\n")
     })?;
     files.push(p);
-    // within_cluster: `write_within_cluster(&r.within_cluster, dir)?` goes here, its paths
-    // appended to `files`.
+    if let Some(w) = &r.within_cluster {
+        files.extend(crate::within_cluster::write_within_cluster(w, dir)?);
+    }
     files.extend(super::write_plots(a, r, dir)?);
     Ok(files)
 }

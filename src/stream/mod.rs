@@ -246,8 +246,7 @@ pub fn run_with_progress(
 ) -> Result<StreamAnalysis> {
     let po = &opts.pipeline;
     po.validate()?;
-    if po.doublets == crate::pipeline::Switch::On || po.integration == crate::pipeline::Switch::On
-    {
+    if po.doublets == crate::pipeline::Switch::On || po.integration == crate::pipeline::Switch::On {
         return Err(Error::option(
             "pipeline.doublets",
             "the streamed analysis reads one sample and has no doublet or integration step; \

@@ -2,10 +2,10 @@
 
 use super::WithinCluster;
 use crate::error::{Error, Result};
+use crate::plot::{register_fonts, FAMILY};
 use crate::report::{commit_temporary, fmt_f64, write_atomic, write_csv_record};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-use crate::plot::{register_fonts, FAMILY};
 
 /// Columns of `condition_de.csv`.
 pub const DE_COLUMNS: [&str; 12] = [
