@@ -113,11 +113,12 @@ fn one_shot(n: usize) {
     times.sort_by(f64::total_cmp);
     println!(
         "harmony {n} x {DIM}, {BATCHES} batches: times {:?} s, median {:.3} s; {} rounds, \
-         converged {}; objective {:?}",
+         converged {}; k-means steps {:?}; objective {:?}",
         times,
         times[times.len() / 2],
         h.iterations,
         h.converged,
+        h.kmeans_steps,
         h.objective
     );
     if n <= 9_244 {

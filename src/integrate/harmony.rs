@@ -188,6 +188,9 @@ pub struct Harmony {
     /// The objective after the initial clustering and after each round's clustering
     /// (`iterations + 1` values), as `harmonypy`'s `objective_harmony`.
     pub objective: Vec<f64>,
+    /// Soft k-means steps run in each round (`iterations` values), as `harmonypy`'s
+    /// `kmeans_rounds`.
+    pub kmeans_steps: Vec<usize>,
 }
 
 /// Harmony integration of `embedding` (cells x components, e.g. PCA scores) with one batch code
@@ -286,6 +289,7 @@ pub fn harmony(
         iterations,
         converged,
         objective: st.objective_harmony,
+        kmeans_steps: st.kmeans_steps,
     })
 }
 
@@ -317,6 +321,10 @@ struct State {
     scale: Vec<f32>,
     /// `n x k`: soft assignments.
     r: Vec<f32>,
+    /// Per cell `m_i - σ ln S_i` of the kernel (`m_i = min_k d_ik`, `S_i` the kernel's sum).
+    kernel_term: Vec<f64>,
+    /// Per cell `Σ_k R_ik d_ik + σ Σ_k R_ik ln R_ik` (see [`State::objective`]).
+    cell_term: Vec<f64>,
     /// `Σ_i R_ik` (`Σ_b O_kb`).
     size: Vec<f64>,
     /// Running `O_kb`, stored `nb x k` (batch-major).
@@ -331,6 +339,7 @@ struct State {
     rng: ChaCha8Rng,
     objective_kmeans: Vec<f64>,
     objective_harmony: Vec<f64>,
+    kmeans_steps: Vec<usize>,
 }
 
 impl State {
@@ -381,6 +390,8 @@ impl State {
             dist: vec![0.0; n * k],
             scale: vec![0.0; n * k],
             r: vec![0.0; n * k],
+            kernel_term: vec![0.0; n],
+            cell_term: vec![0.0; n],
             size: vec![0.0; k],
             o: vec![0.0; k * nb],
             theta: opts.theta,
@@ -393,6 +404,7 @@ impl State {
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
             objective_kmeans: Vec::new(),
             objective_harmony: Vec::new(),
+            kmeans_steps: Vec::new(),
         }
     }
 
@@ -403,6 +415,8 @@ impl State {
         self.distances();
         self.scale_from_dist();
         self.r.copy_from_slice(&self.scale);
+        // R = the kernel: R_ik ln R_ik = R_ik (-(d_ik - m_i) / σ - ln S_i), and Σ_k R_ik = 1.
+        self.cell_term.copy_from_slice(&self.kernel_term);
         self.recount();
         self.objective();
         if let Some(&last) = self.objective_kmeans.last() {
@@ -541,23 +555,29 @@ impl State {
             .for_each(|c| c.iter_mut().for_each(|v| *v = 2.0 * (1.0 - *v)));
     }
 
-    /// `scale_ik = exp(-d_ik / σ)` normalized over the clusters of each cell.
+    /// `scale_ik = exp(-d_ik / σ)` normalized over the clusters of each cell, and the cell's
+    /// `m_i - σ ln S_i` (`m_i = min_k d_ik`, `S_i = Σ_k exp(-(d_ik - m_i) / σ)`).
     fn scale_from_dist(&mut self) {
         let k = self.k;
-        let inv = (1.0 / self.sigma) as f32;
+        let sigma = self.sigma;
+        let inv = (1.0 / sigma) as f32;
         self.scale
-            .par_chunks_mut(k)
-            .zip(self.dist.par_chunks(k))
-            .for_each(|(s, dr)| {
-                let m = dr.iter().copied().fold(f32::INFINITY, f32::min);
-                let mut total = 0.0f32;
-                for (sv, &dv) in s.iter_mut().zip(dr) {
-                    let e = (-(dv - m) * inv).exp();
-                    *sv = e;
-                    total += e;
+            .par_chunks_mut(CHUNK * k)
+            .zip(self.dist.par_chunks(CHUNK * k))
+            .zip(self.kernel_term.par_chunks_mut(CHUNK))
+            .for_each(|((sc, dc), kt)| {
+                for ((s, dr), kv) in sc.chunks_exact_mut(k).zip(dc.chunks_exact(k)).zip(kt) {
+                    let m = dr.iter().copied().fold(f32::INFINITY, f32::min);
+                    let mut total = 0.0f32;
+                    for (sv, &dv) in s.iter_mut().zip(dr) {
+                        let e = (-(dv - m) * inv).exp();
+                        *sv = e;
+                        total += e;
+                    }
+                    let t = 1.0 / total;
+                    s.iter_mut().for_each(|v| *v *= t);
+                    *kv = m as f64 - sigma * (total as f64).ln();
                 }
-                let t = 1.0 / total;
-                s.iter_mut().for_each(|v| *v *= t);
             });
     }
 
@@ -599,36 +619,15 @@ impl State {
     }
 
     /// Appends the current objective to `objective_kmeans`.
+    ///
+    /// The distance and entropy terms need no logarithm per element: with
+    /// `R_ik = s_ik p_kb / T_i`, `s_ik = exp(-(d_ik - m_i) / σ) / S_i` and `T_i` the cell's
+    /// normalizer, `d_ik + σ ln R_ik = m_i - σ ln S_i + σ ln p_kb - σ ln T_i`, so each cell
+    /// contributes `(m_i - σ ln S_i - σ ln T_i) Σ_k R_ik + σ Σ_k R_ik ln p_kb`, computed when
+    /// its assignments are updated (`cell_term`).
     fn objective(&mut self) {
         let k = self.k;
-        let parts: Vec<(f64, f64)> = self
-            .chunks
-            .par_iter()
-            .map(|ch| {
-                let r = &self.r[ch.start * k..ch.end * k];
-                let dd = &self.dist[ch.start * k..ch.end * k];
-                let mut err = 0.0f64;
-                let mut ent = 0.0f64;
-                for (row, drow) in r.chunks_exact(k).zip(dd.chunks_exact(k)) {
-                    let mut e = 0.0f32;
-                    let mut h = 0.0f32;
-                    for (&rv, &dv) in row.iter().zip(drow) {
-                        e += rv * dv;
-                        if rv > 0.0 {
-                            h += rv * rv.ln();
-                        }
-                    }
-                    err += e as f64;
-                    ent += h as f64;
-                }
-                (err, ent)
-            })
-            .collect();
-        let (mut err, mut ent) = (0.0, 0.0);
-        for (e, h) in parts {
-            err += e;
-            ent += h;
-        }
+        let err_ent: f64 = self.cell_term.iter().sum();
         let mut cross = 0.0;
         for c in 0..k {
             for b in 0..self.nb {
@@ -639,12 +638,14 @@ impl State {
         }
         let norm = 2000.0 / self.n as f64;
         self.objective_kmeans
-            .push((err + self.sigma * ent + self.sigma * self.theta * cross) * norm);
+            .push((err_ent + self.sigma * self.theta * cross) * norm);
     }
 
     /// One round of soft k-means with the diversity penalty.
     fn cluster(&mut self) {
+        let mut steps = 0;
         for i in 0..self.max_iter_kmeans {
+            steps += 1;
             // Y ∝ Z_cosᵀ R, rows of unit length.
             let sums = self.weighted_sums(false);
             for (yv, s) in self.y.iter_mut().zip(sums.iter()) {
@@ -658,6 +659,7 @@ impl State {
                 break;
             }
         }
+        self.kmeans_steps.push(steps);
         if let Some(&last) = self.objective_kmeans.last() {
             self.objective_harmony.push(last);
         }
@@ -692,8 +694,11 @@ impl State {
         let n_blocks = (1.0 / self.block_size).ceil() as usize;
         let per_block = n.div_ceil(n_blocks.max(1)).max(1);
         let theta = self.theta;
+        let sigma = self.sigma;
         let mut penalty = vec![0.0f32; k * nb];
+        let mut ln_penalty = vec![0.0f32; k * nb];
         let mut new_rows = vec![0.0f32; per_block * k];
+        let mut new_terms = vec![0.0f64; per_block];
         for block in perm.chunks(per_block) {
             // Remove the block's cells from the counts.
             for &i in block {
@@ -711,32 +716,49 @@ impl State {
                     let e = self.size[c] * self.pr_b[b];
                     let oe = (self.o[b * k + c] + e).max(1e-8);
                     let ratio = (e / oe).clamp(1e-8, 1.0);
-                    penalty[b * k + c] = ratio.powf(theta) as f32;
+                    let p = ratio.powf(theta) as f32;
+                    penalty[b * k + c] = p;
+                    ln_penalty[b * k + c] = (p as f64).ln() as f32;
                 }
             }
             let rows = &mut new_rows[..block.len() * k];
+            let terms = &mut new_terms[..block.len()];
             let scale = &self.scale;
             let batch = &self.batch;
+            let kernel_term = &self.kernel_term;
             let penalty = &penalty;
+            let ln_penalty = &ln_penalty;
             rows.par_chunks_mut(k)
+                .zip(terms.par_iter_mut())
                 .zip(block.par_iter())
-                .for_each(|(row, &i)| {
+                .for_each(|((row, term), &i)| {
                     let i = i as usize;
                     let b = batch[i] as usize;
                     let p = &penalty[b * k..(b + 1) * k];
+                    let lp = &ln_penalty[b * k..(b + 1) * k];
                     let mut total = 0.0f32;
                     for ((rv, &sv), &pv) in row.iter_mut().zip(&scale[i * k..(i + 1) * k]).zip(p) {
                         *rv = sv * pv;
                         total += *rv;
                     }
-                    let t = 1.0 / total.max(1e-8);
-                    row.iter_mut().for_each(|v| *v *= t);
+                    let total = total.max(1e-8);
+                    let t = 1.0 / total;
+                    let (mut mass, mut cross) = (0.0f32, 0.0f32);
+                    for (v, &l) in row.iter_mut().zip(lp) {
+                        *v *= t;
+                        mass += *v;
+                        cross += *v * l;
+                    }
+                    // Σ_k R_ik d_ik + σ Σ_k R_ik ln R_ik (see `objective`).
+                    let kt = kernel_term.get(i).copied().unwrap_or_default();
+                    *term = (kt - sigma * (total as f64).ln()) * mass as f64 + sigma * cross as f64;
                 });
             // Put the cells back with their new assignments.
-            for (row, &i) in rows.chunks_exact(k).zip(block) {
+            for ((row, &term), &i) in rows.chunks_exact(k).zip(terms.iter()).zip(block) {
                 let i = i as usize;
                 let b = self.batch[i] as usize;
                 self.r[i * k..(i + 1) * k].copy_from_slice(row);
+                self.cell_term[i] = term;
                 let ob = &mut self.o[b * k..(b + 1) * k];
                 for (a, &v) in ob.iter_mut().zip(row) {
                     *a += v as f64;
