@@ -18,7 +18,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{parse_or_exit, StepBar};
+use cli::StepBar;
 use scrna::io::samples::{read_specs, resolve_inputs, ConcatOptions};
 use scrna::pipeline::{self, PipelineOptions, StepReport};
 use scrna::report::{check_output_dir, peak_rss_bytes, reset_peak_rss};
@@ -326,25 +326,5 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
 }
 
 fn main() -> ExitCode {
-    let args: Args = match parse_or_exit() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    // Reading the input runs in the global pool: give it the same thread count.
-    if let Some(t) = args.threads.filter(|&t| t > 0) {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-        {
-            eprintln!("error: --threads: {e}");
-            return ExitCode::from(1);
-        }
-    }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    cli::main(|a: &Args| a.threads, run)
 }

@@ -18,7 +18,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{parse_or_exit, StepBar};
+use cli::StepBar;
 use scrna::comparison::{self, ConditionOptions};
 use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions};
 use scrna::pipeline::{self, PipelineOptions, Switch};
@@ -192,24 +192,5 @@ fn run(args: &Args) -> scrna::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args: Args = match parse_or_exit() {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    if let Some(t) = args.threads.filter(|&t| t > 0) {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-        {
-            eprintln!("error: --threads: {e}");
-            return ExitCode::from(1);
-        }
-    }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    cli::main(|a: &Args| a.threads, run)
 }

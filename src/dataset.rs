@@ -318,6 +318,18 @@ impl Dataset {
     pub fn n_cells(&self) -> usize {
         self.counts.n_rows()
     }
+    /// Symbols of the genes with a non-zero count in at least one cell (the universe of the
+    /// over-representation tests).
+    pub fn detected_gene_symbols(&self) -> Vec<String> {
+        self.counts
+            .col_sums()
+            .iter()
+            .zip(&self.genes.symbols)
+            .filter(|(s, _)| **s > 0.0)
+            .map(|(_, g)| g.clone())
+            .collect()
+    }
+
     /// Number of genes.
     pub fn n_genes(&self) -> usize {
         self.counts.n_cols()

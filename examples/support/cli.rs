@@ -26,6 +26,35 @@ pub fn parse_or_exit<A: Parser>() -> Result<A, ExitCode> {
     })
 }
 
+/// The examples' `main`: parses the arguments, gives the global rayon pool (which also reads
+/// the input) the thread count `threads` picks from them, runs `run`, and prints an error as
+/// one line with status 1.
+pub fn main<A: Parser>(
+    threads: impl Fn(&A) -> Option<usize>,
+    run: impl FnOnce(&A) -> scrna::Result<()>,
+) -> ExitCode {
+    let args: A = match parse_or_exit() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Some(t) = threads(&args).filter(|&t| t > 0) {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+        {
+            eprintln!("error: --threads: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// One progress bar per step (a line per step when stderr is not a terminal).
 pub struct StepBar(ProgressBar);
 

@@ -257,14 +257,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         None
     };
     // Universe: genes detected in the kept cells.
-    let detected: Vec<String> = d
-        .counts
-        .col_sums()
-        .iter()
-        .zip(names)
-        .filter(|(s, _)| **s > 0.0)
-        .map(|(_, g)| g.clone())
-        .collect();
+    let detected = d.detected_gene_symbols();
 
     let mut markers = Vec::new();
     let mut enrichment = Vec::new();

@@ -331,15 +331,7 @@ pub fn within_cluster(
     let tested = de::cluster_de(a, &con, n_clusters, opts)?;
 
     // Universe: genes detected in the kept cells.
-    let names = &d.genes.symbols;
-    let detected: Vec<String> = d
-        .counts
-        .col_sums()
-        .iter()
-        .zip(names)
-        .filter(|(s, _)| **s > 0.0)
-        .map(|(_, g)| g.clone())
-        .collect();
+    let detected = d.detected_gene_symbols();
     let mut enrichment = Vec::new();
     let mut clusters: Vec<u32> = tested.de.iter().map(|r| r.cluster).collect();
     clusters.dedup();
