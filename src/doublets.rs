@@ -188,19 +188,7 @@ impl ScrubletOptions {
         if self.hvg.n_top_genes == Some(0) {
             return Err(Error::option("hvg.n_top_genes", "must be at least 1"));
         }
-        match self.solver {
-            Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => Err(Error::option(
-                "solver.tol",
-                format!("must be positive, got {tol}"),
-            )),
-            Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
-                Err(Error::option(
-                    "solver.tol",
-                    format!("must be zero or positive and finite, got {tol}"),
-                ))
-            }
-            _ => Ok(()),
-        }
+        self.solver.validate()
     }
 }
 

@@ -126,6 +126,26 @@ impl Solver {
     }
 }
 
+impl Solver {
+    /// Checks the solver's tolerance: positive for Lanczos, zero or positive for the
+    /// randomized solver (zero: no early stop); finite in both.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => Err(Error::option(
+                "solver.tol",
+                format!("must be positive, got {tol}"),
+            )),
+            Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+                Err(Error::option(
+                    "solver.tol",
+                    format!("must be zero or positive and finite, got {tol}"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Options of [`pca`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PcaOptions {
@@ -172,19 +192,7 @@ impl PcaOptions {
                 ));
             }
         }
-        match self.solver {
-            Solver::Lanczos { tol, .. } if !(tol.is_finite() && tol > 0.0) => Err(Error::option(
-                "solver.tol",
-                format!("must be positive, got {tol}"),
-            )),
-            Solver::Randomized { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
-                Err(Error::option(
-                    "solver.tol",
-                    format!("must be zero or positive and finite, got {tol}"),
-                ))
-            }
-            _ => Ok(()),
-        }
+        self.solver.validate()
     }
 }
 
