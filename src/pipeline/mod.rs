@@ -40,7 +40,7 @@ use crate::pca::{pca, Pca, PcaOptions};
 use crate::qc::{FilterOptions, Filtered, QcMetrics};
 use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
-use multi_sample::{batch_names, integrate};
+use multi_sample::integrate;
 use ndarray::Array2;
 use preprocess::preprocess_timed;
 use std::borrow::Cow;
@@ -531,7 +531,11 @@ fn run_cow(
         &filtered.dataset.cells,
         integration
             .as_ref()
-            .map(|i| Codes::from_labels(&i.batch_key, &batch_names(i)))
+            .map(|i| Codes {
+                key: i.batch_key.clone(),
+                codes: i.batch_codes.clone(),
+                names: i.batches.clone(),
+            })
             .as_ref(),
     );
     let embedding = match &integration {

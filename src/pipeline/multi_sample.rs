@@ -10,14 +10,6 @@ use crate::integrate::{harmony, lisi};
 use crate::pca::Pca;
 use crate::qc::{Filtered, Reason};
 
-/// The batch name of every kept cell of an integration.
-pub(super) fn batch_names(i: &Integration) -> Vec<&str> {
-    i.batch_codes
-        .iter()
-        .map(|&c| i.batches.get(c as usize).map_or("", String::as_str))
-        .collect()
-}
-
 /// The integration step: Harmony over `opts.batch_key` of the kept cells. Fewer than two
 /// batches left after QC is a stated skip (`warnings`), or an error with [`Switch::On`].
 pub(super) fn integrate(
