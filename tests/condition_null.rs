@@ -12,6 +12,7 @@
 use scrna::comparison::{compare, ConditionOptions, ConditionResult};
 use scrna::pipeline::{run, Analysis, PipelineOptions, Switch};
 use scrna::simulate::{simulate, SimulateOptions, Simulation};
+use scrna::within_cluster::DeMethod;
 use std::collections::HashMap;
 
 fn analyse(opts: &SimulateOptions) -> (Simulation, Analysis, ConditionResult) {
@@ -62,7 +63,22 @@ fn null(samples_per_condition: usize, batch_sd: f64, seed: u64, n_cells: usize) 
         m.milo.rows.len(),
         100.0 * share
     );
+    // Pseudobulk DE inside the clusters: at most 1% of the DESeq2 tests at adjusted p < 0.05.
+    let w = r.within_cluster.as_ref().expect("two conditions");
+    let deseq: Vec<_> =
+        w.de.iter()
+            .filter(|d| d.method == DeMethod::Deseq2)
+            .collect();
+    let de_hits = deseq.iter().filter(|d| d.p_adjusted < 0.05).count();
+    let de_share = de_hits as f64 / deseq.len().max(1) as f64;
+    eprintln!(
+        "null {samples_per_condition}+{samples_per_condition} sd {batch_sd} seed {seed}: \
+         {de_hits} of {} pseudobulk DE tests at adjusted p < 0.05",
+        deseq.len()
+    );
     assert!(calls.is_empty(), "null design: clusters called {calls:?}");
+    assert!(!deseq.is_empty(), "no pseudobulk DE ran: {:?}", w.notes);
+    assert!(de_share <= 0.01, "null design: DE share {de_share}");
     assert!(!m.milo.rows.is_empty());
     assert!(
         share < 0.10,

@@ -17,14 +17,17 @@
 //!    over the clusters), and the cells are added back.
 //!    The objective is `(Σ R∘d + σ Σ R ln R + σ θ Σ_ik R_ik ln((O_kb+E_kb)/E_kb)) · 2000 / N`;
 //!    the k-means steps stop after more than 3 steps once the sum of the last 3 objectives has
-//!    fallen by less than `epsilon_cluster` (relative) from the 3 before.
+//!    changed by less than `epsilon_cluster` (relative, either way) from the 3 before.
 //! 3. Correction (mixture of experts, ridge): for each cluster `k`, with the design
 //!    `Φ = [1, one-hot batch]` weighted by `R_k`, `W_k = (Φ diag(R_k) Φᵀ + diag(0, λ, …, λ))⁻¹
 //!    Φ diag(R_k) Z_origᵀ`; the intercept row is kept and the batch rows are removed:
 //!    `z_i ← z_orig,i - Σ_k R_ik W_k[b_i]`. Then `Z_cos` is recomputed from the corrected
 //!    embedding.
 //! 4. Rounds stop after `max_iter_harmony` or once the objective has fallen by less than
-//!    `epsilon_harmony` (relative) over a round.
+//!    `epsilon_harmony` (relative) over a round. A round whose objective rose does not stop
+//!    them (`harmonypy` 2.1's `objective_converged`; the R package and `harmonypy` 0.x stop
+//!    there, which on strong sample effects ends the integration after two rounds with the
+//!    batches still apart).
 //!
 //! The ridge system has an arrow shape (an intercept row and a diagonal), so it is solved in
 //! closed form by its Schur complement instead of a general inverse; the solution is the same.
@@ -673,7 +676,7 @@ impl State {
         let m = o.len();
         let new: f64 = o[m - WINDOW..].iter().sum();
         let old: f64 = o[m - WINDOW - 1..m - 1].iter().sum();
-        (old - new) / old.abs() < self.epsilon_cluster
+        (old - new).abs() / old.abs() < self.epsilon_cluster
     }
 
     fn harmony_converged(&self) -> bool {
@@ -682,7 +685,8 @@ impl State {
             return false;
         }
         let (old, new) = (o[o.len() - 2], o[o.len() - 1]);
-        (old - new) / old.abs() < self.epsilon_harmony
+        let delta = (old - new) / old.abs();
+        (0.0..self.epsilon_harmony).contains(&delta)
     }
 
     /// The blockwise update of `R` with the diversity penalty.
