@@ -3,36 +3,40 @@
 //!
 //! Method: Korsunsky, Millard, Fan, Slowikowski, Zhang, Wei, Baglaenko, Brenner, Loh and
 //! Raychaudhuri (2019), "Fast, sensitive and accurate integration of single-cell data with
-//! Harmony", Nature Methods 16:1289. The steps and their order follow the reference
-//! implementations `harmonypy` (Python / C++) and the `harmony` R package:
+//! Harmony", Nature Methods 16:1289, in the revised form of the current reference
+//! implementations (`harmonypy` 2.1's C++ core and the `harmony` R package 2.0):
 //!
 //! 1. `Z_cos` = the embedding with each cell scaled to unit length. Initial centroids `Y` come
-//!    from k-means on `Z_cos`, then are scaled to unit length.
-//! 2. Each Harmony round runs up to `max_iter_kmeans` soft k-means steps:
-//!    `Y_k ∝ Σ_i R_ik z_i` (unit length), `d_ik = 2 (1 - y_k·z_i)`, and the assignments `R` are
-//!    updated in blocks of `block_size · N` cells taken in a random order: the block's cells are
-//!    removed from the observed and expected batch counts `O_kb = Σ_{i∈b} R_ik`,
-//!    `E_kb = Pr_b Σ_i R_ik`, then
-//!    `R_ik ∝ exp(-d_ik / σ) · (E_kb / (O_kb + E_kb))^θ` for the cell's batch `b` (normalized
-//!    over the clusters), and the cells are added back.
-//!    The objective is `(Σ R∘d + σ Σ R ln R + σ θ Σ_ik R_ik ln((O_kb+E_kb)/E_kb)) · 2000 / N`;
-//!    the k-means steps stop after more than 3 steps once the sum of the last 3 objectives has
-//!    changed by less than `epsilon_cluster` (relative, either way) from the 3 before.
+//!    from k-means on `Z_cos`, scaled to unit length; `d_ik = 2 (1 - y_k·z_i)` and
+//!    `R_ik ∝ exp(-d_ik / σ)` (no diversity penalty yet).
+//! 2. Each Harmony round runs up to `max_iter_kmeans` steps that update the assignments `R`
+//!    with the distances held fixed, in blocks of `block_size · N` cells taken in a random
+//!    order: the block's cells are removed from the observed and expected batch counts
+//!    `O_kb = Σ_{i∈b} R_ik`, `E_kb = Pr_b Σ_i R_ik`, then
+//!    `R_ik ∝ exp(-d_ik / σ) · ((2 E_kb + 1) / (O_kb + E_kb + 1))^θ` for the cell's batch `b`
+//!    (normalized over the clusters), and the cells are added back.
+//!    The objective is `(Σ R∘d + σ Σ R ln R + σ θ Σ_kb O_kb ln((O_kb+E_kb+1)/(2E_kb+1))) · 2000 / N`;
+//!    the steps stop after more than 3 once the sum of the last 3 objectives has changed by
+//!    less than `epsilon_cluster` (relative, either way) from the 3 before.
 //! 3. Correction (mixture of experts, ridge): for each cluster `k`, with the design
 //!    `Φ = [1, one-hot batch]` weighted by `R_k`, `W_k = (Φ diag(R_k) Φᵀ + diag(0, λ, …, λ))⁻¹
-//!    Φ diag(R_k) Z_origᵀ`; the intercept row is kept and the batch rows are removed:
-//!    `z_i ← z_orig,i - Σ_k R_ik W_k[b_i]`. Then `Z_cos` is recomputed from the corrected
-//!    embedding.
+//!    Φ diag(R_k) Z_origᵀ`; the batch rows are removed from the cells,
+//!    `z_i ← z_orig,i - Σ_k R_ik W_k[b_i]`, and the intercept row becomes the centroid `y_k`
+//!    (scaled to unit length). `Z_cos` is recomputed from the corrected embedding, and the next
+//!    round starts from the distances to these centroids and assignments without the penalty.
 //! 4. Rounds stop after `max_iter_harmony` or once the objective has fallen by less than
 //!    `epsilon_harmony` (relative) over a round. A round whose objective rose does not stop
-//!    them (`harmonypy` 2.1's `objective_converged`; the R package and `harmonypy` 0.x stop
-//!    there, which on strong sample effects ends the integration after two rounds with the
-//!    batches still apart).
+//!    them (`harmonypy` 2.1's `objective_converged`; stopping there, as `harmonypy` 0.x does,
+//!    ended the integration of strong sample effects after two rounds with the batches apart).
+//!
+//! The original algorithm of the paper (and of `harmonypy` 0.x) differs in three places: the
+//! centroids are re-estimated from `R` at every k-means step, the penalty is
+//! `(E_kb / (O_kb + E_kb))^θ`, and the cross-entropy term uses `ln((O+E)/E)`.
 //!
 //! The ridge system has an arrow shape (an intercept row and a diagonal), so it is solved in
 //! closed form by its Schur complement instead of a general inverse; the solution is the same.
 //!
-//! Differences from `harmonypy` 2.x:
+//! Differences from `harmonypy` 2.1:
 //! - Defaults are those of the original method (and of `harmonypy` before 2.0): a fixed ridge
 //!   penalty `λ = 1`, `max_iter_kmeans = 20`, `epsilon_cluster = 1e-5`,
 //!   `epsilon_harmony = 1e-4`; `harmonypy` 2.x defaults to estimating `λ` per cluster and to
@@ -47,6 +51,9 @@
 //! - The soft assignments are computed as `exp(-(d_ik - min_k d_ik) / σ)` (the same after
 //!   normalization, but safe for very small `σ`). A cell whose coordinates are all zero keeps a
 //!   zero `Z_cos` row instead of dividing by zero.
+//! - Every batch is corrected in every cluster; the references leave out a batch whose share
+//!   of a cluster (`O_kb / N_b`) is at most `batch_proportion_cutoff` (default `1e-5`, which
+//!   almost never applies).
 //!
 //! Cells are processed grouped by batch (stable order) and every sum over cells is taken over
 //! fixed chunks combined in order, so the result depends only on the input, the options and
@@ -415,16 +422,22 @@ impl State {
     fn init_clusters(&mut self) {
         self.kmeans_init();
         normalize_rows(&mut self.y, self.d);
+        self.assign_without_diversity();
+        self.objective();
+        if let Some(&last) = self.objective_kmeans.last() {
+            self.objective_harmony.push(last);
+        }
+    }
+
+    /// Distances of `Z_cos` to the centroids, `R` = the kernel without the diversity penalty,
+    /// and `O`, `E` from it.
+    fn assign_without_diversity(&mut self) {
         self.distances();
         self.scale_from_dist();
         self.r.copy_from_slice(&self.scale);
         // R = the kernel: R_ik ln R_ik = R_ik (-(d_ik - m_i) / σ - ln S_i), and Σ_k R_ik = 1.
         self.cell_term.copy_from_slice(&self.kernel_term);
         self.recount();
-        self.objective();
-        if let Some(&last) = self.objective_kmeans.last() {
-            self.objective_harmony.push(last);
-        }
     }
 
     /// k-means++ seeding then Lloyd steps on `Z_cos`; leaves the centroids in `y`.
@@ -634,9 +647,9 @@ impl State {
         let mut cross = 0.0;
         for c in 0..k {
             for b in 0..self.nb {
-                let o = self.o[b * k + c].max(1e-8);
-                let e = (self.size[c] * self.pr_b[b]).max(1e-8);
-                cross += o * ((o + e) / e).ln();
+                let o = self.o[b * k + c].max(0.0);
+                let e = self.size[c] * self.pr_b[b];
+                cross += o * ((o + e + 1.0) / (2.0 * e + 1.0)).ln();
             }
         }
         let norm = 2000.0 / self.n as f64;
@@ -646,16 +659,14 @@ impl State {
 
     /// One round of soft k-means with the diversity penalty.
     fn cluster(&mut self) {
+        if self.objective_harmony.len() > 1 {
+            // After a correction: distances of the corrected cells to the centroids the
+            // correction estimated, and assignments without the diversity penalty.
+            self.assign_without_diversity();
+        }
         let mut steps = 0;
         for i in 0..self.max_iter_kmeans {
             steps += 1;
-            // Y ∝ Z_cosᵀ R, rows of unit length.
-            let sums = self.weighted_sums(false);
-            for (yv, s) in self.y.iter_mut().zip(sums.iter()) {
-                *yv = *s as f32;
-            }
-            normalize_rows(&mut self.y, self.d);
-            self.distances();
             self.update_r();
             self.objective();
             if i > WINDOW && self.kmeans_converged() {
@@ -692,7 +703,6 @@ impl State {
     /// The blockwise update of `R` with the diversity penalty.
     fn update_r(&mut self) {
         let (n, k, nb) = (self.n, self.k, self.nb);
-        self.scale_from_dist();
         let mut perm: Vec<u32> = (0..n as u32).collect();
         perm.shuffle(&mut self.rng);
         let n_blocks = (1.0 / self.block_size).ceil() as usize;
@@ -714,15 +724,14 @@ impl State {
                 }
             }
             self.sizes_from_o();
-            // (E / (O + E))^θ per cluster and batch.
+            // ((2E + 1) / (O + E + 1))^θ per cluster and batch.
             for c in 0..k {
                 for b in 0..nb {
                     let e = self.size[c] * self.pr_b[b];
-                    let oe = (self.o[b * k + c] + e).max(1e-8);
-                    let ratio = (e / oe).clamp(1e-8, 1.0);
-                    let p = ratio.powf(theta) as f32;
-                    penalty[b * k + c] = p;
-                    ln_penalty[b * k + c] = (p as f64).ln() as f32;
+                    let o = self.o[b * k + c].max(0.0);
+                    let ln_p = theta * ((2.0 * e + 1.0) / (o + e + 1.0)).ln();
+                    penalty[b * k + c] = ln_p.exp() as f32;
+                    ln_penalty[b * k + c] = ln_p as f32;
                 }
             }
             let rows = &mut new_rows[..block.len() * k];
@@ -772,11 +781,10 @@ impl State {
         self.sizes_from_o();
     }
 
-    /// Per batch `Σ_{i∈b} R_ik x_i` (`nb x k x d`, f64) with `x` = `Z_orig` when `orig`, else
-    /// summed over the batches (`k x d`) with `x` = `Z_cos`.
-    fn weighted_sums(&self, orig: bool) -> Vec<f64> {
+    /// Per batch `Σ_{i∈b} R_ik z_orig,i` (`nb x k x d`, f64).
+    fn weighted_sums(&self) -> Vec<f64> {
         let (k, d, nb) = (self.k, self.d, self.nb);
-        let x = if orig { &self.z_orig } else { &self.z_cos };
+        let x = &self.z_orig;
         let partials: Vec<Vec<f32>> = self
             .chunks
             .par_iter()
@@ -792,10 +800,9 @@ impl State {
                 out
             })
             .collect();
-        let groups = if orig { nb } else { 1 };
-        let mut sums = vec![0.0f64; groups * k * d];
+        let mut sums = vec![0.0f64; nb * k * d];
         for (ch, p) in self.chunks.iter().zip(&partials) {
-            let g = if orig { ch.batch } else { 0 };
+            let g = ch.batch;
             for (a, &v) in sums[g * k * d..(g + 1) * k * d].iter_mut().zip(p) {
                 *a += v as f64;
             }
@@ -807,9 +814,9 @@ impl State {
     fn correct(&mut self) {
         let (k, d, nb) = (self.k, self.d, self.nb);
         self.recount();
-        let t = self.weighted_sums(true); // nb x k x d
-                                          // Batch coefficients W[b][c] (d values) of each cluster, from the arrow-shaped system
-                                          // [[Σ_b O_b, Oᵀ], [O, diag(O + λ)]] [w0; w] = [Σ_b t_b; t].
+        let t = self.weighted_sums(); // nb x k x d
+                                      // Batch coefficients W[b][c] (d values) of each cluster, from the arrow-shaped system
+                                      // [[Σ_b O_b, Oᵀ], [O, diag(O + λ)]] [w0; w] = [Σ_b t_b; t].
         let lambda = self.lambda;
         let mut w = vec![0.0f32; nb * k * d];
         let mut ob = vec![0.0f64; nb];
@@ -823,9 +830,11 @@ impl State {
                 for (b, v) in tj.iter_mut().enumerate() {
                     *v = t[(b * k + c) * d + j];
                 }
-                if !solve_arrow(&ob, lambda, &tj, &mut wj) {
-                    break; // an empty cluster corrects nothing
-                }
+                let Some(w0) = solve_arrow(&ob, lambda, &tj, &mut wj) else {
+                    break; // an empty cluster corrects nothing and keeps its centroid
+                };
+                // The intercept is the cluster's centroid in the corrected space.
+                self.y[c * d + j] = w0 as f32;
                 for (b, &v) in wj.iter().enumerate() {
                     w[(b * k + c) * d + j] = v as f32;
                 }
@@ -859,6 +868,7 @@ impl State {
                 crate::cpu::clear_upper_simd_state_here();
             });
         cosine_normalize(&self.z_corr, &mut self.z_cos, d);
+        normalize_rows(&mut self.y, d);
     }
 }
 
@@ -866,15 +876,15 @@ impl State {
 /// `[[Σ_b o_b, oᵀ], [o, diag(o + λ)]] [w_0; w] = [Σ_b t_b; t]` (the ridge normal equations of
 /// the design `[1, one-hot batch]` weighted by the cluster's assignments, with no penalty on the
 /// intercept) through the Schur complement `Σ_b o_b λ / (o_b + λ)` and writes `w` (the
-/// intercept `w_0` is not removed, so it is not returned). Returns false, leaving `w`
-/// untouched, when the cluster holds no weight.
-fn solve_arrow(o: &[f64], lambda: f64, t: &[f64], w: &mut [f64]) -> bool {
+/// intercept `w_0` is not removed from the cells; it is returned, the cluster's centroid).
+/// Returns `None`, leaving `w` untouched, when the cluster holds no weight.
+fn solve_arrow(o: &[f64], lambda: f64, t: &[f64], w: &mut [f64]) -> Option<f64> {
     let schur: f64 = o
         .iter()
         .map(|&v| v.max(0.0) * lambda / (v.max(0.0) + lambda))
         .sum();
     if schur <= 1e-12 {
-        return false;
+        return None;
     }
     let num: f64 = o
         .iter()
@@ -886,7 +896,7 @@ fn solve_arrow(o: &[f64], lambda: f64, t: &[f64], w: &mut [f64]) -> bool {
         let v = v.max(0.0);
         *wb = (tb - v * w0) / (v + lambda);
     }
-    true
+    Some(w0)
 }
 
 /// `out (n x m) = x (n x d) · rowsᵀ` with `rows` `m x d`, over the fixed chunks.
@@ -1145,7 +1155,7 @@ mod tests {
         let lambda = 1.0;
         let t = [2.0f64, -1.0, 4.0];
         let mut w = [0.0f64; 3];
-        assert!(solve_arrow(&o, lambda, &t, &mut w));
+        assert!(solve_arrow(&o, lambda, &t, &mut w).is_some());
         let mut m = [[0.0f64; 5]; 4];
         m[0][0] = o.iter().sum();
         m[0][4] = t.iter().sum();
@@ -1170,6 +1180,6 @@ mod tests {
             let dense = m[b + 1][4] / m[b + 1][b + 1];
             assert!((dense - w[b]).abs() < 1e-12, "{b}: {dense} vs {}", w[b]);
         }
-        assert!(!solve_arrow(&[0.0; 3], lambda, &t, &mut w));
+        assert!(solve_arrow(&[0.0; 3], lambda, &t, &mut w).is_none());
     }
 }
