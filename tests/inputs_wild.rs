@@ -452,3 +452,69 @@ fn join_and_duplicates_from_the_command_line() {
     assert!(err.contains("are identical"), "{err}");
     assert!(!err.contains("[1/"), "a step started: {err}");
 }
+
+/// The streamed reader checks each block as it reads it (the error names the block's cells)
+/// and finds the counts layer of a processed `.h5ad`.
+#[test]
+fn streamed_reader_checks_every_block() {
+    use scrna::stream::CellChunks;
+    let data = simulate(&SimulateOptions {
+        n_cells: 40,
+        n_genes: 300,
+        ..small_sim()
+    })
+    .unwrap()
+    .dataset;
+    let dir = tempfile::tempdir().unwrap();
+    let mut frac = data.clone();
+    let (lo, _) = (frac.counts.indptr()[25], frac.counts.indptr()[26]);
+    frac.counts.data_mut()[lo] = 0.5;
+    let h5 = dir.path().join("frac.h5");
+    scrna::io::tenx_h5::write_10x_h5(&frac, &h5).unwrap();
+    let r = CellChunks::open_10x_h5(&h5, &ReadOptions::default()).unwrap();
+    assert_eq!(
+        r.read(0, 20).unwrap(),
+        data.counts
+            .select_rows(&(0..20).collect::<Vec<_>>())
+            .unwrap()
+    );
+    let e = r.read(20, 40).unwrap_err().to_string();
+    assert!(
+        e.contains("cells 20..40") && e.contains(&data.cells.barcodes[20]),
+        "{e}"
+    );
+    assert!(e.contains("non-integer"), "{e}");
+    let o = ReadOptions {
+        assume_counts: true,
+        ..Default::default()
+    };
+    assert!(CellChunks::open_10x_h5(&h5, &o)
+        .unwrap()
+        .read(20, 40)
+        .is_ok());
+
+    let sf: Vec<f32> = data
+        .counts
+        .row_sums()
+        .iter()
+        .map(|&t| (t / 1e4) as f32)
+        .collect();
+    let log = LogCounts::new(&data.counts, &sf).unwrap().to_matrix();
+    let processed = dir.path().join("processed.h5ad");
+    let mut out = H5adOutput::new(&log, &data.cells, &data.genes);
+    out.layers.push(("counts".into(), &data.counts));
+    write_h5ad(&out, &processed).unwrap();
+    let r = CellChunks::open_h5ad(&processed, None).unwrap();
+    assert_eq!(r.read(0, 40).unwrap(), data.counts);
+    let log_only = dir.path().join("log_only.h5ad");
+    write_h5ad(&H5adOutput::new(&log, &data.cells, &data.genes), &log_only).unwrap();
+    let e = CellChunks::open_h5ad(&log_only, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("like log-normalized data"), "{e}");
+    let e = CellChunks::open_h5ad(&log_only, Some("X"))
+        .unwrap()
+        .read(0, 10);
+    assert!(e.unwrap_err().to_string().contains("cells 0..10"));
+}

@@ -75,8 +75,8 @@ pub fn read_h5ad(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
 ///
 /// The matrix (CSR, CSC or dense; converted to CSR) is, with `opts.layer` given, that layer
 /// (`X` for `X`); else the first that holds non-negative integers of: `X`; the layers
-/// [`COUNTS_LAYERS`] (`counts`, `raw_counts`, `umi_counts`, `raw`); `raw/X` when it has a
-/// row per cell (its genes are then `raw/var`'s). Files written by Scanpy after
+/// [`COUNTS_LAYERS`] (`counts`, `raw_counts`, `umi_counts`, `raw`); `raw/X` (its genes are
+/// then `raw/var`'s; it must have a row per cell). Files written by Scanpy after
 /// normalization keep log values in `X` and the counts in `layers["counts"]` or `raw`.
 /// With `opts.assume_counts`, `X` (or the layer) is taken as stored when its values are
 /// non-negative and finite. With none of these, the error says what `X` holds (range, share
@@ -93,8 +93,8 @@ pub fn read_h5ad_counts(path: &Path, opts: &H5adReadOptions) -> Result<(Dataset,
 
 fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<(Dataset, String)> {
     let file = hdf5_util::open(path)?;
+    let (counts, name) = pick_matrix(&file, path, opts)?;
     let (cells, mut genes) = read_obs_var(&file, path, opts)?;
-    let (counts, name) = pick_matrix(&file, path, opts, cells.len())?;
     if name == "raw/X" {
         genes = read_raw_var(&file, path)?;
     }
@@ -120,7 +120,6 @@ fn pick_matrix(
     file: &hdf5_pure::File,
     path: &Path,
     opts: &H5adReadOptions,
-    n_obs: usize,
 ) -> Result<(CsrMatrix, String)> {
     let assume = opts.assume_counts;
     if let Some(l) = &opts.layer {
@@ -160,13 +159,9 @@ fn pick_matrix(
     }
     if exists("/raw/X") {
         let m = read_matrix(file, path, "/raw/X")?;
-        if m.n_rows() != n_obs {
-            tried.push(format!("raw/X has {} rows for {n_obs} cells", m.n_rows()));
-        } else {
-            match check(m.data(), assume) {
-                Ok(_) => return Ok((m, "raw/X".to_string())),
-                Err(d) => tried.push(format!("raw/X holds {d}")),
-            }
+        match check(m.data(), assume) {
+            Ok(_) => return Ok((m, "raw/X".to_string())),
+            Err(d) => tried.push(format!("raw/X holds {d}")),
         }
     }
     let layers: Vec<String> = file
