@@ -19,7 +19,8 @@ mod cli;
 
 use clap::Parser;
 use cli::StepBar;
-use scrna::io::samples::{read_specs, resolve_inputs, ConcatOptions};
+use scrna::io::inputs::{check_samples_pass_qc, read_inputs, InputOptions};
+use scrna::io::samples::resolve_inputs;
 use scrna::pipeline::{self, PipelineOptions, StepReport};
 use scrna::report::{check_output_dir, peak_rss_bytes, reset_peak_rss};
 use std::path::{Path, PathBuf};
@@ -96,9 +97,23 @@ struct Args {
     /// with --stream).
     #[arg(long, value_name = "PATH")]
     sim_h5: Option<PathBuf>,
-    /// The .h5ad layer holding the counts (for example `counts`) in the streamed analysis.
+    /// The .h5ad matrix holding the raw counts: a layer name (for example `counts`) or `X`
+    /// (by default the first of X, layers counts / raw_counts / umi_counts / raw, raw/X that
+    /// holds integer counts).
     #[arg(long, value_name = "NAME")]
     layer: Option<String>,
+    /// Take non-integer values as counts (for data that really are non-integer, such as
+    /// ambient-corrected counts); noted in the warnings.
+    #[arg(long)]
+    assume_counts: bool,
+    /// How samples with different genes are joined: strict (the same genes, else an error),
+    /// intersection (the shared genes), union (all genes, missing ones counted 0).
+    #[arg(long, default_value = "strict", value_parser = parse_join)]
+    join: scrna::io::Join,
+}
+
+fn parse_join(s: &str) -> Result<scrna::io::Join, String> {
+    s.parse().map_err(|e: scrna::Error| e.to_string())
 }
 
 fn parse_budget(s: &str) -> Result<u64, String> {
@@ -180,7 +195,7 @@ fn run(args: &Args) -> scrna::Result<()> {
             ..Default::default()
         })?;
         eprintln!("simulated in {:.1} s", t.elapsed().as_secs_f64());
-        return analyse(sim.dataset, args, &opts, None);
+        return analyse(sim.dataset, args, &opts, None, Vec::new());
     }
     let specs = resolve_inputs(
         &args.inputs,
@@ -189,30 +204,47 @@ fn run(args: &Args) -> scrna::Result<()> {
     )?;
     reset_peak_rss();
     let started = Instant::now();
-    let data = read_specs(&specs, &ConcatOptions::default())?;
+    let mut io = InputOptions::default();
+    io.read.layer = args.layer.clone();
+    io.read.assume_counts = args.assume_counts;
+    io.concat.join = args.join;
+    let inputs = read_inputs(&specs, &io)?;
     let read = StepReport {
         step: "read",
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     };
-    eprintln!("read {} sample(s)", specs.len());
-    analyse(data, args, &opts, Some(read))
+    for l in inputs.report.lines() {
+        eprintln!("{l}");
+    }
+    // A sample none of whose cells passes QC stops the run before any long step.
+    check_samples_pass_qc(&inputs.dataset, &opts.filter)?;
+    analyse(
+        inputs.dataset,
+        args,
+        &opts,
+        Some(read),
+        inputs.report.warnings,
+    )
 }
 
 /// Runs the pipeline and writes its outputs; `read`, the time and memory of reading the input,
-/// goes first in the step table and in `summary.json`.
+/// goes first in the step table and in `summary.json`, and the input's warnings (`notes`)
+/// join the analysis' warnings.
 /// The dataset is given up to the pipeline, which filters it in place.
 fn analyse(
     data: scrna::Dataset,
     args: &Args,
     opts: &PipelineOptions,
     read: Option<StepReport>,
+    notes: Vec<String>,
 ) -> scrna::Result<()> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
     let bar = StepBar::new();
     let mut analysis = pipeline::run_owned(data, opts, &mut |p| bar.show(p))?;
     bar.finish();
     analysis.steps.splice(0..0, read);
+    analysis.warnings.splice(0..0, notes);
     let started = Instant::now();
     let files = pipeline::output::write_all(&analysis, opts, &args.out)?;
     let written = started.elapsed().as_secs_f64();
@@ -287,12 +319,23 @@ fn print_steps(steps: &[StepReport]) {
 }
 
 fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::Result<()> {
+    let h5ad = path.extension().is_some_and(|e| e == "h5ad");
+    if args.assume_counts && h5ad {
+        return Err(scrna::Error::option(
+            "assume_counts",
+            "--assume-counts is not available for a streamed .h5ad (give --layer NAME, or run \
+             without --stream)",
+        ));
+    }
     let so = scrna::stream::StreamOptions {
+        read: scrna::io::ReadOptions {
+            assume_counts: args.assume_counts,
+            ..Default::default()
+        },
         pipeline: opts.clone(),
         chunk_cells: args.chunk_cells,
         memory_budget_bytes: args.memory_budget,
         layer: args.layer.clone(),
-        ..Default::default()
     };
     eprintln!(
         "streaming {} with a memory budget of {:.1} MB",

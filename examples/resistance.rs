@@ -20,7 +20,8 @@ mod cli;
 use clap::Parser;
 use cli::StepBar;
 use scrna::comparison::{self, ConditionOptions};
-use scrna::io::samples::{read_sample_sheet, read_samples, ConcatOptions};
+use scrna::io::inputs::{check_samples_pass_qc, read_inputs, InputOptions};
+use scrna::io::samples::read_sample_sheet;
 use scrna::pipeline::{self, PipelineOptions, Switch};
 use scrna::report::check_output_dir;
 use scrna::simulate::SimulateOptions;
@@ -63,6 +64,23 @@ struct Args {
     /// No Harmony integration over the samples.
     #[arg(long)]
     no_integration: bool,
+    /// The .h5ad matrix holding the raw counts: a layer name (for example `counts`) or `X`
+    /// (by default the first of X, layers counts / raw_counts / umi_counts / raw, raw/X that
+    /// holds integer counts).
+    #[arg(long, value_name = "NAME")]
+    layer: Option<String>,
+    /// Take non-integer values as counts (for data that really are non-integer, such as
+    /// ambient-corrected counts).
+    #[arg(long)]
+    assume_counts: bool,
+    /// How samples with different genes are joined: strict (the same genes, else an error),
+    /// intersection (the shared genes), union (all genes, missing ones counted 0).
+    #[arg(long, default_value = "strict", value_parser = parse_join)]
+    join: scrna::io::Join,
+}
+
+fn parse_join(s: &str) -> Result<scrna::io::Join, String> {
+    s.parse().map_err(|e: scrna::Error| e.to_string())
 }
 
 fn parse_contrast(s: &str) -> Result<(String, String), String> {
@@ -115,7 +133,16 @@ fn run(args: &Args) -> scrna::Result<()> {
     let data = match &args.sample_sheet {
         Some(sheet) => {
             let specs = read_sample_sheet(sheet)?;
-            read_samples(&specs, &Default::default(), &ConcatOptions::default())?
+            let mut io = InputOptions::default();
+            io.read.layer = args.layer.clone();
+            io.read.assume_counts = args.assume_counts;
+            io.concat.join = args.join;
+            let inputs = read_inputs(&specs, &io)?;
+            for l in inputs.report.lines() {
+                eprintln!("{l}");
+            }
+            check_samples_pass_qc(&inputs.dataset, &popts.filter)?;
+            inputs.dataset
         }
         None => {
             eprintln!(

@@ -370,7 +370,14 @@ fn unsorted_entries_and_real_values_are_read() {
         l.insert(entry(6), "% a comment between entries".to_string());
         l[0] = "%%MatrixMarket matrix coordinate real general".to_string();
     });
-    let ds = read(dir.path()).unwrap();
+    // Non-integer values are refused unless taken as counts.
+    let e = read(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("non-integer values"), "{e}");
+    let as_stored = ReadOptions {
+        assume_counts: true,
+        ..Default::default()
+    };
+    let ds = read_10x_mtx(dir.path(), &as_stored).unwrap();
     assert_eq!(ds.counts.nnz(), 12);
     assert_eq!(ds.counts.get(0, 200), 1.0);
     assert_eq!(ds.counts.get(4, 174), 2.5);

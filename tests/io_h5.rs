@@ -175,7 +175,14 @@ fn write_then_read_round_trip() {
     let mut frac = ds.clone();
     frac.counts.data_mut()[0] = 0.5;
     write_10x_h5(&frac, &out).unwrap();
-    assert_eq!(read_10x_h5(&out, &ReadOptions::default()).unwrap(), frac);
+    let as_stored = ReadOptions {
+        assume_counts: true,
+        ..Default::default()
+    };
+    assert_eq!(read_10x_h5(&out, &as_stored).unwrap(), frac);
+    // Without assume_counts the reader refuses non-integer values, naming the dataset.
+    let e = read_10x_h5(&out, &ReadOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("/matrix/data"), "{e}");
 }
 
 /// Writes a Cell Ranger 3 style file with the given arrays (no validation), for error tests.

@@ -135,7 +135,11 @@ fn bundled_dataset_outputs_are_complete_and_agree_with_scanpy() {
     // The .h5ad reads back.
     let back = read_h5ad(
         &dir.path().join("analysis.h5ad"),
-        &H5adReadOptions::default(),
+        &H5adReadOptions {
+            layer: Some("X".to_string()),
+            assume_counts: true,
+            ..Default::default()
+        },
     )
     .unwrap();
     assert_eq!(back.n_cells(), 553);

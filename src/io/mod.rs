@@ -1,21 +1,31 @@
 //! Readers and writers: 10x Matrix Market folders, 10x HDF5, AnnData `.h5ad`.
 //!
-//! [`read_10x`] detects the format from the path. Every reader takes [`ReadOptions`].
+//! [`read_10x`] detects the format from the path (a Cell Ranger output folder is resolved to
+//! its filtered matrix, [`cellranger::resolve`]). Every reader takes [`ReadOptions`] and
+//! checks that the matrix holds raw counts ([`counts`]); [`read_counts`] also says which
+//! file and matrix the counts came from.
 
+pub mod cellranger;
+pub mod counts;
 pub mod h5ad;
 pub(crate) mod hdf5_util;
+pub mod inputs;
 pub mod mtx;
 pub mod samples;
 pub mod tenx_h5;
 
+pub use inputs::{read_inputs, InputOptions, InputReport, Inputs, OnDuplicate};
 pub use mtx::{write_10x_mtx, MtxWriteOptions};
-pub use samples::{concat, read_sample_sheet, read_samples, ConcatOptions, Join, SampleSpec};
+pub use samples::{
+    concat, concat_report, read_sample_sheet, read_samples, ConcatOptions, Join, JoinReport,
+    SampleSpec,
+};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Options shared by the readers.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +39,14 @@ pub struct ReadOptions {
     pub sample: String,
     /// Condition given to every cell. Default: `"none"`.
     pub condition: String,
+    /// For an `.h5ad` file: the matrix to read (a layer name, or `X`). Default: `None`: the
+    /// first of `X`, `layers["counts"]` (and the other [`h5ad::COUNTS_LAYERS`]) and `raw/X`
+    /// that holds counts. Ignored by the 10x readers.
+    pub layer: Option<String>,
+    /// Accept non-integer values as counts (non-negative and finite still required), for
+    /// data that really are non-integer counts such as ambient-corrected counts. Default:
+    /// `false`: a matrix with non-integer values is an error that says what it holds.
+    pub assume_counts: bool,
 }
 
 impl Default for ReadOptions {
@@ -38,6 +56,8 @@ impl Default for ReadOptions {
             genome: None,
             sample: "sample".to_string(),
             condition: "none".to_string(),
+            layer: None,
+            assume_counts: false,
         }
     }
 }
@@ -96,21 +116,80 @@ pub fn read_10x(path: impl AsRef<Path>) -> Result<Dataset> {
     read_10x_with(path, &ReadOptions::default())
 }
 
-/// Reads a dataset, detecting the format (see [`detect_format`]).
+/// Reads a dataset, detecting the format (see [`detect_format`]); as [`read_counts`].
 pub fn read_10x_with(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Dataset> {
-    let path = path.as_ref();
-    match detect_format(path)? {
-        Format::Mtx => mtx::read_10x_mtx(path, opts),
-        Format::TenxH5 => tenx_h5::read_10x_h5(path, opts),
+    read_counts(path, opts).map(|r| r.dataset)
+}
+
+/// A dataset and where its counts came from.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// The cells and their counts.
+    pub dataset: Dataset,
+    /// The file or folder read (after resolving a Cell Ranger folder).
+    pub path: PathBuf,
+    /// How `path` was found in the folder given, when it was (see [`cellranger::Resolved`]).
+    pub resolved: Option<String>,
+    /// The format read.
+    pub format: Format,
+    /// The matrix read: `X`, `layers/<name>` or `raw/X` of an `.h5ad`; the HDF5 group of a
+    /// 10x HDF5 file (`matrix` or the genome); the matrix file of a Matrix Market folder.
+    pub matrix: String,
+    /// What the stored values hold.
+    pub values: counts::ValueSummary,
+}
+
+impl ReadResult {
+    /// True when the counts are not all integers (accepted with `assume_counts`).
+    pub fn assumed_counts(&self) -> bool {
+        !self.values.is_counts()
+    }
+
+    /// One line naming the file and matrix, e.g. `pbmc.h5ad: layers/counts (X holds no counts)`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}: {}", self.path.display(), self.matrix);
+        if self.assumed_counts() {
+            s.push_str(&format!(" (--assume-counts: {})", self.values.describe()));
+        }
+        s
+    }
+}
+
+/// Reads a dataset as [`read_10x_with`] does and says where its counts came from: resolves
+/// a Cell Ranger folder ([`cellranger::resolve`]), detects the format ([`detect_format`]) and
+/// reads it with the matching reader, every one of which applies the integer-count check of
+/// [`counts`] (unless `opts.assume_counts`).
+pub fn read_counts(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<ReadResult> {
+    let r = cellranger::resolve(path.as_ref())?;
+    let path = r.path.as_path();
+    let format = detect_format(path)?;
+    let (dataset, matrix) = match format {
+        Format::Mtx => {
+            let ds = mtx::read_10x_mtx(path, opts)?;
+            let m = mtx::find_files(path)?.matrix;
+            let name = m.file_name().map(|f| f.to_string_lossy().into_owned());
+            (ds, name.unwrap_or_default())
+        }
+        Format::TenxH5 => tenx_h5::read_10x_h5_counts(path, opts)?,
         Format::H5ad => {
             let h = h5ad::H5adReadOptions {
                 sample: opts.sample.clone(),
                 condition: opts.condition.clone(),
-                ..Default::default()
+                layer: opts.layer.clone(),
+                assume_counts: opts.assume_counts,
             };
-            h5ad::read_h5ad(path, &h)
+            h5ad::read_h5ad_counts(path, &h)?
         }
-    }
+    };
+    let values = counts::ValueSummary::of(dataset.counts.data());
+    Ok(ReadResult {
+        dataset,
+        path: r.path.clone(),
+        resolved: r.note,
+        format,
+        matrix,
+        values,
+    })
 }
 
 /// Opens a text file, transparently decompressing gzip (detected by its magic bytes).

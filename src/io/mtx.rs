@@ -78,7 +78,8 @@ pub fn find_files(dir: &Path) -> Result<MtxFiles> {
 /// bad content: an unsupported header, a non-numeric or negative count, an index of 0 or past
 /// the declared size, fewer or more entries than declared, a truncated or corrupt gzip
 /// stream, feature or barcode counts that differ from the matrix size, and a matrix with 0
-/// cells.
+/// cells; [`Error::InvalidData`] naming the matrix file when its values are not integer
+/// counts (the check of [`super::counts`]; `opts.assume_counts` accepts non-integer values).
 ///
 /// The matrix is decompressed on one thread and parsed on the rayon pool; the result does not
 /// depend on the number of threads.
@@ -87,6 +88,12 @@ pub fn read_10x_mtx(dir: impl AsRef<Path>, opts: &ReadOptions) -> Result<Dataset
     let genes = read_features(&files.features)?;
     let barcodes = read_barcodes(&files.barcodes)?;
     let counts = read_matrix(&files.matrix, genes.len(), barcodes.len(), &files)?;
+    super::counts::check(counts.data(), opts.assume_counts).map_err(|d| {
+        Error::data(
+            files.matrix.display().to_string(),
+            format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
+        )
+    })?;
     let cells = CellTable::new(barcodes, &opts.sample, &opts.condition);
     let ds = Dataset::new(counts, cells, genes)?;
     super::keep_feature_types(ds, opts)

@@ -24,16 +24,87 @@ pub struct SampleSpec {
     pub path: PathBuf,
 }
 
-/// How genes of several samples are aligned.
+/// How genes of several samples are aligned (`--join strict|intersection|union`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Join {
     /// Every sample has the same gene ids (in any order; columns are put in the first
-    /// sample's order). A gene missing from a sample is an error naming it. The default.
+    /// sample's order). A gene missing from a sample is an error naming it. The default
+    /// (`strict` on the command line).
     #[default]
     Exact,
     /// Keep the genes present in every sample, in the first sample's order (anndata's
     /// `join="inner"`).
     Intersection,
+    /// Keep the genes present in any sample: the first sample's in its order, then those
+    /// of the next samples in theirs; a gene absent from a sample counts 0 there (anndata's
+    /// `join="outer"` with `fill_value=0`). A gene a reference lacks is not measured, not
+    /// absent: use it only for references that differ in a few genes.
+    Union,
+}
+
+impl Join {
+    /// The command-line name: `strict`, `intersection`, `union`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Join::Exact => "strict",
+            Join::Intersection => "intersection",
+            Join::Union => "union",
+        }
+    }
+}
+
+impl std::str::FromStr for Join {
+    type Err = Error;
+    /// `strict` (or `exact`), `intersection` (or `inner`), `union` (or `outer`).
+    fn from_str(s: &str) -> Result<Join> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" | "exact" => Ok(Join::Exact),
+            "intersection" | "inner" => Ok(Join::Intersection),
+            "union" | "outer" => Ok(Join::Union),
+            _ => Err(Error::option(
+                "join",
+                format!("{s:?} is not one of strict, intersection, union"),
+            )),
+        }
+    }
+}
+
+/// What [`concat_report`] did to the genes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinReport {
+    /// The alignment used.
+    pub join: Join,
+    /// Genes of the result.
+    pub n_genes: usize,
+    /// Per sample (in order): its genes left out of the result.
+    pub dropped: Vec<usize>,
+    /// Per sample (in order): genes of the result it lacks, filled with zeros.
+    pub filled: Vec<usize>,
+}
+
+impl JoinReport {
+    /// One line per sample that lost or gained genes, e.g. `sample "b": 120 genes dropped
+    /// (join intersection)`.
+    pub fn lines(&self, names: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, n) in names.iter().enumerate() {
+            let d = self.dropped.get(k).copied().unwrap_or(0);
+            let f = self.filled.get(k).copied().unwrap_or(0);
+            if d > 0 {
+                out.push(format!(
+                    "sample {n:?}: {d} genes not in every sample dropped (join {})",
+                    self.join.name()
+                ));
+            }
+            if f > 0 {
+                out.push(format!(
+                    "sample {n:?}: {f} genes it lacks filled with zeros (join {})",
+                    self.join.name()
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Options of [`read_samples`] and [`concat`].
@@ -46,7 +117,8 @@ pub struct ConcatOptions {
 /// The samples of a run from a sample sheet and plain input paths, in that order: sheet rows
 /// keep their names and conditions; a plain path is named `sample` when it is the only input,
 /// `sample1`, `sample2`, ... otherwise, with condition `none`. `default` is used when there is
-/// neither (the bundled data of an example).
+/// neither (the bundled data of an example). Cell Ranger folders are resolved to their
+/// filtered matrix ([`super::cellranger::resolve`]; an ambiguous folder is an error).
 pub fn resolve_inputs(
     inputs: &[PathBuf],
     sample_sheet: Option<&Path>,
@@ -71,7 +143,7 @@ pub fn resolve_inputs(
                 format!("sample{}", k + 1)
             },
             condition: "none".to_string(),
-            path: p.clone(),
+            path: super::cellranger::resolve(p)?.path,
         });
     }
     if specs.is_empty() {
@@ -118,7 +190,7 @@ pub fn read_samples(
     concat(&parts, &names, concat_opts)
 }
 
-fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
+pub(crate) fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     let mut any = false;
     for n in names {
@@ -139,11 +211,22 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
     Ok(())
 }
 
-/// Concatenates datasets (cells of `parts[0]` first). `names[k]` is appended to the barcodes
-/// of `parts[k]` (`<barcode>-<name>`); each cell keeps the sample and condition of its part.
-/// Genes are aligned by id according to `opts.join`; the gene table is the first part's,
-/// restricted and ordered accordingly. Extra cell and gene columns are not carried over.
+/// Concatenates datasets (cells of `parts[0]` first), as [`concat_report`].
 pub fn concat(parts: &[Dataset], names: &[&str], opts: &ConcatOptions) -> Result<Dataset> {
+    concat_report(parts, names, opts).map(|(d, _)| d)
+}
+
+/// Concatenates datasets (cells of `parts[0]` first) and counts the genes dropped or filled.
+/// `names[k]` is appended to the barcodes of `parts[k]` (`<barcode>-<name>`); each cell keeps
+/// the sample and condition of its part. Genes are aligned by id according to `opts.join`;
+/// the gene table is the first part's, restricted and ordered accordingly (with
+/// [`Join::Union`], followed by the genes only later parts have; extra gene columns are then
+/// dropped). Extra cell columns are not carried over.
+pub fn concat_report(
+    parts: &[Dataset],
+    names: &[&str],
+    opts: &ConcatOptions,
+) -> Result<(Dataset, JoinReport)> {
     if parts.len() != names.len() {
         return Err(Error::option(
             "names",
@@ -157,57 +240,99 @@ pub fn concat(parts: &[Dataset], names: &[&str], opts: &ConcatOptions) -> Result
         .zip(names)
         .map(|(p, n)| id_index(&p.genes, n))
         .collect::<Result<_>>()?;
+    let in_all = |id: &str| index.iter().all(|ix| ix.contains_key(id));
 
-    // Genes of the result: positions in the first part.
-    let keep: Vec<usize> = match opts.join {
+    // Genes of the result: (part, gene of that part).
+    let chosen: Vec<(usize, usize)> = match opts.join {
         Join::Exact => {
+            let shared = first.genes.ids.iter().filter(|id| in_all(id)).count();
             for (k, p) in parts.iter().enumerate().skip(1) {
-                if let Some(id) = first
-                    .genes
-                    .ids
-                    .iter()
-                    .find(|id| !index[k].contains_key(id.as_str()))
-                {
-                    return Err(mismatch(id, names[0], names[k]));
-                }
-                if let Some(id) = p
-                    .genes
-                    .ids
-                    .iter()
-                    .find(|id| !index[0].contains_key(id.as_str()))
-                {
-                    return Err(mismatch(id, names[k], names[0]));
+                let pairs = [(first, 0, k), (p, k, 0)];
+                for (has, a, b) in pairs {
+                    if let Some(id) = has
+                        .genes
+                        .ids
+                        .iter()
+                        .find(|id| !index[b].contains_key(id.as_str()))
+                    {
+                        return Err(mismatch(id, names[a], names[b], shared));
+                    }
                 }
             }
-            (0..first.n_genes()).collect()
+            (0..first.n_genes()).map(|j| (0, j)).collect()
         }
         Join::Intersection => (0..first.n_genes())
-            .filter(|&j| {
-                let id = first.genes.ids[j].as_str();
-                index.iter().all(|ix| ix.contains_key(id))
-            })
+            .filter(|&j| in_all(&first.genes.ids[j]))
+            .map(|j| (0, j))
             .collect(),
+        Join::Union => {
+            let mut seen = std::collections::HashSet::new();
+            let mut v = Vec::new();
+            for (k, p) in parts.iter().enumerate() {
+                for (j, id) in p.genes.ids.iter().enumerate() {
+                    if seen.insert(id.as_str()) {
+                        v.push((k, j));
+                    }
+                }
+            }
+            v
+        }
     };
-    if keep.is_empty() {
+    if chosen.is_empty() {
         return Err(Error::data(
             "concat",
             "the samples have no gene id in common",
         ));
     }
-    let genes: GeneTable = first.genes.select(&keep);
+    let id_of = |&(k, j): &(usize, usize)| parts[k].genes.ids[j].as_str();
+    let position: HashMap<&str, u32> = chosen
+        .iter()
+        .enumerate()
+        .map(|(new, g)| (id_of(g), new as u32))
+        .collect();
+    let genes: GeneTable = if chosen.iter().all(|&(k, _)| k == 0) {
+        first
+            .genes
+            .select(&chosen.iter().map(|&(_, j)| j).collect::<Vec<_>>())
+    } else {
+        let pick = |f: &dyn Fn(&Dataset) -> &Vec<String>| -> Vec<String> {
+            chosen
+                .iter()
+                .map(|&(k, j)| f(&parts[k])[j].clone())
+                .collect()
+        };
+        GeneTable {
+            ids: pick(&|p| &p.genes.ids),
+            symbols: crate::dataset::make_unique(&pick(&|p| &p.genes.symbols)),
+            feature_types: pick(&|p| &p.genes.feature_types),
+            columns: Default::default(),
+        }
+    };
+    let mut report = JoinReport {
+        join: opts.join,
+        n_genes: chosen.len(),
+        dropped: Vec::with_capacity(parts.len()),
+        filled: Vec::with_capacity(parts.len()),
+    };
+    let maps: Vec<Vec<Option<u32>>> = parts
+        .iter()
+        .map(|p| {
+            let map: Vec<Option<u32>> = p
+                .genes
+                .ids
+                .iter()
+                .map(|id| position.get(id.as_str()).copied())
+                .collect();
+            let kept = map.iter().filter(|m| m.is_some()).count();
+            report.dropped.push(p.n_genes() - kept);
+            report.filled.push(chosen.len() - kept);
+            map
+        })
+        .collect();
     let matrices: Vec<CsrMatrix> = parts
         .par_iter()
-        .zip(&index)
-        .map(|(p, ix)| {
-            let mut map: Vec<Option<u32>> = vec![None; p.n_genes()];
-            for (new, &j) in keep.iter().enumerate() {
-                let id = first.genes.ids[j].as_str();
-                if let Some(&old) = ix.get(id) {
-                    map[old] = Some(new as u32);
-                }
-            }
-            remap_cols(&p.counts, &map, keep.len())
-        })
+        .zip(&maps)
+        .map(|(p, map)| remap_cols(&p.counts, map, chosen.len()))
         .collect::<Result<_>>()?;
     let refs: Vec<&CsrMatrix> = matrices.iter().collect();
     let counts = CsrMatrix::vstack(&refs)?;
@@ -221,15 +346,18 @@ pub fn concat(parts: &[Dataset], names: &[&str], opts: &ConcatOptions) -> Result
         cells.sample.extend(p.cells.sample.iter().cloned());
         cells.condition.extend(p.cells.condition.iter().cloned());
     }
-    Dataset::new(counts, cells, genes)
+    Ok((Dataset::new(counts, cells, genes)?, report))
 }
 
-fn mismatch(id: &str, has: &str, lacks: &str) -> Error {
+fn mismatch(id: &str, has: &str, lacks: &str, shared: usize) -> Error {
     Error::data(
         "concat",
         format!(
-            "gene id {id:?} is in sample {has:?} but not in sample {lacks:?} \
-             (use Join::Intersection to keep the shared genes)"
+            "gene id {id:?} is in sample {has:?} but not in sample {lacks:?}: the samples have \
+             different gene lists (another reference?), which join strict (the default) \
+             refuses; use --join intersection (Join::Intersection) to keep the {shared} genes \
+             of the first sample that every sample has, or --join union (Join::Union) to fill \
+             missing genes with zeros"
         ),
     )
 }
@@ -272,11 +400,12 @@ fn remap_cols(x: &CsrMatrix, map: &[Option<u32>], n_cols: usize) -> Result<CsrMa
 
 /// Reads a sample sheet: a CSV file with a header naming the columns `sample`, `condition`
 /// and `path` (any order; other columns are ignored), then one line per sample. Fields may be
-/// double-quoted (`""` is a quote inside). Relative paths are relative to the sheet's folder.
+/// double-quoted (`""` is a quote inside). Relative paths are relative to the sheet's folder;
+/// a Cell Ranger folder is resolved to its filtered matrix ([`super::cellranger::resolve`]).
 /// Blank lines and lines starting with `#` are skipped.
 ///
 /// Errors name the line and column: a missing column, a line with too few fields, an empty
-/// field, a sample name used twice.
+/// field, a sample name used twice, an ambiguous Cell Ranger folder.
 pub fn read_sample_sheet(path: impl AsRef<Path>) -> Result<Vec<SampleSpec>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -346,6 +475,9 @@ pub fn read_sample_sheet(path: impl AsRef<Path>) -> Result<Vec<SampleSpec>> {
         }
         first_line.insert(name.clone(), ln);
         let p = if p.is_absolute() { p } else { base.join(p) };
+        let p = super::cellranger::resolve(&p)
+            .map_err(|e| Error::parse(path, ln, format!("sample {name:?}: {e}")))?
+            .path;
         out.push(SampleSpec {
             name,
             condition,

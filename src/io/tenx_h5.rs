@@ -32,8 +32,16 @@ use std::path::Path;
 /// Errors: [`Error::Io`] for a missing file; [`Error::Hdf5`] naming the object for a file that
 /// is not HDF5, lacks a group or dataset, or holds inconsistent arrays (an `indptr` that
 /// decreases or does not end at the number of stored values, an index past the gene count,
-/// a `shape` that disagrees with the barcodes or features, no cells).
+/// a `shape` that disagrees with the barcodes or features, no cells), or `data` values that
+/// are not integer counts (the check of [`super::counts`]; `opts.assume_counts` accepts
+/// non-integer values).
 pub fn read_10x_h5(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    read_10x_h5_counts(path, opts).map(|(ds, _)| ds)
+}
+
+/// [`read_10x_h5`], and the group the counts came from (`matrix` for Cell Ranger 3+, the
+/// genome for Cell Ranger 1/2).
+pub fn read_10x_h5_counts(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
     guard(path, "/", || read_inner(path, opts))
 }
 
@@ -176,7 +184,7 @@ pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Resu
     Ok((0..h.n_genes).filter(|&i| keep[i]).collect())
 }
 
-fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
     let file = hdf5_util::open(path)?;
     let Header {
         group,
@@ -219,6 +227,13 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
             format!("{} values, but indptr ends at {nnz}", data.len()),
         ));
     }
+    super::counts::check(&data, opts.assume_counts).map_err(|d| {
+        Error::hdf5(
+            path,
+            format!("{g}/data"),
+            format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
+        )
+    })?;
     drop(file);
     // Cell Ranger does not always sort gene indices inside a cell: sort them when needed.
     let counts = super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
@@ -247,7 +262,8 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
             ds = ds.filter_genes(&mask)?;
         }
     }
-    super::keep_feature_types(ds, opts)
+    let name = g.trim_start_matches('/').to_string();
+    Ok((super::keep_feature_types(ds, opts)?, name))
 }
 
 /// The genome group of a Cell Ranger 1/2 file.

@@ -233,6 +233,8 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "scrna_version": env!("CARGO_PKG_VERSION"),
+        "counts_source": crate::io::inputs::counts_source_by_sample(&d.cells).into_iter()
+            .map(|(s, m)| (s, serde_json::json!(m))).collect::<serde_json::Map<_, _>>(),
         "cells_before_qc": a.input_shape.0,
         "genes_before_qc": a.input_shape.1,
         "cells_after_qc": d.n_cells(),

@@ -32,7 +32,13 @@ pub struct CellChunks {
     /// Sample of every cell (from `obs["sample"]` of an `.h5ad`; else `None`: one sample).
     samples: Option<Vec<String>>,
     genes: GeneTable,
+    /// Accept non-integer (non-negative, finite) values ([`ReadOptions::assume_counts`]).
+    assume_counts: bool,
 }
+
+/// Stored values of `X` looked at by [`CellChunks::open_h5ad`] to decide whether it holds
+/// counts (every block is checked again as it is read).
+const PEEK_VALUES: usize = 1 << 16;
 
 impl CellChunks {
     /// Opens a 10x HDF5 file. Errors as [`crate::io::tenx_h5::read_10x_h5`] for a missing or
@@ -77,11 +83,15 @@ impl CellChunks {
             barcodes: h.barcodes,
             samples: None,
             genes,
+            assume_counts: opts.assume_counts,
         })
     }
 
-    /// Opens the cells x genes matrix `X` of an `.h5ad` file, or `/layers/<layer>`, which must
-    /// be stored as CSR (AnnData's `csr_matrix` encoding: `data`, `indices`, `indptr`; the
+    /// Opens the cells x genes count matrix of an `.h5ad` file: `/layers/<layer>` (`X` for
+    /// `X`) when `layer` is given; else `X` when its first stored values (up to 65,536) are
+    /// integer counts, else the first of the layers [`crate::io::h5ad::COUNTS_LAYERS`] stored
+    /// as CSR whose first values are (`raw/X` is not read here: its genes differ). The matrix
+    /// must be stored as CSR (AnnData's `csr_matrix` encoding: `data`, `indices`, `indptr`; the
     /// usual layout for cells x genes). Cells and genes as [`crate::io::h5ad::read_h5ad`]: the
     /// `obs` index as barcodes and `obs["sample"]` as samples when present, the `var` index as
     /// symbols (made unique), `gene_ids` and `feature_types` when present; all features are
@@ -89,15 +99,29 @@ impl CellChunks {
     /// everything), shapes that disagree with `obs` / `var`, and the `indptr` checks of
     /// [`open_10x_h5`](Self::open_10x_h5).
     pub fn open_h5ad(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
-        guard(path, "/", || Self::open_h5ad_inner(path, layer))
+        Self::open_h5ad_with(path, layer, false)
     }
 
-    fn open_h5ad_inner(path: &Path, layer: Option<&str>) -> Result<CellChunks> {
+    /// [`open_h5ad`](Self::open_h5ad), accepting non-integer values as counts when
+    /// `assume_counts` (then `X` is read when no layer is given).
+    pub fn open_h5ad_with(
+        path: &Path,
+        layer: Option<&str>,
+        assume_counts: bool,
+    ) -> Result<CellChunks> {
+        guard(path, "/", || {
+            Self::open_h5ad_inner(path, layer, assume_counts)
+        })
+    }
+
+    fn open_h5ad_inner(path: &Path, layer: Option<&str>, assume: bool) -> Result<CellChunks> {
         use crate::io::h5ad::{read_obs_var, sparse_group, H5adReadOptions};
         let file = hdf5_util::open(path)?;
         let g = match layer {
+            Some("X") => "/X".to_string(),
             Some(l) => format!("/layers/{l}"),
-            None => "/X".to_string(),
+            None if assume => "/X".to_string(),
+            None => counts_matrix(&file, path)?,
         };
         let (ty, n_cells, n_genes) = match sparse_group(&file, path, &g)? {
             Some((ty, r, c)) if ty == "csr_matrix" => (ty, r, c),
@@ -151,6 +175,7 @@ impl CellChunks {
                 columns: Default::default(),
                 ..genes
             },
+            assume_counts: assume,
         })
     }
 
@@ -209,6 +234,19 @@ impl CellChunks {
         let (lo, hi) = (self.indptr[a], self.indptr[b]);
         let mut indices: Vec<u32> = self.indices.read_range(lo, hi)?;
         let mut data: Vec<f32> = self.data.read_range(lo, hi)?;
+        crate::io::counts::check(&data, self.assume_counts).map_err(|d| {
+            let name = |i: usize| self.barcodes.get(i).map(String::as_str).unwrap_or("?");
+            Error::hdf5(
+                &self.path,
+                format!("{g}/data"),
+                format!(
+                    "cells {a}..{b} (barcodes {} to {}) hold {d}; {}",
+                    name(a),
+                    name(b.saturating_sub(1)),
+                    crate::io::counts::HOW_TO_PROCEED
+                ),
+            )
+        })?;
         if let Some(pos) = indices
             .iter()
             .position(|&i| i as usize >= self.n_file_genes)
@@ -248,6 +286,44 @@ impl CellChunks {
         crate::io::h5ad::build_csr(b - a, self.n_genes(), indptr, indices, data)
             .map_err(|e| Error::hdf5(&self.path, g.clone(), e))
     }
+}
+
+/// The group of the counts in an `.h5ad` without a layer given: `/X` when its first
+/// [`PEEK_VALUES`] stored values are counts, else the first CSR layer of
+/// [`crate::io::h5ad::COUNTS_LAYERS`] whose first values are; an error saying what `X`
+/// holds when there is none.
+fn counts_matrix(file: &hdf5_pure::File, path: &Path) -> Result<String> {
+    use crate::io::counts::{check, HOW_TO_PROCEED};
+    use crate::io::h5ad::{sparse_group, COUNTS_LAYERS};
+    let peek = |g: &str| -> Result<Option<std::result::Result<(), String>>> {
+        match sparse_group(file, path, g)? {
+            Some((ty, _, _)) if ty == "csr_matrix" => {}
+            _ => return Ok(None),
+        }
+        let r = RangeReader::open(file, path, &format!("{g}/data"))?;
+        let v: Vec<f32> = r.read_range(0, r.len().min(PEEK_VALUES))?;
+        Ok(Some(check(&v, false).map(|_| ())))
+    };
+    let x = match peek("/X")? {
+        Some(Ok(())) | None => return Ok("/X".to_string()),
+        Some(Err(d)) => d,
+    };
+    for l in COUNTS_LAYERS {
+        let g = format!("/layers/{l}");
+        let exists = file.group(&g).is_ok();
+        if exists && matches!(peek(&g)?, Some(Ok(()))) {
+            return Ok(g);
+        }
+    }
+    Err(Error::hdf5(
+        path,
+        "/X",
+        format!(
+            "X holds {x} (in its first stored values); no CSR layer {} holds counts; \
+             {HOW_TO_PROCEED}",
+            COUNTS_LAYERS.join(", ")
+        ),
+    ))
 }
 
 /// Reads `indptr` and checks it: `n_cells + 1` entries, starting at 0, never decreasing.

@@ -1,5 +1,6 @@
 //! The `.h5ad` reader.
 
+use super::super::counts::{check, HOW_TO_PROCEED};
 use super::super::hdf5_util::{self, guard};
 use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable};
 use crate::error::{Error, Result};
@@ -11,18 +12,27 @@ use std::path::Path;
 /// Options of [`read_h5ad`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct H5adReadOptions {
-    /// Read this layer instead of `X`. Default: `None` (read `X`).
+    /// Read this matrix: a layer name, or `X`. Default: `None`: the first of `X`, the layers
+    /// [`COUNTS_LAYERS`] and `raw/X` that holds counts (see [`read_h5ad`]).
     pub layer: Option<String>,
     /// Sample of every cell when `obs` has no `sample` column. Default: `"sample"`.
     pub sample: String,
     /// Condition of every cell when `obs` has no `condition` column. Default: `"none"`.
     pub condition: String,
+    /// Accept non-integer (non-negative, finite) values as counts: `X` (or `layer`) is read
+    /// as stored. Default: `false` (the matrix must hold non-negative integers).
+    pub assume_counts: bool,
 }
+
+/// The layers tried, in this order, when `X` does not hold counts: the names Scanpy's
+/// tutorials, scvi-tools and Seurat's conversions use for the raw counts.
+pub const COUNTS_LAYERS: [&str; 4] = ["counts", "raw_counts", "umi_counts", "raw"];
 
 impl Default for H5adReadOptions {
     fn default() -> Self {
         H5adReadOptions {
             layer: None,
+            assume_counts: false,
             sample: "sample".into(),
             condition: "none".into(),
         }
@@ -54,31 +64,44 @@ fn attr_strings(a: &HashMap<String, AttrValue>, key: &str) -> Vec<String> {
     }
 }
 
-/// Reads an `.h5ad` file into a [`Dataset`]: `X` or the layer `opts.layer` (CSR, CSC or dense;
-/// converted to CSR), the `obs` index as barcodes, `obs` columns `sample` / `condition` when
-/// present (else the values in `opts`) and the other supported columns (floats, integers,
-/// booleans, strings, categoricals) as extra columns; the `var` index as symbols (made unique),
-/// `gene_ids` (else the index) and `feature_types` (else `Gene Expression`), and the other
-/// `var` columns. Columns of other encodings (nullable arrays, nested frames) are skipped.
-///
-/// The matrix is read as stored (`X` is usually log-normalized in files written by Scanpy;
-/// use `layer: Some("counts")` for raw counts when the file has them).
+/// Reads an `.h5ad` file into a [`Dataset`] of raw counts, as [`read_h5ad_counts`] (without
+/// the name of the matrix read).
 pub fn read_h5ad(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
+    read_h5ad_counts(path, opts).map(|(ds, _)| ds)
+}
+
+/// Reads an `.h5ad` file into a [`Dataset`] and names the matrix its counts came from
+/// (`X`, `layers/<name>` or `raw/X`).
+///
+/// The matrix (CSR, CSC or dense; converted to CSR) is, with `opts.layer` given, that layer
+/// (`X` for `X`); else the first that holds non-negative integers of: `X`; the layers
+/// [`COUNTS_LAYERS`] (`counts`, `raw_counts`, `umi_counts`, `raw`); `raw/X` (its genes are
+/// then `raw/var`'s; it must have a row per cell). Files written by Scanpy after
+/// normalization keep log values in `X` and the counts in `layers["counts"]` or `raw`.
+/// With `opts.assume_counts`, `X` (or the layer) is taken as stored when its values are
+/// non-negative and finite. With none of these, the error says what `X` holds (range, share
+/// of non-integer values, what it looks like), which candidates were found and how to proceed.
+///
+/// Cells and genes: the `obs` index as barcodes, `obs` columns `sample` / `condition` when
+/// present (else the values in `opts`) and the other supported columns (floats, integers,
+/// booleans, strings, categoricals) as extra columns; the `var` index as symbols (made
+/// unique), `gene_ids` (else the index) and `feature_types` (else `Gene Expression`), and the
+/// other `var` columns. Columns of other encodings (nullable arrays, nested frames) are skipped.
+pub fn read_h5ad_counts(path: &Path, opts: &H5adReadOptions) -> Result<(Dataset, String)> {
     guard(path, "/", || read_h5ad_inner(path, opts))
 }
 
-fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
+fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<(Dataset, String)> {
     let file = hdf5_util::open(path)?;
-    let xname = match &opts.layer {
-        Some(l) => format!("/layers/{l}"),
-        None => "/X".to_string(),
-    };
-    let counts = read_matrix(&file, path, &xname)?;
-    let (cells, genes) = read_obs_var(&file, path, opts)?;
+    let (counts, name) = pick_matrix(&file, path, opts)?;
+    let (cells, mut genes) = read_obs_var(&file, path, opts)?;
+    if name == "raw/X" {
+        genes = read_raw_var(&file, path)?;
+    }
     if cells.len() != counts.n_rows() || genes.ids.len() != counts.n_cols() {
         return Err(Error::hdf5(
             path,
-            xname,
+            format!("/{name}"),
             format!(
                 "matrix is {} x {}, but obs has {} rows and var {}",
                 counts.n_rows(),
@@ -88,7 +111,113 @@ fn read_h5ad_inner(path: &Path, opts: &H5adReadOptions) -> Result<Dataset> {
             ),
         ));
     }
-    Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, "/", e))
+    let ds = Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, "/", e))?;
+    Ok((ds, name))
+}
+
+/// The matrix [`read_h5ad_counts`] reads, and its name (`X`, `layers/<name>`, `raw/X`).
+fn pick_matrix(
+    file: &hdf5_pure::File,
+    path: &Path,
+    opts: &H5adReadOptions,
+) -> Result<(CsrMatrix, String)> {
+    let assume = opts.assume_counts;
+    if let Some(l) = &opts.layer {
+        let name = if l == "X" {
+            "X".to_string()
+        } else {
+            format!("layers/{l}")
+        };
+        let m = read_matrix(file, path, &format!("/{name}"))?;
+        check(m.data(), assume).map_err(|d| {
+            Error::hdf5(
+                path,
+                format!("/{name}"),
+                format!("holds {d}; {HOW_TO_PROCEED}"),
+            )
+        })?;
+        return Ok((m, name));
+    }
+    let x = read_matrix(file, path, "/X")?;
+    let xs = match check(x.data(), assume) {
+        Ok(_) => return Ok((x, "X".to_string())),
+        Err(d) => d,
+    };
+    drop(x);
+    let mut tried = Vec::new();
+    let exists = |name: &str| file.group(name).is_ok() || file.dataset(name).is_ok();
+    for l in COUNTS_LAYERS {
+        let name = format!("layers/{l}");
+        if !exists(&format!("/{name}")) {
+            continue;
+        }
+        let m = read_matrix(file, path, &format!("/{name}"))?;
+        match check(m.data(), assume) {
+            Ok(_) => return Ok((m, name)),
+            Err(d) => tried.push(format!("{name} holds {d}")),
+        }
+    }
+    if exists("/raw/X") {
+        let m = read_matrix(file, path, "/raw/X")?;
+        match check(m.data(), assume) {
+            Ok(_) => return Ok((m, "raw/X".to_string())),
+            Err(d) => tried.push(format!("raw/X holds {d}")),
+        }
+    }
+    let layers: Vec<String> = file
+        .group("/layers")
+        .and_then(|g| {
+            let mut v = g.datasets()?;
+            v.extend(g.groups()?);
+            Ok(v)
+        })
+        .unwrap_or_default();
+    let found = if tried.is_empty() {
+        format!(
+            "no counts layer found (looked for layers {} and raw/X; the file's layers: {})",
+            COUNTS_LAYERS.join(", "),
+            if layers.is_empty() {
+                "none".to_string()
+            } else {
+                layers.join(", ")
+            }
+        )
+    } else {
+        format!("and no candidate holds counts: {}", tried.join("; "))
+    };
+    Err(Error::hdf5(
+        path,
+        "/X",
+        format!("X holds {xs}; {found}; {HOW_TO_PROCEED}"),
+    ))
+}
+
+/// The gene table of `raw/var` (the genes of `raw/X`).
+fn read_raw_var(file: &hdf5_pure::File, path: &Path) -> Result<GeneTable> {
+    let (var_index, var_cols) = read_dataframe(file, path, "/raw/var")?;
+    Ok(gene_table(var_index, var_cols))
+}
+
+fn as_strings(c: Column) -> Vec<String> {
+    (0..c.len()).map(|i| c.format(i)).collect()
+}
+
+/// Genes from a `var` frame: the index as symbols (made unique), `gene_ids` (else the index)
+/// and `feature_types` (else `Gene Expression`); the other columns kept.
+fn gene_table(var_index: Vec<String>, mut var_cols: Columns) -> GeneTable {
+    let m = var_index.len();
+    GeneTable {
+        ids: var_cols
+            .remove("gene_ids")
+            .map(as_strings)
+            .unwrap_or_else(|| var_index.clone()),
+        feature_types: var_cols
+            .remove("feature_types")
+            .map(as_strings)
+            .unwrap_or_else(|| vec!["Gene Expression".to_string(); m]),
+        symbols: make_unique(&var_index),
+        columns: var_cols,
+    }
 }
 
 /// The cell and gene tables of an `.h5ad` file, as [`read_h5ad`] builds them.
@@ -98,9 +227,8 @@ pub(crate) fn read_obs_var(
     opts: &H5adReadOptions,
 ) -> Result<(CellTable, GeneTable)> {
     let (mut obs_index, mut obs_cols) = read_dataframe(file, path, "/obs")?;
-    let (var_index, mut var_cols) = read_dataframe(file, path, "/var")?;
+    let (var_index, var_cols) = read_dataframe(file, path, "/var")?;
     let n = obs_index.len();
-    let as_strings = |c: Column| -> Vec<String> { (0..c.len()).map(|i| c.format(i)).collect() };
     let sample = obs_cols
         .remove("sample")
         .map(as_strings)
@@ -115,21 +243,7 @@ pub(crate) fn read_obs_var(
         condition,
         columns: obs_cols,
     };
-    let m = var_index.len();
-    let ids = var_cols
-        .remove("gene_ids")
-        .map(as_strings)
-        .unwrap_or_else(|| var_index.clone());
-    let feature_types = var_cols
-        .remove("feature_types")
-        .map(as_strings)
-        .unwrap_or_else(|| vec!["Gene Expression".to_string(); m]);
-    let genes = GeneTable {
-        ids,
-        symbols: make_unique(&var_index),
-        feature_types,
-        columns: var_cols,
-    };
+    let genes = gene_table(var_index, var_cols);
     Ok((cells, genes))
 }
 
@@ -144,8 +258,12 @@ pub(crate) fn sparse_group(
         return Ok(None);
     };
     let a = g.attrs().map_err(|e| Error::hdf5(path, name, e))?;
-    let ty = attr_string(&a, "encoding-type").unwrap_or_default();
-    let shape: Vec<i64> = match a.get("shape") {
+    // anndata before 0.8 marked sparse matrices with `h5sparse_format` (`csr` / `csc`) and
+    // `h5sparse_shape` instead of `encoding-type` and `shape`.
+    let ty = attr_string(&a, "encoding-type")
+        .or_else(|| attr_string(&a, "h5sparse_format").map(|f| format!("{f}_matrix")))
+        .unwrap_or_default();
+    let shape: Vec<i64> = match a.get("shape").or_else(|| a.get("h5sparse_shape")) {
         Some(AttrValue::I64Array(v)) => v.clone(),
         Some(AttrValue::I32Array(v)) => v.iter().map(|&x| x as i64).collect(),
         Some(AttrValue::U64Array(v)) => v.iter().map(|&x| x as i64).collect(),
@@ -164,7 +282,7 @@ pub(crate) fn sparse_group(
     Ok(Some((ty, r as usize, c as usize)))
 }
 
-fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<CsrMatrix> {
+pub(crate) fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<CsrMatrix> {
     if let Some((ty, r, c)) = sparse_group(file, path, name)? {
         let data: Vec<f32> = hdf5_util::read_numeric(file, path, &format!("{name}/data"))?;
         let indices: Vec<u32> = hdf5_util::read_numeric(file, path, &format!("{name}/indices"))?;
@@ -279,33 +397,22 @@ fn read_column(file: &hdf5_pure::File, path: &Path, obj: &str) -> Result<Option<
         if attr_string(&a, "encoding-type").as_deref() != Some("categorical") {
             return Ok(None);
         }
-        let mut categories = hdf5_util::read_strings(file, path, &format!("{obj}/categories"))?;
+        let categories = hdf5_util::read_strings(file, path, &format!("{obj}/categories"))?;
         let raw: Vec<i64> = hdf5_util::read_numeric(file, path, &format!("{obj}/codes"))?;
-        let k = categories.len() as i64;
-        let mut missing = None;
-        let mut codes = Vec::with_capacity(raw.len());
-        for (i, &x) in raw.iter().enumerate() {
-            if x < 0 {
-                // pandas' missing value: an extra category "nan".
-                let m = *missing.get_or_insert_with(|| {
-                    categories.push("nan".to_string());
-                    k as u32
-                });
-                codes.push(m);
-            } else if x >= k {
-                return Err(Error::hdf5(
-                    path,
-                    format!("{obj}/codes"),
-                    format!("code {x} at row {i} is past the {k} categories"),
-                ));
-            } else {
-                codes.push(x as u32);
-            }
-        }
-        return Ok(Some(Column::Categorical { codes, categories }));
+        return categorical(path, &format!("{obj}/codes"), raw, categories).map(Some);
     }
     let ds = hdf5_util::dataset(file, path, obj)?;
     let dtype = ds.dtype().map_err(|e| Error::hdf5(path, obj, e))?;
+    // anndata before 0.8: a categorical column is its integer codes, the categories in
+    // `<frame>/__categories/<column>`.
+    if let Some((frame, col)) = obj.rsplit_once('/') {
+        let cats = format!("{frame}/__categories/{col}");
+        if file.dataset(&cats).is_ok() {
+            let categories = hdf5_util::read_strings(file, path, &cats)?;
+            let codes: Vec<i64> = hdf5_util::read_numeric(file, path, obj)?;
+            return categorical(path, obj, codes, categories).map(Some);
+        }
+    }
     Ok(Some(match dtype {
         DType::String | DType::VariableLengthString => {
             Column::Str(hdf5_util::read_strings(file, path, obj)?)
@@ -324,4 +431,34 @@ fn read_column(file: &hdf5_pure::File, path: &Path, obj: &str) -> Result<Option<
         }
         _ => return Ok(None),
     }))
+}
+
+/// A categorical column from pandas codes (`-1`: missing, an extra category "nan").
+fn categorical(
+    path: &Path,
+    obj: &str,
+    raw: Vec<i64>,
+    mut categories: Vec<String>,
+) -> Result<Column> {
+    let k = categories.len() as i64;
+    let mut missing = None;
+    let mut codes = Vec::with_capacity(raw.len());
+    for (i, &x) in raw.iter().enumerate() {
+        if x < 0 {
+            let m = *missing.get_or_insert_with(|| {
+                categories.push("nan".to_string());
+                k as u32
+            });
+            codes.push(m);
+        } else if x >= k {
+            return Err(Error::hdf5(
+                path,
+                obj,
+                format!("code {x} at row {i} is past the {k} categories"),
+            ));
+        } else {
+            codes.push(x as u32);
+        }
+    }
+    Ok(Column::Categorical { codes, categories })
 }

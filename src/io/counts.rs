@@ -1,0 +1,181 @@
+//! The integer-count check every reader applies: the analysis starts from raw UMI counts
+//! (non-negative integers), and a matrix of anything else (log-normalized, scaled, normalized
+//! values) run through it would be normalized and logged a second time without a word.
+//!
+//! A value is an integer when `v.fract() == 0` exactly (f32 as stored; counts written as
+//! floats by anndata or Cell Ranger are exact integers). NaN and infinities are never counts.
+//! Data that really are non-integer counts (ambient-corrected counts from SoupX or CellBender,
+//! expected counts from a pseudo-aligner) are read with `ReadOptions::assume_counts`, which
+//! still refuses negative and non-finite values (they are never counts).
+
+/// What the stored values of a matrix hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValueSummary {
+    /// Stored values examined.
+    pub n_values: usize,
+    /// Values below zero.
+    pub n_negative: usize,
+    /// Finite values with a fractional part.
+    pub n_non_integer: usize,
+    /// NaN or infinite values.
+    pub n_non_finite: usize,
+    /// Smallest finite value (`+inf` when there is none).
+    pub min: f32,
+    /// Largest finite value (`-inf` when there is none).
+    pub max: f32,
+}
+
+impl Default for ValueSummary {
+    fn default() -> Self {
+        ValueSummary {
+            n_values: 0,
+            n_negative: 0,
+            n_non_integer: 0,
+            n_non_finite: 0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
+}
+
+impl ValueSummary {
+    /// The summary of `values`.
+    pub fn of(values: &[f32]) -> ValueSummary {
+        let mut s = ValueSummary {
+            n_values: values.len(),
+            ..Default::default()
+        };
+        for &v in values {
+            if !v.is_finite() {
+                s.n_non_finite += 1;
+                continue;
+            }
+            s.min = s.min.min(v);
+            s.max = s.max.max(v);
+            s.n_negative += (v < 0.0) as usize;
+            s.n_non_integer += (v.fract() != 0.0) as usize;
+        }
+        s
+    }
+
+    /// Adds the values summarised in `other`.
+    pub fn merge(&mut self, other: &ValueSummary) {
+        self.n_values += other.n_values;
+        self.n_negative += other.n_negative;
+        self.n_non_integer += other.n_non_integer;
+        self.n_non_finite += other.n_non_finite;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// True when every value is a non-negative integer.
+    pub fn is_counts(&self) -> bool {
+        self.n_negative == 0 && self.n_non_integer == 0 && self.n_non_finite == 0
+    }
+
+    /// True when every value is finite and non-negative (what `assume_counts` accepts).
+    pub fn is_non_negative(&self) -> bool {
+        self.n_negative == 0 && self.n_non_finite == 0
+    }
+
+    /// What the values are, in words: for example "non-integer values between 0 and 7.9
+    /// (93.1% of 1200 stored values), like log-normalized data". Empty for counts.
+    pub fn describe(&self) -> String {
+        if self.is_counts() {
+            return String::new();
+        }
+        let share = |k: usize| 100.0 * k as f64 / self.n_values.max(1) as f64;
+        let range = if self.min <= self.max {
+            format!("between {} and {}", short(self.min), short(self.max))
+        } else {
+            "with no finite value".to_string()
+        };
+        if self.n_non_finite > 0 {
+            return format!(
+                "{} NaN or infinite values ({:.1}% of {} stored values; the finite ones lie {range})",
+                self.n_non_finite,
+                share(self.n_non_finite),
+                self.n_values
+            );
+        }
+        if self.n_negative > 0 {
+            return format!(
+                "negative values: values lie {range} ({:.1}% of {} stored values are below 0), \
+                 like scaled or centred data",
+                share(self.n_negative),
+                self.n_values
+            );
+        }
+        let like = if self.max <= 20.0 {
+            "like log-normalized data"
+        } else {
+            "like normalized (not logged) data or corrected counts"
+        };
+        format!(
+            "non-integer values {range} ({:.1}% of {} stored values), {like}",
+            share(self.n_non_integer),
+            self.n_values
+        )
+    }
+}
+
+/// `x` with at most two decimals, trailing zeros dropped (7.9, 0, 1204.25).
+fn short(x: f32) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Checks `values` as counts: `Ok(summary)` when they are non-negative integers, or when
+/// `assume_counts` and they are non-negative and finite; else `Err` with [`ValueSummary::describe`].
+pub(crate) fn check(values: &[f32], assume_counts: bool) -> Result<ValueSummary, String> {
+    let s = ValueSummary::of(values);
+    if s.is_counts() || (assume_counts && s.is_non_negative()) {
+        Ok(s)
+    } else {
+        Err(s.describe())
+    }
+}
+
+/// The advice closing an integer-check error.
+pub(crate) const HOW_TO_PROCEED: &str = "the analysis needs raw counts: give the matrix \
+     that holds them (--layer NAME / ReadOptions::layer for an .h5ad), or --assume-counts \
+     (ReadOptions::assume_counts) for data that really are non-integer counts, such as \
+     ambient-corrected counts";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_pass_and_log_values_are_described() {
+        assert!(check(&[0.0, 1.0, 17.0], false).is_ok());
+        let log = [0.69, 1.1, 7.9, 2.0];
+        let e = check(&log, false).unwrap_err();
+        assert!(e.contains("between 0.69 and 7.9"), "{e}");
+        assert!(e.contains("75.0% of 4"), "{e}");
+        assert!(e.contains("log-normalized"), "{e}");
+        assert!(check(&log, true).is_ok());
+        let e = check(&[1.0, -0.5], true).unwrap_err();
+        assert!(e.contains("negative") && e.contains("-0.5"), "{e}");
+        let e = check(&[1.0, f32::NAN], true).unwrap_err();
+        assert!(e.contains("NaN"), "{e}");
+        let e = check(&[1.5, 300.25], false).unwrap_err();
+        assert!(e.contains("normalized (not logged)"), "{e}");
+    }
+
+    #[test]
+    fn merge_adds_up() {
+        let mut a = ValueSummary::of(&[1.0, 2.5]);
+        a.merge(&ValueSummary::of(&[-1.0]));
+        assert_eq!(a.n_values, 3);
+        assert_eq!((a.n_negative, a.n_non_integer), (1, 1));
+        assert_eq!((a.min, a.max), (-1.0, 2.5));
+        assert_eq!(short(7.0), "7");
+        assert_eq!(short(0.0), "0");
+    }
+}
