@@ -64,8 +64,10 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Means to 1e-5 and the fraction filter exactly for every (interaction, cluster pair) of
-/// CellPhoneDB's output; p-values within 0.05 (Monte Carlo error of 1,000 permutations:
-/// sd <= 0.016) and Spearman correlation >= 0.95 over the tested entries.
+/// CellPhoneDB's output; p-values: Spearman correlation >= 0.95 over the tested entries, at
+/// least 99% of them within 0.05 and all within 0.08. Two independent runs of 1,000
+/// permutations differ with sd up to sqrt(2 * 0.25 / 1000) = 0.022 (p near 0.5), so the
+/// largest of ~3,000 differences is expected near 0.07: "all within 0.05" cannot hold.
 #[test]
 fn agrees_with_cellphonedb() {
     let (x, genes, labels) = reference_data();
@@ -88,7 +90,7 @@ fn agrees_with_cellphonedb() {
     let mut seen = vec![false; r.means.len()];
     let (mut ours_p, mut theirs_p) = (Vec::new(), Vec::new());
     let (mut worst_mean, mut worst_p) = (0f64, 0f64);
-    let mut n = 0;
+    let (mut n, mut over) = (0, 0);
     for l in reference.lines().skip(1) {
         let f: Vec<&str> = l.split(',').collect();
         let i = *row_of
@@ -102,6 +104,7 @@ fn agrees_with_cellphonedb() {
         worst_mean = worst_mean.max((r.means[idx] - mean).abs());
         assert_eq!(r.expressed[idx], expressed, "fraction filter of {l}");
         worst_p = worst_p.max((r.pvalues[idx] - p).abs());
+        over += usize::from((r.pvalues[idx] - p).abs() >= 0.05);
         if expressed && mean > 0.0 {
             ours_p.push(r.pvalues[idx]);
             theirs_p.push(p);
@@ -109,7 +112,16 @@ fn agrees_with_cellphonedb() {
         n += 1;
     }
     assert!(worst_mean < 1e-5, "largest mean difference {worst_mean}");
-    assert!(worst_p < 0.05, "largest p difference {worst_p}");
+    assert!(worst_p < 0.08, "largest p difference {worst_p}");
+    assert!(
+        over as f64 <= 0.01 * ours_p.len() as f64,
+        "{over} of {} p differences >= 0.05",
+        ours_p.len()
+    );
+    println!(
+        "largest mean difference {worst_mean:e}, largest p difference {worst_p}, {over} of {} >= 0.05",
+        ours_p.len()
+    );
     // Entries absent from the reference have mean 0 and fail the filter there; ours too.
     for (idx, s) in seen.iter().enumerate() {
         if !s {
@@ -117,6 +129,7 @@ fn agrees_with_cellphonedb() {
         }
     }
     let rho = spearman(&ours_p, &theirs_p);
+    println!("Spearman {rho}");
     assert!(rho >= 0.95, "Spearman {rho} over {} tested", ours_p.len());
     assert!(
         n > 1000 && ours_p.len() > 100,

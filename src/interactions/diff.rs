@@ -224,20 +224,15 @@ pub fn differential_interactions(
         .map(|&i| &resource.interactions[i])
         .collect();
     // The resource's genes only, once.
-    let names: Vec<String> = {
-        let mut g: Vec<String> = kept
-            .iter()
-            .flat_map(|i| i.partner_a.genes.iter().chain(&i.partner_b.genes).cloned())
-            .collect();
-        g.sort_unstable();
-        g.dedup();
-        g
-    };
     let pos = super::resource::gene_positions(gene_names);
-    let cols: Vec<usize> = names
+    let mut cols: Vec<usize> = kept
         .iter()
+        .flat_map(|i| i.partner_a.genes.iter().chain(&i.partner_b.genes))
         .filter_map(|g| pos.get(g.as_str()).copied())
         .collect();
+    cols.sort_unstable();
+    cols.dedup();
+    let names: Vec<String> = cols.iter().map(|&c| gene_names[c].clone()).collect();
     let xr = x.select_cols(&cols)?;
     let sub = Resource {
         name: resource.name.clone(),

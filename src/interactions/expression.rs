@@ -28,10 +28,9 @@ impl Prepared {
         interactions: &[&LrInteraction],
     ) -> Result<Prepared> {
         let pos = gene_positions(gene_names);
-        let mut slot_of: HashMap<usize, usize> = HashMap::new();
-        let mut cols = Vec::new();
         let mut partner_of: HashMap<&Partner, usize> = HashMap::new();
-        let mut partners = Vec::new();
+        // Partners as data columns first; slots once the columns are sorted.
+        let mut partners: Vec<Vec<usize>> = Vec::new();
         let mut pairs = Vec::with_capacity(interactions.len());
         for it in interactions {
             let mut ids = [0usize; 2];
@@ -40,23 +39,26 @@ impl Prepared {
                     ids[side] = id;
                     continue;
                 }
-                let mut slots = Vec::with_capacity(p.genes.len());
+                let mut cols = Vec::with_capacity(p.genes.len());
                 for g in &p.genes {
                     let &col = pos.get(g.as_str()).ok_or_else(|| {
                         Error::data("interactions", format!("gene {g} is not in the data"))
                     })?;
-                    let next = slot_of.len();
-                    let s = *slot_of.entry(col).or_insert_with(|| {
-                        cols.push(col);
-                        next
-                    });
-                    slots.push(s);
+                    cols.push(col);
                 }
                 ids[side] = partners.len();
                 partner_of.insert(p, partners.len());
-                partners.push(slots);
+                partners.push(cols);
             }
             pairs.push((ids[0], ids[1]));
+        }
+        let mut cols: Vec<usize> = partners.iter().flatten().copied().collect();
+        cols.sort_unstable();
+        cols.dedup();
+        for p in &mut partners {
+            for c in p.iter_mut() {
+                *c = cols.binary_search(c).unwrap_or(0);
+            }
         }
         let genes_by_cell = x.select_cols(&cols)?.transpose();
         Ok(Prepared {
