@@ -40,7 +40,8 @@ struct Args {
     /// given).
     #[arg(long, value_name = "FILE")]
     gmt: Option<PathBuf>,
-    /// Ligand-receptor pairs (CSV); the bundled small table for the simulated study.
+    /// A custom ligand-receptor resource (CSV: CellPhoneDB-like `partner_a,partner_b,...` or a
+    /// `ligand,receptor` list); the bundled CellPhoneDB v5 resource when not given.
     #[arg(long, value_name = "CSV")]
     lr_pairs: Option<PathBuf>,
     /// Output folder (created when missing).
@@ -121,12 +122,7 @@ fn run(args: &Args) -> scrna::Result<()> {
         Some(g) => Some(scrna::genesets::read_gmt(g)?),
         None => None,
     };
-    let lr = match (&args.lr_pairs, &args.sample_sheet) {
-        (Some(p), _) => Some(p.clone()),
-        (None, None) => Some(PathBuf::from("fixtures/lr_pairs_small.csv")),
-        (None, Some(_)) => None,
-    };
-    let lr_pairs = match &lr {
+    let lr_pairs = match &args.lr_pairs {
         Some(p) => Some(scrna::interactions::read_lr_pairs(p)?),
         None => None,
     };

@@ -17,6 +17,7 @@ mod plots;
 
 pub use crate::simulate::resistance::{
     simulate_resistance, simulate_resistance_with, PLANTED_ADHESION, PLANTED_CYTOKINE,
+    PLANTED_INTERACTION,
 };
 pub use output::write_all;
 pub use plots::write_plots;
@@ -28,7 +29,10 @@ use crate::genesets::{
     enrich, go_biological_process_human, score_genes, EnrichOptions, EnrichmentRow, GeneSet,
     ScoreOptions,
 };
-use crate::interactions::{interactions, Interaction, InteractionOptions, LrPair};
+use crate::interactions::{
+    cellphonedb_v5, differential_interactions, statistical_analysis, DiffInput, DiffOptions,
+    Interaction, InteractionDiff, InteractionOptions, LrPair, Resource,
+};
 use crate::markers::{rank_genes, MarkerRow, RankGenesOptions, Reference, TableFilter};
 use crate::milo::{milo, summarize_by_cluster, ClusterDa, Milo, MiloOptions};
 use crate::pipeline::Analysis;
@@ -60,9 +64,12 @@ pub struct ConditionOptions {
     pub gene_sets: Option<Vec<GeneSet>>,
     /// Over-representation test options.
     pub enrich: EnrichOptions,
-    /// Ligand-receptor pairs; `None` = no interaction analysis.
+    /// Ligand-receptor interactions; `None` = the bundled CellPhoneDB v5 resource
+    /// ([`crate::interactions::cellphonedb_v5`]).
     pub lr_pairs: Option<Vec<LrPair>>,
-    /// Permutation test options of the interaction analysis.
+    /// CellPhoneDB's statistical analysis (its `seed` is replaced by
+    /// [`ConditionOptions::seed`]); its `n_permutations` also sets the condition-label
+    /// permutations of the between-condition test without replicates.
     pub interactions: InteractionOptions,
     /// Milo options (its `seed` is replaced by [`ConditionOptions::seed`]). Default miloR's
     /// (`prop = 0.1`, `k` of the kNN graph, spatial FDR threshold 0.1).
@@ -167,9 +174,13 @@ pub struct ConditionResult {
     pub enrichment: Vec<ClusterEnrichment>,
     /// Gene-set scores summarized by cluster and condition.
     pub scores: Vec<ScoreSummary>,
-    /// Ligand-receptor scores (empty without pairs), with a flag per row telling whether the
-    /// sender or receiver is a condition-specific cluster.
+    /// CellPhoneDB's statistical analysis over all cells, one row per (interaction, sender,
+    /// receiver), with a flag telling whether the sender or receiver is a condition-specific
+    /// cluster.
     pub interactions: Vec<(Interaction, bool)>,
+    /// Interactions between the two conditions of the contrast and the per cluster pair
+    /// summaries; `None` with fewer than two conditions.
+    pub interaction_diff: Option<InteractionDiff>,
     /// Whether every condition has at least two samples (calls decided by propeller, Milo
     /// run); `false`: calls on Fisher's test over cells, Milo skipped.
     pub replicates: bool,
@@ -375,20 +386,49 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         }
     }
 
-    let inter = match &opts.lr_pairs {
-        Some(pairs) => {
-            let mut io = opts.interactions.clone();
-            io.seed = opts.seed;
-            let spec: Vec<u32> = specific.iter().map(|s| s.0).collect();
-            interactions(&log_normalized, names, labels, pairs, &io)?
-                .into_iter()
-                .map(|r| {
-                    let flag = spec.contains(&r.sender) || spec.contains(&r.receiver);
-                    (r, flag)
-                })
-                .collect()
-        }
-        None => Vec::new(),
+    let spec: Vec<u32> = specific.iter().map(|s| s.0).collect();
+    let resource = match &opts.lr_pairs {
+        Some(pairs) => Resource {
+            name: "custom".to_string(),
+            interactions: pairs.clone(),
+        },
+        None => cellphonedb_v5()?,
+    };
+    let io = InteractionOptions {
+        seed: opts.seed,
+        ..opts.interactions.clone()
+    };
+    let cpdb = statistical_analysis(&log_normalized, names, labels, &resource, &io)
+        .map_err(|e| e.within("interactions"))?;
+    let inter = cpdb
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let flag = spec.contains(&r.sender) || spec.contains(&r.receiver);
+            (r, flag)
+        })
+        .collect();
+    let interaction_diff = if design.conditions.len() >= 2 {
+        let (num, refc) = contrast_indices(&design, opts)?;
+        let input = DiffInput {
+            labels,
+            samples: &d.cells.sample,
+            conditions: &d.cells.condition,
+            numerator: &design.conditions[num],
+            reference: &design.conditions[refc],
+            specific_clusters: &spec,
+        };
+        let dopts = DiffOptions {
+            n_permutations: io.n_permutations,
+            cellphonedb: io,
+            ..Default::default()
+        };
+        let diff = differential_interactions(&log_normalized, names, &input, &resource, &dopts)
+            .map_err(|e| e.within("interactions"))?;
+        notes.extend(diff.notes.iter().cloned());
+        Some(diff)
+    } else {
+        None
     };
     let replicates = comp.replicates;
     Ok(ConditionResult {
@@ -397,6 +437,7 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
         enrichment,
         scores,
         interactions: inter,
+        interaction_diff,
         replicates,
         samples_per_condition: design.samples_per_condition.clone(),
         notes,
@@ -417,27 +458,7 @@ fn run_milo(
     if design.conditions.len() < 2 {
         return Ok(None);
     }
-    let (num, refc) = match &opts.contrast {
-        Some((x, y)) => {
-            let pos = |name: &str| {
-                design
-                    .conditions
-                    .iter()
-                    .position(|c| c == name)
-                    .ok_or_else(|| {
-                        Error::option(
-                            "contrast",
-                            format!(
-                                "condition {name:?} is not in the data (conditions: {})",
-                                design.conditions.join(", ")
-                            ),
-                        )
-                    })
-            };
-            (pos(x)?, pos(y)?)
-        }
-        None => (1, 0),
-    };
+    let (num, refc) = contrast_indices(design, opts)?;
     if design.conditions.len() > 2 {
         notes.push(format!(
             "Milo skipped: it compares two conditions and the data have {}.",
@@ -484,4 +505,30 @@ fn run_milo(
         reference: design.conditions[refc].clone(),
         clusters,
     }))
+}
+
+/// `(numerator, reference)` condition indices of the contrast (default: the second condition
+/// over the first).
+fn contrast_indices(design: &Design, opts: &ConditionOptions) -> Result<(usize, usize)> {
+    Ok(match &opts.contrast {
+        Some((x, y)) => {
+            let pos = |name: &str| {
+                design
+                    .conditions
+                    .iter()
+                    .position(|c| c == name)
+                    .ok_or_else(|| {
+                        Error::option(
+                            "contrast",
+                            format!(
+                                "condition {name:?} is not in the data (conditions: {})",
+                                design.conditions.join(", ")
+                            ),
+                        )
+                    })
+            };
+            (pos(x)?, pos(y)?)
+        }
+        None => (1, 0),
+    })
 }

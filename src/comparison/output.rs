@@ -4,7 +4,9 @@
 //! |---|---|
 //! | `composition.csv` | cells per (cluster, sample), the sample's share, and propeller's t, p and FDR of the cluster for the sample's condition |
 //! | `condition_specific_clusters.csv` | per (cluster, condition): shares, Fisher's test over cells, propeller, `replicates`, `decided_by` (`propeller` or `fisher_cells`) and the call |
-//! | `markers_condition_specific.csv`, `enrichment.csv`, `gene_set_scores.csv`, `interactions.csv` | the genes, terms, scores and pairs of the specific clusters |
+//! | `markers_condition_specific.csv`, `enrichment.csv`, `gene_set_scores.csv` | the genes, terms and scores of the specific clusters |
+//! | `interactions.csv` | CellPhoneDB's statistical analysis over all cells (rows with a mean above 0) |
+//! | `interactions_diff.csv`, `interactions_summary.csv` | interactions between the conditions and the significant secreted / adhesion interactions per cluster pair and condition ([`crate::interactions::diff::write_tables`]) |
 //! | `da_neighbourhoods.csv`, `da_clusters.csv` | Milo's neighbourhoods and their per-cluster summary (with replicates) |
 //! | `clusters.csv` | the analysis' cells (barcode, sample, condition, cluster, UMAP), as the pipeline writes it |
 //! | `comparison_summary.json` | samples per condition, replicates, notes and the calls |
@@ -222,24 +224,32 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
         write_csv_record(
             w,
             &[
+                "id",
                 "ligand",
                 "receptor",
                 "sender",
                 "receiver",
-                "score",
+                "kind",
+                "classification",
+                "mean",
+                "expressed",
                 "p",
                 "involves_specific_cluster",
             ],
         )?;
-        for (i, flag) in &r.interactions {
+        for (i, flag) in r.interactions.iter().filter(|(i, _)| i.mean > 0.0) {
             write_csv_record(
                 w,
                 &[
+                    i.id.clone(),
                     i.ligand.clone(),
                     i.receptor.clone(),
                     i.sender.to_string(),
                     i.receiver.to_string(),
-                    fmt_f64(i.score),
+                    i.kind.as_str().to_string(),
+                    i.classification.clone(),
+                    fmt_f64(i.mean),
+                    i.expressed.to_string(),
                     fmt_f64(i.p),
                     flag.to_string(),
                 ],
@@ -248,6 +258,9 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
         Ok(())
     })?;
     files.push(p);
+    if let Some(diff) = &r.interaction_diff {
+        files.extend(crate::interactions::diff::write_tables(diff, dir)?);
+    }
     files.extend(write_milo(a, r, dir)?);
 
     let p = dir.join("clusters.csv");

@@ -19,6 +19,12 @@ pub const PLANTED_CYTOKINE: [&str; 20] = [
     "IL1R1", "CXCR4", "CCR5", "TNFRSF1A", "IL10RA", "CSF1R", "IFNGR1", "JAK1", "STAT3",
 ];
 
+/// The planted interaction of [`simulate_resistance`]: the chemokine CCL2 (a marker of the
+/// resistant-only cluster, in [`PLANTED_CYTOKINE`]) and its receptor CCR2 (the first marker
+/// of the first shared cluster), a secreted interaction of CellPhoneDB v5
+/// (`CCL2_CCR2`, Signaling by Chemokines).
+pub const PLANTED_INTERACTION: (&str, &str) = ("CCL2", "CCR2");
+
 /// Simulates two parental and two resistant samples (4,000 cells x 6,000 genes, 6 clusters)
 /// in which one cluster exists only in the resistant samples (the others are shared evenly) and up-regulates [`PLANTED_ADHESION`] and
 /// [`PLANTED_CYTOKINE`]. The other genes take symbols of the bundled GO library that are in
@@ -39,7 +45,8 @@ pub fn simulate_resistance(seed: u64) -> Result<Simulation> {
 /// markers, e.g. [`SimulateOptions::study`]), its genes renamed as in [`simulate_resistance`]:
 /// the first 40 markers of the condition-specific cluster take the symbols of
 /// [`PLANTED_ADHESION`] and [`PLANTED_CYTOKINE`], the other genes symbols of the bundled GO
-/// library outside the condition programs ([`crate::comparison::PROGRAMS`]), then `GeneN`.
+/// library outside the condition programs ([`crate::comparison::PROGRAMS`]), then `GeneN`;
+/// the first marker of the first shared cluster is the receptor of [`PLANTED_INTERACTION`].
 pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
     let mut sim = simulate(opts)?;
     let sets = go_biological_process_human()?;
@@ -53,6 +60,7 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
         .filter(|s| PROGRAMS.contains(&s.id.as_str()))
         .flat_map(|s| s.genes.iter().map(String::as_str))
         .chain(planted.iter().copied())
+        .chain([PLANTED_INTERACTION.1])
         .collect();
     let mut pool: Vec<&str> = sets
         .iter()
@@ -67,6 +75,9 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
         .first()
         .ok_or_else(|| Error::data("simulate resistance", "no condition-specific cluster"))?;
     let spec_markers = &sim.truth.markers[spec as usize];
+    let receptor_gene = (0..sim.truth.markers.len() as u32)
+        .find(|c| !sim.truth.condition_specific_clusters.contains(c))
+        .and_then(|c| sim.truth.markers[c as usize].first().copied());
     let genes = &mut sim.dataset.genes;
     let mut next = 0;
     for g in 0..genes.len() {
@@ -75,6 +86,7 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
         }
         let sym = match spec_markers.iter().position(|&m| m == g) {
             Some(k) if k < planted.len() => planted[k].to_string(),
+            _ if receptor_gene == Some(g) => PLANTED_INTERACTION.1.to_string(),
             _ => {
                 let s = pool
                     .get(next)
