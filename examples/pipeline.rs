@@ -99,6 +99,14 @@ struct Args {
     /// The .h5ad layer holding the counts (for example `counts`) in the streamed analysis.
     #[arg(long, value_name = "NAME")]
     layer: Option<String>,
+    /// Storage of the sparse matrices in analysis.h5ad: none (as anndata), gzip (level 4) or
+    /// gzip:LEVEL (0-9).
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    h5ad_compression: scrna::io::h5ad::H5adCompression,
+}
+
+fn parse_compression(s: &str) -> Result<scrna::io::h5ad::H5adCompression, String> {
+    s.parse().map_err(|e: scrna::Error| e.to_string())
 }
 
 fn parse_budget(s: &str) -> Result<u64, String> {
@@ -123,6 +131,7 @@ impl Args {
             o.integration = pipeline::Switch::Off;
         }
         o.batch_key = self.batch_key.clone();
+        o.h5ad_compression = self.h5ad_compression;
         o
     }
 }
@@ -214,7 +223,7 @@ fn analyse(
     bar.finish();
     analysis.steps.splice(0..0, read);
     let started = Instant::now();
-    let files = pipeline::output::write_all(&analysis, opts, &args.out)?;
+    let files = pipeline::output::write_all_timed(&analysis, opts, &args.out)?;
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);
@@ -272,6 +281,14 @@ fn analyse(
         files.len(),
         args.out.display()
     );
+    for f in &files {
+        eprintln!(
+            "  {:<22} {:>7.2} s {:>9.1} MB",
+            f.path.file_name().unwrap_or_default().to_string_lossy(),
+            f.seconds,
+            f.bytes as f64 / 1_048_576.0
+        );
+    }
     Ok(())
 }
 
