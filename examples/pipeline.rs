@@ -110,6 +110,14 @@ struct Args {
     /// intersection (the shared genes), union (all genes, missing ones counted 0).
     #[arg(long, default_value = "strict", value_parser = parse_join)]
     join: scrna::io::Join,
+    /// Storage of the sparse matrices in analysis.h5ad: none (as anndata), gzip (level 4) or
+    /// gzip:LEVEL (0-9).
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    h5ad_compression: scrna::io::h5ad::H5adCompression,
+}
+
+fn parse_compression(s: &str) -> Result<scrna::io::h5ad::H5adCompression, String> {
+    s.parse().map_err(|e: scrna::Error| e.to_string())
 }
 
 fn parse_join(s: &str) -> Result<scrna::io::Join, String> {
@@ -138,6 +146,7 @@ impl Args {
             o.integration = pipeline::Switch::Off;
         }
         o.batch_key = self.batch_key.clone();
+        o.h5ad_compression = self.h5ad_compression;
         o
     }
 }
@@ -246,7 +255,7 @@ fn analyse(
     analysis.steps.splice(0..0, read);
     analysis.warnings.splice(0..0, notes);
     let started = Instant::now();
-    let files = pipeline::output::write_all(&analysis, opts, &args.out)?;
+    let files = pipeline::output::write_all_timed(&analysis, opts, &args.out)?;
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);
@@ -304,6 +313,14 @@ fn analyse(
         files.len(),
         args.out.display()
     );
+    for f in &files {
+        eprintln!(
+            "  {:<22} {:>7.2} s {:>9.1} MB",
+            f.path.file_name().unwrap_or_default().to_string_lossy(),
+            f.seconds,
+            f.bytes as f64 / 1_048_576.0
+        );
+    }
     Ok(())
 }
 
@@ -319,14 +336,6 @@ fn print_steps(steps: &[StepReport]) {
 }
 
 fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::Result<()> {
-    let h5ad = path.extension().is_some_and(|e| e == "h5ad");
-    if args.assume_counts && h5ad {
-        return Err(scrna::Error::option(
-            "assume_counts",
-            "--assume-counts is not available for a streamed .h5ad (give --layer NAME, or run \
-             without --stream)",
-        ));
-    }
     let so = scrna::stream::StreamOptions {
         read: scrna::io::ReadOptions {
             assume_counts: args.assume_counts,

@@ -8,6 +8,8 @@
 //! 28-colour one for up to 28, its 102-colour one beyond; the dot plot uses the `Reds` colour
 //! map as `sc.pl.dotplot` does.
 
+mod raster;
+
 use crate::error::{Error, Result};
 use ndarray::ArrayView2;
 use plotters::coord::Shift;
@@ -17,6 +19,7 @@ use plotters::style::FontTransform;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -56,6 +59,11 @@ pub struct PlotOptions {
     /// Seed of the drawing order of points (shuffled so no group is always on top) and of the
     /// jitter in the QC panel. Default 0.
     pub seed: u64,
+    /// Scatter plots of more points than this embed the points in their SVG as one PNG
+    /// image (under the vector title, axes, labels and legend) instead of one circle element
+    /// per point; the PNG figure always draws its points straight into its pixel buffer.
+    /// Default 20,000 (a 50,000-point UMAP was a 4.7 MB SVG of circles).
+    pub raster_points_above: usize,
 }
 
 impl Default for PlotOptions {
@@ -66,6 +74,7 @@ impl Default for PlotOptions {
             point_radius: None,
             title: None,
             seed: 0,
+            raster_points_above: 20_000,
         }
     }
 }
@@ -264,9 +273,15 @@ pub fn umap_clusters(
     opts.check()?;
     check_embedding(&embedding, labels, names)?;
     let title = opts.title.clone().unwrap_or_else(|| "Clusters".to_string());
-    render!(path_stem, (opts.width, opts.height), |root| draw_scatter(
-        &root, &embedding, labels, names, &title, true, opts
-    ))
+    let scatter = Scatter {
+        emb: &embedding,
+        labels,
+        names,
+        title: &title,
+        on_data_labels: true,
+        opts,
+    };
+    render_scatter(path_stem, &scatter)
 }
 
 /// UMAP coloured by a categorical annotation (sample, condition, ...), with a legend on the
@@ -282,9 +297,15 @@ pub fn umap_categorical(
     opts.check()?;
     check_embedding(&embedding, labels, names)?;
     let title = opts.title.clone().unwrap_or_else(|| title.to_string());
-    render!(path_stem, (opts.width, opts.height), |root| draw_scatter(
-        &root, &embedding, labels, names, &title, false, opts
-    ))
+    let scatter = Scatter {
+        emb: &embedding,
+        labels,
+        names,
+        title: &title,
+        on_data_labels: false,
+        opts,
+    };
+    render_scatter(path_stem, &scatter)
 }
 
 fn median(v: &mut [f32]) -> f32 {
@@ -329,16 +350,111 @@ fn draw_outlined_text<DB: DrawingBackend>(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How [`draw_scatter`] draws the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Points {
+    /// One circle element per point (the SVG of few points).
+    Vector,
+    /// Rasterized into a pixel buffer blitted onto the plotting area (the PNG).
+    Blit,
+    /// Rasterized and handed back to the caller, which embeds it (the SVG of many points).
+    Embed,
+}
+
+/// The points of a scatter plot rasterized over the plotting area: `size` pixels of RGB at
+/// `origin` in the figure.
+struct Raster {
+    origin: (i32, i32),
+    size: (u32, u32),
+    rgb: Vec<u8>,
+}
+
+/// The content of a UMAP scatter plot.
+struct Scatter<'a, 'e> {
+    emb: &'a ArrayView2<'e, f32>,
+    labels: &'a [u32],
+    names: &'a [String],
+    title: &'a str,
+    on_data_labels: bool,
+    opts: &'a PlotOptions,
+}
+
+/// Draws a scatter plot into `<stem>.png` (points rasterized straight into the pixel
+/// buffer) and `<stem>.svg` (points as circles, or above
+/// [`PlotOptions::raster_points_above`] as one embedded PNG image under the vector parts).
+fn render_scatter(stem: &Path, sc: &Scatter) -> Result<Vec<PathBuf>> {
+    register_fonts();
+    if let Some(dir) = stem.parent() {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "folder does not exist"),
+            ));
+        }
+    }
+    let size = (sc.opts.width, sc.opts.height);
+    let png = with_ext(stem, "png");
+    let svg = with_ext(stem, "svg");
+    let png_tmp = RemoveOnDrop(temporary_keeping_ext(&png));
+    {
+        let root = BitMapBackend::new(&png_tmp.0, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err(&png))?;
+        draw_scatter(&root, sc, Points::Blit, &mut None).map_err(draw_err(&png))?;
+        root.present().map_err(draw_err(&png))?;
+    }
+    crate::report::commit_temporary(&png_tmp.0, &png)?;
+    let embed = sc.labels.len() > sc.opts.raster_points_above;
+    let mut text = String::new();
+    let mut raster = None;
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err(&svg))?;
+        let mode = if embed { Points::Embed } else { Points::Vector };
+        draw_scatter(&root, sc, mode, &mut raster).map_err(draw_err(&svg))?;
+        root.present().map_err(draw_err(&svg))?;
+    }
+    if let Some(r) = &raster {
+        text = embed_raster(&text, r).map_err(draw_err(&svg))?;
+    }
+    crate::report::write_atomic(&svg, |w| w.write_all(text.as_bytes()))?;
+    Ok(vec![png, svg])
+}
+
+/// `svg` with `r` inserted as an `<image>` (a base64 PNG data URI) right after the white
+/// background rectangle, so that everything else is drawn over it.
+fn embed_raster(svg: &str, r: &Raster) -> std::result::Result<String, String> {
+    let at = svg
+        .find("<rect")
+        .and_then(|i| svg[i..].find("/>").map(|j| i + j + 2))
+        .ok_or("no background rectangle in the SVG")?;
+    let png = raster::encode_png(&r.rgb, r.size.0, r.size.1);
+    let mut out = String::with_capacity(svg.len() + png.len() * 4 / 3 + 200);
+    out.push_str(&svg[..at]);
+    out.push_str(&format!(
+        "\n<image x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
+         image-rendering=\"pixelated\" href=\"data:image/png;base64,",
+        r.origin.0, r.origin.1, r.size.0, r.size.1
+    ));
+    raster::base64_into(&png, &mut out);
+    out.push_str("\"/>");
+    out.push_str(&svg[at..]);
+    Ok(out)
+}
+
 fn draw_scatter<DB: DrawingBackend>(
     root: &Area<DB>,
-    emb: &ArrayView2<f32>,
-    labels: &[u32],
-    names: &[String],
-    title: &str,
-    on_data_labels: bool,
-    opts: &PlotOptions,
+    sc: &Scatter,
+    mode: Points,
+    raster_out: &mut Option<Raster>,
 ) -> DResult {
+    let Scatter {
+        emb,
+        labels,
+        names,
+        title,
+        on_data_labels,
+        opts,
+    } = *sc;
     let n = labels.len();
     let (w, h) = root.dim_in_pixel();
     let colors = palette(names.len());
@@ -406,12 +522,44 @@ fn draw_scatter<DB: DrawingBackend>(
         .unwrap_or_else(|| (90.0 / (n as f32).sqrt()).clamp(1.0, 5.0));
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut StdRng::seed_from_u64(opts.seed));
-    let pts = order.iter().filter_map(|&i| {
-        let (x, y) = (emb[[i, 0]], emb[[i, 1]]);
-        (x.is_finite() && y.is_finite())
-            .then(|| Circle::new((x, y), r, colors[labels[i] as usize].mix(0.85).filled()))
-    });
-    chart.draw_series(pts).map_err(s)?;
+    if mode == Points::Vector {
+        let pts = order.iter().filter_map(|&i| {
+            let (x, y) = (emb[[i, 0]], emb[[i, 1]]);
+            (x.is_finite() && y.is_finite())
+                .then(|| Circle::new((x, y), r, colors[labels[i] as usize].mix(0.85).filled()))
+        });
+        chart.draw_series(pts).map_err(s)?;
+    } else {
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let size = (
+            (xr.end - xr.start).max(1) as u32,
+            (yr.end - yr.start).max(1) as u32,
+        );
+        let mut canvas = raster::Canvas::white(size.0, size.1);
+        for &i in &order {
+            let (x, y) = (emb[[i, 0]], emb[[i, 1]]);
+            if x.is_finite() && y.is_finite() {
+                let (px, py) = chart.backend_coord(&(x, y));
+                let c = &colors[labels[i] as usize];
+                canvas.disc(px - xr.start, py - yr.start, r, [c.0, c.1, c.2], 0.85);
+            }
+        }
+        if mode == Points::Blit {
+            let img = BitMapElement::with_owned_buffer((0, 0), size, canvas.into_rgb())
+                .ok_or("raster buffer of the wrong size")?;
+            chart
+                .plotting_area()
+                .strip_coord_spec()
+                .draw(&img)
+                .map_err(s)?;
+        } else {
+            *raster_out = Some(Raster {
+                origin: (xr.start, yr.start),
+                size,
+                rgb: canvas.into_rgb(),
+            });
+        }
+    }
 
     if on_data_labels {
         let mut xs: Vec<Vec<f32>> = vec![Vec::new(); names.len()];

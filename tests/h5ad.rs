@@ -4,7 +4,9 @@
 
 use ndarray::Array2;
 use scrna::dataset::{CellTable, Column, GeneTable};
-use scrna::io::h5ad::{read_h5ad, write_h5ad, H5adOutput, H5adReadOptions, RecField, UnsValue};
+use scrna::io::h5ad::{
+    read_h5ad, write_h5ad, H5adCompression, H5adOutput, H5adReadOptions, RecField, UnsValue,
+};
 use scrna::sparse::CsrMatrix;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -195,7 +197,11 @@ fn large_matrices_round_trip_and_are_written_in_pieces() {
     let genes: Vec<String> = (0..m).map(|j| format!("G{j}")).collect();
     let var = GeneTable::new(genes.clone(), genes);
     let dir = tempfile::tempdir().unwrap();
-    for level in [Some(4), None] {
+    for level in [
+        H5adCompression::Gzip(4),
+        H5adCompression::None,
+        H5adCompression::Gzip(1),
+    ] {
         let mut out = H5adOutput::new(&x, &obs, &var);
         out.layers.push(("counts".into(), &layer));
         out.compression = level;
@@ -352,7 +358,9 @@ fn reads_a_file_written_by_anndata() {
     }
 }
 
-/// Writes `target/demo.h5ad` for `scripts/verify_h5ad.py` (run with `--ignored`).
+/// Writes `target/demo.h5ad` (uncompressed), `target/demo_gzip.h5ad` (gzip level 4) and
+/// `target/demo_gzip1.h5ad` (gzip level 1) for `scripts/verify_h5ad.py` (run with
+/// `--ignored`).
 #[test]
 #[ignore]
 fn write_demo_for_python_check() {
@@ -383,7 +391,65 @@ fn write_demo_for_python_check() {
             ("n_comps".into(), UnsValue::I64(3)),
         ]),
     ));
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo.h5ad");
-    write_h5ad(&out, &p).unwrap();
-    eprintln!("wrote {}", p.display());
+    for (name, c) in [
+        ("demo", H5adCompression::None),
+        ("demo_gzip", H5adCompression::Gzip(4)),
+        ("demo_gzip1", H5adCompression::Gzip(1)),
+    ] {
+        out.compression = c;
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/{name}.h5ad"));
+        write_h5ad(&out, &p).unwrap();
+        eprintln!("wrote {}", p.display());
+    }
+}
+
+/// Every compression setting writes a file that reads back to the same matrices, the gzip
+/// ones smaller than the uncompressed one; bad settings are refused before anything is
+/// written.
+#[test]
+fn compression_settings_round_trip() {
+    let n = 300;
+    let m = 120;
+    let mut indptr = vec![0usize];
+    let (mut indices, mut data) = (Vec::new(), Vec::new());
+    for r in 0..n {
+        for c in (r % 7..m).step_by(5) {
+            indices.push(c as u32);
+            data.push(((r * 31 + c * 17) % 13) as f32 + 1.0);
+        }
+        indptr.push(indices.len());
+    }
+    let x = CsrMatrix::try_new(n, m, indptr, indices, data).unwrap();
+    let obs = CellTable::new((0..n).map(|i| format!("C{i}")).collect(), "s", "c");
+    let genes: Vec<String> = (0..m).map(|j| format!("G{j}")).collect();
+    let var = GeneTable::new(genes.clone(), genes);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    for c in ["none", "gzip", "gzip:1", "gzip:9", "gzip:0"] {
+        let compression: H5adCompression = c.parse().unwrap();
+        let mut out = H5adOutput::new(&x, &obs, &var);
+        out.layers.push(("counts".into(), &x));
+        out.compression = compression;
+        let p = dir.path().join(format!("{}.h5ad", c.replace(':', "_")));
+        write_h5ad(&out, &p).unwrap();
+        let back = read_h5ad(&p, &H5adReadOptions::default()).unwrap();
+        assert_eq!(back.counts, x, "{c}");
+        sizes.push((c, std::fs::metadata(&p).unwrap().len()));
+    }
+    let size = |c: &str| sizes.iter().find(|s| s.0 == c).unwrap().1;
+    assert!(size("gzip") < size("none"), "{sizes:?}");
+    assert!(size("gzip:9") <= size("gzip:1"), "{sizes:?}");
+    assert_eq!(
+        "gzip".parse::<H5adCompression>().unwrap(),
+        H5adCompression::Gzip(4)
+    );
+    assert_eq!(H5adCompression::default(), H5adCompression::None);
+    for bad in ["gzip:10", "zstd", "gzip:", "gzip:x", ""] {
+        assert!(bad.parse::<H5adCompression>().is_err(), "{bad}");
+    }
+    let mut out = H5adOutput::new(&x, &obs, &var);
+    out.compression = H5adCompression::Gzip(12);
+    let p = dir.path().join("bad.h5ad");
+    assert!(write_h5ad(&out, &p).is_err());
+    assert!(!p.exists());
 }

@@ -204,7 +204,7 @@ fn h5ad_input_gives_the_same_results() {
     let data = simulate(&sim_opts()).unwrap().dataset;
     let p = dir.path().join("sim.h5ad");
     let mut out = H5adOutput::new(&data.counts, &data.cells, &data.genes);
-    out.compression = Some(4);
+    out.compression = scrna::io::h5ad::H5adCompression::Gzip(4);
     write_h5ad(&out, &p).unwrap();
     let po = options();
     let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();

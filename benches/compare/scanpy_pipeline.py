@@ -11,7 +11,10 @@ leiden(resolution=1, random_state=0, Scanpy's default flavor and n_iterations); 
 rank_genes_groups(wilcoxon, pts=True) on all genes of the log-normalized matrix.
 
 Writes OUT_DIR/steps.json (per step: seconds and the process' peak RSS during the step, reset
-before each step through /proc/self/clear_refs) and OUT_DIR/clusters.csv (barcode, cluster).
+before each step through /proc/self/clear_refs), OUT_DIR/clusters.csv (barcode, cluster) and
+OUT_DIR/analysis.h5ad (the analysed AnnData, `.raw` holding every gene, written as a user would
+with `write_h5ad` and anndata's default of no compression; timed as `write_h5ad` in
+steps.json, outside the steps).
 Versions: benches/compare/requirements.txt.
 """
 import json
@@ -106,11 +109,18 @@ def main():
         f.write("barcode,cluster\n")
         for b, c in zip(h.obs_names, h.obs["leiden"]):
             f.write(f"{b},{c}\n")
+    reset_peak()
+    t = time.perf_counter()
+    h.write_h5ad(os.path.join(out, "analysis.h5ad"))
+    write = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_mb(),
+             "bytes": os.path.getsize(os.path.join(out, "analysis.h5ad"))}
+    print(f"  write_h5ad {write['seconds']:8.2f} s {write['peak_rss_mb']:8.1f} MB peak",
+          file=sys.stderr, flush=True)
     versions = {m.__name__: m.__version__ for m in [sc, np]}
     import anndata, scipy
     versions.update({"anndata": anndata.__version__, "scipy": scipy.__version__})
     with open(os.path.join(out, "steps.json"), "w") as f:
-        json.dump({"steps": steps, "cells_after_qc": int(h.n_obs),
+        json.dump({"steps": steps, "write_h5ad": write, "cells_after_qc": int(h.n_obs),
                    "n_clusters": int(h.obs["leiden"].nunique()), "versions": versions}, f, indent=1)
 
 

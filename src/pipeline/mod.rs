@@ -100,6 +100,10 @@ pub struct PipelineOptions {
     /// made for the run; `None` (the default) uses rayon's global pool. Results are the same
     /// for any thread count.
     pub threads: Option<usize>,
+    /// Storage of the sparse matrices in `analysis.h5ad` (see
+    /// [`crate::io::h5ad::H5adCompression`] for the measurement behind the default).
+    /// Default: uncompressed, as anndata.
+    pub h5ad_compression: crate::io::h5ad::H5adCompression,
 }
 
 impl PipelineOptions {
@@ -149,6 +153,7 @@ impl PipelineOptions {
         if self.threads == Some(0) {
             return Err(Error::option("threads", "must be at least 1"));
         }
+        self.h5ad_compression.validate()?;
         Ok(())
     }
 }
@@ -191,6 +196,7 @@ impl Default for PipelineOptions {
             batch_key: "sample".to_string(),
             harmony: HarmonyOptions::default(),
             threads: None,
+            h5ad_compression: Default::default(),
         }
     }
 }

@@ -7,9 +7,13 @@
 //! | `qc.csv` | QC metrics of every input cell, whether it passed, and why not |
 //! | `hvg.csv` | per kept gene: mean, dispersion, normalized dispersion, highly variable flag |
 //! | `pca_variance.csv` | variance and variance ratio per principal component |
-//! | `summary.json` | cells and genes before and after QC, cluster sizes, clusters skipped by the marker test and why, options, step times and memory |
+//! | `summary.json` | cells and genes before and after QC, cluster sizes, clusters skipped by the marker test and why, options, step times and memory, and (from [`write_all`]) the seconds and bytes of every other output file |
 //!
 //! Every file is written atomically (temporary name, then rename).
+//!
+//! [`write_all`] writes `analysis.h5ad` on one thread while the tables and figures are
+//! written on another (the `.h5ad` writer is one sequential stream), then `summary.json`
+//! last, with the time each file took.
 
 use super::{Analysis, PipelineOptions};
 use crate::dataset::Column;
@@ -19,15 +23,85 @@ use crate::plot::{self, PlotOptions};
 use crate::report::{fmt_f64, write_atomic, write_csv_record};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// One file written by [`write_all_timed`]: where, how long it took, how large it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenFile {
+    /// The file's path.
+    pub path: PathBuf,
+    /// Wall seconds spent writing it. A figure's PNG and SVG are drawn by one call: both
+    /// carry the time of that call.
+    pub seconds: f64,
+    /// Its size in bytes (0 when it cannot be read back).
+    pub bytes: u64,
+}
+
+impl WrittenFile {
+    fn timed(path: PathBuf, started: Instant) -> WrittenFile {
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        WrittenFile {
+            path,
+            seconds: started.elapsed().as_secs_f64(),
+            bytes,
+        }
+    }
+}
 
 /// Writes the CSV files and `summary.json` into `dir` (created if missing); returns their paths.
 pub fn write_tables(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut written: Vec<PathBuf> = write_csv_tables(a, opts, dir)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    written.push(write_summary(a, opts, dir, &[], None)?);
+    Ok(written)
+}
+
+/// Writes `summary.json` into `dir`, with `outputs` (the other files written, in order) and
+/// `write_seconds` (their wall time, `None` when not measured).
+fn write_summary(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    dir: &Path,
+    outputs: &[WrittenFile],
+    write_seconds: Option<f64>,
+) -> Result<PathBuf> {
+    let mut summary = summary_json(a, opts);
+    if let Some(m) = summary.as_object_mut() {
+        let files: Vec<serde_json::Value> = outputs
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "file": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    "seconds": f.seconds,
+                    "bytes": f.bytes,
+                })
+            })
+            .collect();
+        m.insert("outputs".to_string(), serde_json::Value::Array(files));
+        m.insert(
+            "write_seconds".to_string(),
+            serde_json::json!(write_seconds),
+        );
+    }
+    let p = dir.join("summary.json");
+    write_atomic(&p, |w| {
+        serde_json::to_writer_pretty(&mut *w, &summary)?;
+        w.write_all(b"\n")
+    })?;
+    Ok(p)
+}
+
+/// Writes the CSV tables into `dir` (which exists), timing each.
+fn write_csv_tables(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<WrittenFile>> {
     let mut written = Vec::new();
     let mut out = |name: &str, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| -> Result<()> {
         let p = dir.join(name);
+        let t = Instant::now();
         write_atomic(&p, |w| f(w))?;
-        written.push(p);
+        written.push(WrittenFile::timed(p, t));
         Ok(())
     };
     out("clusters.csv", &|w| write_clusters(a, w))?;
@@ -38,11 +112,6 @@ pub fn write_tables(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<
     out("qc.csv", &|w| write_qc(a, w))?;
     out("hvg.csv", &|w| write_hvg(a, w))?;
     out("pca_variance.csv", &|w| write_pca_variance(a, w))?;
-    let summary = summary_json(a, opts);
-    out("summary.json", &|w| {
-        serde_json::to_writer_pretty(&mut *w, &summary)?;
-        w.write_all(b"\n")
-    })?;
     Ok(written)
 }
 
@@ -387,15 +456,45 @@ pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Res
             rank_genes_groups_uns(a, opts),
         ));
     }
+    out.compression = opts.h5ad_compression;
     write_h5ad(&out, path)
 }
 
 /// Writes the figures (PNG and SVG): `umap_clusters`, `umap_sample`, `umap_condition`,
 /// `qc_violins`, `markers_dotplot` (top 3 markers per cluster), `pca_elbow`.
 pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(write_plots_timed(a, dir)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect())
+}
+
+/// Collects the files of figures, each timed from the end of the previous one.
+struct Timed {
+    files: Vec<WrittenFile>,
+    since: Instant,
+}
+
+impl Timed {
+    fn extend(&mut self, paths: Vec<PathBuf>) {
+        let seconds = self.since.elapsed().as_secs_f64();
+        for p in paths {
+            let mut f = WrittenFile::timed(p, self.since);
+            f.seconds = seconds;
+            self.files.push(f);
+        }
+        self.since = Instant::now();
+    }
+}
+
+/// [`write_plots`] with the time of every figure.
+fn write_plots_timed(a: &Analysis, dir: &Path) -> Result<Vec<WrittenFile>> {
     let d = a.dataset();
     let po = PlotOptions::default();
-    let mut files = Vec::new();
+    let mut files = Timed {
+        files: Vec::new(),
+        since: Instant::now(),
+    };
     let cluster_names: Vec<String> = (0..a.clustering.n_clusters)
         .map(|c| c.to_string())
         .collect();
@@ -492,16 +591,53 @@ pub fn write_plots(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
         &dir.join("pca_elbow"),
         &po,
     )?);
-    Ok(files)
+    Ok(files.files)
 }
 
 /// Writes every result file into `dir`: the tables of [`write_tables`], `analysis.h5ad` and
 /// the plots. Returns the paths written.
 pub fn write_all(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = write_tables(a, opts, dir)?;
+    Ok(write_all_timed(a, opts, dir)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect())
+}
+
+/// [`write_all`], returning the time and size of every file (`summary.json` last, whose
+/// `outputs` list holds the others' and `write_seconds` their wall time together).
+///
+/// `analysis.h5ad` is written on one thread while the CSV tables and then the figures are
+/// written on another; the files and their bytes are the same as written one after the
+/// other.
+pub fn write_all_timed(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    dir: &Path,
+) -> Result<Vec<WrittenFile>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let started = Instant::now();
     let h5 = dir.join("analysis.h5ad");
-    write_h5ad_file(a, opts, &h5)?;
-    files.push(h5);
-    files.extend(write_plots(a, dir)?);
+    let (h5ad, rest) = std::thread::scope(|s| {
+        let other = s.spawn(|| -> Result<Vec<WrittenFile>> {
+            let mut files = write_csv_tables(a, opts, dir)?;
+            files.extend(write_plots_timed(a, dir)?);
+            Ok(files)
+        });
+        let t = Instant::now();
+        let h5ad = write_h5ad_file(a, opts, &h5).map(|()| WrittenFile::timed(h5.clone(), t));
+        let rest = other.join().unwrap_or_else(|_| {
+            Err(Error::data(
+                "writing outputs",
+                "the thread writing the tables and figures failed",
+            ))
+        });
+        (h5ad, rest)
+    });
+    let mut files = rest?;
+    files.insert(files.len().min(5), h5ad?);
+    let wall = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let summary = write_summary(a, opts, dir, &files, Some(wall))?;
+    files.push(WrittenFile::timed(summary, t));
     Ok(files)
 }

@@ -281,7 +281,7 @@ pub fn run_with_progress(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("h5ad"));
     let reader = if is_h5ad {
-        CellChunks::open_h5ad(path, opts.layer.as_deref())?
+        CellChunks::open_h5ad_with(path, opts.layer.as_deref(), opts.read.assume_counts)?
     } else {
         CellChunks::open_10x_h5(path, &opts.read)?
     };
