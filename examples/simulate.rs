@@ -15,7 +15,9 @@
 //! two conditions of two samples, no batch effect, doublets, shift or composition variation).
 //! `--study BATCH_SD` starts from `SimulateOptions::study(BATCH_SD, seed)` (12,000 cells,
 //! 2+2 samples, 7 clusters, doublets, a program shift, ...), which the other flags then
-//! change; `--null` removes every difference between conditions (applied last).
+//! change, with the gene symbols of the resistance example's simulation
+//! (`simulate_resistance_with`: the planted programs and ligand-receptor pair are real
+//! symbols); `--null` removes every difference between conditions (applied last).
 //! `--shift-genes`/`--shift-fold` alone shift cluster 0. `--sample-sheet DIR` writes
 //! `DIR/<sample>.h5` for every sample and `DIR/sheet.csv` (`sample,condition,path`).
 //! `--truth` writes `barcode,cluster,condition,sample,doublet,second_cluster` of the simulated
@@ -24,6 +26,7 @@
 
 use scrna::io::tenx_h5::write_10x_h5;
 use scrna::report::write_atomic;
+use scrna::simulate::resistance::simulate_resistance_with;
 use scrna::simulate::{simulate, ProgramShift, SimulateOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,6 +64,7 @@ fn run() -> Result<(), String> {
     let mut sheet: Option<PathBuf> = None;
     let mut truth: Option<PathBuf> = None;
     let mut null = false;
+    let study = args.iter().any(|a| a == "--study");
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -119,7 +123,12 @@ fn run() -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let t = Instant::now();
-    let sim = simulate(&opts).map_err(|e| e.to_string())?;
+    let sim = if study {
+        simulate_resistance_with(&opts)
+    } else {
+        simulate(&opts)
+    }
+    .map_err(|e| e.to_string())?;
     let simulated = t.elapsed().as_secs_f64();
     let tr = &sim.truth;
     if let Some(path) = &truth {
