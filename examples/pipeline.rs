@@ -99,6 +99,9 @@ struct Args {
     /// The .h5ad layer holding the counts (for example `counts`) in the streamed analysis.
     #[arg(long, value_name = "NAME")]
     layer: Option<String>,
+    /// Do not write report.html (the one-page interactive report).
+    #[arg(long)]
+    no_report: bool,
 }
 
 fn parse_budget(s: &str) -> Result<u64, String> {
@@ -214,7 +217,16 @@ fn analyse(
     bar.finish();
     analysis.steps.splice(0..0, read);
     let started = Instant::now();
-    let files = pipeline::output::write_all(&analysis, opts, &args.out)?;
+    let mut files = pipeline::output::write_all(&analysis, opts, &args.out)?;
+    if !args.no_report {
+        let report = args.out.join("report.html");
+        let ro = scrna::html_report::ReportOptions {
+            pipeline: Some(opts.clone()),
+            ..Default::default()
+        };
+        scrna::html_report::write_report(&analysis, None, &report, &ro)?;
+        files.push(report);
+    }
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);

@@ -63,6 +63,9 @@ struct Args {
     /// No Harmony integration over the samples.
     #[arg(long)]
     no_integration: bool,
+    /// Do not write report.html (the one-page interactive report).
+    #[arg(long)]
+    no_report: bool,
 }
 
 fn parse_contrast(s: &str) -> Result<(String, String), String> {
@@ -148,7 +151,16 @@ fn run(args: &Args) -> scrna::Result<()> {
     };
     eprintln!("comparing conditions ...");
     let result = comparison::compare(&analysis, &copts)?;
-    let files = comparison::write_all(&analysis, &result, &args.out)?;
+    let mut files = comparison::write_all(&analysis, &result, &args.out)?;
+    if !args.no_report {
+        let report = args.out.join("report.html");
+        let ro = scrna::html_report::ReportOptions {
+            pipeline: Some(popts.clone()),
+            ..Default::default()
+        };
+        scrna::html_report::write_report(&analysis, Some(&result), &report, &ro)?;
+        files.push(report);
+    }
 
     for note in &result.notes {
         println!("note: {note}");

@@ -103,7 +103,7 @@
   var GREY = [211, 211, 211];
 
   // ---- UMAP scatter
-  var C = D.cells, canvas = document.getElementById('umap');
+  var C = D.cells, canvas = document.getElementById('umap-canvas');
   if (C && canvas) initScatter();
 
   function initScatter() {

@@ -164,7 +164,7 @@ pub fn add_umap(p: &mut Page, a: &Analysis, opts: &ReportOptions) -> Result<()> 
          placeholder=\"type a gene name\" autocomplete=\"off\" disabled></label>\
          <datalist id=\"gene-list\"></datalist> <button id=\"reset-view\" type=\"button\">Reset view</button>\
          <span id=\"gene-status\"></span></div>\
-         <div class=\"scatter-wrap\"><canvas id=\"umap\" width=\"760\" height=\"560\"></canvas>\
+         <div class=\"scatter-wrap\"><canvas id=\"umap-canvas\" width=\"760\" height=\"560\"></canvas>\
          <div id=\"legend\"></div></div>\
          <p class=\"hint\">Drag to pan, wheel to zoom, hover a cell for its cluster, sample and \
          condition. The gene search covers {} genes (markers first, then highly variable \

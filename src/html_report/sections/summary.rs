@@ -198,8 +198,15 @@ pub fn add(p: &mut Page, a: &Analysis, c: Option<&ConditionResult>, opts: &Repor
     if let Some(po) = &opts.pipeline {
         let summary = crate::pipeline::output::summary_json(a, po);
         if let Some(Value::Object(o)) = summary.get("options") {
-            let items: Vec<(String, String)> =
-                o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+            let items: Vec<(String, String)> = o
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect();
             body.push_str("<h3>Options</h3>");
             body.push_str(&facts(
                 &items
