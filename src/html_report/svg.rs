@@ -206,7 +206,7 @@ pub fn dot_plot(
             y + 4.0,
             html(grp)
         );
-        for j in 0..genes.len() {
+        for (j, gene) in genes.iter().enumerate() {
             let f = frac.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0.0);
             let m = mean.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0.0);
             let top_mean = mean
@@ -221,7 +221,7 @@ pub fn dot_plot(
                  stroke=\"#555\" stroke-width=\"0.4\"><title>{} in {}: {:.0}% expressing, mean {:.3}</title></circle>",
                 left + cell * (j as f64 + 0.5),
                 (cell / 2.0 - 1.0) * f.sqrt(),
-                html(&genes[j]),
+                html(gene),
                 html(grp),
                 100.0 * f,
                 m
