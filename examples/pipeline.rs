@@ -114,6 +114,9 @@ struct Args {
     /// gzip:LEVEL (0-9).
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     h5ad_compression: scrna::io::h5ad::H5adCompression,
+    /// Do not write report.html (the one-page interactive report).
+    #[arg(long)]
+    no_report: bool,
 }
 
 fn parse_compression(s: &str) -> Result<scrna::io::h5ad::H5adCompression, String> {
@@ -255,7 +258,22 @@ fn analyse(
     analysis.steps.splice(0..0, read);
     analysis.warnings.splice(0..0, notes);
     let started = Instant::now();
-    let files = pipeline::output::write_all_timed(&analysis, opts, &args.out)?;
+    let mut files = pipeline::output::write_all_timed(&analysis, opts, &args.out)?;
+    if !args.no_report {
+        let report = args.out.join("report.html");
+        let ro = scrna::html_report::ReportOptions {
+            pipeline: Some(opts.clone()),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        scrna::html_report::write_report(&analysis, None, &report, &ro)?;
+        let bytes = std::fs::metadata(&report).map(|m| m.len()).unwrap_or(0);
+        files.push(pipeline::output::WrittenFile {
+            path: report,
+            seconds: t.elapsed().as_secs_f64(),
+            bytes,
+        });
+    }
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);

@@ -78,6 +78,9 @@ struct Args {
     /// intersection (the shared genes), union (all genes, missing ones counted 0).
     #[arg(long, default_value = "strict", value_parser = parse_join)]
     join: scrna::io::Join,
+    /// Do not write report.html (the one-page interactive report).
+    #[arg(long)]
+    no_report: bool,
 }
 
 fn parse_join(s: &str) -> Result<scrna::io::Join, String> {
@@ -171,7 +174,16 @@ fn run(args: &Args) -> scrna::Result<()> {
     };
     eprintln!("comparing conditions ...");
     let result = comparison::compare(&analysis, &copts)?;
-    let files = comparison::write_all(&analysis, &result, &args.out)?;
+    let mut files = comparison::write_all(&analysis, &result, &args.out)?;
+    if !args.no_report {
+        let report = args.out.join("report.html");
+        let ro = scrna::html_report::ReportOptions {
+            pipeline: Some(popts.clone()),
+            ..Default::default()
+        };
+        scrna::html_report::write_report(&analysis, Some(&result), &report, &ro)?;
+        files.push(report);
+    }
 
     for note in &result.notes {
         println!("note: {note}");

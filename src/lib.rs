@@ -23,6 +23,7 @@ pub mod embed;
 pub mod error;
 pub mod genesets;
 pub mod graph;
+pub mod html_report;
 pub mod hvg;
 pub mod integrate;
 pub mod interactions;
