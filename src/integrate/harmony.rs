@@ -98,7 +98,8 @@ pub struct HarmonyOptions {
     /// Relative change of the k-means objective (over windows of 3 steps) below which the
     /// clustering of a round stops. Default 1e-5.
     pub epsilon_cluster: f64,
-    /// Relative change of the objective over a round below which Harmony stops. Default 1e-4.
+    /// Relative decrease of the objective over a round below which Harmony stops (a round
+    /// whose objective rose does not stop it). Default 1e-4.
     pub epsilon_harmony: f64,
     /// Seed of the initial k-means and of the random block order. Default 0.
     pub seed: u64,
