@@ -815,9 +815,10 @@ impl State {
     fn correct(&mut self) {
         let (k, d, nb) = (self.k, self.d, self.nb);
         self.recount();
-        let t = self.weighted_sums(); // nb x k x d
-                                      // Batch coefficients W[b][c] (d values) of each cluster, from the arrow-shaped system
-                                      // [[Σ_b O_b, Oᵀ], [O, diag(O + λ)]] [w0; w] = [Σ_b t_b; t].
+        // Per batch and cluster `t = Σ_{i∈b} R_ik z_orig,i` (nb x k x d). Batch coefficients
+        // W[b][c] (d values) of each cluster, from the arrow-shaped system
+        // [[Σ_b O_b, Oᵀ], [O, diag(O + λ)]] [w0; w] = [Σ_b t_b; t].
+        let t = self.weighted_sums();
         let lambda = self.lambda;
         let mut w = vec![0.0f32; nb * k * d];
         let mut ob = vec![0.0f64; nb];
@@ -834,7 +835,7 @@ impl State {
                 let Some(w0) = solve_arrow(&ob, lambda, &tj, &mut wj) else {
                     break; // an empty cluster corrects nothing and keeps its centroid
                 };
-                // The intercept is the cluster's centroid in the corrected space.
+                // The intercept `w0` becomes the cluster's centroid (scaled to unit length below).
                 self.y[c * d + j] = w0 as f32;
                 for (b, &v) in wj.iter().enumerate() {
                     w[(b * k + c) * d + j] = v as f32;
