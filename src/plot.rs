@@ -225,6 +225,8 @@ macro_rules! render {
     }};
 }
 
+pub mod interactions;
+
 type Area<DB> = DrawingArea<DB, Shift>;
 type DResult = std::result::Result<(), String>;
 

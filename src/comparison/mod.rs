@@ -20,6 +20,7 @@ pub use crate::simulate::resistance::{
     PLANTED_INTERACTION,
 };
 pub use output::write_all;
+pub(crate) use plots::diverging;
 pub use plots::write_plots;
 
 use crate::conditions::{composition, Composition, CompositionOptions};

@@ -7,6 +7,8 @@
 //! | `markers_condition_specific.csv`, `enrichment.csv`, `gene_set_scores.csv` | the genes, terms and scores of the specific clusters |
 //! | `interactions.csv` | CellPhoneDB's statistical analysis over all cells (rows with a mean above 0) |
 //! | `interactions_diff.csv`, `interactions_summary.csv` | interactions between the conditions and the significant secreted / adhesion interactions per cluster pair and condition ([`crate::interactions::diff::write_tables`]) |
+//! | `interactions_dotplot.{png,svg}` | the top changed interactions (at most 30 entries by adjusted p, then \|log2 FC\|): rows ligand -> receptor, columns sender -> receiver, colour log2 fold change, size -log10 adjusted p ([`crate::plot::interactions::changed_dot_plot`]) |
+//! | `interactions_heatmap.{png,svg}` | significant interactions per cluster pair (sender x receiver) in each condition and their difference ([`crate::plot::interactions::significance_heatmap`]) |
 //! | `da_neighbourhoods.csv`, `da_clusters.csv` | Milo's neighbourhoods and their per-cluster summary (with replicates) |
 //! | `clusters.csv` | the analysis' cells (barcode, sample, condition, cluster, UMAP), as the pipeline writes it |
 //! | `comparison_summary.json` | samples per condition, replicates, notes and the calls |
@@ -260,6 +262,9 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
     files.push(p);
     if let Some(diff) = &r.interaction_diff {
         files.extend(crate::interactions::diff::write_tables(diff, dir)?);
+        files.extend(crate::plot::interactions::write_interaction_plots(
+            diff, dir,
+        )?);
     }
     files.extend(write_milo(a, r, dir)?);
 

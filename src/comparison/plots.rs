@@ -101,7 +101,7 @@ pub fn write_plots(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<
 }
 
 /// Diverging blue - white - red colour of `t` in [-1, 1] (ColorBrewer `RdBu` ends).
-fn diverging(t: f64) -> RGBColor {
+pub(crate) fn diverging(t: f64) -> RGBColor {
     let t = if t.is_finite() {
         t.clamp(-1.0, 1.0)
     } else {

@@ -186,6 +186,9 @@ pub struct InteractionDiff {
     pub summary: Vec<SummaryRow>,
     /// CellPhoneDB within each condition, in order of first appearance.
     pub per_condition: Vec<(String, CellPhoneDb)>,
+    /// The p below which the summaries count an interaction as significant
+    /// ([`DiffOptions::significance`]).
+    pub significance: f64,
     /// Plain-words notes (the method when it is the fallback, unknown genes).
     pub notes: Vec<String>,
 }
@@ -337,6 +340,7 @@ pub fn differential_interactions(
         rows,
         summary,
         per_condition,
+        significance: opts.significance,
         notes,
     })
 }

@@ -6,11 +6,14 @@
 //! - [`cellphonedb`]: CellPhoneDB's statistical analysis ([`statistical_analysis`]): cluster
 //!   means and fractions, the complex minimum, the threshold, the label permutation test;
 //! - [`diff`]: interactions that change between conditions ([`differential_interactions`]) and
-//!   the per cluster pair summaries of secreted and adhesion signalling.
+//!   the per cluster pair summaries of secreted and adhesion signalling;
+//! - [`figures`]: the numbers of the interaction figures ([`top_changed`],
+//!   [`significance_grid`]; drawn by [`crate::plot::interactions`]).
 
 pub mod cellphonedb;
 pub mod diff;
 mod expression;
+pub mod figures;
 pub mod resource;
 
 pub use cellphonedb::{statistical_analysis, CellPhoneDb, Interaction, InteractionOptions};
@@ -18,6 +21,7 @@ pub use diff::{
     differential_interactions, DiffInput, DiffInteraction, DiffMethod, DiffOptions,
     InteractionDiff, SummaryRow,
 };
+pub use figures::{significance_grid, top_changed, ChangedDot, SignificanceGrid, TopChanged};
 pub use resource::{
     cellphonedb_v5, read_resource, LrInteraction, Partner, Resource, SignalKind, UsableResource,
 };

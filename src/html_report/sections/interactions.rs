@@ -1,5 +1,6 @@
-//! Ligand-receptor interactions. Each table the comparison result holds becomes one table of
-//! the section; a new kind of interaction result needs one more entry in [`tables`].
+//! Ligand-receptor interactions: the figures of the interactions between conditions
+//! ([`figures`]), then each table the comparison result holds as one table of the section; a
+//! new kind of interaction result needs one more entry in [`tables`].
 
 use super::num;
 use crate::comparison::ConditionResult;
@@ -96,13 +97,43 @@ fn tables(c: &ConditionResult) -> Vec<InteractionTable> {
     out
 }
 
+/// The figures of the interactions between conditions (the dot plot of the top changed
+/// interactions and the heat maps of significant interactions per cluster pair, as the
+/// comparison writes them), inline; empty without a comparison between conditions.
+fn figures(c: &ConditionResult) -> String {
+    use crate::interactions::{significance_grid, top_changed};
+    use crate::plot::interactions::{changed_dot_plot_svg, significance_heatmap_svg, TOP_CHANGED};
+    let Some(d) = c.interaction_diff.as_ref() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (title, svg) in [
+        (
+            "Top changed interactions",
+            changed_dot_plot_svg(&top_changed(d, TOP_CHANGED)),
+        ),
+        (
+            "Significant interactions per cluster pair",
+            significance_heatmap_svg(&significance_grid(d)),
+        ),
+    ] {
+        // A figure that cannot be drawn is left out; its data are in the tables.
+        if let Ok(svg) = svg {
+            out.push_str(&format!("<h3>{title}</h3>"));
+            out.push_str(&svg.replacen("<svg ", "<svg class=\"fig\" ", 1));
+        }
+    }
+    out
+}
+
 /// Adds the interaction section when the comparison holds interaction results.
 pub fn add(p: &mut Page, c: &ConditionResult) {
     let tables = tables(c);
-    if tables.is_empty() {
+    let figures = figures(c);
+    if tables.is_empty() && figures.is_empty() {
         return;
     }
-    let mut body = String::new();
+    let mut body = figures;
     for (id, title, cols, rows) in tables {
         body.push_str(&format!("<h3>{title}</h3>"));
         body.push_str(&p.table(id, &cols, rows));
