@@ -12,7 +12,8 @@ interpreters are used:
 
 `bench` times statistical_analysis on 10,000 cells: the labelled cells repeated in order
 (cell i = labelled cell i mod n), as benches/interactions.rs builds them, 1000 iterations,
-threads 1 (2 processes abort: fork after OpenMP); the time is printed (the README quotes it).
+threads 1 (2 processes abort: fork after OpenMP); the time and the machine's load averages
+before and after are printed (the README quotes them).
 
 Data: fixtures/celltypist_sample (553 of its 559 human immune cells pass QC, raw UMI counts, gene symbols).
 Values given to CellPhoneDB: log1p(count / total * 1e4) per cell, total over all genes, in
@@ -108,13 +109,16 @@ def bench(zip_path):
     pd.DataFrame({"Cell": lab.barcode, "cell_type": lab.cluster}).to_csv(meta, sep="\t", index=False)
     counts = os.path.join(tmp, "counts.h5ad")
     a.write_h5ad(counts)
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     t0 = time.perf_counter()
     cpdb_statistical_analysis_method.call(
         cpdb_file_path=zip_path, meta_file_path=meta, counts_file_path=counts,
         counts_data="gene_name", output_path=tmp, iterations=1000, threshold=0.1, threads=1,
     )
+    elapsed = time.perf_counter() - t0
+    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"CellPhoneDB statistical_analysis, 10,000 cells, 1000 iterations, 1 process: "
-          f"{time.perf_counter() - t0:.1f} s")
+          f"{elapsed:.1f} s (load before: {load_before}, after: {load_after})")
 
 
 def run(zip_path):

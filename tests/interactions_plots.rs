@@ -258,3 +258,53 @@ fn hostile_and_long_names_and_many_clusters() {
     assert!(!heat.contains("<b>"));
     assert!(heat.matches("<rect").count() >= 3 * k * k);
 }
+
+/// The comparison writes both figures next to its tables, and the report inlines them.
+#[test]
+fn comparison_writes_and_report_shows_the_figures() {
+    use scrna::comparison::{compare, simulate_resistance_with, ConditionOptions};
+    let sim = simulate_resistance_with(&scrna::simulate::SimulateOptions {
+        n_cells: 1_500,
+        n_genes: 2_000,
+        ..scrna::simulate::SimulateOptions::study(0.2, 0)
+    })
+    .unwrap();
+    let a = scrna::pipeline::run(
+        &sim.dataset,
+        &scrna::pipeline::PipelineOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let c = compare(
+        &a,
+        &ConditionOptions {
+            lr_pairs: Some(
+                scrna::interactions::read_lr_pairs("fixtures/lr_pairs_small.csv").unwrap(),
+            ),
+            interactions: InteractionOptions {
+                n_permutations: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(c.interaction_diff.is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let files = scrna::comparison::write_all(&a, &c, dir.path()).unwrap();
+    for n in ["interactions_dotplot.svg", "interactions_heatmap.svg"] {
+        let p = dir.path().join(n);
+        assert!(files.contains(&p), "{n} listed");
+        assert_well_formed(&std::fs::read_to_string(&p).unwrap());
+        assert!(dir.path().join(n.replace(".svg", ".png")).is_file());
+    }
+    let html = scrna::html_report::render_report(&a, Some(&c), &Default::default()).unwrap();
+    let section = &html[html
+        .find("<h3>Top changed interactions</h3>")
+        .expect("dot plot")..];
+    assert!(section.starts_with("<h3>Top changed interactions</h3><svg class=\"fig\" "));
+    assert!(
+        section.contains("<h3>Significant interactions per cluster pair</h3><svg class=\"fig\" ")
+    );
+    assert_eq!(html.matches("<svg class=\"fig\" width=").count(), 2);
+}
