@@ -74,24 +74,6 @@ fn longest(labels: &[String]) -> usize {
     labels.iter().map(|l| l.chars().count()).max().unwrap_or(0)
 }
 
-/// Draws into an SVG string.
-fn svg_text(
-    size: (u32, u32),
-    draw: impl Fn(&Area<SVGBackend>) -> DResult,
-    what: &str,
-) -> Result<String> {
-    register_fonts();
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
-        let at = Path::new(what);
-        root.fill(&WHITE).map_err(draw_err(at))?;
-        draw(&root).map_err(draw_err(at))?;
-        root.present().map_err(draw_err(at))?;
-    }
-    Ok(out)
-}
-
 /// Lines of text, top-left at `(x, y)`, `step` pixels apart.
 fn text_lines<DB: DrawingBackend>(
     root: &Area<DB>,
@@ -173,6 +155,7 @@ fn empty_size(lines: &[String]) -> (u32, u32) {
 }
 
 struct DotLayout {
+    size: (u32, u32),
     title: Vec<String>,
     rows: Vec<String>,
     cols: Vec<String>,
@@ -212,7 +195,7 @@ fn dot_title(t: &TopChanged) -> Vec<String> {
     title
 }
 
-fn dot_layout(t: &TopChanged) -> ((u32, u32), DotLayout) {
+fn dot_layout(t: &TopChanged) -> DotLayout {
     let title = dot_title(t);
     let rows: Vec<String> = t.interactions.iter().map(|r| clip(r)).collect();
     let cols: Vec<String> = t.pairs.iter().map(|c| clip(c)).collect();
@@ -221,7 +204,7 @@ fn dot_layout(t: &TopChanged) -> ((u32, u32), DotLayout) {
     let head = (FS * 1.8) as i32;
     let x0 = 20 + text_w(longest(&rows).max(18), FS) + 8;
     let y0 = title_h + head;
-    let bottom = text_w(longest(&cols).max(18), FS) + 30;
+    let bottom = text_w(longest(&cols), FS) + 20 + (FS * 2.5) as i32;
     let legend_x = x0 + cell * cols.len() as i32 + 30;
     let width = (legend_x + 220).max(text_w(longest(&title), FS * 1.3) + 40);
     let height = (y0 + cell * rows.len() as i32 + bottom).max(y0 + 260);
@@ -232,20 +215,18 @@ fn dot_layout(t: &TopChanged) -> ((u32, u32), DotLayout) {
         .map(|d| finite(d.log2_fold_change))
         .fold(0.0, f64::max);
     let max_nlp = t.dots.iter().map(|d| nlp(d.p_adj)).fold(0.0, f64::max);
-    (
-        (width as u32, height as u32),
-        DotLayout {
-            title,
-            rows,
-            cols,
-            x0,
-            y0,
-            cell,
-            legend_x,
-            max_lfc: if max_lfc > 0.0 { max_lfc } else { 1.0 },
-            max_nlp: if max_nlp > 0.0 { max_nlp } else { 1.0 },
-        },
-    )
+    DotLayout {
+        size: (width as u32, height as u32),
+        title,
+        rows,
+        cols,
+        x0,
+        y0,
+        cell,
+        legend_x,
+        max_lfc: if max_lfc > 0.0 { max_lfc } else { 1.0 },
+        max_nlp: if max_nlp > 0.0 { max_nlp } else { 1.0 },
+    }
 }
 
 fn dot_radius(nlp: f64, l: &DotLayout) -> i32 {
@@ -378,35 +359,16 @@ fn no_changed(t: &TopChanged) -> Vec<String> {
 
 /// Dot plot of the top changed interactions (module docs) as `<stem>.png` and `<stem>.svg`.
 pub fn changed_dot_plot(t: &TopChanged, path_stem: &Path) -> Result<Vec<PathBuf>> {
-    if t.dots.is_empty() {
-        let lines = no_changed(t);
-        return render!(path_stem, empty_size(&lines), |root| draw_empty(
-            &root, &lines
-        ));
-    }
-    let (size, l) = dot_layout(t);
-    render!(path_stem, size, |root| draw_changed(&root, t, &l))
+    Figure::dots(t).write(path_stem)
 }
 
 /// [`changed_dot_plot`] as SVG text.
 pub fn changed_dot_plot_svg(t: &TopChanged) -> Result<String> {
-    if t.dots.is_empty() {
-        let lines = no_changed(t);
-        return svg_text(
-            empty_size(&lines),
-            |root| draw_empty(root, &lines),
-            "interactions dot plot",
-        );
-    }
-    let (size, l) = dot_layout(t);
-    svg_text(
-        size,
-        |root| draw_changed(root, t, &l),
-        "interactions dot plot",
-    )
+    Figure::dots(t).svg("interactions dot plot")
 }
 
 struct HeatLayout {
+    size: (u32, u32),
     title: Vec<String>,
     panels: Vec<String>,
     cell: i32,
@@ -419,7 +381,7 @@ struct HeatLayout {
     max_diff: i64,
 }
 
-fn heat_layout(g: &SignificanceGrid) -> ((u32, u32), HeatLayout) {
+fn heat_layout(g: &SignificanceGrid) -> HeatLayout {
     let k = g.n_clusters;
     let mut title = vec![
         format!(
@@ -466,20 +428,18 @@ fn heat_layout(g: &SignificanceGrid) -> ((u32, u32), HeatLayout) {
         .max()
         .unwrap_or(0)
         .max(1);
-    (
-        (width as u32, height as u32),
-        HeatLayout {
-            title,
-            panels,
-            cell,
-            xs,
-            y0,
-            label_fs,
-            label_step,
-            max_count,
-            max_diff,
-        },
-    )
+    HeatLayout {
+        size: (width as u32, height as u32),
+        title,
+        panels,
+        cell,
+        xs,
+        y0,
+        label_fs,
+        label_step,
+        max_count,
+        max_diff,
+    }
 }
 
 fn draw_heatmap<DB: DrawingBackend>(
@@ -564,7 +524,7 @@ fn draw_heatmap<DB: DrawingBackend>(
                 at,
                 160,
                 "significant interactions",
-                ["0".to_string(), fmt_tick((m / 2.0).round()), fmt_tick(m)],
+                ["0".to_string(), fmt_tick(m / 2.0), fmt_tick(m)],
                 |x| reds(x as f32),
             )?;
         } else {
@@ -582,39 +542,74 @@ fn draw_heatmap<DB: DrawingBackend>(
     Ok(())
 }
 
-fn no_clusters() -> Vec<String> {
-    vec!["No interactions: no cluster pair to count".to_string()]
-}
-
 /// Heat maps of the significant interactions per cluster pair (module docs) as `<stem>.png`
 /// and `<stem>.svg`.
 pub fn significance_heatmap(g: &SignificanceGrid, path_stem: &Path) -> Result<Vec<PathBuf>> {
-    if g.n_clusters == 0 || g.counts.is_empty() {
-        let lines = no_clusters();
-        return render!(path_stem, empty_size(&lines), |root| draw_empty(
-            &root, &lines
-        ));
-    }
-    let (size, l) = heat_layout(g);
-    render!(path_stem, size, |root| draw_heatmap(&root, g, &l))
+    Figure::heat(g).write(path_stem)
 }
 
 /// [`significance_heatmap`] as SVG text.
 pub fn significance_heatmap_svg(g: &SignificanceGrid) -> Result<String> {
-    if g.n_clusters == 0 || g.counts.is_empty() {
-        let lines = no_clusters();
-        return svg_text(
-            empty_size(&lines),
-            |root| draw_empty(root, &lines),
-            "interactions heat map",
-        );
+    Figure::heat(g).svg("interactions heat map")
+}
+
+/// A figure laid out: its size and what it draws.
+enum Figure<'a> {
+    /// Lines of text saying why there is nothing to draw.
+    Empty(Vec<String>),
+    Dots(&'a TopChanged, DotLayout),
+    Heat(&'a SignificanceGrid, HeatLayout),
+}
+
+impl<'a> Figure<'a> {
+    fn dots(t: &'a TopChanged) -> Self {
+        if t.dots.is_empty() {
+            Figure::Empty(no_changed(t))
+        } else {
+            Figure::Dots(t, dot_layout(t))
+        }
     }
-    let (size, l) = heat_layout(g);
-    svg_text(
-        size,
-        |root| draw_heatmap(root, g, &l),
-        "interactions heat map",
-    )
+
+    fn heat(g: &'a SignificanceGrid) -> Self {
+        if g.n_clusters == 0 || g.counts.is_empty() {
+            Figure::Empty(vec!["No interactions: no cluster pair to count".to_string()])
+        } else {
+            Figure::Heat(g, heat_layout(g))
+        }
+    }
+
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Empty(lines) => empty_size(lines),
+            Figure::Dots(_, l) => l.size,
+            Figure::Heat(_, l) => l.size,
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DResult {
+        match self {
+            Figure::Empty(lines) => draw_empty(root, lines),
+            Figure::Dots(t, l) => draw_changed(root, t, l),
+            Figure::Heat(g, l) => draw_heatmap(root, g, l),
+        }
+    }
+
+    fn write(&self, path_stem: &Path) -> Result<Vec<PathBuf>> {
+        render!(path_stem, self.size(), |root| self.draw(&root))
+    }
+
+    fn svg(&self, what: &str) -> Result<String> {
+        register_fonts();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
+            let at = Path::new(what);
+            root.fill(&WHITE).map_err(draw_err(at))?;
+            self.draw(&root).map_err(draw_err(at))?;
+            root.present().map_err(draw_err(at))?;
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -640,12 +635,11 @@ mod tests {
             difference: vec![-1; k * k],
             significance: 0.05,
         };
-        let (small, ls) = heat_layout(&grid(4));
-        let (big, lb) = heat_layout(&grid(120));
+        let (ls, lb) = (heat_layout(&grid(4)), heat_layout(&grid(120)));
         assert_eq!(ls.cell, 36);
         assert_eq!(lb.cell, 6);
         assert!(lb.label_step > 1);
-        assert!(big.0 > small.0 && big.1 > small.1);
+        assert!(lb.size.0 > ls.size.0 && lb.size.1 > ls.size.1);
         let svg = significance_heatmap_svg(&grid(120)).unwrap();
         assert!(svg.trim_start().starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     }
