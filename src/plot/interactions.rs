@@ -65,9 +65,9 @@ fn clip(s: &str) -> String {
 }
 
 /// Width in pixels of `n` characters at font size `fs` (DejaVu Sans as plotters draws it:
-/// about 0.55 `fs` per character on average).
+/// about 0.55 `fs` per character on average, 0.6 leaves room for capitals).
 fn text_w(n: usize, fs: f64) -> i32 {
-    (n as f64 * fs * 0.55).ceil() as i32
+    (n as f64 * fs * 0.6).ceil() as i32
 }
 
 fn longest(labels: &[String]) -> usize {
