@@ -7,10 +7,10 @@
 //!   (scaled to the largest shown); the top entries are outlined in black, the other tested
 //!   entries of the grid in grey. The title names the ranking and, without replicates, says
 //!   the test permuted cells;
-//! - [`significance_heatmap`] (`interactions_heatmap`, drawn in [`heatmap`]): per condition a
-//!   sender x receiver grid of the number of significant interactions (`Reds`, one scale shared
-//!   by the conditions), and a panel of the numerator's count minus the reference's (blue -
-//!   white - red), each with its colour bar.
+//! - [`significance_heatmap`] (`interactions_heatmap`, drawn in `interactions/heatmap.rs`):
+//!   per condition a sender x receiver grid of the number of significant interactions (`Reds`,
+//!   one scale shared by the conditions), and a panel of the numerator's count minus the
+//!   reference's (blue - white - red), each with its colour bar.
 //!
 //! Sizes follow the content: the label margins from the longest label (names longer than
 //! 48 characters are cut with `…`), the heat map's cells shrink from 36 to 6 pixels as the
