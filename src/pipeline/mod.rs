@@ -432,6 +432,20 @@ impl Timer<'_> {
 /// Runs the standard analysis on raw counts (see the module docs), calling `progress` at the
 /// start and end of every step. The kept cells and genes are copied; [`run_owned`] filters the
 /// input in place instead.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// use scrna::pipeline::{run, PipelineOptions};
+/// let mut opts = PipelineOptions::default().seeded(1);
+/// opts.skip_umap = true;
+/// let analysis = run(&data, &opts, &mut |p| eprintln!("{} {:.0}%", p.step, 100.0 * p.fraction))?;
+/// assert_eq!(analysis.clustering.labels.len(), analysis.dataset().n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn run(
     data: &Dataset,
     opts: &PipelineOptions,
