@@ -25,9 +25,8 @@
 //! ## Options: the idiom
 //!
 //! Every step takes an options struct whose `Default` is the reference tool's default (each
-//! field's documentation gives it). Options structs are `#[non_exhaustive]`: build them from
-//! `Default` (or a named preset such as [`simulate::SimulateOptions::study`]) and set the
-//! public fields, as in
+//! field's documentation gives it). Build options from `Default` (or a named preset such as
+//! [`simulate::SimulateOptions::study`]) and set the public fields, as in
 //!
 //! ```
 //! let mut o = scrna::hvg::HvgOptions::default();
@@ -37,9 +36,13 @@
 //! ```
 //!
 //! or with the builder-style methods where a struct has them
-//! ([`pipeline::PipelineOptions::seeded`]). A new option is then a new field with a default,
-//! not a breaking change. Result structs and [`Error`] are `#[non_exhaustive]` too: read their
-//! fields, and end a `match` on the error with a `_` arm.
+//! ([`pipeline::PipelineOptions::seeded`]). A new option is a new field with a default, so
+//! code written this way keeps compiling when options are added; a struct literal that names
+//! every field would not (the options structs are to become `#[non_exhaustive]`, which
+//! enforces the idiom). The results of the main job ([`pipeline::Analysis`],
+//! [`comparison::ConditionResult`], [`simulate::Simulation`]) and [`Error`] are
+//! `#[non_exhaustive]`: read their fields, use `..` when destructuring them, and end a `match`
+//! on the error with a `_` arm.
 //!
 //! ## Stability
 //!

@@ -164,6 +164,7 @@ pub struct ScoreSummary {
 
 /// Everything [`compare`] found.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConditionResult {
     /// Composition by sample and condition, with tests and specific clusters.
     pub composition: Composition,
@@ -200,6 +201,7 @@ pub struct ConditionResult {
 
 /// Milo on the analysis: the test, the conditions it compared and the per-cluster summary.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MiloResult {
     /// The neighbourhood test (fold changes of `numerator` over `reference`).
     pub milo: Milo,

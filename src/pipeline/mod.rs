@@ -241,6 +241,7 @@ pub struct StepReport {
 
 /// Everything [`run`] computed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Analysis {
     /// Cells and genes of the input.
     pub input_shape: (usize, usize),
@@ -291,6 +292,7 @@ pub struct Analysis {
 
 /// The integration step's result.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Integration {
     /// The batch key.
     pub batch_key: String,
@@ -309,6 +311,7 @@ pub struct Integration {
 
 /// What the doublet step found, indexed by input cell.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DoubletReport {
     /// Doublet score of every input cell (NaN where not scored).
     pub scores: Vec<f64>,
