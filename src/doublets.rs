@@ -262,6 +262,17 @@ pub struct Doublets {
 ///
 /// Errors: invalid options (named); fewer than `min_cells` cells, fewer selected genes than
 /// `n_comps`, non-finite or negative counts, too few cells left after filtering.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// let s = scrna::doublets::scrublet(&data.counts, &Default::default())?;
+/// assert_eq!(s.scores.len(), data.n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> {
     opts.validate()?;
     let ctx = "scrublet";

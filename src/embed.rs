@@ -345,6 +345,26 @@ fn build_edges(graph: &CsrMatrix, n_epochs: usize) -> Result<Edges> {
 /// Returns cells x 2 (Scanpy's `obsm["X_umap"]`). Errors: a graph that is not square, has
 /// fewer than 2 cells, a weight that is negative or not finite, or no edge; a PCA start with
 /// the wrong number of rows, fewer than 2 columns or a value that is not finite; bad options.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// # let knn = scrna::neighbors::knn(pca.embedding.view(), &Default::default())?;
+/// # let graph = scrna::graph::umap_connectivities(&knn, data.n_cells(), &Default::default())?;
+/// let layout = scrna::embed::umap(&graph, scrna::embed::Init::Spectral, &Default::default())?;
+/// assert_eq!(layout.dim(), (data.n_cells(), 2));
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn umap(graph: &CsrMatrix, init: Init<'_>, opts: &UmapOptions) -> Result<Array2<f32>> {
     umap_with_progress(graph, init, opts, &mut |_| {})
 }

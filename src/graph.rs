@@ -139,6 +139,25 @@ impl UmapGraphOptions {
 /// itself), computed in `f32`; zero weights (underflow) are dropped. The symmetric result is
 /// `r (a + a^T - a∘a^T) + (1 - r) a∘a^T` with `r = set_op_mix_ratio` (fuzzy union for r = 1).
 /// `knn` must list the cell itself first, as [`crate::neighbors::knn`] does.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// let knn = scrna::neighbors::knn(pca.embedding.view(), &Default::default())?;
+/// let graph = scrna::graph::umap_connectivities(&knn, data.n_cells(), &Default::default())?;
+/// assert_eq!(graph.n_rows(), data.n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn umap_connectivities(
     knn: &Knn,
     n_cells: usize,

@@ -221,6 +221,20 @@ fn check_options(opts: &HvgOptions) -> Result<()> {
 ///
 /// `log` is the log-normalized matrix (cells x genes) used by `Seurat` and `CellRanger`;
 /// `counts` the raw counts, required by `SeuratV3`; `batch` an optional batch code per cell.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// let mut opts = scrna::hvg::HvgOptions::default();
+/// opts.n_top_genes = Some(100);
+/// let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &opts)?;
+/// assert_eq!(hvg.selected().len(), 100);
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn highly_variable_genes(
     log: &CsrMatrix,
     counts: Option<&CsrMatrix>,

@@ -787,6 +787,27 @@ fn row_pass<X: MatrixValues + ?Sized>(
 /// clustering with a single cluster gives an empty result. Errors: labels that do not match
 /// the cells, a reference group or a requested group without cells, a reference group of one
 /// cell, `NaN` values.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// # let knn = scrna::neighbors::knn(pca.embedding.view(), &Default::default())?;
+/// # let graph = scrna::graph::umap_connectivities(&knn, data.n_cells(), &Default::default())?;
+/// # let labels = scrna::cluster::leiden(&graph, &Default::default())?.labels;
+/// let markers = scrna::markers::rank_genes(&log, &labels, &Default::default())?;
+/// assert!(!markers.groups.is_empty());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn rank_genes<X: MatrixValues + ?Sized>(
     x: &X,
     groups: &[u32],

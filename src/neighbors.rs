@@ -191,6 +191,24 @@ impl Knn {
 ///
 /// Errors: `n_neighbors` of 0 or above the number of cells, an empty embedding, or a
 /// non-finite value (the error names the cell and the component).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// let knn = scrna::neighbors::knn(pca.embedding.view(), &Default::default())?;
+/// assert_eq!(knn.indices.len(), data.n_cells() * knn.n_neighbors);
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn knn(embedding: ArrayView2<f32>, opts: &KnnOptions) -> Result<Knn> {
     let (n, d) = embedding.dim();
     opts.validate()?;

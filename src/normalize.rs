@@ -84,6 +84,17 @@ pub struct Normalized {
 ///
 /// The input is borrowed; the output holds one new values array (indices and row pointers
 /// are copied too, as Scanpy does).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// let n = scrna::normalize::normalize_total(&data.counts, &Default::default())?;
+/// assert_eq!(n.totals.len(), data.n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn normalize_total(counts: &CsrMatrix, opts: &NormalizeOptions) -> Result<Normalized> {
     normalize(counts, opts, false)
 }

@@ -229,6 +229,20 @@ pub struct Pca {
 /// non-positive or non-finite `max_value`, zero oversampling + components, a Lanczos `tol`
 /// that is not positive, or a randomized `tol` that is negative or not finite; `Error::InvalidData` for fewer than two cells, no genes, or non-finite
 /// values.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// let mut opts = scrna::pca::PcaOptions::default();
+/// opts.n_comps = 10;
+/// let pca = scrna::pca::pca(&log, &opts)?;
+/// assert_eq!(pca.embedding.dim(), (data.n_cells(), 10));
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
     let (n, p) = x.shape();
     if n < 2 || p == 0 {

@@ -216,6 +216,17 @@ pub(crate) fn assemble(
 /// non-zero (explicit zeros are ignored, as Scanpy's `eliminate_zeros`). Sums are in `f64`
 /// (Scanpy sums `float32` counts in `float32`; integer counts below 2^24 per cell agree
 /// exactly, percentages to about 1e-7 relative).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// let m = scrna::qc::metrics(&data, &Default::default())?;
+/// assert_eq!(m.n_genes_by_counts.len(), data.n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
     opts.validate()?;
     let x = &ds.counts;
@@ -672,6 +683,20 @@ pub fn filter_cells_by_metrics(
 /// when it is detected in fewer than `min_cells` of the kept cells.
 ///
 /// The new count matrix is built in one pass (one copy of the kept values).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// let mut opts = scrna::qc::FilterOptions::default();
+/// opts.min_genes = Some(50);
+/// opts.min_cells = Some(3);
+/// let kept = scrna::qc::filter(&data, &opts)?;
+/// assert!(kept.dataset.n_cells() <= data.n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     opts.validate()?;
     let m = metrics(ds, &opts.qc)?;

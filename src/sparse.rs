@@ -487,7 +487,7 @@ impl CsrMatrix {
     ///
     /// The entries move left only. Fixed blocks of rows are compacted in parallel, each inside
     /// its own stretch of the buffers, then the blocks are moved next to each other
-    /// ([`close_gaps`]).
+    /// (`close_gaps`).
     pub fn retain(self, rows: &[usize], cols: Option<&[usize]>) -> Result<Self> {
         Ok(self.retain_with(rows, cols, |_, _| ())?.0)
     }

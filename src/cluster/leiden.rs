@@ -134,6 +134,26 @@ const MAX_ITERATIONS: usize = 1000;
 ///
 /// Errors: a non-square, empty, asymmetric graph or one with negative or non-finite weights
 /// (`InvalidData`), and out-of-range options (`InvalidOption`).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// # let knn = scrna::neighbors::knn(pca.embedding.view(), &Default::default())?;
+/// # let graph = scrna::graph::umap_connectivities(&knn, data.n_cells(), &Default::default())?;
+/// let c = scrna::cluster::leiden(&graph, &Default::default())?;
+/// assert!(c.n_clusters >= 2);
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn leiden(graph: &CsrMatrix, opts: &LeidenOptions) -> Result<Clustering> {
     opts.validate()?;
     validate_graph(graph, "leiden")?;

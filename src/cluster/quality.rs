@@ -27,7 +27,7 @@ pub fn modularity(graph: &CsrMatrix, labels: &[u32], resolution: f64) -> Result<
 ///
 /// `H = sum_c [ sum_{i,j in c} A_ij - gamma n_c (n_c - 1) ]`,
 ///
-/// the objective of [`leiden`](super::leiden) with [`Objective::Cpm`](super::Objective::Cpm).
+/// the objective of [`leiden`](fn@super::leiden) with [`Objective::Cpm`](super::Objective::Cpm).
 /// For graphs without self-loops this is leidenalg's `CPMVertexPartition.quality()` (which
 /// counts each edge once and `n_c (n_c - 1) / 2` pairs, then doubles the sum for undirected
 /// graphs). Labels can be any `u32` values.

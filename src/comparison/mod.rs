@@ -10,7 +10,7 @@
 //! Fisher's test over cells (cells of one sample are not independent replicates, so such calls
 //! may be sample effects), Milo is skipped, and [`ConditionResult::notes`] says so.
 //!
-//! Files: [`write_all`] ([`output`]) and [`write_plots`] ([`plots`]).
+//! Files: [`write_all`] (`output.rs`) and [`write_plots`] (`plots.rs`).
 
 mod output;
 mod plots;
@@ -165,6 +165,7 @@ pub struct ScoreSummary {
 
 /// Everything [`compare`] found.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConditionResult {
     /// Composition by sample and condition, with tests and specific clusters.
     pub composition: Composition,
@@ -201,6 +202,7 @@ pub struct ConditionResult {
 
 /// Milo on the analysis: the test, the conditions it compared and the per-cluster summary.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MiloResult {
     /// The neighbourhood test (fold changes of `numerator` over `reference`).
     pub milo: Milo,
@@ -214,6 +216,23 @@ pub struct MiloResult {
 }
 
 /// Compares conditions on a finished analysis (see the module docs).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let mut o = scrna::pipeline::PipelineOptions::default();
+/// # o.skip_umap = true;
+/// # let analysis = scrna::pipeline::run(&data, &o, &mut |_| {})?;
+/// use scrna::comparison::{compare, ConditionOptions};
+/// let mut opts = ConditionOptions::default();
+/// opts.gene_sets = Some(Vec::new()); // skips the enrichment against the bundled GO library
+/// let result = compare(&analysis, &opts)?;
+/// assert_eq!(result.composition.conditions, ["parental", "resistant"]);
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult> {
     opts.validate()?;
     let d = a.dataset();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Plots of the comparison: `composition_bars` (cluster proportions per sample),
 /// `umap_<condition>` (the UMAP split by condition: each condition's cells coloured by
 /// cluster) and `enrichment_cluster<c>` (top 10 terms of each condition-specific cluster,
-/// `-log10` adjusted p) and `da_neighbourhoods` ([`da_neighbourhoods_plot`], with a Milo
+/// `-log10` adjusted p) and `da_neighbourhoods` (`da_neighbourhoods_plot`, with a Milo
 /// result and a UMAP layout).
 pub fn write_plots(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<PathBuf>> {
     let comp = &r.composition;

@@ -13,9 +13,9 @@
 //! hover and gene colouring code; ours is a few kB and writes pixels straight into an
 //! `ImageData`. Static figures (box plots, bars, the dot plot) are SVG written here.
 //!
-//! Data go in one `<script type="application/json">` element ([`escape::json_for_script`]),
+//! Data go in one `<script type="application/json">` element (`escape::json_for_script`),
 //! per-cell arrays as base64 typed arrays and the expression as a gzip stream
-//! ([`pack`]); every name shown is set as text by the script or escaped here, so names with
+//! (`pack`); every name shown is set as text by the script or escaped here, so names with
 //! quotes, `<`, `&` or `</script>` show as written and cannot add markup.
 
 mod escape;
@@ -130,6 +130,22 @@ pub fn render_report(
 
 /// Writes the report of `analysis` (and of its condition comparison when given) to `path`
 /// as one self-contained HTML file (see the module docs), atomically.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let mut o = scrna::pipeline::PipelineOptions::default();
+/// # o.skip_umap = true;
+/// # let analysis = scrna::pipeline::run(&data, &o, &mut |_| {})?;
+/// let page = std::env::temp_dir().join(format!("scrna-doc-report-{}.html", std::process::id()));
+/// scrna::html_report::write_report(&analysis, None, &page, &Default::default())?;
+/// assert!(std::fs::read_to_string(&page).is_ok_and(|html| html.contains("<html")));
+/// # std::fs::remove_file(&page).ok();
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn write_report(
     analysis: &Analysis,
     comparison: Option<&ConditionResult>,

@@ -210,6 +210,25 @@ pub struct Harmony {
 /// Errors: bad options (`InvalidOption` naming the field, `harmony.n_clusters` also when above
 /// the number of cells); an empty embedding, a batch vector of the wrong length, a single
 /// batch ("integration needs at least two batches") or a non-finite value (`InvalidData`).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let mut h = scrna::hvg::HvgOptions::default();
+/// # h.n_top_genes = Some(200);
+/// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
+/// # let mut p = scrna::pca::PcaOptions::default();
+/// # p.n_comps = 10;
+/// # let pca = scrna::pca::pca(&log.select_cols(&hvg)?, &p)?;
+/// # let batch: Vec<u32> = (0..data.n_cells() as u32).map(|i| i % 2).collect();
+/// let h = scrna::integrate::harmony(pca.embedding.view(), &batch, &Default::default())?;
+/// assert_eq!(h.embedding.dim(), pca.embedding.dim());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn harmony(
     embedding: ArrayView2<f32>,
     batches: &[u32],

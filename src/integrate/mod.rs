@@ -1,10 +1,10 @@
 //! Integration of batches in a low-dimensional embedding (usually the PCA scores).
 //!
-//! - [`harmony`]: Harmony (Korsunsky et al. 2019, "Fast, sensitive and accurate integration of
+//! - [`harmony`](fn@harmony): Harmony (Korsunsky et al. 2019, "Fast, sensitive and accurate integration of
 //!   single-cell data with Harmony", Nature Methods 16:1289), following `harmonypy`'s algorithm
 //!   and the defaults of the original method: soft k-means with a diversity penalty on the
 //!   cosine-normalized embedding, then a ridge (mixture of experts) correction per cluster.
-//! - [`lisi`]: the local inverse Simpson's index of a labelling (integration LISI for batch
+//! - [`lisi`](fn@lisi): the local inverse Simpson's index of a labelling (integration LISI for batch
 //!   labels), as the `lisi` R package and `harmonypy.compute_lisi`.
 
 pub mod harmony;

@@ -112,6 +112,22 @@ pub fn detect_format(path: impl AsRef<Path>) -> Result<Format> {
 }
 
 /// Reads a 10x dataset with default options, detecting the format (see [`detect_format`]).
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// use scrna::io::{write_10x_mtx, MtxWriteOptions};
+/// // A Matrix Market folder written from simulated counts, read back.
+/// let dir = std::env::temp_dir().join(format!("scrna-doc-read10x-{}", std::process::id()));
+/// write_10x_mtx(&data, &dir, &MtxWriteOptions::default())?;
+/// let back = scrna::read_10x(&dir)?;
+/// assert_eq!((back.n_cells(), back.n_genes()), (data.n_cells(), data.n_genes()));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn read_10x(path: impl AsRef<Path>) -> Result<Dataset> {
     read_10x_with(path, &ReadOptions::default())
 }

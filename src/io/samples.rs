@@ -107,7 +107,7 @@ impl JoinReport {
     }
 }
 
-/// Options of [`read_samples`] and [`concat`].
+/// Options of [`read_samples`] and [`concat`](fn@concat).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConcatOptions {
     /// Gene alignment. Default: [`Join::Exact`].
@@ -170,7 +170,7 @@ pub fn read_specs(specs: &[SampleSpec], concat_opts: &ConcatOptions) -> Result<D
 }
 
 /// Reads every sample with [`read_10x_with`] (`opts.sample` and `opts.condition` are replaced by
-/// each spec's), then concatenates them with [`concat`].
+/// each spec's), then concatenates them with [`concat`](fn@concat).
 pub fn read_samples(
     specs: &[SampleSpec],
     opts: &ReadOptions,

@@ -11,7 +11,7 @@
 //! The file stores genes x cells in compressed sparse columns, which is exactly the cells x
 //! genes compressed sparse rows of [`Dataset::counts`]: `indptr` runs over cells, `indices`
 //! are gene positions. Nothing is transposed. Symbols are made unique with
-//! [`make_unique`](crate::dataset::make_unique) (Scanpy's `var_names_make_unique`).
+//! [`crate::dataset::make_unique`] (Scanpy's `var_names_make_unique`).
 //!
 //! The three big arrays are read by decoding their gzip chunks in parallel (see
 //! `hdf5_util::read_numeric`), straight into `u32` indices and `f32` values, so peak memory

@@ -241,6 +241,7 @@ pub struct StepReport {
 
 /// Everything [`run`] computed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Analysis {
     /// Cells and genes of the input.
     pub input_shape: (usize, usize),
@@ -291,6 +292,7 @@ pub struct Analysis {
 
 /// The integration step's result.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Integration {
     /// The batch key.
     pub batch_key: String,
@@ -309,6 +311,7 @@ pub struct Integration {
 
 /// What the doublet step found, indexed by input cell.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DoubletReport {
     /// Doublet score of every input cell (NaN where not scored).
     pub scores: Vec<f64>,
@@ -432,6 +435,20 @@ impl Timer<'_> {
 /// Runs the standard analysis on raw counts (see the module docs), calling `progress` at the
 /// start and end of every step. The kept cells and genes are copied; [`run_owned`] filters the
 /// input in place instead.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// use scrna::pipeline::{run, PipelineOptions};
+/// let mut opts = PipelineOptions::default().seeded(1);
+/// opts.skip_umap = true;
+/// let analysis = run(&data, &opts, &mut |p| eprintln!("{} {:.0}%", p.step, 100.0 * p.fraction))?;
+/// assert_eq!(analysis.clustering.labels.len(), analysis.dataset().n_cells());
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn run(
     data: &Dataset,
     opts: &PipelineOptions,

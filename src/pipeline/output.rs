@@ -596,6 +596,22 @@ fn write_plots_timed(a: &Analysis, dir: &Path) -> Result<Vec<WrittenFile>> {
 
 /// Writes every result file into `dir`: the tables of [`write_tables`], `analysis.h5ad` and
 /// the plots. Returns the paths written.
+///
+/// ```
+/// # let mut sim = scrna::simulate::SimulateOptions::default();
+/// # sim.n_cells = 300;
+/// # sim.n_genes = 500;
+/// # sim.n_clusters = 3;
+/// # let data = scrna::simulate::simulate(&sim)?.dataset;
+/// # let mut o = scrna::pipeline::PipelineOptions::default();
+/// # o.skip_umap = true;
+/// # let analysis = scrna::pipeline::run(&data, &o, &mut |_| {})?;
+/// let dir = std::env::temp_dir().join(format!("scrna-doc-tables-{}", std::process::id()));
+/// let files = scrna::pipeline::output::write_all(&analysis, &o, &dir)?;
+/// assert!(files.iter().all(|f| f.exists()));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), scrna::Error>(())
+/// ```
 pub fn write_all(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(write_all_timed(a, opts, dir)?
         .into_iter()

@@ -21,7 +21,7 @@ use crate::qc::{
 };
 use std::borrow::Cow;
 
-/// The QC, normalization and HVG steps of [`run`]: what [`preprocess`] returns.
+/// The QC, normalization and HVG steps of [`run`](super::run): what [`preprocess`] returns.
 #[derive(Debug, Clone)]
 pub struct Preprocessed {
     /// QC metrics of the input cells and genes (before filtering).
@@ -48,7 +48,7 @@ impl Preprocessed {
     }
 }
 
-/// The first three steps of [`run`] alone (QC metrics and filters, normalization with
+/// The first three steps of [`run`](super::run) alone (QC metrics and filters, normalization with
 /// `log1p`, highly variable genes), with the same options and results; `steps` receives the
 /// time and memory of each.
 ///
@@ -67,7 +67,7 @@ pub fn preprocess(
     preprocess_cow(Cow::Borrowed(data), opts, steps)
 }
 
-/// [`preprocess`] on a dataset given up by the caller, filtered in place (see [`run_owned`]).
+/// [`preprocess`] on a dataset given up by the caller, filtered in place (see [`run_owned`](super::run_owned)).
 pub fn preprocess_owned(
     data: Dataset,
     opts: &PipelineOptions,

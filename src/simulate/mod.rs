@@ -108,6 +108,7 @@ pub struct ShiftTruth {
 
 /// A simulated dataset and its truth.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Simulation {
     /// Counts with cell (barcode, sample, condition) and gene tables.
     pub dataset: Dataset,

@@ -8,7 +8,7 @@
 //! "Confronting false discoveries in single-cell differential expression", Nat. Commun.
 //! 12:5692; muscat's `pbDS`, Crowell et al. 2020):
 //!
-//! 1. **Differential expression** ([`de`]): the raw counts of each (sample, cluster) are summed
+//! 1. **Differential expression** (`de`): the raw counts of each (sample, cluster) are summed
 //!    ([`crate::pseudobulk::pseudobulk_sums`]); pseudobulk samples with fewer than
 //!    `min_cells` cells are dropped, and only the samples of the two contrast conditions are
 //!    kept. Genes with a zero total over the kept pseudobulk samples of the cluster are not
@@ -25,7 +25,7 @@
 //! 2. **Enrichment**: over-representation ([`crate::genesets::enrich`]) of each cluster's up
 //!    genes (`p_adjusted < max_p_adj`, `log2FC >= min_log2_fold_change`) and down genes
 //!    (`log2FC <= -min_log2_fold_change`), universe = the genes detected in the kept cells.
-//! 3. **Programs** ([`programs`]): for each set of [`crate::comparison::PROGRAMS`] present in
+//! 3. **Programs** (`programs`): for each set of [`crate::comparison::PROGRAMS`] present in
 //!    the gene sets, Scanpy's per-cell `score_genes`; the mean score of each (sample,
 //!    cluster) with at least `min_cells` cells; per cluster, numerator samples against
 //!    denominator samples by limma's moderated t (rows = the cluster's programs, columns =

@@ -56,9 +56,9 @@ pub const PROGRAM_COLUMNS: [&str; 14] = [
 /// Columns of `condition_de_notes.csv`.
 pub const NOTE_COLUMNS: [&str; 3] = ["cluster", "method", "note"];
 
-/// Writes into `dir` (created when missing): `condition_de.csv` ([`DE_COLUMNS`]),
-/// `condition_enrichment.csv` ([`ENRICHMENT_COLUMNS`]), `programs.csv` ([`PROGRAM_COLUMNS`]),
-/// `condition_de_notes.csv` ([`NOTE_COLUMNS`]: skipped clusters and fallback warnings),
+/// Writes into `dir` (created when missing): `condition_de.csv` (`DE_COLUMNS`),
+/// `condition_enrichment.csv` (`ENRICHMENT_COLUMNS`), `programs.csv` (`PROGRAM_COLUMNS`),
+/// `condition_de_notes.csv` (`NOTE_COLUMNS`: skipped clusters and fallback warnings),
 /// `volcano_<cluster>.png` for each tested cluster (log2 fold change against `-log10 p`;
 /// red: up at adjusted p < 0.05, blue: down) and, when there are program rows,
 /// `programs_heatmap.png` (clusters x programs, colour = difference of the per-sample mean
