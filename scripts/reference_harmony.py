@@ -22,7 +22,10 @@ Writes into fixtures/harmony/ (gzipped CSV, values with 7 significant digits):
   harmonypy.csv.gz  harmonypy's corrected embedding Z_corr (cells x PCs), cells in input order
   lisi.csv.gz       harmonypy.compute_lisi (perplexity 30) of the batch labels on the input
                     (lisi_input) and on harmonypy's corrected embedding (lisi_harmonypy)
-  summary.csv       harmonypy's iterations and objective values
+  harmonypy_lambda_estimated.csv.gz
+                    the same run with harmonypy's default ridge penalty, estimated per cluster
+                    and batch (lamb None, alpha 0.2; `HarmonyOptions::default()` since 0.2)
+  summary.csv       harmonypy's iterations and objective values (both runs)
 """
 import gzip
 import os
@@ -63,6 +66,14 @@ def write_csv(path, header, columns, fmt):
             f.write(",".join(fm % v for fm, v in zip(fmt, row)) + "\n")
 
 
+def corrected(ho, X):
+    Z = np.asarray(ho.Z_corr)
+    if Z.shape != X.shape:  # some builds return PCs x cells
+        Z = Z.T
+    assert Z.shape == X.shape, Z.shape
+    return Z
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     X, types, batches = simulate()
@@ -74,10 +85,15 @@ def main():
         max_iter_harmony=10, max_iter_kmeans=20, epsilon_cluster=1e-5,
         epsilon_harmony=1e-4, random_state=0, verbose=False, ncores=1,
     )
-    Z = np.asarray(ho.Z_corr)
-    if Z.shape != X.shape:  # some builds return PCs x cells
-        Z = Z.T
-    assert Z.shape == X.shape, Z.shape
+    Z = corrected(ho, X)
+    ho_est = harmonypy.run_harmony(
+        X.astype(np.float64), meta, ["batch"],
+        theta=2.0, lamb=None, alpha=0.2, sigma=0.1, nclust=None, block_size=0.05,
+        max_iter_harmony=10, max_iter_kmeans=20, epsilon_cluster=1e-5,
+        epsilon_harmony=1e-4, random_state=0, verbose=False, ncores=1,
+    )
+    Z_est = corrected(ho_est, X)
+    lisi_est = harmonypy.compute_lisi(Z_est.astype(np.float64), meta, ["batch"], 30)[:, 0]
     lisi_in = harmonypy.compute_lisi(X.astype(np.float64), meta, ["batch"], 30)[:, 0]
     lisi_out = harmonypy.compute_lisi(Z.astype(np.float64), meta, ["batch"], 30)[:, 0]
 
@@ -86,6 +102,8 @@ def main():
               [types, batches] + [X[:, j] for j in range(DIM)], ["%d", "%d"] + ["%.7g"] * DIM)
     write_csv(os.path.join(OUT, "harmonypy.csv.gz"), pcs, [Z[:, j] for j in range(DIM)],
               ["%.7g"] * DIM)
+    write_csv(os.path.join(OUT, "harmonypy_lambda_estimated.csv.gz"), pcs,
+              [Z_est[:, j] for j in range(DIM)], ["%.7g"] * DIM)
     write_csv(os.path.join(OUT, "lisi.csv.gz"), ["lisi_input", "lisi_harmonypy"],
               [lisi_in, lisi_out], ["%.9g", "%.9g"])
     obj = list(ho.objective_harmony)
@@ -98,6 +116,10 @@ def main():
         f.write(f"objective_harmony,{' '.join('%.9g' % v for v in obj)}\n")
         f.write(f"mean_lisi_input,{lisi_in.mean():.9g}\n")
         f.write(f"mean_lisi_harmonypy,{lisi_out.mean():.9g}\n")
+        obj_est = list(ho_est.objective_harmony)
+        f.write(f"lambda_estimated_iterations,{len(obj_est) - 1}\n")
+        f.write(f"lambda_estimated_objective_harmony,{' '.join('%.9g' % v for v in obj_est)}\n")
+        f.write(f"mean_lisi_harmonypy_lambda_estimated,{lisi_est.mean():.9g}\n")
     print(open(os.path.join(OUT, "summary.csv")).read())
 
 

@@ -273,4 +273,8 @@ fn study_design_full_size() {
     for seed in [1, 2, 3] {
         check(0.35, seed, 12_000, 20_000);
     }
+    // The resistance example's default study (6,000 cells, batch sd 0.2): with Harmony's fixed
+    // ridge penalty (`lambda: Some(1.0)`) the resistant-only state merged here with the
+    // depleted sensitive type.
+    check(0.2, 0, 6_000, 20_000);
 }

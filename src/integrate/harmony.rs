@@ -19,8 +19,10 @@
 //!    the steps stop after more than 3 once the sum of the last 3 objectives has changed by
 //!    less than `epsilon_cluster` (relative, either way) from the 3 before.
 //! 3. Correction (mixture of experts, ridge): for each cluster `k`, with the design
-//!    `Φ = [1, one-hot batch]` weighted by `R_k`, `W_k = (Φ diag(R_k) Φᵀ + diag(0, λ, …, λ))⁻¹
-//!    Φ diag(R_k) Z_origᵀ`; the batch rows are removed from the cells,
+//!    `Φ = [1, one-hot batch]` weighted by `R_k`, `W_k = (Φ diag(R_k) Φᵀ + diag(0, λ_k1, …,
+//!    λ_kB))⁻¹ Φ diag(R_k) Z_origᵀ`, where the ridge penalty is estimated per cluster and batch,
+//!    `λ_kb = α E_kb` (α = 0.2; the references' default "lambda estimation"), or fixed
+//!    (`λ_kb = λ`, the original method's `λ = 1`); the batch rows are removed from the cells,
 //!    `z_i ← z_orig,i - Σ_k R_ik W_k[b_i]`, and the intercept row becomes the centroid `y_k`
 //!    (scaled to unit length). `Z_cos` is recomputed from the corrected embedding, and the next
 //!    round starts from the distances to these centroids and assignments without the penalty.
@@ -36,11 +38,25 @@
 //! The ridge system has an arrow shape (an intercept row and a diagonal), so it is solved in
 //! closed form by its Schur complement instead of a general inverse; the solution is the same.
 //!
+//! **Why the penalty is estimated by default.** With a fixed `λ = 1` (a few cells' weight) the
+//! intercept of a cluster is close to the plain average of its batches' means, however few
+//! cells a batch has there. The diversity penalty pulls some cells of every batch into every
+//! cluster, including the cluster of a state that some batches do not have (a state found only
+//! in the resistant samples); their mean then counts as much as the state's own batches', and
+//! the correction moves the state onto whatever those few cells are. On the simulator's study
+//! design (2 + 2 samples, a resistant-only state, a sensitive type depleted to a quarter in
+//! resistance, 6,000 cells x 20,000 genes, batch sd 0.2, seed 0) the resistant-only state and
+//! the depleted type became one cluster with `λ = 1` (and with `harmonypy` 2.1 at `lamb=1`).
+//! With `λ_kb = α E_kb` a batch's pull on a cluster's centroid and its correction there are
+//! shrunk when it holds fewer cells than expected, and the state stays its own cluster (also at
+//! batch sd 0.35 and 12,000 cells; `tests/multi_sample.rs`), while the null designs of
+//! `tests/condition_null.rs` (batch sd 0.35, 2 + 2 and 3 + 3 samples, five seeds) stay free of
+//! calls. `lambda: Some(1.0)` gives the original method.
+//!
 //! Differences from `harmonypy` 2.1:
-//! - Defaults are those of the original method (and of `harmonypy` before 2.0): a fixed ridge
-//!   penalty `λ = 1`, `max_iter_kmeans = 20`, `epsilon_cluster = 1e-5`,
-//!   `epsilon_harmony = 1e-4`; `harmonypy` 2.x defaults to estimating `λ` per cluster and to
-//!   4 k-means steps, `1e-3` and `1e-2`.
+//! - Other defaults are those of the original method (and of `harmonypy` before 2.0):
+//!   `max_iter_kmeans = 20`, `epsilon_cluster = 1e-5`, `epsilon_harmony = 1e-4`;
+//!   `harmonypy` 2.x defaults to 4 k-means steps, `1e-3` and `1e-2`.
 //! - The initial k-means is our own (k-means++ seeding with one candidate per step, then at most
 //!   25 Lloyd steps, stopping when no label changes or the centroids move by less than
 //!   scikit-learn's tolerance, `1e-4` times the mean variance of the coordinates);
@@ -81,8 +97,14 @@ const INIT_MAX_ITER: usize = 25;
 pub struct HarmonyOptions {
     /// Diversity penalty `θ` (the same for every batch); 0 turns the penalty off. Default 2.
     pub theta: f64,
-    /// Ridge penalty `λ` of the batch terms of the correction; must be positive. Default 1.
-    pub lambda: f64,
+    /// Ridge penalty `λ` of the batch terms of the correction: `Some(λ)` a fixed penalty
+    /// (positive; the original method's `λ = 1`), `None` (default) estimated for each cluster
+    /// and batch as `alpha · E_kb`, as `harmonypy` 2.x and the `harmony` R package (since
+    /// 1.0) do by default (see the module docs).
+    pub lambda: Option<f64>,
+    /// Factor of the estimated ridge penalty `λ_kb = alpha · E_kb` (used when `lambda` is
+    /// `None`); in `(0, 1)`. Default 0.2, the references' default.
+    pub alpha: f64,
     /// Width `σ` of the soft k-means kernel; must be positive. Default 0.1.
     pub sigma: f64,
     /// Number of clusters `K`; default `None` = `min(round(N / 30), 100)` (at least 1), as
@@ -109,7 +131,8 @@ impl Default for HarmonyOptions {
     fn default() -> Self {
         Self {
             theta: 2.0,
-            lambda: 1.0,
+            lambda: None,
+            alpha: 0.2,
             sigma: 0.1,
             n_clusters: None,
             block_size: 0.05,
@@ -131,10 +154,18 @@ impl HarmonyOptions {
                 format!("must be finite and non-negative, got {}", self.theta),
             ));
         }
-        if !self.lambda.is_finite() || self.lambda <= 0.0 {
+        if let Some(l) = self.lambda {
+            if !l.is_finite() || l <= 0.0 {
+                return Err(Error::option(
+                    "harmony.lambda",
+                    format!("must be finite and positive, got {l}"),
+                ));
+            }
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
             return Err(Error::option(
-                "harmony.lambda",
-                format!("must be finite and positive, got {}", self.lambda),
+                "harmony.alpha",
+                format!("must be in (0, 1), got {}", self.alpha),
             ));
         }
         if !self.sigma.is_finite() || self.sigma <= 0.0 {
@@ -361,7 +392,9 @@ struct State {
     o: Vec<f64>,
     theta: f64,
     sigma: f64,
-    lambda: f64,
+    /// The fixed ridge penalty, or `None` for `alpha · E_kb`.
+    lambda: Option<f64>,
+    alpha: f64,
     block_size: f64,
     max_iter_kmeans: usize,
     epsilon_cluster: f64,
@@ -427,6 +460,7 @@ impl State {
             theta: opts.theta,
             sigma: opts.sigma,
             lambda: opts.lambda,
+            alpha: opts.alpha,
             block_size: opts.block_size,
             max_iter_kmeans: opts.max_iter_kmeans,
             epsilon_cluster: opts.epsilon_cluster,
@@ -838,7 +872,7 @@ impl State {
         // W[b][c] (d values) of each cluster, from the arrow-shaped system
         // [[Σ_b O_b, Oᵀ], [O, diag(O + λ)]] [w0; w] = [Σ_b t_b; t].
         let t = self.weighted_sums();
-        let lambda = self.lambda;
+        let mut lam = vec![self.lambda.unwrap_or(0.0); nb];
         let mut w = vec![0.0f32; nb * k * d];
         let mut ob = vec![0.0f64; nb];
         let mut tj = vec![0.0f64; nb];
@@ -847,11 +881,17 @@ impl State {
             for (b, v) in ob.iter_mut().enumerate() {
                 *v = self.o[b * k + c];
             }
+            if self.lambda.is_none() {
+                // λ_kb = α E_kb (the references' `find_lambda`).
+                for (b, l) in lam.iter_mut().enumerate() {
+                    *l = self.alpha * self.size[c] * self.pr_b[b];
+                }
+            }
             for j in 0..d {
                 for (b, v) in tj.iter_mut().enumerate() {
                     *v = t[(b * k + c) * d + j];
                 }
-                let Some(w0) = solve_arrow(&ob, lambda, &tj, &mut wj) else {
+                let Some(w0) = solve_arrow(&ob, &lam, &tj, &mut wj) else {
                     break; // an empty cluster corrects nothing and keeps its centroid
                 };
                 // The intercept `w0` becomes the cluster's centroid (scaled to unit length below).
@@ -899,25 +939,37 @@ impl State {
 /// intercept) through the Schur complement `Σ_b o_b λ / (o_b + λ)` and writes `w` (the
 /// intercept `w_0` is not removed from the cells; it is returned, the cluster's centroid).
 /// Returns `None`, leaving `w` untouched, when the cluster holds no weight.
-fn solve_arrow(o: &[f64], lambda: f64, t: &[f64], w: &mut [f64]) -> Option<f64> {
+fn solve_arrow(o: &[f64], lambda: &[f64], t: &[f64], w: &mut [f64]) -> Option<f64> {
     let schur: f64 = o
         .iter()
-        .map(|&v| v.max(0.0) * lambda / (v.max(0.0) + lambda))
+        .zip(lambda)
+        .map(|(&v, &l)| ratio(v.max(0.0) * l, v.max(0.0) + l))
         .sum();
     if schur <= 1e-12 {
         return None;
     }
     let num: f64 = o
         .iter()
+        .zip(lambda)
         .zip(t)
-        .map(|(&v, &tb)| tb - v.max(0.0) * tb / (v.max(0.0) + lambda))
+        .map(|((&v, &l), &tb)| tb - ratio(v.max(0.0) * tb, v.max(0.0) + l))
         .sum();
     let w0 = num / schur;
-    for ((wb, &v), &tb) in w.iter_mut().zip(o).zip(t) {
+    for (((wb, &v), &l), &tb) in w.iter_mut().zip(o).zip(lambda).zip(t) {
         let v = v.max(0.0);
-        *wb = (tb - v * w0) / (v + lambda);
+        *wb = ratio(tb - v * w0, v + l);
     }
     Some(w0)
+}
+
+/// `a / b`, 0 when `b` is 0 (a batch with no weight in a cluster and, with the estimated
+/// penalty, `λ_kb = 0`: it has nothing to correct there).
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
 }
 
 /// `out (n x m) = x (n x d) · rowsᵀ` with `rows` `m x d`, over the fixed chunks.
@@ -1117,7 +1169,7 @@ mod tests {
                 ..Default::default()
             },
             HarmonyOptions {
-                lambda: 0.0,
+                lambda: Some(0.0),
                 ..Default::default()
             },
             HarmonyOptions {
@@ -1148,6 +1200,10 @@ mod tests {
                 epsilon_harmony: f64::INFINITY,
                 ..Default::default()
             },
+            HarmonyOptions {
+                alpha: 1.0,
+                ..Default::default()
+            },
         ];
         let names = [
             "harmony.theta",
@@ -1159,6 +1215,7 @@ mod tests {
             "harmony.max_iter_kmeans",
             "harmony.epsilon_cluster",
             "harmony.epsilon_harmony",
+            "harmony.alpha",
         ];
         for (o, name) in bad.iter().zip(names) {
             match o.validate() {
@@ -1173,17 +1230,18 @@ mod tests {
     fn ridge_closed_form_matches_a_dense_solve() {
         // [[a, oᵀ], [o, diag(o + λ)]] [w0; w] = [Σt; t] for 3 batches, by Gauss-Jordan.
         let o = [3.0f64, 0.5, 7.0];
-        let lambda = 1.0;
+        // A different penalty per batch, as the estimated λ_kb = α E_kb gives.
+        let lambda = [1.0f64, 0.3, 2.5];
         let t = [2.0f64, -1.0, 4.0];
         let mut w = [0.0f64; 3];
-        assert!(solve_arrow(&o, lambda, &t, &mut w).is_some());
+        assert!(solve_arrow(&o, &lambda, &t, &mut w).is_some());
         let mut m = [[0.0f64; 5]; 4];
         m[0][0] = o.iter().sum();
         m[0][4] = t.iter().sum();
         for b in 0..3 {
             m[0][b + 1] = o[b];
             m[b + 1][0] = o[b];
-            m[b + 1][b + 1] = o[b] + lambda;
+            m[b + 1][b + 1] = o[b] + lambda[b];
             m[b + 1][4] = t[b];
         }
         for p in 0..4 {
@@ -1201,6 +1259,6 @@ mod tests {
             let dense = m[b + 1][4] / m[b + 1][b + 1];
             assert!((dense - w[b]).abs() < 1e-12, "{b}: {dense} vs {}", w[b]);
         }
-        assert!(solve_arrow(&[0.0; 3], lambda, &t, &mut w).is_none());
+        assert!(solve_arrow(&[0.0; 3], &lambda, &t, &mut w).is_none());
     }
 }

@@ -527,6 +527,9 @@ fn run_cow(
     hvg.store_in(&mut filtered.dataset.genes)?;
 
     let mut warnings = Vec::new();
+    if let Some(d) = &doublets {
+        warnings.extend(multi_sample::doublet_rate_warnings(d, opts));
+    }
     let pca_result = timer.step("pca", |_| {
         let x = LogCounts::new(&filtered.dataset.counts, &size_factors)?.select_cols(&hvg_genes)?;
         let mut o = opts.pca.clone();

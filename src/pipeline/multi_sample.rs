@@ -127,3 +127,82 @@ pub(super) fn find_and_remove_doublets(
     }
     Ok((report, Some(keep)))
 }
+
+/// A warning for each scored sample whose predicted doublets are at most a fifth of
+/// [`ScrubletOptions::expected_doublet_rate`](crate::doublets::ScrubletOptions) when the
+/// threshold was chosen automatically. Scrublet's automatic threshold is the valley of the
+/// *simulated* doublets' score histogram, and it can sit above the scores of the real
+/// doublets: on the simulator's study design (6% heterotypic doublets) Scanpy's
+/// `sc.pp.scrublet` and ours both put it near 0.4-0.5 while the real doublets score about
+/// 0.1-0.35 (AUROC 0.98), so almost none are called.
+pub(super) fn doublet_rate_warnings(d: &DoubletReport, opts: &PipelineOptions) -> Vec<String> {
+    if opts.scrublet.threshold.is_some() {
+        return Vec::new();
+    }
+    let rate = opts.scrublet.expected_doublet_rate;
+    d.per_sample
+        .iter()
+        .filter(|s| s.skipped.is_none() && s.n_cells > 0)
+        .filter_map(|s| {
+            let share = s.n_predicted as f64 / s.n_cells as f64;
+            let threshold = s.threshold?;
+            (share <= rate / 5.0).then(|| {
+                format!(
+                    "doublets: sample {}: {} of {} cells ({:.1}%) predicted doublets at the \
+                     automatic threshold {threshold:.3}, a fifth or less of the expected rate \
+                     ({:.0}%). Scrublet's automatic threshold (the valley of the simulated \
+                     doublets' scores) can sit above the real doublets' scores; look at the \
+                     doublet_score column of qc.csv and set a threshold \
+                     (ScrubletOptions::threshold) if the scores show a group of doublets",
+                    s.sample,
+                    s.n_predicted,
+                    s.n_cells,
+                    100.0 * share,
+                    100.0 * rate
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doublets::SampleDoublets;
+
+    fn sample(name: &str, n_cells: usize, n_predicted: usize) -> SampleDoublets {
+        SampleDoublets {
+            sample: name.to_string(),
+            n_cells,
+            n_predicted,
+            threshold: Some(0.45),
+            skipped: None,
+        }
+    }
+
+    #[test]
+    fn few_predicted_doublets_are_flagged() {
+        let d = DoubletReport {
+            scores: Vec::new(),
+            predicted: Vec::new(),
+            // Expected rate 5%: a fifth is 1%, so 10 of 1,000 is flagged and 11 is not.
+            per_sample: vec![sample("a", 1000, 10), sample("b", 1000, 11), {
+                let mut s = sample("c", 50, 0);
+                s.skipped = Some("too few cells".to_string());
+                s.threshold = None;
+                s
+            }],
+            removed: true,
+        };
+        let mut opts = PipelineOptions::default();
+        let w = doublet_rate_warnings(&d, &opts);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("sample a: 10 of 1000 cells (1.0%)"),
+            "{}",
+            w[0]
+        );
+        opts.scrublet.threshold = Some(0.2);
+        assert!(doublet_rate_warnings(&d, &opts).is_empty());
+    }
+}
