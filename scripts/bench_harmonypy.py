@@ -6,7 +6,7 @@ Run with the repository's .venv, after writing the input with the benchmark's on
     .venv/bin/python scripts/bench_harmonypy.py /tmp/harmony9k.csv [runs] [ncores]
 
 harmonypy runs with the parameters of `scrna::integrate::HarmonyOptions::default()` (theta 2,
-lamb 1, sigma 0.1, nclust min(round(N / 30), 100), block_size 0.05, max_iter_harmony 10,
+lamb None with alpha 0.2 (the penalty estimated per cluster and batch), sigma 0.1, nclust min(round(N / 30), 100), block_size 0.05, max_iter_harmony 10,
 max_iter_kmeans 20, epsilon_cluster 1e-5, epsilon_harmony 1e-4, random_state 0) and, for
 comparison, with harmonypy 2's own defaults (lamb estimated, max_iter_kmeans 4,
 epsilon_cluster 1e-3, epsilon_harmony 1e-2). Prints each time and the median. ncores defaults to
@@ -29,7 +29,7 @@ def main():
     X = df.drop(columns=["batch"]).to_numpy(dtype=np.float64)
     print(f"harmonypy {harmonypy.__version__}: {X.shape[0]} cells x {X.shape[1]} PCs, "
           f"{meta['batch'].nunique()} batches, ncores {ncores or 'default'}")
-    ours = dict(theta=2.0, lamb=1.0, sigma=0.1, block_size=0.05, max_iter_harmony=10,
+    ours = dict(theta=2.0, lamb=None, alpha=0.2, sigma=0.1, block_size=0.05, max_iter_harmony=10,
                 max_iter_kmeans=20, epsilon_cluster=1e-5, epsilon_harmony=1e-4)
     for name, params in [("scrna defaults", ours), ("harmonypy 2 defaults", {})]:
         times = []
