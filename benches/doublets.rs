@@ -8,10 +8,11 @@
 //! SCRNA_BENCH_DOUBLETS_CELLS=10000 SCRNA_BENCH_DOUBLETS_DUMP=/tmp/dbl10k cargo bench --bench doublets
 //! .venv/bin/python scripts/reference_scrublet.py --time /tmp/dbl10k
 //! ```
-//! Measured on 2 cores, quiet (load average 1.0-1.4), same session, medians of 3 runs on
-//! 10,000 cells x 10,000 genes, 4 samples: 1.78 s here against 7.17 s for Scanpy 1.11.5's
-//! `sc.pp.scrublet(adata, batch_key="sample")` (4.0x; under load 10-13: 8.41 s against
-//! 41.18 s).
+//! Measured on 2 cores, same session, back to back, medians of 3 runs on 10,000 cells x 10,000
+//! genes, 4 samples: 4.95 s here against 39.10 s for Scanpy 1.11.5's
+//! `sc.pp.scrublet(adata, batch_key="sample")` (7.9x, load average 6.0-7.8, commit 6e50e36);
+//! earlier, with neighbour tables built by `neighbors::knn`: 1.78 s against 7.17 s quiet
+//! (load 1.0-1.4, 4.0x), 6.51 s against 44.07 s under load (6.8x).
 //! `SCRNA_BENCH_DOUBLETS_GENES=<n>` changes the number of genes. The dump writes
 //! `matrix.h5` (10x HDF5) and `samples.csv` (barcode,sample).
 use std::io::Write;

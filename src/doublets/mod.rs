@@ -38,8 +38,13 @@
 //! 7. kNN over observed + simulated cells with `k = round(0.5 sqrt(n_obs))` (or
 //!    [`ScrubletOptions::n_neighbors`]) and `k_adj = round(k (1 + n_sim / n_obs))` neighbours,
 //!    the cell itself included as the first one (Scanpy's `Neighbors` table; Python's `round`,
-//!    halves to even), by [`crate::neighbors::knn`] (exact below 8,192 cells as Scanpy's
-//!    brute-force route, NN-descent above, see [`ScrubletOptions::knn_method`]).
+//!    halves to even). Only the number of simulated cells among them is needed, so the exact
+//!    search (Scanpy's brute-force route below 8,192 cells, see
+//!    [`ScrubletOptions::knn_method`]) counts them without building neighbour tables (module
+//!    `neighbours`: blocked dot products, a buffered selection of the `k_adj + 8` best
+//!    candidates, their `f64` re-ranking with ties broken by index; the same neighbours as
+//!    [`crate::neighbors::knn`]'s exact search). Above that size [`crate::neighbors::knn`]'s
+//!    NN-descent is used.
 //! 8. Score (Scrublet's Bayesian correction of the share of simulated neighbours): with
 //!    `n_d` simulated cells among the `k_adj` neighbours, `rho = expected_doublet_rate`,
 //!    `r = n_sim / n_obs`, `q = (n_d + 1) / (k_adj + 2)`,
@@ -65,17 +70,25 @@
 //! one capture), in parallel; sample `s` uses the seed `opts.seed + s` (wrapping). Results do
 //! not depend on the number of threads.
 
-use std::collections::HashSet;
+mod by_sample;
+mod neighbours;
+mod score;
+mod simulate;
+mod threshold;
 
-use ndarray::Array2;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+
+pub use by_sample::{scrublet_by_sample, Doublets, SampleDoublets};
+pub use threshold::threshold_minimum;
+
+use neighbours::simulated_neighbour_counts;
+use score::score;
+use simulate::sample_pairs;
 
 use crate::error::{Error, Result};
 use crate::hvg::{highly_variable_from_moments, highly_variable_genes, log1p_moments};
 use crate::hvg::{Flavor, HvgOptions};
-use crate::neighbors::{knn, KnnOptions, Method};
+use crate::neighbors::{knn, KnnOptions, Method, AUTO_EXACT_MAX_CELLS};
 use crate::normalize::NormalizeOptions;
 use crate::pca::{pca, PcaOptions, Solver};
 use crate::sparse::CsrMatrix;
@@ -229,32 +242,6 @@ pub struct Scrublet {
     pub detectable_doublet_fraction: Option<f64>,
     /// `detected_doublet_rate / detectable_doublet_fraction` (`None` without a threshold).
     pub overall_doublet_rate: Option<f64>,
-}
-
-/// One sample's summary in [`Doublets`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampleDoublets {
-    /// Sample name.
-    pub sample: String,
-    /// Cells of the sample.
-    pub n_cells: usize,
-    /// Predicted doublets.
-    pub n_predicted: usize,
-    /// Threshold used (`None` when skipped or when no automatic threshold was found).
-    pub threshold: Option<f64>,
-    /// Why the sample was not scored (`None` when it was).
-    pub skipped: Option<String>,
-}
-
-/// Result of [`scrublet_by_sample`]: per-cell vectors follow the rows of the input.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Doublets {
-    /// Doublet score of every cell (NaN for cells of skipped samples and left-out cells).
-    pub scores: Vec<f64>,
-    /// Predicted doublets (false for cells of skipped samples).
-    pub predicted: Vec<bool>,
-    /// One entry per sample, in the order of `sample_names`.
-    pub per_sample: Vec<SampleDoublets>,
 }
 
 /// Scrublet on the raw counts of one sample (cells x genes); see the module docs for the
@@ -437,8 +424,6 @@ pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> 
         }
     });
     drop(proj);
-    let emb =
-        Array2::from_shape_vec((n_all, k), emb).map_err(|e| Error::data(ctx, e.to_string()))?;
 
     // 7. kNN
     let k_base = match opts.n_neighbors {
@@ -453,30 +438,48 @@ pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> 
             format!("{k_base} neighbours give {k_adj} after adjustment, for {n_all} cells"),
         ));
     }
-    let nn = knn(
-        emb.view(),
-        &KnnOptions {
-            n_neighbors: k_adj,
-            method: opts.knn_method,
-            seed: opts.seed,
-            ..KnnOptions::default()
-        },
-    )?;
+    if let Some(p) = emb.iter().position(|v| !v.is_finite()) {
+        return Err(Error::data(
+            ctx,
+            format!("non-finite PCA coordinate of cell {}", p / k),
+        ));
+    }
+    let exact = match opts.knn_method {
+        Method::Exact => true,
+        Method::Approximate => false,
+        Method::Auto => n_all <= AUTO_EXACT_MAX_CELLS,
+    };
+    let counts_sim: Vec<u32> = if exact {
+        simulated_neighbour_counts(&emb, n_all, k, n, k_adj)
+    } else {
+        let view = ndarray::ArrayView2::from_shape((n_all, k), &emb)
+            .map_err(|e| Error::data(ctx, e.to_string()))?;
+        let nn = knn(
+            view,
+            &KnnOptions {
+                n_neighbors: k_adj,
+                method: Method::Approximate,
+                seed: opts.seed,
+                ..KnnOptions::default()
+            },
+        )?;
+        (0..n_all)
+            .map(|i| {
+                nn.row_indices(i)
+                    .iter()
+                    .filter(|&&j| j as usize >= n)
+                    .count() as u32
+            })
+            .collect()
+    };
     drop(emb);
 
     // 8. scores
     let (rho, se_rho) = (opts.expected_doublet_rate, opts.stdev_doublet_rate);
     let nk = k_adj as f64;
-    let (all_scores, all_errors): (Vec<f64>, Vec<f64>) = (0..n_all)
-        .into_par_iter()
-        .map(|i| {
-            let nd = nn
-                .row_indices(i)
-                .iter()
-                .filter(|&&j| j as usize >= n)
-                .count();
-            score(nd as f64, nk, rho, r, se_rho)
-        })
+    let (all_scores, all_errors): (Vec<f64>, Vec<f64>) = counts_sim
+        .iter()
+        .map(|&nd| score(nd as f64, nk, rho, r, se_rho))
         .unzip();
     let scores_sim = all_scores[n..].to_vec();
     let errors_sim = all_errors[n..].to_vec();
@@ -543,311 +546,9 @@ fn scale(total: f64) -> f64 {
     }
 }
 
-/// Scrublet's corrected doublet score and its standard error for `nd` simulated cells among
-/// `nk` neighbours (module docs, step 8; the operations in Scanpy's order).
-fn score(nd: f64, nk: f64, rho: f64, r: f64, se_rho: f64) -> (f64, f64) {
-    let q = (nd + 1.0) / (nk + 2.0);
-    let denom = 1.0 - rho - q * (1.0 - rho - rho / r);
-    let ld = q * rho / r / denom;
-    let se_q = (q * (1.0 - q) / (nk + 3.0)).sqrt();
-    let se_ld = q * rho / r / (denom * denom)
-        * ((se_q / q * (1.0 - rho)).powi(2) + (se_rho / rho * (1.0 - q)).powi(2)).sqrt();
-    (ld, se_ld)
-}
-
-/// `m` distinct ordered pairs `(a, b)` of `0..n` (possibly `a == b`), as flat indices
-/// `a * n + b` sampled without replacement by Floyd's algorithm from ChaCha8(`seed`), sorted.
-/// Requires `1 <= m <= n^2`.
-fn sample_pairs(n: usize, m: usize, seed: u64) -> Vec<(u32, u32)> {
-    let total = (n as u64) * (n as u64);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut chosen: HashSet<u64> = HashSet::with_capacity(m);
-    for j in total - m as u64..total {
-        let t = rng.gen_range(0..=j);
-        if !chosen.insert(t) {
-            chosen.insert(j);
-        }
-    }
-    let mut flat: Vec<u64> = chosen.into_iter().collect();
-    flat.sort_unstable();
-    flat.into_iter()
-        .map(|f| ((f / n as u64) as u32, (f % n as u64) as u32))
-        .collect()
-}
-
-/// Threshold between the two modes of the histogram of `values`: scikit-image's
-/// `threshold_minimum` (Glasbey 1993, "An analysis of histogram-based thresholding
-/// algorithms", CVGIP 55:532; Prewitt and Mendelsohn 1966), which Scanpy's Scrublet uses.
-///
-/// The histogram has 256 equal bins over `[min, max]` (numpy's `histogram` rules: the last bin
-/// is closed; `min == max` widens the range by 0.5 each side). It is smoothed by a 3-point
-/// moving average (edges reflected: scipy's `uniform_filter1d(size=3)`, a running sum in
-/// `f64` stored in `f32`, as there) until it has fewer than 3 local maxima (a maximum is where
-/// the histogram starts to decrease after having increased; plateaus count once), at most
-/// 10,000 times. With exactly two maxima the threshold is the centre of the lowest bin between
-/// them (the first one on ties).
-///
-/// Errors (`Error::InvalidData`): no values or a non-finite value, a histogram that never
-/// becomes bimodal (one maximum left), or 10,000 smoothings without reaching two maxima.
-pub fn threshold_minimum(values: &[f64]) -> Result<f64> {
-    const NBINS: usize = 256;
-    const MAX_ITER: usize = 10_000;
-    let ctx = "threshold_minimum";
-    if values.is_empty() {
-        return Err(Error::data(ctx, "no values"));
-    }
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(Error::data(ctx, "non-finite value"));
-    }
-    let mut first = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut last = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if first == last {
-        first -= 0.5;
-        last += 0.5;
-    }
-    // numpy.linspace(first, last, NBINS + 1)
-    let step = (last - first) / NBINS as f64;
-    let mut edges: Vec<f64> = (0..=NBINS).map(|i| i as f64 * step + first).collect();
-    edges[NBINS] = last;
-    let mut hist = vec![0f32; NBINS];
-    let denom = last - first;
-    for &v in values {
-        let mut b = ((v - first) / denom * NBINS as f64) as usize;
-        if b >= NBINS {
-            b = NBINS - 1;
-        }
-        if v < edges[b] && b > 0 {
-            b -= 1;
-        } else if v >= edges[b + 1] && b != NBINS - 1 {
-            b += 1;
-        }
-        hist[b] += 1.0;
-    }
-    let centers: Vec<f64> = (0..NBINS)
-        .map(|i| (edges[i] + edges[i + 1]) / 2.0)
-        .collect();
-
-    let mut smooth = hist;
-    let mut maxima = Vec::new();
-    let mut last_iter = 0;
-    for it in 0..MAX_ITER {
-        last_iter = it;
-        smooth = uniform3(&smooth);
-        maxima = local_maxima(&smooth);
-        if maxima.len() < 3 {
-            break;
-        }
-    }
-    if maxima.len() != 2 {
-        return Err(Error::data(
-            ctx,
-            format!(
-                "the histogram of simulated doublet scores never has two maxima ({} left \
-                 after {} smoothings): give a threshold",
-                maxima.len(),
-                last_iter + 1
-            ),
-        ));
-    }
-    if last_iter == MAX_ITER - 1 {
-        return Err(Error::data(
-            ctx,
-            "maximum number of histogram smoothings reached",
-        ));
-    }
-    let (a, b) = (maxima[0], maxima[1]);
-    let mut best = a;
-    for i in a..=b {
-        if smooth[i] < smooth[best] {
-            best = i;
-        }
-    }
-    Ok(centers[best])
-}
-
-/// scipy's `uniform_filter1d(x, 3)` (mode `reflect`) on `f32` values: a running sum in `f64`.
-fn uniform3(x: &[f32]) -> Vec<f32> {
-    let n = x.len();
-    let at = |i: isize| -> f64 {
-        let i = i.clamp(0, n as isize - 1) as usize;
-        x[i] as f64
-    };
-    let mut out = Vec::with_capacity(n);
-    let mut tmp = (at(-1) + at(0)) + at(1);
-    tmp /= 3.0;
-    out.push(tmp as f32);
-    for l in 1..n as isize {
-        tmp += (at(l + 1) - at(l - 2)) / 3.0;
-        out.push(tmp as f32);
-    }
-    out
-}
-
-/// scikit-image's `find_local_maxima_idx`: positions where the histogram starts to decrease
-/// after rising (or from the start).
-fn local_maxima(h: &[f32]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut rising = true;
-    for i in 0..h.len().saturating_sub(1) {
-        if rising {
-            if h[i + 1] < h[i] {
-                rising = false;
-                out.push(i);
-            }
-        } else if h[i + 1] > h[i] {
-            rising = true;
-        }
-    }
-    out
-}
-
-/// [`scrublet`] on each sample's cells separately (never on merged samples), samples in
-/// parallel. `sample_codes[i]` is the index in `sample_names` of cell `i`'s sample. Sample `s`
-/// runs with `seed = opts.seed.wrapping_add(s)`, so its result is the same whether run here
-/// or alone with that seed, and does not depend on the number of threads.
-///
-/// A sample with fewer than `opts.min_cells` cells is skipped: its cells get NaN scores, are
-/// not predicted, and [`SampleDoublets::skipped`] says why. Other failures of a sample are
-/// errors naming it.
-///
-/// Errors: invalid options; `sample_codes` not one per cell; a code without a name.
-pub fn scrublet_by_sample(
-    counts: &CsrMatrix,
-    sample_codes: &[u32],
-    sample_names: &[String],
-    opts: &ScrubletOptions,
-) -> Result<Doublets> {
-    opts.validate()?;
-    let n_cells = counts.n_rows();
-    if sample_codes.len() != n_cells {
-        return Err(Error::data(
-            "scrublet_by_sample",
-            format!("{} sample codes for {n_cells} cells", sample_codes.len()),
-        ));
-    }
-    let n_samples = sample_names.len();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_samples];
-    for (i, &c) in sample_codes.iter().enumerate() {
-        match members.get_mut(c as usize) {
-            Some(m) => m.push(i),
-            None => {
-                return Err(Error::data(
-                    "scrublet_by_sample",
-                    format!("cell {i} has sample code {c} but there are {n_samples} sample names"),
-                ))
-            }
-        }
-    }
-    let results: Vec<Result<Option<Scrublet>>> = members
-        .par_iter()
-        .enumerate()
-        .map(|(s, rows)| {
-            if rows.len() < opts.min_cells {
-                return Ok(None);
-            }
-            let sub = counts.select_rows(rows)?;
-            let o = ScrubletOptions {
-                seed: opts.seed.wrapping_add(s as u64),
-                ..opts.clone()
-            };
-            scrublet(&sub, &o)
-                .map(Some)
-                .map_err(|e| Error::data(format!("sample \"{}\"", sample_names[s]), e.to_string()))
-        })
-        .collect();
-    let mut scores = vec![f64::NAN; n_cells];
-    let mut predicted = vec![false; n_cells];
-    let mut per_sample = Vec::with_capacity(n_samples);
-    for (s, res) in results.into_iter().enumerate() {
-        let rows = &members[s];
-        let entry = match res? {
-            None => SampleDoublets {
-                sample: sample_names[s].clone(),
-                n_cells: rows.len(),
-                n_predicted: 0,
-                threshold: None,
-                skipped: Some(format!(
-                    "{} cells, fewer than min_cells = {}",
-                    rows.len(),
-                    opts.min_cells
-                )),
-            },
-            Some(r) => {
-                for (local, &cell) in rows.iter().enumerate() {
-                    scores[cell] = r.scores[local];
-                    predicted[cell] = r.predicted[local];
-                }
-                SampleDoublets {
-                    sample: sample_names[s].clone(),
-                    n_cells: rows.len(),
-                    n_predicted: r.predicted.iter().filter(|&&p| p).count(),
-                    threshold: r.threshold,
-                    skipped: None,
-                }
-            }
-        };
-        per_sample.push(entry);
-    }
-    Ok(Doublets {
-        scores,
-        predicted,
-        per_sample,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pairs_are_distinct_and_in_range() {
-        let p = sample_pairs(10, 60, 3);
-        assert_eq!(p.len(), 60);
-        let set: HashSet<_> = p.iter().collect();
-        assert_eq!(set.len(), 60);
-        assert!(p.iter().all(|&(a, b)| a < 10 && b < 10));
-        // every pair of the grid when m = n^2
-        assert_eq!(sample_pairs(4, 16, 0).len(), 16);
-        assert_eq!(sample_pairs(10, 60, 3), p);
-        assert_ne!(sample_pairs(10, 60, 4), p);
-    }
-
-    #[test]
-    fn score_increases_with_simulated_neighbours() {
-        let s: Vec<f64> = (0..=30)
-            .map(|d| score(d as f64, 30.0, 0.05, 2.0, 0.02).0)
-            .collect();
-        assert!(s.windows(2).all(|w| w[1] > w[0]));
-        // q = 1/32: ld = q rho / r / (1 - rho - q (1 - rho - rho / r))
-        let q = 1.0 / 32.0;
-        let want = q * 0.05 / 2.0 / (1.0 - 0.05 - q * (1.0 - 0.05 - 0.025));
-        assert!((s[0] - want).abs() < 1e-15);
-        let (_, se) = score(5.0, 30.0, 0.05, 2.0, 0.02);
-        assert!(se > 0.0 && se.is_finite());
-    }
-
-    #[test]
-    fn threshold_of_two_separated_groups_lies_between_them() {
-        let mut v: Vec<f64> = (0..200).map(|i| 0.1 + 0.0005 * (i % 40) as f64).collect();
-        v.extend((0..100).map(|i| 0.6 + 0.001 * (i % 30) as f64));
-        let t = threshold_minimum(&v).unwrap();
-        assert!(t > 0.12 && t < 0.6, "{t}");
-        assert!(threshold_minimum(&[]).is_err());
-        assert!(threshold_minimum(&[1.0, f64::NAN]).is_err());
-        // a single value: one maximum only
-        assert!(threshold_minimum(&[0.3; 50]).is_err());
-    }
-
-    #[test]
-    fn uniform3_matches_direct_means() {
-        let x = [1.0f32, 4.0, 0.0, 2.0, 8.0];
-        let y = uniform3(&x);
-        let want = [2.0, 5.0 / 3.0, 2.0, 10.0 / 3.0, 6.0];
-        for (a, b) in y.iter().zip(want) {
-            assert!((*a as f64 - b).abs() < 1e-6);
-        }
-        assert_eq!(local_maxima(&[0.0, 1.0, 1.0, 0.5, 2.0, 0.0]), vec![2, 4]);
-    }
 
     #[test]
     fn options_are_checked() {
