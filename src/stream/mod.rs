@@ -20,13 +20,17 @@
 //!    variances are bit-identical; then [`crate::hvg::highly_variable_from_moments`]. Without a
 //!    `target_sum` the median total needs the totals of every kept cell first: one more pass.
 //! 3. **Load** (one pass): the log-normalized values of the kept cells in the highly variable
-//!    genes only, as a [`CsrMatrix`].
+//!    genes only, as a [`CsrMatrix`]; the same pass writes the counts of the kept cells in all
+//!    kept genes gene-major to a spill file ([`spill`], about 2 bytes per stored value, in
+//!    [`StreamOptions::spill_dir`]).
 //! 4. **PCA, neighbors, Leiden, UMAP**: the library's functions as they are, on that matrix.
 //!    The HVG matrix is dropped after PCA.
-//! 5. **Markers**: the kept genes are cut into blocks sized from the memory budget; each block
-//!    is one pass loading the log-normalized values of those genes for all kept cells, ranked
-//!    with [`crate::markers::rank_genes`]; the per-gene results are concatenated and the
-//!    adjusted p-values and the order recomputed over all genes.
+//! 5. **Markers** (no pass over the file): the kept genes are cut into blocks sized from the
+//!    memory budget; each block's columns are read from the spill (one read per block of
+//!    cells), turned into the log-normalized values of those genes for all kept cells and
+//!    ranked with [`crate::markers::rank_genes`]; the per-gene results are concatenated and
+//!    the adjusted p-values and the order recomputed over all genes. The spill is removed at
+//!    the end of the run, and on error.
 //!
 //! # Memory
 //!
@@ -57,6 +61,7 @@
 
 pub mod output;
 pub mod reader;
+pub mod spill;
 pub mod write;
 
 pub use reader::CellChunks;
@@ -77,12 +82,12 @@ use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
 use rayon::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Options of [`run`]: the in-memory pipeline's options plus how to read and how much memory
 /// to use. `Default`: [`PipelineOptions::default`], [`ReadOptions::default`], blocks sized
-/// from the budget, budget 8 GiB.
+/// from the budget, budget 8 GiB, spill in the system's temporary directory.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// Options of every step, as for [`crate::pipeline::run`].
@@ -96,6 +101,12 @@ pub struct StreamOptions {
     pub chunk_cells: Option<usize>,
     /// Memory budget in bytes (see the module docs for what it bounds).
     pub memory_budget_bytes: u64,
+    /// Directory in which the gene-major spill of the counts is written (in a new
+    /// sub-directory, removed at the end of the run and on error); it needs about 2 bytes per
+    /// stored value of the kept cells and genes (checked before the pass that writes it).
+    /// Default `None`: [`std::env::temp_dir`] (the `pipeline` example uses the output
+    /// directory).
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for StreamOptions {
@@ -106,6 +117,7 @@ impl Default for StreamOptions {
             layer: None,
             chunk_cells: None,
             memory_budget_bytes: 8 << 30,
+            spill_dir: None,
         }
     }
 }
@@ -127,6 +139,8 @@ pub struct MemoryPlan {
     pub cell_blocks: Vec<(usize, usize)>,
     /// Blocks of kept genes ranked together for the markers (`start..end` into kept genes).
     pub marker_blocks: Vec<(usize, usize)>,
+    /// Bytes of the gene-major spill of the counts.
+    pub spill_bytes: u64,
 }
 
 /// Everything [`run`] computed.
@@ -558,6 +572,22 @@ pub fn run_with_progress(
     for (k, &g) in hvg_genes.iter().enumerate() {
         col_of[kept_genes[g]] = k as u32;
     }
+    let spill_parent = match &opts.spill_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    let kept_totals: Vec<f64> = kept_genes
+        .iter()
+        .map(|&g| qc.gene_total_counts[g])
+        .collect();
+    let spill_needed = spill::estimate_bytes(
+        &stored_per_gene,
+        &kept_totals,
+        n_kept,
+        cell_blocks.len(),
+        opts.read.assume_counts,
+    );
+    let mut spill = spill::Spill::create(&spill_parent, n_kg, spill_needed)?;
     let x_hvg = steps.step("load", |rep| {
         let m = load_columns(
             &reader,
@@ -568,10 +598,13 @@ pub fn run_with_progress(
             hvg_genes.len(),
             hvg_nnz as usize,
             rep,
+            &mut |a, x| spill.append(a, x, &kept_pos, &gene_pos),
         );
         passes += 1;
+        spill.finish()?;
         m
     })?;
+    let spill_bytes = spill.bytes();
 
     // ---- 4. PCA, neighbors, Leiden, UMAP ----
     let pca_result = steps.step("pca", |_| {
@@ -606,26 +639,13 @@ pub fn run_with_progress(
         let mut parts: Vec<RankGenes> = Vec::with_capacity(marker_blocks.len());
         let n_blocks = marker_blocks.len() as f64;
         for (bi, &(g0, g1)) in marker_blocks.iter().enumerate() {
-            let mut col_of = vec![u32::MAX; n_genes];
-            for g in g0..g1 {
-                col_of[kept_genes[g]] = (g - g0) as u32;
-            }
-            let nnz: u64 = stored_per_gene[g0..g1].iter().sum();
-            let xb = load_columns(
-                &reader,
-                &cell_blocks,
-                &kept_pos,
-                &size_factors,
-                &col_of,
-                g1 - g0,
-                nnz as usize,
-                &mut |f| rep((bi as f64 + f) / n_blocks),
-            )?;
-            passes += 1;
+            let xb = spill.columns(g0, g1)?.to_lognorm_csr(&size_factors)?;
             parts.push(rank_genes(&xb, &clustering.labels, &po.markers)?);
+            rep((bi + 1) as f64 / n_blocks);
         }
         merge_rank_genes(parts, po.markers.corr_method)
     })?;
+    drop(spill);
 
     let peak = steps.steps.iter().filter_map(|s| s.peak_rss_bytes).max();
     Ok(StreamAnalysis {
@@ -655,6 +675,7 @@ pub fn run_with_progress(
             marker_block_bytes,
             cell_blocks,
             marker_blocks,
+            spill_bytes,
         },
         steps: steps.steps,
         peak_rss_bytes: peak,
@@ -724,7 +745,8 @@ fn plan_gene_blocks(
 }
 
 /// Loads the log-normalized values `ln(1 + x / s)` of the kept cells in the columns
-/// `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`), one pass over the file.
+/// `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`), one pass over the file; every
+/// block read is also handed to `each_block` (first cell, counts).
 #[allow(clippy::too_many_arguments)]
 fn load_columns(
     reader: &CellChunks,
@@ -735,6 +757,7 @@ fn load_columns(
     n_cols: usize,
     nnz_hint: usize,
     rep: &mut dyn FnMut(f64),
+    each_block: &mut dyn FnMut(usize, &CsrMatrix) -> Result<()>,
 ) -> Result<CsrMatrix> {
     let n_rows = size_factors.len();
     let mut indptr = Vec::with_capacity(n_rows + 1);
@@ -742,6 +765,7 @@ fn load_columns(
     let mut indices: Vec<u32> = Vec::with_capacity(nnz_hint);
     let mut data: Vec<f32> = Vec::with_capacity(nnz_hint);
     for_blocks(reader, blocks, rep, |a, x| {
+        each_block(a, x)?;
         let rows: Vec<(usize, u32)> = (0..x.n_rows())
             .filter_map(|r| {
                 let k = kept_pos[a + r];
