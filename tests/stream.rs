@@ -85,7 +85,7 @@ fn budget_respected(s: &StreamAnalysis, r: &CellChunks) {
     for &(g0, g1) in &p.marker_blocks {
         let bytes = 8 * (n_kept + 1)
             + (g0..g1)
-                .map(|g| 8 * s.stored_per_gene[g] + per_gene)
+                .map(|g| 16 * s.stored_per_gene[g] + per_gene)
                 .sum::<u64>();
         assert!(
             g1 - g0 == 1 || bytes <= p.marker_block_bytes,
@@ -176,6 +176,12 @@ fn small_budget_splits_blocks_and_keeps_results() {
     same_results(&mem, &s, "budget 3.5M");
     // Passes: QC, moments, HVG load (which writes the spill); the markers read the spill.
     assert_eq!(s.passes, 3);
+    // The default min_cells (3) keeps QC and HVG in separate reads, and the result says why.
+    assert!(
+        s.qc_hvg_passes.contains("min_cells = 3"),
+        "{}",
+        s.qc_hvg_passes
+    );
     // About 2 bytes per stored value of the kept cells and genes, and removed after the run.
     let stored: u64 = s.stored_per_gene.iter().sum();
     assert!(s.plan.spill_bytes > stored && s.plan.spill_bytes < 3 * stored);

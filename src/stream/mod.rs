@@ -28,9 +28,9 @@
 //! 5. **Markers** (no pass over the file): the kept genes are cut into blocks sized from the
 //!    memory budget; each block's columns are read from the spill (one read per block of
 //!    cells), turned into the log-normalized values of those genes for all kept cells and
-//!    ranked with [`crate::markers::rank_genes`]; the per-gene results are concatenated and
-//!    the adjusted p-values and the order recomputed over all genes. The spill is removed at
-//!    the end of the run, and on error.
+//!    ranked as they are, gene-major ([`crate::markers::rank_genes_csc`]); the per-gene
+//!    results are concatenated and the adjusted p-values and the order recomputed over all
+//!    genes. The spill is removed at the end of the run, and on error.
 //!
 //! # Memory
 //!
@@ -43,8 +43,8 @@
 //!   non-zeros counted in pass 2, and the run stops with [`Error::InvalidOption`] before
 //!   loading it when the estimate exceeds the budget;
 //! - marker gene blocks: what remains of the budget after the above, halved for the
-//!   ranking's own buffers, at 8 bytes per stored value plus `8 (4 n_groups + 1)` bytes per
-//!   gene.
+//!   ranking's own buffers, at 16 bytes per stored value (the columns read from the spill and
+//!   the parts they are assembled from) plus `8 (4 n_groups + 1)` bytes per gene.
 //!
 //! These are estimates of the data structures, not a hard limit enforced by the allocator;
 //! the observed peak resident memory is reported per step ([`StepReport`]) and overall.
@@ -53,9 +53,9 @@
 //!
 //! The QC metrics, filters, normalized values, HVG moments, the HVG matrix and therefore PCA,
 //! neighbors, Leiden and UMAP are identical (same arithmetic in the same order). Wilcoxon
-//! markers are identical (each gene is ranked on its own). With the t-test the per-gene sums
-//! of `rank_genes` are grouped by row chunks that depend on the matrix width, so scores agree
-//! to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output only) are
+//! markers are identical (each gene is ranked on its own, its values in cell order). With the
+//! t-test the per-gene sums are taken in cell order here and in row chunks by `rank_genes`, so
+//! scores agree to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output only) are
 //! summed in file order and agree to rounding. Not supported here: `seurat_v3` HVG,
 //! `exclude_highly_expressed` normalization and HVG batches (errors).
 
@@ -73,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor, Hvg};
 use crate::io::ReadOptions;
-use crate::markers::{rank_genes, Correction, GroupMarkers, RankGenes};
+use crate::markers::{rank_genes_csc, Correction, GroupMarkers, RankGenes};
 use crate::neighbors::{knn, Knn};
 use crate::pca::{pca, Pca};
 use crate::pipeline::{PipelineOptions, Progress, StepReport};
@@ -182,6 +182,9 @@ pub struct StreamAnalysis {
     pub markers: RankGenes,
     /// Passes made over the file.
     pub passes: usize,
+    /// Why the QC and HVG steps read the file separately with these options (see
+    /// [`qc_hvg_passes`]).
+    pub qc_hvg_passes: String,
     /// The memory plan and blocks used.
     pub plan: MemoryPlan,
     /// Time and peak memory per step.
@@ -639,8 +642,16 @@ pub fn run_with_progress(
         let mut parts: Vec<RankGenes> = Vec::with_capacity(marker_blocks.len());
         let n_blocks = marker_blocks.len() as f64;
         for (bi, &(g0, g1)) in marker_blocks.iter().enumerate() {
-            let xb = spill.columns(g0, g1)?.to_lognorm_csr(&size_factors)?;
-            parts.push(rank_genes(&xb, &clustering.labels, &po.markers)?);
+            let mut c = spill.columns(g0, g1)?;
+            c.lognormalize(&size_factors)?;
+            parts.push(rank_genes_csc(
+                n_kept,
+                &c.ptr,
+                &c.cells,
+                &c.values,
+                &clustering.labels,
+                &po.markers,
+            )?);
             rep((bi + 1) as f64 / n_blocks);
         }
         merge_rank_genes(parts, po.markers.corr_method)
@@ -667,6 +678,7 @@ pub fn run_with_progress(
         umap: layout,
         markers,
         passes,
+        qc_hvg_passes: qc_hvg_passes(po),
         plan: MemoryPlan {
             budget_bytes: budget,
             resident_bytes: resident,
@@ -680,6 +692,36 @@ pub fn run_with_progress(
         steps: steps.steps,
         peak_rss_bytes: peak,
     })
+}
+
+/// Why the QC pass and the HVG pass are two reads of the file with these options. The size
+/// factors of the HVG pass are the totals over the kept genes, and which genes are kept is
+/// known only after every cell: with `min_cells` of 2 or more a gene detected in one kept
+/// cell is removed and changes that cell's total; summing the totals again without it would
+/// not give the in-memory pipeline's `f64` sums bit for bit. The MAD thresholds and the
+/// median total (no `target_sum`) need every cell first too. With none of these (no MAD,
+/// `target_sum` given, `min_cells` at most 1) the two reads could be one; that sharing is not
+/// implemented yet.
+pub fn qc_hvg_passes(po: &PipelineOptions) -> String {
+    let mut why = Vec::new();
+    if po.filter.mad.is_some() {
+        why.push("the MAD thresholds need the metrics of every cell first".to_string());
+    }
+    if po.normalize.target_sum.is_none() {
+        why.push("without target_sum the median total needs every kept cell first".to_string());
+    }
+    if let Some(mc) = po.filter.min_cells.filter(|&m| m >= 2) {
+        why.push(format!(
+            "min_cells = {mc} removes genes only after every cell, and the size factors are \
+             totals over the kept genes"
+        ));
+    }
+    if why.is_empty() {
+        "separate reads: sharing one read is possible with these options but not implemented"
+            .to_string()
+    } else {
+        format!("separate reads: {}", why.join("; "))
+    }
 }
 
 /// The fixed bounds of the cell filter (`min_genes`, `max_genes`, `min_counts`, `max_counts`,
@@ -719,7 +761,11 @@ fn plan_cell_blocks(
     out
 }
 
-/// Blocks of consecutive kept genes whose loaded columns (8 bytes per stored value, plus
+/// Bytes per stored value of a marker gene block: the columns read from the spill (cell and
+/// value) and the per-block-of-cells parts they are assembled from.
+const MARKER_BYTES_PER_VALUE: u64 = 16;
+
+/// Blocks of consecutive kept genes whose columns ([`MARKER_BYTES_PER_VALUE`], plus
 /// `per_gene` bytes of ranking state per gene and the row pointers) fit `block_bytes`; a gene
 /// that alone exceeds it is a block of its own.
 fn plan_gene_blocks(
@@ -732,10 +778,12 @@ fn plan_gene_blocks(
     let mut out = Vec::new();
     let mut g0 = 0;
     while g0 < stored.len() {
-        let mut size = fixed + stored[g0] * 8 + per_gene;
+        let mut size = fixed + stored[g0] * MARKER_BYTES_PER_VALUE + per_gene;
         let mut g1 = g0 + 1;
-        while g1 < stored.len() && size + stored[g1] * 8 + per_gene <= block_bytes {
-            size += stored[g1] * 8 + per_gene;
+        while g1 < stored.len()
+            && size + stored[g1] * MARKER_BYTES_PER_VALUE + per_gene <= block_bytes
+        {
+            size += stored[g1] * MARKER_BYTES_PER_VALUE + per_gene;
             g1 += 1;
         }
         out.push((g0, g1));

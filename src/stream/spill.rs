@@ -30,13 +30,18 @@ use std::path::{Path, PathBuf};
 /// many genes too many at either end, per segment).
 pub const GENES_PER_MARK: usize = 64;
 
+/// Ranges of genes transposed and encoded in parallel per block of cells.
+const RANGES: usize = 16;
+
 /// One block of cells in the spill file.
 #[derive(Debug, Clone)]
 struct Segment {
     /// Kept-cell index the first delta is taken from.
     base: u32,
-    /// Values stored as `f32` bits rather than varint counts.
-    raw: bool,
+    /// Per range of `per_range` marks: values stored as `f32` bits rather than varint counts.
+    raw: Vec<bool>,
+    /// Marks per range (the ranges are encoded in parallel, each after a flag byte).
+    per_range: usize,
     /// Absolute byte offsets of genes `0, GENES_PER_MARK, 2 GENES_PER_MARK, ...` and the end.
     marks: Vec<u64>,
 }
@@ -138,46 +143,73 @@ impl Spill {
         let Some(&(_, base)) = rows.first() else {
             return Ok(());
         };
-        // Transpose the kept entries (counting sort by gene; cells stay in order).
-        let mut ptr = vec![0usize; ng + 1];
-        let mut raw = false;
-        for &(r, _) in &rows {
-            let (idx, val) = x.row(r);
-            for (&c, &v) in idx.iter().zip(val) {
-                let g = gene_pos[c as usize];
-                if g != u32::MAX {
-                    ptr[g as usize + 1] += 1;
-                    raw |= !is_count(v);
-                }
+        // First input column of every kept gene (kept genes are increasing in the columns).
+        let mut first_col = vec![u32::MAX; ng + 1];
+        for (c, &g) in gene_pos.iter().enumerate().rev() {
+            if let Some(f) = first_col.get_mut(g as usize) {
+                *f = c as u32;
             }
         }
-        for g in 0..ng {
-            ptr[g + 1] += ptr[g];
-        }
-        let mut next = ptr[..ng].to_vec();
-        let mut cells = vec![0u32; ptr[ng]];
-        let mut vals = vec![0f32; ptr[ng]];
-        for &(r, k) in &rows {
-            let (idx, val) = x.row(r);
-            for (&c, &v) in idx.iter().zip(val) {
-                let g = gene_pos[c as usize];
-                if g != u32::MAX {
-                    let s = &mut next[g as usize];
-                    cells[*s] = k;
-                    vals[*s] = v;
-                    *s += 1;
+        // Fixed ranges of gene groups (independent of the thread count), each transposed
+        // (counting sort by gene; cells stay in order) and encoded on its own.
+        let n_marks = ng.div_ceil(GENES_PER_MARK);
+        let per_task = n_marks.div_ceil(RANGES).max(1);
+        let tasks: Vec<(usize, usize)> = (0..n_marks)
+            .step_by(per_task)
+            .map(|m| (m, (m + per_task).min(n_marks)))
+            .collect();
+        let encoded: Vec<(Vec<u8>, Vec<u64>)> = tasks
+            .par_iter()
+            .map(|&(m0, m1)| {
+                let g0 = m0 * GENES_PER_MARK;
+                let g1 = (m1 * GENES_PER_MARK).min(ng);
+                let (c0, c1) = (first_col[g0], first_col[g1]);
+                let bg = g1 - g0;
+                let span = |r: usize| {
+                    let idx = x.row(r).0;
+                    let lo = idx.partition_point(|&c| c < c0);
+                    let hi = lo + idx[lo..].partition_point(|&c| c < c1);
+                    lo..hi
+                };
+                let mut ptr = vec![0usize; bg + 1];
+                let mut raw = false;
+                for &(r, _) in &rows {
+                    let sp = span(r);
+                    let (idx, val) = x.row(r);
+                    for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
+                        let g = gene_pos[c as usize];
+                        if g != u32::MAX {
+                            ptr[g as usize - g0 + 1] += 1;
+                            raw |= !is_count(v);
+                        }
+                    }
                 }
-            }
-        }
-        // Encode groups of genes in parallel, write them in order.
-        let groups: Vec<Vec<u8>> = (0..ng.div_ceil(GENES_PER_MARK))
-            .into_par_iter()
-            .map(|m| {
-                let g0 = m * GENES_PER_MARK;
-                let g1 = (g0 + GENES_PER_MARK).min(ng);
-                let mut out = Vec::with_capacity(2 * (ptr[g1] - ptr[g0]) + (g1 - g0));
-                for g in g0..g1 {
-                    let (lo, hi) = (ptr[g], ptr[g + 1]);
+                for j in 0..bg {
+                    ptr[j + 1] += ptr[j];
+                }
+                let mut next = ptr[..bg].to_vec();
+                let mut cells = vec![0u32; ptr[bg]];
+                let mut vals = vec![0f32; ptr[bg]];
+                for &(r, k) in &rows {
+                    let sp = span(r);
+                    let (idx, val) = x.row(r);
+                    for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
+                        let g = gene_pos[c as usize];
+                        if g != u32::MAX {
+                            let s = &mut next[g as usize - g0];
+                            cells[*s] = k;
+                            vals[*s] = v;
+                            *s += 1;
+                        }
+                    }
+                }
+                let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 1);
+                let mut marks = Vec::with_capacity(m1 - m0);
+                for j in 0..bg {
+                    if j % GENES_PER_MARK == 0 {
+                        marks.push(out.len() as u64);
+                    }
+                    let (lo, hi) = (ptr[j], ptr[j + 1]);
                     put_varint(&mut out, (hi - lo) as u64);
                     let mut prev = base;
                     for (&k, &v) in cells[lo..hi].iter().zip(&vals[lo..hi]) {
@@ -190,16 +222,20 @@ impl Spill {
                         }
                     }
                 }
-                out
+                // The raw flag is per range: one leading byte.
+                out.insert(0, raw as u8);
+                (out, marks)
             })
             .collect();
-        let mut marks = Vec::with_capacity(groups.len() + 1);
+        let mut marks = Vec::with_capacity(n_marks + 1);
+        let mut raw = Vec::with_capacity(tasks.len());
         let file = self.file.as_mut().ok_or_else(|| {
             Error::data("spill", "append after the spill was finished".to_string())
         })?;
-        for gbytes in &groups {
-            marks.push(self.written);
-            file.write_all(gbytes).map_err(|e| {
+        for (bytes, rel) in &encoded {
+            raw.push(bytes.first() == Some(&1));
+            marks.extend(rel.iter().map(|&m| self.written + 1 + m));
+            file.write_all(bytes).map_err(|e| {
                 Error::data(
                     "spill",
                     format!(
@@ -209,18 +245,21 @@ impl Spill {
                     ),
                 )
             })?;
-            self.written += gbytes.len() as u64;
+            self.written += bytes.len() as u64;
         }
         marks.push(self.written);
-        self.segments.push(Segment { base, raw, marks });
+        self.segments.push(Segment {
+            base,
+            raw,
+            per_range: per_task,
+            marks,
+        });
         Ok(())
     }
 
     /// Ends writing (flushes and closes the file); [`columns`](Self::columns) reads after.
     pub fn finish(&mut self) -> Result<()> {
-        if let Some(f) = self.file.take() {
-            f.sync_data().ok();
-        }
+        self.file.take();
         Ok(())
     }
 
@@ -243,16 +282,37 @@ impl Spill {
             .segments
             .par_iter()
             .map(|s| {
-                let (lo, hi) = (s.marks[m0], s.marks[m1.min(s.marks.len() - 1)]);
-                let mut bytes = vec![0u8; (hi - lo) as usize];
-                read_at(&file, &mut bytes, lo).map_err(|e| {
-                    Error::data(
-                        "spill",
-                        format!("reading {} at {lo}: {e}", self.path.display()),
-                    )
-                })?;
-                decode(&bytes, s, m0 * GENES_PER_MARK, g0, g1)
-                    .ok_or_else(|| Error::data("spill", "corrupt spill segment".to_string()))
+                let corrupt = || Error::data("spill", "corrupt spill segment".to_string());
+                let mut out = Columns {
+                    ptr: vec![0],
+                    ..Default::default()
+                };
+                // One read per range of marks (ranges start with their flag byte).
+                let mut m = m0;
+                while m < m1 {
+                    let range = m / s.per_range;
+                    let end = ((range + 1) * s.per_range).min(m1);
+                    let lo = *s.marks.get(m).ok_or_else(corrupt)?;
+                    let hi = match s.marks.get(end) {
+                        Some(&h) if end % s.per_range != 0 || end == s.marks.len() - 1 => h,
+                        Some(&h) => h - 1,
+                        None => return Err(corrupt()),
+                    };
+                    let mut bytes = vec![0u8; (hi - lo) as usize];
+                    read_at(&file, &mut bytes, lo).map_err(|e| {
+                        Error::data(
+                            "spill",
+                            format!("reading {} at {lo}: {e}", self.path.display()),
+                        )
+                    })?;
+                    let raw = *s.raw.get(range).ok_or_else(corrupt)?;
+                    let first = m * GENES_PER_MARK;
+                    let last = (end * GENES_PER_MARK).min(g1);
+                    decode(&bytes, s.base, raw, first, g0.max(first), last, &mut out)
+                        .ok_or_else(corrupt)?;
+                    m = end;
+                }
+                Ok(out)
             })
             .collect();
         let parts: Vec<Columns> = parts.into_iter().collect::<Result<_>>()?;
@@ -294,59 +354,46 @@ impl Drop for Spill {
 }
 
 impl Columns {
-    /// The log-normalized values `ln(1 + x / s)` of these columns as a cells x genes CSR
-    /// matrix over `size_factors.len()` kept cells (`s = 1` where the size factor is 0), the
-    /// same matrix as loading the columns from the file row by row.
-    pub fn to_lognorm_csr(&self, size_factors: &[f32]) -> Result<CsrMatrix> {
-        let n_rows = size_factors.len();
-        let bg = self.ptr.len().saturating_sub(1);
-        let mut indptr = vec![0usize; n_rows + 1];
-        for &k in &self.cells {
-            let k = k as usize;
-            if k >= n_rows {
-                return Err(Error::data("spill", "cell index past the kept cells"));
-            }
-            indptr[k + 1] += 1;
+    /// Replaces the counts by the log-normalized values `ln(1 + x / s)` of their cells
+    /// (`size_factors[cell]`, `s = 1` where it is 0), as the matrix loaded from the file.
+    pub fn lognormalize(&mut self, size_factors: &[f32]) -> Result<()> {
+        if self.cells.iter().any(|&k| k as usize >= size_factors.len()) {
+            return Err(Error::data("spill", "cell index past the kept cells"));
         }
-        for r in 0..n_rows {
-            indptr[r + 1] += indptr[r];
-        }
-        let mut next = indptr[..n_rows].to_vec();
-        let nnz = self.cells.len();
-        let mut indices = vec![0u32; nnz];
-        let mut data = vec![0f32; nnz];
-        for j in 0..bg {
-            for e in self.ptr[j]..self.ptr[j + 1] {
-                let k = self.cells[e] as usize;
-                let s = size_factors[k];
-                let s = if s == 0.0 { 1.0 } else { s };
-                let slot = &mut next[k];
-                indices[*slot] = j as u32;
-                data[*slot] = (self.values[e] / s).ln_1p();
-                *slot += 1;
-            }
-        }
-        CsrMatrix::try_new(n_rows, bg, indptr, indices, data)
+        self.values
+            .par_chunks_mut(1 << 16)
+            .zip(self.cells.par_chunks(1 << 16))
+            .for_each(|(v, c)| {
+                for (v, &k) in v.iter_mut().zip(c) {
+                    let s = size_factors[k as usize];
+                    let s = if s == 0.0 { 1.0 } else { s };
+                    *v = (*v / s).ln_1p();
+                }
+            });
+        Ok(())
     }
 }
 
-/// Decodes genes `g0..g1` from `bytes`, which start at gene `first` of segment `s`.
-fn decode(bytes: &[u8], s: &Segment, first: usize, g0: usize, g1: usize) -> Option<Columns> {
+/// Decodes genes `first..g1` from `bytes` (which start at gene `first` of a segment whose
+/// first delta is from `base`), appending genes `g0..g1` to `out`.
+fn decode(
+    bytes: &[u8],
+    base: u32,
+    raw: bool,
+    first: usize,
+    g0: usize,
+    g1: usize,
+    out: &mut Columns,
+) -> Option<()> {
     let mut at = 0usize;
-    let mut out = Columns {
-        ptr: Vec::with_capacity(g1 - g0 + 1),
-        cells: Vec::with_capacity(bytes.len() / 2),
-        values: Vec::with_capacity(bytes.len() / 2),
-    };
-    out.ptr.push(0);
     for g in first..g1 {
         let n = get_varint(bytes, &mut at)? as usize;
         let keep = g >= g0;
-        let mut prev = s.base;
+        let mut prev = base;
         for _ in 0..n {
             let d = get_varint(bytes, &mut at)? as u32;
             prev = prev.checked_add(d)?;
-            let v = if s.raw {
+            let v = if raw {
                 let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
                 at += 4;
                 f32::from_le_bytes(b)
@@ -362,7 +409,7 @@ fn decode(bytes: &[u8], s: &Segment, first: usize, g0: usize, g1: usize) -> Opti
             out.ptr.push(out.cells.len());
         }
     }
-    Some(out)
+    Some(())
 }
 
 /// An integer count that the varint encoding holds exactly.
@@ -542,18 +589,82 @@ mod tests {
         assert_eq!(mid.ptr, vec![0, 2]);
         assert_eq!(mid.cells, vec![0, 3]);
         assert!(s.columns(2, 4).is_err());
-        // The matrix of log-normalized values.
+        // The log-normalized values.
         let sf = [2.0f32, 1.0, 0.0, 4.0];
-        let m = all.to_lognorm_csr(&sf).unwrap();
-        assert_eq!(
-            m.row(0),
-            (&[0u32, 1][..], &[(1.5f32).ln_1p(), 0.5f32.ln_1p()][..])
-        );
-        // The explicit zero is kept.
-        assert_eq!(m.row(2), (&[2u32][..], &[0.0f32][..]));
-        assert_eq!(m.row(3).1, &[0.25f32.ln_1p(), 1.25f32.ln_1p()]);
+        let mut l = all.clone();
+        l.lognormalize(&sf).unwrap();
+        let want: Vec<f32> = [1.5f32, 0.25, 0.5, 1.25, 200.0, 0.0]
+            .iter()
+            .map(|v| v.ln_1p())
+            .collect();
+        assert_eq!(l.values, want);
+        assert!(l.lognormalize(&sf[..2]).is_err());
         drop(s);
         assert!(!spill_dir.exists());
+    }
+
+    #[test]
+    fn many_genes_any_range() {
+        // 40 cells x 3000 genes (47 marks in 16 ranges), every 7th gene removed, values by an
+        // LCG, one range with a non-integer value.
+        let (n, g) = (40usize, 3000usize);
+        let mut state = 12345u64;
+        let (mut r, mut c, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            for j in 0..g {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if (state >> 33) % 5 == 0 {
+                    r.push(i as u32);
+                    c.push(j as u32);
+                    v.push(((state >> 40) % 300) as f32 + if j == 2500 { 0.5 } else { 0.0 });
+                }
+            }
+        }
+        let x = CsrMatrix::from_triplets(n, g, &r, &c, &v).unwrap();
+        let mut gene_pos = vec![u32::MAX; g];
+        let mut kept = Vec::new();
+        for j in (0..g).filter(|j| j % 7 != 3) {
+            gene_pos[j] = kept.len() as u32;
+            kept.push(j);
+        }
+        let kept_pos: Vec<u32> = (0..n as u32).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spill::create(dir.path(), kept.len(), 0).unwrap();
+        for a in (0..n).step_by(15) {
+            let rows: Vec<usize> = (a..(a + 15).min(n)).collect();
+            s.append(a, &x.select_rows(&rows).unwrap(), &kept_pos, &gene_pos)
+                .unwrap();
+        }
+        s.finish().unwrap();
+        for (g0, g1) in [
+            (0, kept.len()),
+            (0, 1),
+            (63, 65),
+            (100, 900),
+            (2000, kept.len()),
+        ] {
+            let col = s.columns(g0, g1).unwrap();
+            assert_eq!(col.ptr.len(), g1 - g0 + 1);
+            for (jj, &j) in kept[g0..g1].iter().enumerate() {
+                let want: Vec<(u32, f32)> = (0..n)
+                    .filter_map(|i| {
+                        let (idx, val) = x.row(i);
+                        idx.iter()
+                            .position(|&c| c as usize == j)
+                            .map(|p| (i as u32, val[p]))
+                    })
+                    .collect();
+                let (lo, hi) = (col.ptr[jj], col.ptr[jj + 1]);
+                let got: Vec<(u32, f32)> = col.cells[lo..hi]
+                    .iter()
+                    .copied()
+                    .zip(col.values[lo..hi].iter().copied())
+                    .collect();
+                assert_eq!(got, want, "gene {j} in {g0}..{g1}");
+            }
+        }
     }
 
     #[test]
