@@ -93,6 +93,10 @@ struct Args {
     /// Cells per block of the streamed analysis (chosen from the budget when not given).
     #[arg(long)]
     chunk_cells: Option<usize>,
+    /// Directory for the streamed analysis's gene-major spill of the counts (removed after the
+    /// run; about 2 bytes per stored value). Default: the --out directory.
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
     /// With --simulate: write the simulated cells to this 10x HDF5 file and exit (or analyse it
     /// with --stream).
     #[arg(long, value_name = "PATH")]
@@ -363,7 +367,12 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
         chunk_cells: args.chunk_cells,
         memory_budget_bytes: args.memory_budget,
         layer: args.layer.clone(),
+        spill_dir: Some(args.spill_dir.clone().unwrap_or_else(|| args.out.clone())),
     };
+    if args.spill_dir.is_none() {
+        std::fs::create_dir_all(&args.out)
+            .map_err(|e| scrna::Error::data("output", format!("{}: {e}", args.out.display())))?;
+    }
     eprintln!(
         "streaming {} with a memory budget of {:.1} MB",
         path.display(),
@@ -376,14 +385,15 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
     print_steps(&a.steps);
     println!(
         "{} of {} cells passed QC; {} genes kept, {} highly variable; {} passes over the file \
-         ({} cell blocks, {} marker gene blocks)",
+         ({} cell blocks, {} marker gene blocks, spill {:.1} MB)",
         a.cells.keep_cells.len(),
         a.input_shape.0,
         a.kept_genes.len(),
         a.hvg_genes.len(),
         a.passes,
         a.plan.cell_blocks.len(),
-        a.plan.marker_blocks.len()
+        a.plan.marker_blocks.len(),
+        a.plan.spill_bytes as f64 / 1e6
     );
     println!(
         "{} clusters; peak {:.1} MB within a budget of {:.1} MB",

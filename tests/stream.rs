@@ -85,7 +85,7 @@ fn budget_respected(s: &StreamAnalysis, r: &CellChunks) {
     for &(g0, g1) in &p.marker_blocks {
         let bytes = 8 * (n_kept + 1)
             + (g0..g1)
-                .map(|g| 8 * s.stored_per_gene[g] + per_gene)
+                .map(|g| 16 * s.stored_per_gene[g] + per_gene)
                 .sum::<u64>();
         assert!(
             g1 - g0 == 1 || bytes <= p.marker_block_bytes,
@@ -162,9 +162,11 @@ fn small_budget_splits_blocks_and_keeps_results() {
     let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
     let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
     let budget = parse_bytes("3.5M").unwrap();
+    let spill_dir = tempfile::tempdir().unwrap();
     let so = StreamOptions {
         pipeline: po.clone(),
         memory_budget_bytes: budget,
+        spill_dir: Some(spill_dir.path().to_path_buf()),
         ..Default::default()
     };
     let s = stream::run(&p, &so).unwrap();
@@ -172,8 +174,46 @@ fn small_budget_splits_blocks_and_keeps_results() {
     assert!(s.plan.marker_blocks.len() > 1, "{:?}", s.plan);
     budget_respected(&s, &r);
     same_results(&mem, &s, "budget 3.5M");
-    // Passes: QC, moments, HVG load, one per marker block.
-    assert_eq!(s.passes, 3 + s.plan.marker_blocks.len());
+    // Passes: QC, moments, HVG load (which writes the spill); the markers read the spill.
+    assert_eq!(s.passes, 3);
+    // The default min_cells (3) keeps QC and HVG in separate reads, and the result says why.
+    assert!(
+        s.qc_hvg_passes.contains("min_cells = 3"),
+        "{}",
+        s.qc_hvg_passes
+    );
+    // About 2 bytes per stored value of the kept cells and genes, and removed after the run.
+    let stored: u64 = s.stored_per_gene.iter().sum();
+    assert!(s.plan.spill_bytes > stored && s.plan.spill_bytes < 3 * stored);
+    assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+    // Several marker blocks give the single block's markers exactly.
+    let one = stream::run(
+        &p,
+        &StreamOptions {
+            pipeline: po.clone(),
+            chunk_cells: Some(97),
+            spill_dir: Some(spill_dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(one.plan.marker_blocks.len(), 1);
+    assert_eq!(one.markers, s.markers);
+    // An error after the spill was written (in the markers step) removes it too.
+    let mut bad = po.clone();
+    bad.markers.reference = scrna::markers::Reference::Group(999);
+    match stream::run(
+        &p,
+        &StreamOptions {
+            pipeline: bad,
+            spill_dir: Some(spill_dir.path().to_path_buf()),
+            ..so.clone()
+        },
+    ) {
+        Err(Error::InvalidOption { .. }) => {}
+        other => panic!("expected a reference error, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
     // A budget below the per-cell tables and one block is refused up front.
     let tiny = StreamOptions {
         memory_budget_bytes: 100_000,

@@ -20,13 +20,17 @@
 //!    variances are bit-identical; then [`crate::hvg::highly_variable_from_moments`]. Without a
 //!    `target_sum` the median total needs the totals of every kept cell first: one more pass.
 //! 3. **Load** (one pass): the log-normalized values of the kept cells in the highly variable
-//!    genes only, as a [`CsrMatrix`].
+//!    genes only, as a [`CsrMatrix`]; the same pass writes the counts of the kept cells in all
+//!    kept genes gene-major to a spill file ([`spill`], about 2 bytes per stored value, in
+//!    [`StreamOptions::spill_dir`]).
 //! 4. **PCA, neighbors, Leiden, UMAP**: the library's functions as they are, on that matrix.
 //!    The HVG matrix is dropped after PCA.
-//! 5. **Markers**: the kept genes are cut into blocks sized from the memory budget; each block
-//!    is one pass loading the log-normalized values of those genes for all kept cells, ranked
-//!    with [`crate::markers::rank_genes`]; the per-gene results are concatenated and the
-//!    adjusted p-values and the order recomputed over all genes.
+//! 5. **Markers** (no pass over the file): the kept genes are cut into blocks sized from the
+//!    memory budget; each block's columns are read from the spill (one read per block of
+//!    cells), turned into the log-normalized values of those genes for all kept cells and
+//!    ranked as they are, gene-major ([`crate::markers::rank_genes_csc`]); the per-gene
+//!    results are concatenated and the adjusted p-values and the order recomputed over all
+//!    genes. The spill is removed at the end of the run, and on error.
 //!
 //! # Memory
 //!
@@ -39,8 +43,8 @@
 //!   non-zeros counted in pass 2, and the run stops with [`Error::InvalidOption`] before
 //!   loading it when the estimate exceeds the budget;
 //! - marker gene blocks: what remains of the budget after the above, halved for the
-//!   ranking's own buffers, at 8 bytes per stored value plus `8 (4 n_groups + 1)` bytes per
-//!   gene.
+//!   ranking's own buffers, at 16 bytes per stored value (the columns read from the spill and
+//!   the parts they are assembled from) plus `8 (4 n_groups + 1)` bytes per gene.
 //!
 //! These are estimates of the data structures, not a hard limit enforced by the allocator;
 //! the observed peak resident memory is reported per step ([`StepReport`]) and overall.
@@ -49,14 +53,15 @@
 //!
 //! The QC metrics, filters, normalized values, HVG moments, the HVG matrix and therefore PCA,
 //! neighbors, Leiden and UMAP are identical (same arithmetic in the same order). Wilcoxon
-//! markers are identical (each gene is ranked on its own). With the t-test the per-gene sums
-//! of `rank_genes` are grouped by row chunks that depend on the matrix width, so scores agree
-//! to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output only) are
+//! markers are identical (each gene is ranked on its own, its values in cell order). With the
+//! t-test the per-gene sums are taken in cell order here and in row chunks by `rank_genes`, so
+//! scores agree to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output only) are
 //! summed in file order and agree to rounding. Not supported here: `seurat_v3` HVG,
 //! `exclude_highly_expressed` normalization and HVG batches (errors).
 
 pub mod output;
 pub mod reader;
+pub mod spill;
 pub mod write;
 
 pub use reader::CellChunks;
@@ -68,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor, Hvg};
 use crate::io::ReadOptions;
-use crate::markers::{rank_genes, Correction, GroupMarkers, RankGenes};
+use crate::markers::{rank_genes_csc, Correction, GroupMarkers, RankGenes};
 use crate::neighbors::{knn, Knn};
 use crate::pca::{pca, Pca};
 use crate::pipeline::{PipelineOptions, Progress, StepReport};
@@ -77,12 +82,12 @@ use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
 use rayon::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Options of [`run`]: the in-memory pipeline's options plus how to read and how much memory
 /// to use. `Default`: [`PipelineOptions::default`], [`ReadOptions::default`], blocks sized
-/// from the budget, budget 8 GiB.
+/// from the budget, budget 8 GiB, spill in the system's temporary directory.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// Options of every step, as for [`crate::pipeline::run`].
@@ -96,6 +101,12 @@ pub struct StreamOptions {
     pub chunk_cells: Option<usize>,
     /// Memory budget in bytes (see the module docs for what it bounds).
     pub memory_budget_bytes: u64,
+    /// Directory in which the gene-major spill of the counts is written (in a new
+    /// sub-directory, removed at the end of the run and on error); it needs about 2 bytes per
+    /// stored value of the kept cells and genes (checked before the pass that writes it).
+    /// Default `None`: [`std::env::temp_dir`] (the `pipeline` example uses the output
+    /// directory).
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for StreamOptions {
@@ -106,6 +117,7 @@ impl Default for StreamOptions {
             layer: None,
             chunk_cells: None,
             memory_budget_bytes: 8 << 30,
+            spill_dir: None,
         }
     }
 }
@@ -127,6 +139,8 @@ pub struct MemoryPlan {
     pub cell_blocks: Vec<(usize, usize)>,
     /// Blocks of kept genes ranked together for the markers (`start..end` into kept genes).
     pub marker_blocks: Vec<(usize, usize)>,
+    /// Bytes of the gene-major spill of the counts.
+    pub spill_bytes: u64,
 }
 
 /// Everything [`run`] computed.
@@ -168,6 +182,9 @@ pub struct StreamAnalysis {
     pub markers: RankGenes,
     /// Passes made over the file.
     pub passes: usize,
+    /// Why the QC and HVG steps read the file separately with these options (see
+    /// [`qc_hvg_passes`]).
+    pub qc_hvg_passes: String,
     /// The memory plan and blocks used.
     pub plan: MemoryPlan,
     /// Time and peak memory per step.
@@ -558,6 +575,22 @@ pub fn run_with_progress(
     for (k, &g) in hvg_genes.iter().enumerate() {
         col_of[kept_genes[g]] = k as u32;
     }
+    let spill_parent = match &opts.spill_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    let kept_totals: Vec<f64> = kept_genes
+        .iter()
+        .map(|&g| qc.gene_total_counts[g])
+        .collect();
+    let spill_needed = spill::estimate_bytes(
+        &stored_per_gene,
+        &kept_totals,
+        n_kept,
+        cell_blocks.len(),
+        opts.read.assume_counts,
+    );
+    let mut spill = spill::Spill::create(&spill_parent, n_kg, spill_needed)?;
     let x_hvg = steps.step("load", |rep| {
         let m = load_columns(
             &reader,
@@ -568,10 +601,13 @@ pub fn run_with_progress(
             hvg_genes.len(),
             hvg_nnz as usize,
             rep,
+            &mut |a, x| spill.append(a, x, &kept_pos, &gene_pos),
         );
         passes += 1;
+        spill.finish()?;
         m
     })?;
+    let spill_bytes = spill.bytes();
 
     // ---- 4. PCA, neighbors, Leiden, UMAP ----
     let pca_result = steps.step("pca", |_| {
@@ -606,26 +642,21 @@ pub fn run_with_progress(
         let mut parts: Vec<RankGenes> = Vec::with_capacity(marker_blocks.len());
         let n_blocks = marker_blocks.len() as f64;
         for (bi, &(g0, g1)) in marker_blocks.iter().enumerate() {
-            let mut col_of = vec![u32::MAX; n_genes];
-            for g in g0..g1 {
-                col_of[kept_genes[g]] = (g - g0) as u32;
-            }
-            let nnz: u64 = stored_per_gene[g0..g1].iter().sum();
-            let xb = load_columns(
-                &reader,
-                &cell_blocks,
-                &kept_pos,
-                &size_factors,
-                &col_of,
-                g1 - g0,
-                nnz as usize,
-                &mut |f| rep((bi as f64 + f) / n_blocks),
-            )?;
-            passes += 1;
-            parts.push(rank_genes(&xb, &clustering.labels, &po.markers)?);
+            let mut c = spill.columns(g0, g1)?;
+            c.lognormalize(&size_factors)?;
+            parts.push(rank_genes_csc(
+                n_kept,
+                &c.ptr,
+                &c.cells,
+                &c.values,
+                &clustering.labels,
+                &po.markers,
+            )?);
+            rep((bi + 1) as f64 / n_blocks);
         }
         merge_rank_genes(parts, po.markers.corr_method)
     })?;
+    drop(spill);
 
     let peak = steps.steps.iter().filter_map(|s| s.peak_rss_bytes).max();
     Ok(StreamAnalysis {
@@ -647,6 +678,7 @@ pub fn run_with_progress(
         umap: layout,
         markers,
         passes,
+        qc_hvg_passes: qc_hvg_passes(po),
         plan: MemoryPlan {
             budget_bytes: budget,
             resident_bytes: resident,
@@ -655,10 +687,41 @@ pub fn run_with_progress(
             marker_block_bytes,
             cell_blocks,
             marker_blocks,
+            spill_bytes,
         },
         steps: steps.steps,
         peak_rss_bytes: peak,
     })
+}
+
+/// Why the QC pass and the HVG pass are two reads of the file with these options. The size
+/// factors of the HVG pass are the totals over the kept genes, and which genes are kept is
+/// known only after every cell: with `min_cells` of 2 or more a gene detected in one kept
+/// cell is removed and changes that cell's total; summing the totals again without it would
+/// not give the in-memory pipeline's `f64` sums bit for bit. The MAD thresholds and the
+/// median total (no `target_sum`) need every cell first too. With none of these (no MAD,
+/// `target_sum` given, `min_cells` at most 1) the two reads could be one; that sharing is not
+/// implemented yet.
+pub fn qc_hvg_passes(po: &PipelineOptions) -> String {
+    let mut why = Vec::new();
+    if po.filter.mad.is_some() {
+        why.push("the MAD thresholds need the metrics of every cell first".to_string());
+    }
+    if po.normalize.target_sum.is_none() {
+        why.push("without target_sum the median total needs every kept cell first".to_string());
+    }
+    if let Some(mc) = po.filter.min_cells.filter(|&m| m >= 2) {
+        why.push(format!(
+            "min_cells = {mc} removes genes only after every cell, and the size factors are \
+             totals over the kept genes"
+        ));
+    }
+    if why.is_empty() {
+        "separate reads: sharing one read is possible with these options but not implemented"
+            .to_string()
+    } else {
+        format!("separate reads: {}", why.join("; "))
+    }
 }
 
 /// The fixed bounds of the cell filter (`min_genes`, `max_genes`, `min_counts`, `max_counts`,
@@ -698,7 +761,11 @@ fn plan_cell_blocks(
     out
 }
 
-/// Blocks of consecutive kept genes whose loaded columns (8 bytes per stored value, plus
+/// Bytes per stored value of a marker gene block: the columns read from the spill (cell and
+/// value) and the per-block-of-cells parts they are assembled from.
+const MARKER_BYTES_PER_VALUE: u64 = 16;
+
+/// Blocks of consecutive kept genes whose columns ([`MARKER_BYTES_PER_VALUE`], plus
 /// `per_gene` bytes of ranking state per gene and the row pointers) fit `block_bytes`; a gene
 /// that alone exceeds it is a block of its own.
 fn plan_gene_blocks(
@@ -711,10 +778,12 @@ fn plan_gene_blocks(
     let mut out = Vec::new();
     let mut g0 = 0;
     while g0 < stored.len() {
-        let mut size = fixed + stored[g0] * 8 + per_gene;
+        let mut size = fixed + stored[g0] * MARKER_BYTES_PER_VALUE + per_gene;
         let mut g1 = g0 + 1;
-        while g1 < stored.len() && size + stored[g1] * 8 + per_gene <= block_bytes {
-            size += stored[g1] * 8 + per_gene;
+        while g1 < stored.len()
+            && size + stored[g1] * MARKER_BYTES_PER_VALUE + per_gene <= block_bytes
+        {
+            size += stored[g1] * MARKER_BYTES_PER_VALUE + per_gene;
             g1 += 1;
         }
         out.push((g0, g1));
@@ -724,7 +793,8 @@ fn plan_gene_blocks(
 }
 
 /// Loads the log-normalized values `ln(1 + x / s)` of the kept cells in the columns
-/// `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`), one pass over the file.
+/// `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`), one pass over the file; every
+/// block read is also handed to `each_block` (first cell, counts).
 #[allow(clippy::too_many_arguments)]
 fn load_columns(
     reader: &CellChunks,
@@ -735,6 +805,7 @@ fn load_columns(
     n_cols: usize,
     nnz_hint: usize,
     rep: &mut dyn FnMut(f64),
+    each_block: &mut dyn FnMut(usize, &CsrMatrix) -> Result<()>,
 ) -> Result<CsrMatrix> {
     let n_rows = size_factors.len();
     let mut indptr = Vec::with_capacity(n_rows + 1);
@@ -742,6 +813,7 @@ fn load_columns(
     let mut indices: Vec<u32> = Vec::with_capacity(nnz_hint);
     let mut data: Vec<f32> = Vec::with_capacity(nnz_hint);
     for_blocks(reader, blocks, rep, |a, x| {
+        each_block(a, x)?;
         let rows: Vec<(usize, u32)> = (0..x.n_rows())
             .filter_map(|r| {
                 let k = kept_pos[a + r];
