@@ -50,8 +50,9 @@
 //! With `λ_kb = α E_kb` a batch's pull on a cluster's centroid and its correction there are
 //! shrunk when it holds fewer cells than expected, and the state stays its own cluster (also at
 //! batch sd 0.35 and 12,000 cells; `tests/multi_sample.rs`), while the null designs of
-//! `tests/condition_null.rs` (batch sd 0.35, 2 + 2 and 3 + 3 samples, five seeds) stay free of
-//! calls. `lambda: Some(1.0)` gives the original method.
+//! `tests/condition_null.rs` (batch sd 0.35, 2 + 2 and 3 + 3 samples, five seeds) call no
+//! cluster and at most 2 of 126 Milo neighbourhoods in a run. `lambda: Some(1.0)` gives the
+//! original method.
 //!
 //! Differences from `harmonypy` 2.1:
 //! - Other defaults are those of the original method (and of `harmonypy` before 2.0):
