@@ -246,7 +246,7 @@ fn rank_r_matrix_is_recovered() {
     let x = low_rank(n, p, r);
     let s = dense_singular_values(&x);
     assert!(s[r] < 1e-6 * s[0], "test matrix should have rank <= {r}");
-    for solver in [Solver::randomized(), Solver::lanczos()] {
+    for solver in [Solver::randomized(), Solver::lanczos(), Solver::krylov()] {
         let opts = PcaOptions {
             n_comps: 10,
             scale: false,
@@ -293,7 +293,7 @@ fn full_spectrum_matches_dense_svd() {
         .select_cols(&(100..140).collect::<Vec<_>>())
         .unwrap();
     let s = dense_singular_values(&x);
-    for solver in [Solver::randomized(), Solver::lanczos()] {
+    for solver in [Solver::randomized(), Solver::lanczos(), Solver::krylov()] {
         let opts = PcaOptions {
             n_comps: 40,
             scale: false,
@@ -364,7 +364,7 @@ fn randomized_stops_early_once_the_ritz_values_settle() {
 #[test]
 fn same_seed_same_result_whatever_the_thread_count() {
     let x = sim_input();
-    for solver in [Solver::randomized(), Solver::lanczos()] {
+    for solver in [Solver::randomized(), Solver::lanczos(), Solver::krylov()] {
         let opts = PcaOptions {
             n_comps: 20,
             solver,

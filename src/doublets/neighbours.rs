@@ -56,6 +56,7 @@ pub(super) fn simulated_neighbour_counts(
             let mut dots = faer::Mat::<f32>::zeros(RB, nq);
             let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(RB + 2 * m); nq];
             let mut taus = vec![f32::INFINITY; nq];
+            let mut scratch = Vec::with_capacity(RB);
             for r0 in (0..n_all).step_by(RB) {
                 let r1 = (r0 + RB).min(n_all);
                 let nr = r1 - r0;
@@ -71,17 +72,23 @@ pub(super) fn simulated_neighbour_counts(
                 crate::cpu::clear_upper_simd_state_here();
                 let sqr = &sq[r0..r1];
                 for (a, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
-                    scan(&dots.col_as_slice(a)[..nr], sqr, r0 as u32, m, buf, tau);
-                    if buf.len() > m {
-                        flush(buf, m, tau);
+                    let col = &dots.col_as_slice(a)[..nr];
+                    if r0 == 0 {
+                        // the bound from the first 4m references, the rest scanned against it
+                        let head = (4 * m).min(nr);
+                        first_block(&col[..head], &sqr[..head], m, buf, tau, &mut scratch);
+                        scan(&col[head..], &sqr[head..nr], head as u32, m, buf, tau);
+                    } else {
+                        scan(col, sqr, r0 as u32, m, buf, tau);
                     }
                 }
             }
+            let mut ranked = Vec::with_capacity(m);
             bufs.into_iter()
                 .enumerate()
                 .map(|(a, mut buf)| {
                     keep_best(&mut buf, m);
-                    count(x, d, q0 + a, &buf, n_obs, k)
+                    count(x, d, q0 + a, &buf, n_obs, k, &mut ranked)
                 })
                 .collect()
         })
@@ -89,35 +96,136 @@ pub(super) fn simulated_neighbour_counts(
     blocks.into_iter().flatten().collect()
 }
 
+/// The first references (`0..col.len()`, a few times `m`): the bound is set to the `m`-th
+/// smallest of their values (an `f32` selection, no pairs), and only the values at or below it
+/// enter the buffer, so that they cost one selection over plain values and `m` (plus ties)
+/// pushes.
+fn first_block(
+    col: &[f32],
+    sqr: &[f32],
+    m: usize,
+    buf: &mut Vec<(f32, u32)>,
+    tau: &mut f32,
+    scratch: &mut Vec<f32>,
+) {
+    let n = col.len().min(sqr.len());
+    scratch.clear();
+    scratch.extend(sqr[..n].iter().zip(&col[..n]).map(|(&s, &c)| s - 2.0 * c));
+    if n > m {
+        let (_, &mut bound, _) = scratch.select_nth_unstable_by(m - 1, f32::total_cmp);
+        for (b, (&s, &c)) in sqr[..n].iter().zip(&col[..n]).enumerate() {
+            let v = s - 2.0 * c;
+            if v <= bound {
+                buf.push((v, b as u32));
+            }
+        }
+        *tau = bound;
+    } else {
+        buf.extend(scratch.iter().enumerate().map(|(b, &v)| (v, b as u32)));
+    }
+}
+
 /// Offers the references `r0 + b` with values `sqr[b] - 2 col[b]` to the query's buffer.
+/// Eight values at a time are compared with the bound into a bit mask (one vector compare
+/// when the target has it); only the set bits are pushed, in increasing index.
 #[inline]
 fn scan(col: &[f32], sqr: &[f32], r0: u32, m: usize, buf: &mut Vec<(f32, u32)>, tau: &mut f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { scan_avx2(col, sqr, r0, m, buf, tau) };
+            crate::cpu::clear_upper_simd_state_here();
+            return;
+        }
+    }
+    scan_body(col, sqr, r0, m, buf, tau);
+}
+
+/// [`scan_body`] with AVX2 intrinsics: eight values per step, the comparison with the bound as
+/// one vector compare and a move-mask; the same `f32` operations (`sqr - 2 col`, no fused
+/// multiply-add), so the same values and candidates as the scalar body.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_avx2(
+    col: &[f32],
+    sqr: &[f32],
+    r0: u32,
+    m: usize,
+    buf: &mut Vec<(f32, u32)>,
+    tau: &mut f32,
+) {
+    use std::arch::x86_64::*;
     const W: usize = 8;
     let n = col.len().min(sqr.len());
+    let mut t = *tau;
+    let two = _mm256_set1_ps(2.0);
+    let mut tv = _mm256_set1_ps(t);
+    let mut vals = [0f32; W];
     let mut b = 0;
     while b + W <= n {
-        let mut v = [0f32; W];
-        let mut any = false;
-        for l in 0..W {
-            v[l] = sqr[b + l] - 2.0 * col[b + l];
-            any |= v[l] < *tau;
-        }
-        if any {
-            for (l, &vl) in v.iter().enumerate() {
-                if vl < *tau {
-                    push(buf, m, tau, vl, r0 + (b + l) as u32);
+        // SAFETY: b + 8 <= n <= the length of both slices.
+        let c = _mm256_loadu_ps(col.as_ptr().add(b));
+        let q = _mm256_loadu_ps(sqr.as_ptr().add(b));
+        let v = _mm256_sub_ps(q, _mm256_mul_ps(two, c));
+        let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v, tv)) as u32;
+        if mask != 0 {
+            _mm256_storeu_ps(vals.as_mut_ptr(), v);
+            while mask != 0 {
+                let l = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                // the bound may have dropped after a flush within this group
+                if vals[l] < t {
+                    push(buf, m, &mut t, vals[l], r0 + (b + l) as u32);
                 }
+            }
+            tv = _mm256_set1_ps(t);
+        }
+        b += W;
+    }
+    *tau = t;
+    scan_body(&col[b..n], &sqr[b..n], r0 + b as u32, m, buf, tau);
+}
+
+#[inline(always)]
+fn scan_body(
+    col: &[f32],
+    sqr: &[f32],
+    r0: u32,
+    m: usize,
+    buf: &mut Vec<(f32, u32)>,
+    tau: &mut f32,
+) {
+    const W: usize = 8;
+    let n = col.len().min(sqr.len());
+    let (col, sqr) = (&col[..n], &sqr[..n]);
+    let mut t = *tau;
+    let mut b = 0;
+    for (cc, sc) in col.chunks_exact(W).zip(sqr.chunks_exact(W)) {
+        let mut v = [0f32; W];
+        let mut mask = 0u32;
+        for l in 0..W {
+            v[l] = sc[l] - 2.0 * cc[l];
+            mask |= u32::from(v[l] < t) << l;
+        }
+        while mask != 0 {
+            let l = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            // the bound may have dropped after a flush within this group
+            if v[l] < t {
+                push(buf, m, &mut t, v[l], r0 + (b + l) as u32);
             }
         }
         b += W;
     }
     while b < n {
         let v = sqr[b] - 2.0 * col[b];
-        if v < *tau {
-            push(buf, m, tau, v, r0 + b as u32);
+        if v < t {
+            push(buf, m, &mut t, v, r0 + b as u32);
         }
         b += 1;
     }
+    *tau = t;
 }
 
 /// Adds a candidate; once a bound is set (after the first reference block), a full buffer
@@ -147,28 +255,36 @@ fn keep_best(buf: &mut Vec<(f32, u32)>, m: usize) {
 
 /// Simulated cells (index `>= n_obs`) among the `k` nearest of cell `i`: the cell itself, then
 /// the candidates by `f64` distance, equal distances by index.
-fn count(x: &[f32], d: usize, i: usize, cand: &[(f32, u32)], n_obs: usize, k: usize) -> u32 {
+fn count(
+    x: &[f32],
+    d: usize,
+    i: usize,
+    cand: &[(f32, u32)],
+    n_obs: usize,
+    k: usize,
+    ranked: &mut Vec<(f64, u32)>,
+) -> u32 {
     let a = &x[i * d..(i + 1) * d];
-    let mut ranked: Vec<(f64, u32)> = cand
+    ranked.clear();
+    ranked.extend(cand.iter().filter(|p| p.1 as usize != i).map(|&(_, j)| {
+        let b = &x[j as usize * d..(j as usize + 1) * d];
+        let s: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(&u, &v)| {
+                let t = u as f64 - v as f64;
+                t * t
+            })
+            .sum();
+        (s, j)
+    }));
+    // the k - 1 nearest others under (distance, index): a selection, their order is not needed
+    let take = (k - 1).min(ranked.len());
+    if take > 0 && take < ranked.len() {
+        ranked.select_nth_unstable_by(take - 1, |p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
+    }
+    let others = ranked[..take]
         .iter()
-        .filter(|p| p.1 as usize != i)
-        .map(|&(_, j)| {
-            let b = &x[j as usize * d..(j as usize + 1) * d];
-            let s: f64 = a
-                .iter()
-                .zip(b)
-                .map(|(&u, &v)| {
-                    let t = u as f64 - v as f64;
-                    t * t
-                })
-                .sum();
-            (s, j)
-        })
-        .collect();
-    ranked.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
-    let others = ranked
-        .iter()
-        .take(k - 1)
         .filter(|p| p.1 as usize >= n_obs)
         .count();
     (others + usize::from(i >= n_obs)) as u32

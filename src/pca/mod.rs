@@ -51,6 +51,8 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 
+mod krylov;
+
 /// Rows (cells) per block in the transposed product `S^T Y`; fixed so that the reduction tree
 /// (and hence the floating-point result) does not depend on the number of threads.
 pub const BLOCK_ROWS: usize = 2048;
@@ -89,6 +91,21 @@ pub enum Solver {
         /// `n_power_iter` iterations.
         tol: f64,
     },
+    /// Randomized block Krylov iteration (Musco and Musco 2015, "Randomized block Krylov
+    /// methods for stronger and faster approximate singular value decomposition", algorithm 2):
+    /// a Gaussian start block `V_0` of `b = n_comps + n_oversamples` columns, the blocks
+    /// `V_i = orth((A^T A) V_{i-1})` for `i = 1..n_iter`, each orthogonalized against all
+    /// earlier blocks (block classical Gram-Schmidt, twice, then Cholesky QR, twice), and a
+    /// Rayleigh-Ritz step on the whole Krylov basis `[V_0 .. V_n_iter]` (at most
+    /// `min(cells, genes)` columns). For the same number of products with `A` it reaches a far
+    /// better approximation of the leading subspace than subspace iteration, which keeps only
+    /// the last block.
+    Krylov {
+        /// Extra columns beyond `n_comps` in each block. Default 10.
+        n_oversamples: usize,
+        /// Applications of `A^T A` (Krylov blocks beyond the start block). Default 5.
+        n_iter: usize,
+    },
     /// Augmented implicitly restarted Lanczos bidiagonalization (IRLBA; Baglama and Reichel
     /// 2005, as in the `irlba` R package, libscran and Seurat), with full reorthogonalization
     /// and thick restarts keeping `n_comps` Ritz vectors.
@@ -113,6 +130,14 @@ impl Solver {
             n_oversamples: 30,
             n_power_iter: 10,
             tol: Self::RANDOMIZED_TOL,
+        }
+    }
+
+    /// Block Krylov with the default oversampling (10) and number of iterations (5).
+    pub fn krylov() -> Self {
+        Solver::Krylov {
+            n_oversamples: 10,
+            n_iter: 5,
         }
     }
 
@@ -282,6 +307,10 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
             tol,
             max_restarts,
         } => irlba(&op, k, extra_work, tol, max_restarts, opts.seed)?,
+        Solver::Krylov {
+            n_oversamples,
+            n_iter,
+        } => krylov::block_krylov(&op, k, n_oversamples, n_iter, opts.seed)?,
     };
     let variance: Vec<f64> = sigma.iter().map(|s| s * s / (n - 1) as f64).collect();
     let variance_ratio = variance
@@ -809,14 +838,18 @@ fn rows_to_cols(rows: &[f64], len: usize, l: usize) -> Vec<Vec<f64>> {
 /// `rows` (`len x l`, row-major) times `m` (`l x k`, faer) -> `len x k` row-major, parallel
 /// over rows.
 fn rows_times(rows: &[f64], len: usize, l: usize, m: faer::MatRef<'_, f64>, k: usize) -> Vec<f64> {
+    // the columns of `m` made contiguous; each output is the same left-to-right sum
+    let mt: Vec<f64> = (0..k)
+        .flat_map(|c| (0..l).map(move |t| m[(t, c)]))
+        .collect();
     let mut out = vec![0.0; len * k];
     out.par_chunks_mut(k)
         .enumerate()
         .with_min_len(256)
         .for_each(|(i, o)| {
             let r = &rows[i * l..(i + 1) * l];
-            for (c, ov) in o.iter_mut().enumerate() {
-                *ov = (0..l).map(|t| r[t] * m[(t, c)]).sum();
+            for (ov, col) in o.iter_mut().zip(mt.chunks_exact(l)) {
+                *ov = r.iter().zip(col).map(|(&a, &b)| a * b).sum();
             }
         });
     debug_assert_eq!(out.len(), len * k);
@@ -889,6 +922,24 @@ fn ritz_converged(prev: &[f64], cur: &[f64], tol: f64) -> bool {
         .all(|(&a, &b)| (b - a).abs() <= tol * b.max(floor))
 }
 
+/// Lower triangle of `Y^T Y` (`Y`: `n x l`, row-major) by fixed blocks of rows, each
+/// accumulated row by row, merged by [`block_reduce`]'s fixed tree.
+fn gram_lower(y: &[f64], n: usize, l: usize) -> Vec<f64> {
+    block_reduce(n, |rows| {
+        let mut acc = vec![0.0f64; l * l];
+        for i in rows {
+            let r = &y[i * l..(i + 1) * l];
+            for a in 0..l {
+                let ra = r[a];
+                for (g, &rb) in acc[a * l..a * l + a + 1].iter_mut().zip(&r[..=a]) {
+                    *g += ra * rb;
+                }
+            }
+        }
+        acc
+    })
+}
+
 /// Returns the decomposition and the number of applications of `A^T A`.
 fn randomized_svd(
     op: &Operator<'_>,
@@ -928,21 +979,30 @@ fn randomized_svd(
         }
     }
     let vr = cols_to_rows(&v, p);
-    op.mul::<f64>(&vr, l, &mut y);
-    // Rayleigh-Ritz: eigen-decomposition of the Gram matrix (A V)^T (A V).
-    let gram = block_reduce(n, |rows| {
-        let mut acc = vec![0.0f64; l * l];
-        for i in rows {
-            let r = &y[i * l..(i + 1) * l];
-            for a in 0..l {
-                let ra = r[a];
-                for (g, &rb) in acc[a * l..a * l + a + 1].iter_mut().zip(&r[..=a]) {
-                    *g += ra * rb;
-                }
-            }
-        }
-        acc
-    });
+    Ok((
+        rayleigh_ritz::<f64>(op, &vr, l, k, &mut y, gram_lower)?,
+        applications,
+    ))
+}
+
+/// Rayleigh-Ritz step on the orthonormal basis `vr` (`p x l`, row-major): `Y = A V` (into `y`,
+/// `n x l`, accumulated in `T`), the eigen-decomposition `W Theta W^T` of the Gram matrix
+/// `Y^T Y` (`gram(y, n, l)`, whose lower triangle is read; a fixed-order reduction and a
+/// sequential eigen-solver keep it independent of the thread count), and the `k` leading
+/// pairs: `sigma_c = sqrt(theta_c)`, loadings `V W` and embedding `Y W` (`= U Sigma`).
+fn rayleigh_ritz<T: Acc>(
+    op: &Operator<'_>,
+    vr: &[f64],
+    l: usize,
+    k: usize,
+    y: &mut [f64],
+    gram: impl Fn(&[f64], usize, usize) -> Vec<f64>,
+) -> Result<Svd> {
+    let n = op.n;
+    let p = op.p;
+    op.mul::<T>(vr, l, y);
+    let y = &*y;
+    let gram = gram(y, n, l);
     let g = faer::Mat::<f64>::from_fn(l, l, |a, b| {
         if b <= a {
             gram[a * l + b]
@@ -963,9 +1023,9 @@ fn randomized_svd(
         .iter()
         .map(|&i| vals[i].max(0.0).sqrt())
         .collect();
-    let loadings = rows_times(&vr, p, l, w.as_ref(), k);
-    let embedding = rows_times(&y, n, l, w.as_ref(), k);
-    Ok(((sigma, loadings, embedding), applications))
+    let loadings = rows_times(vr, p, l, w.as_ref(), k);
+    let embedding = rows_times(y, n, l, w.as_ref(), k);
+    Ok((sigma, loadings, embedding))
 }
 
 fn irlba(
