@@ -20,6 +20,7 @@
 mod multi_sample;
 pub mod output;
 mod preprocess;
+pub(crate) mod runner;
 
 pub use preprocess::{preprocess, preprocess_owned, Preprocessed};
 
@@ -38,13 +39,12 @@ use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::NormalizeOptions;
 use crate::pca::{pca, Pca, PcaOptions};
 use crate::qc::{FilterOptions, Filtered, QcMetrics};
-use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use multi_sample::integrate;
 use ndarray::Array2;
 use preprocess::preprocess_timed;
+use runner::StepRunner;
 use std::borrow::Cow;
-use std::time::Instant;
 
 /// Options of every step of [`run`]. `Default` gives Scanpy's standard tutorial settings.
 #[derive(Debug, Clone)]
@@ -384,54 +384,6 @@ fn doublets_wanted(data: &Dataset, opts: &PipelineOptions) -> bool {
     }
 }
 
-struct Timer<'a> {
-    progress: &'a mut (dyn FnMut(&Progress) + Send),
-    plan: Vec<&'static str>,
-    steps: Vec<StepReport>,
-}
-
-impl Timer<'_> {
-    /// Runs one step; `f` gets a reporter for the fraction done within the step (values in
-    /// (0, 1) are passed on; 0 and 1 are reported here at the start and the end).
-    fn step<T>(
-        &mut self,
-        name: &'static str,
-        f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
-    ) -> Result<T> {
-        let index = self
-            .plan
-            .iter()
-            .position(|s| *s == name)
-            .map_or(0, |i| i + 1);
-        let total = self.plan.len();
-        let mut report = |fraction| {
-            (self.progress)(&Progress {
-                step: name,
-                index,
-                total,
-                fraction,
-            })
-        };
-        report(0.0);
-        crate::cpu::clear_upper_simd_state();
-        reset_peak_rss();
-        let t = Instant::now();
-        let out = f(&mut |fraction| {
-            if fraction > 0.0 && fraction < 1.0 {
-                report(fraction)
-            }
-        })?;
-        let seconds = t.elapsed().as_secs_f64();
-        report(1.0);
-        self.steps.push(StepReport {
-            step: name,
-            seconds,
-            peak_rss_bytes: peak_rss_bytes(),
-        });
-        Ok(out)
-    }
-}
-
 /// Runs the standard analysis on raw counts (see the module docs), calling `progress` at the
 /// start and end of every step. The kept cells and genes are copied; [`run_owned`] filters the
 /// input in place instead.
@@ -504,11 +456,7 @@ fn run_cow(
         // A batch key that is not in the cell table fails before any work.
         Codes::of(&data.cells, &opts.batch_key).map_err(|e| e.within("pipeline"))?;
     }
-    let mut timer = Timer {
-        progress,
-        plan: plan(&data, opts),
-        steps: Vec::new(),
-    };
+    let mut timer = StepRunner::new(progress, plan(&data, opts));
     let input_shape = (data.n_cells(), data.n_genes());
     let input_cells = CellTable {
         columns: Default::default(),
@@ -546,7 +494,7 @@ fn run_cow(
         pca(&x, &o)
     })?;
 
-    let integration = if timer.plan.contains(&"integrate") {
+    let integration = if timer.plans("integrate") {
         timer.step("integrate", |_| {
             integrate(&filtered.dataset.cells, &pca_result, opts, &mut warnings)
         })?
@@ -623,7 +571,7 @@ fn run_cow(
         clustering,
         umap: layout,
         markers,
-        steps: timer.steps,
+        steps: timer.into_steps(),
         doublets,
         integration,
         design_limits,

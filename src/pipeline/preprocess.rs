@@ -2,9 +2,10 @@
 //! normalization and highly variable genes.
 
 use super::multi_sample::find_and_remove_doublets;
+use super::runner::StepRunner;
 use super::{
     doublets_wanted, in_pool, integration_wanted, plan, DoubletReport, PipelineOptions, Progress,
-    StepReport, Timer,
+    StepReport,
 };
 use crate::dataset::Dataset;
 use crate::design::Codes;
@@ -83,22 +84,18 @@ fn preprocess_cow(
 ) -> Result<Preprocessed> {
     let (out, mut done) = in_pool(opts, || {
         let mut quiet = |_: &Progress| {};
-        let mut timer = Timer {
-            progress: &mut quiet,
-            plan: plan(&data, opts),
-            steps: Vec::new(),
-        };
+        let mut timer = StepRunner::new(&mut quiet, plan(&data, opts));
         let out = preprocess_timed(data, opts, &mut timer);
-        Ok((out, timer.steps))
+        Ok((out, timer.into_steps()))
     })?;
     steps.append(&mut done);
     out
 }
 
-pub(super) fn preprocess_timed(
+pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
     data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
-    timer: &mut Timer<'_>,
+    timer: &mut StepRunner<'_, P>,
 ) -> Result<Preprocessed> {
     // With the seurat and cell_ranger flavors the per-gene moments of the HVG step are summed
     // in the pass that computes the size factors, without storing the log values; the hvg

@@ -76,14 +76,13 @@ use crate::io::ReadOptions;
 use crate::markers::{rank_genes_csc, Correction, GroupMarkers, RankGenes};
 use crate::neighbors::{knn, Knn};
 use crate::pca::{pca, Pca};
+use crate::pipeline::runner::StepRunner;
 use crate::pipeline::{PipelineOptions, Progress, StepReport};
 use crate::qc::{filter_cells_by_metrics, CellFilter, QcMetrics};
-use crate::report::{peak_rss_bytes, reset_peak_rss};
 use crate::sparse::CsrMatrix;
 use ndarray::Array2;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Options of [`run`]: the in-memory pipeline's options plus how to read and how much memory
 /// to use. `Default`: [`PipelineOptions::default`], [`ReadOptions::default`], blocks sized
@@ -303,10 +302,7 @@ pub fn run_with_progress(
         CellChunks::open_10x_h5(path, &opts.read)?
     };
     let (n_cells, n_genes) = (reader.n_cells(), reader.n_genes());
-    let mut steps = Steps {
-        progress,
-        steps: Vec::new(),
-    };
+    let mut steps = StepRunner::new(progress, STEPS.to_vec());
     let resident = n_cells as u64 * (RESIDENT_BYTES_PER_CELL + 4 * (po.pca.n_comps as u64 + 2));
     if resident + (1 << 20) > budget {
         return Err(Error::option(
@@ -658,7 +654,7 @@ pub fn run_with_progress(
     })?;
     drop(spill);
 
-    let peak = steps.steps.iter().filter_map(|s| s.peak_rss_bytes).max();
+    let peak = steps.steps().iter().filter_map(|s| s.peak_rss_bytes).max();
     Ok(StreamAnalysis {
         input_shape: (n_cells, n_genes),
         input_nnz: reader.nnz(),
@@ -689,7 +685,7 @@ pub fn run_with_progress(
             marker_blocks,
             spill_bytes,
         },
-        steps: steps.steps,
+        steps: steps.into_steps(),
         peak_rss_bytes: peak,
     })
 }
@@ -935,12 +931,7 @@ fn finish_group(g: &mut GroupMarkers, corr: Correction) {
     g.order = order;
 }
 
-/// Step timing, as the in-memory pipeline's.
-struct Steps<'a> {
-    progress: &'a mut dyn FnMut(&Progress),
-    steps: Vec<StepReport>,
-}
-
+/// The steps of the streamed analysis, in order.
 const STEPS: [&str; 8] = [
     "qc",
     "hvg",
@@ -951,47 +942,3 @@ const STEPS: [&str; 8] = [
     "umap",
     "markers",
 ];
-
-impl Steps<'_> {
-    /// Runs step `name`; `f` gets a callback for the fraction done. A step run twice (the MAD
-    /// pass of `qc`) adds its time and keeps the larger peak.
-    fn step<T>(
-        &mut self,
-        name: &'static str,
-        f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
-    ) -> Result<T> {
-        let index = STEPS.iter().position(|s| *s == name).map_or(0, |i| i + 1);
-        let progress = &mut *self.progress;
-        let mut report = |fraction: f64| {
-            progress(&Progress {
-                step: name,
-                index,
-                total: STEPS.len(),
-                fraction,
-            })
-        };
-        report(0.0);
-        reset_peak_rss();
-        let t = Instant::now();
-        let out = f(&mut |fr| {
-            if fr < 1.0 {
-                report(fr)
-            }
-        })?;
-        report(1.0);
-        let seconds = t.elapsed().as_secs_f64();
-        let peak = peak_rss_bytes();
-        match self.steps.iter_mut().find(|s| s.step == name) {
-            Some(s) => {
-                s.seconds += seconds;
-                s.peak_rss_bytes = s.peak_rss_bytes.max(peak);
-            }
-            None => self.steps.push(StepReport {
-                step: name,
-                seconds,
-                peak_rss_bytes: peak,
-            }),
-        }
-        Ok(out)
-    }
-}
