@@ -28,7 +28,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{block_reduce, normal_vec, orth_normalize, rayleigh_ritz, Operator, Svd};
+use super::operator::{block_reduce, Operator};
+use super::randomized::{rayleigh_ritz, Svd};
+use super::vectors::{normal_vec, orth_normalize};
 use crate::error::Result;
 
 /// A block of the basis: `p x width` row-major.
