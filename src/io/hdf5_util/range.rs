@@ -1,0 +1,192 @@
+//! Reading ranges of a 1-D numeric dataset, so that a dataset larger than memory can be read
+//! piece by piece.
+
+use super::decode::{ChunkDecoder, Scratch, StoredChunk};
+use super::num::{little_endian, Kind, Num};
+use super::{dataset, guard};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// A 1-D numeric dataset opened for reading ranges of elements, so that a dataset larger than
+/// memory can be read piece by piece.
+///
+/// For the common layout (chunked, deflate and/or shuffle, little-endian) the chunk index is
+/// read once when opening and [`read_range`](Self::read_range) decodes only the chunks the
+/// range overlaps, in parallel, straight into the output. Any other layout goes through
+/// `hdf5-pure`'s windowed reader (`Dataset::read_*_rows`), which also reads only the storage
+/// the window overlaps, on one thread.
+pub(crate) struct RangeReader {
+    ds: hdf5_pure::Dataset,
+    path: std::path::PathBuf,
+    name: String,
+    len: usize,
+    kind: Kind,
+    /// Chunk length, stored chunks by slot and the filter ids, on the fast path.
+    fast: Option<(usize, Vec<Option<StoredChunk>>, Vec<u16>)>,
+    file_len: u64,
+}
+
+impl RangeReader {
+    /// Opens dataset `name` of `file` (at `path`) for range reads. Errors as [`read_numeric`](super::read_numeric)
+    /// for a missing dataset, more than one dimension or non-numeric elements.
+    pub(crate) fn open(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<RangeReader> {
+        let ds = dataset(file, path, name)?;
+        guard(path, name, || {
+            let err = |m: String| Error::hdf5(path, name, m);
+            let shape = ds.shape().map_err(|e| err(e.to_string()))?;
+            if shape.len() != 1 {
+                return Err(err(format!(
+                    "expected a 1-D dataset, found shape {shape:?}"
+                )));
+            }
+            let len = shape[0] as usize;
+            let dtype = ds.dtype().map_err(|e| err(e.to_string()))?;
+            let kind = Kind::from_dtype(&dtype)
+                .ok_or_else(|| err(format!("expected numbers, found element type {dtype}")))?;
+            let filters = ds.filters();
+            let mut fast = None;
+            if ds.is_chunked()
+                && filters.iter().all(|&f| f == 1 || f == 2)
+                && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false)
+            {
+                if let (Ok(Some(c)), Ok(chunks)) = (ds.chunk_shape(), ds.chunks()) {
+                    if c.len() == 1 && c[0] > 0 {
+                        let clen = c[0] as usize;
+                        let n_slots = len.div_ceil(clen);
+                        // The slot table is sized by the declared length; a length far beyond
+                        // the stored chunks (mostly unallocated, or a corrupted shape) takes
+                        // the general reader instead of allocating a table for it.
+                        let mut regular =
+                            n_slots <= chunks.len().saturating_mul(2).saturating_add(1024);
+                        let mut slots = Vec::new();
+                        if regular {
+                            slots = vec![None; n_slots];
+                            for ch in &chunks {
+                                let off = ch.offset.first().copied().unwrap_or(0) as usize;
+                                if off % clen != 0 || off / clen > n_slots {
+                                    regular = false;
+                                    break;
+                                }
+                                // A chunk past the current extent (after a shrink) is never
+                                // read.
+                                if off / clen < n_slots {
+                                    slots[off / clen] = Some(StoredChunk::from(ch));
+                                }
+                            }
+                        }
+                        if regular {
+                            fast = Some((clen, slots, filters));
+                        }
+                    }
+                }
+            }
+            let file_len = std::fs::metadata(path)
+                .map_err(|e| Error::io(path, e))?
+                .len();
+            Ok(RangeReader {
+                ds,
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                len,
+                kind,
+                fast,
+                file_len,
+            })
+        })
+    }
+
+    /// Number of elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Elements `a..b`, converted to `T` (an element that does not fit `T` is an error naming
+    /// its position). Errors when the range is not within the dataset.
+    pub(crate) fn read_range<T: Num>(&self, a: usize, b: usize) -> Result<Vec<T>> {
+        let (path, name) = (self.path.as_path(), self.name.as_str());
+        let err = |m: String| Error::hdf5(path, name, m);
+        if a > b || b > self.len {
+            return Err(err(format!(
+                "range {a}..{b} is outside the {} elements",
+                self.len
+            )));
+        }
+        let mut out = vec![T::default(); b - a];
+        if a == b {
+            return Ok(out);
+        }
+        guard(path, name, || {
+            if let Some((clen, slots, filters)) = &self.fast {
+                let clen = *clen;
+                // Split the output at chunk boundaries: (slot, offset in chunk, piece).
+                let mut pieces = Vec::with_capacity((b - a).div_ceil(clen) + 1);
+                let mut rest: &mut [T] = &mut out;
+                let mut pos = a;
+                while pos < b {
+                    let slot = pos / clen;
+                    let end = ((slot + 1) * clen).min(b);
+                    let (head, tail) = rest.split_at_mut(end - pos);
+                    pieces.push((slot, pos - slot * clen, head));
+                    rest = tail;
+                    pos = end;
+                }
+                let dec = ChunkDecoder {
+                    path,
+                    name,
+                    clen,
+                    kind: self.kind,
+                    filters,
+                    file_len: self.file_len,
+                };
+                pieces.into_par_iter().try_for_each_init(
+                    || (std::fs::File::open(path), Scratch::default()),
+                    |(fh, scratch), (slot, skip, dst)| -> Result<()> {
+                        let Some(c) = &slots[slot] else {
+                            dst.fill(T::default()); // never written: the fill value, 0
+                            return Ok(());
+                        };
+                        let fh = fh.as_mut().map_err(|e| {
+                            Error::io(path, std::io::Error::new(e.kind(), e.to_string()))
+                        })?;
+                        dec.decode(fh, c, slot, skip, dst, scratch)
+                    },
+                )?;
+                return Ok(());
+            }
+            let (start, count) = (a as u64, (b - a) as u64);
+            let conv_err = |i: usize| err(format!("element {} is out of range for its use", a + i));
+            match self.kind {
+                Kind::F32 | Kind::F64 => {
+                    let v = self
+                        .ds
+                        .read_f64_rows(start, count)
+                        .map_err(|e| err(e.to_string()))?;
+                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
+                        *o = T::from_f64(x).ok_or_else(|| conv_err(i))?;
+                    }
+                }
+                Kind::U64 => {
+                    let v = self
+                        .ds
+                        .read_u64_rows(start, count)
+                        .map_err(|e| err(e.to_string()))?;
+                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
+                        *o = T::from_u64(x).ok_or_else(|| conv_err(i))?;
+                    }
+                }
+                _ => {
+                    let v = self
+                        .ds
+                        .read_i64_rows(start, count)
+                        .map_err(|e| err(e.to_string()))?;
+                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
+                        *o = T::from_i64(x).ok_or_else(|| conv_err(i))?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}

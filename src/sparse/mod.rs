@@ -1,0 +1,317 @@
+//! Compressed sparse row matrices: `f32` values, `u32` column indices, `usize` row pointers.
+//!
+//! This is the one matrix type of the crate. Rows are cells and columns are genes for counts
+//! and log-normalized values. A [`CsrMatrix`] is always *canonical*: row pointers start at 0,
+//! never decrease and end at `nnz`; inside a row the column indices are strictly increasing and
+//! below `n_cols`. Constructors check this, so code that takes a `&CsrMatrix` can rely on it.
+
+mod build;
+mod select;
+
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Sum of `v` in `f64`: value `i` goes to partial sum `i mod 4` (the tail of fewer than 4
+/// values to partial sums 0, 1, 2 in order), and the result is `(s0 + s1) + (s2 + s3)`. Every
+/// per-row total of the library (QC metrics, size factors) is this sum, so they agree bit for
+/// bit; for integer counts (any total below 2^53) it equals the exact sum. Four independent
+/// partial sums let the additions overlap instead of waiting on one another.
+#[inline]
+pub fn sum_f64(v: &[f32]) -> f64 {
+    let mut s = [0f64; 4];
+    let chunks = v.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            s[k] += c[k] as f64;
+        }
+    }
+    for (k, &x) in tail.iter().enumerate() {
+        s[k] += x as f64;
+    }
+    (s[0] + s[1]) + (s[2] + s[3])
+}
+
+/// A canonical CSR matrix (see the module docs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CsrMatrix {
+    n_rows: usize,
+    n_cols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<f32>,
+}
+
+impl CsrMatrix {
+    /// An empty (all-zero) matrix of the given shape.
+    pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
+        CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr: vec![0; n_rows + 1],
+            indices: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+    /// Number of columns.
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.n_rows, self.n_cols)
+    }
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+    /// Row pointers (`n_rows + 1` entries).
+    pub fn indptr(&self) -> &[usize] {
+        &self.indptr
+    }
+    /// Column indices of all entries.
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+    /// Values of all entries.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    /// Mutable values (the sparsity pattern cannot change through this).
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+    /// Column indices and values of row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+    /// Column indices and mutable values of row `r`.
+    #[inline]
+    pub fn row_mut(&mut self, r: usize) -> (&[u32], &mut [f32]) {
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        (&self.indices[a..b], &mut self.data[a..b])
+    }
+    /// Parallel iterator over rows as `(row, indices, values)`.
+    pub fn par_rows(&self) -> impl IndexedParallelIterator<Item = (usize, &[u32], &[f32])> + '_ {
+        (0..self.n_rows).into_par_iter().map(move |r| {
+            let (i, v) = self.row(r);
+            (r, i, v)
+        })
+    }
+    /// Applies `f(row, col, value) -> new value` to every stored entry, in parallel over rows.
+    pub fn map_rows_mut<F>(&mut self, f: F)
+    where
+        F: Fn(usize, &[u32], &mut [f32]) + Sync + Send,
+    {
+        let indptr = &self.indptr;
+        let indices = &self.indices;
+        let mut rows: Vec<&mut [f32]> = Vec::with_capacity(self.n_rows);
+        let mut rest = &mut self.data[..];
+        for r in 0..self.n_rows {
+            let (a, b) = std::mem::take(&mut rest).split_at_mut(indptr[r + 1] - indptr[r]);
+            rows.push(a);
+            rest = b;
+        }
+        rows.into_par_iter().enumerate().for_each(|(r, vals)| {
+            f(r, &indices[indptr[r]..indptr[r + 1]], vals);
+        });
+    }
+    /// A matrix with the same rows and column indices whose stored values are all zero, for a
+    /// transform to fill with [`map_rows_mut`](Self::map_rows_mut). The indices are copied in
+    /// parallel and the values array is allocated zeroed, so its pages are first touched (and
+    /// faulted in) by the threads that fill them rather than by one copying thread.
+    pub fn same_pattern(&self) -> Self {
+        const BLOCK: usize = 1 << 16;
+        let mut indices = vec![0u32; self.indices.len()];
+        indices
+            .par_chunks_mut(BLOCK)
+            .zip(self.indices.par_chunks(BLOCK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr: self.indptr.clone(),
+            indices,
+            data: vec![0.0; self.data.len()],
+        }
+    }
+    /// Consumes the matrix into `(n_rows, n_cols, indptr, indices, data)`.
+    pub fn into_parts(self) -> (usize, usize, Vec<usize>, Vec<u32>, Vec<f32>) {
+        (
+            self.n_rows,
+            self.n_cols,
+            self.indptr,
+            self.indices,
+            self.data,
+        )
+    }
+
+    /// Sum of each row, accumulated in `f64` ([`sum_f64`]).
+    pub fn row_sums(&self) -> Vec<f64> {
+        self.par_rows().map(|(_, _, v)| sum_f64(v)).collect()
+    }
+    /// Number of stored non-zero values of each row.
+    pub fn row_nnz(&self) -> Vec<usize> {
+        self.par_rows()
+            .map(|(_, _, v)| v.iter().filter(|&&x| x != 0.0).count())
+            .collect()
+    }
+    /// Sum of each column, accumulated in `f64` (deterministic: sequential over rows).
+    pub fn col_sums(&self) -> Vec<f64> {
+        let mut s = vec![0f64; self.n_cols];
+        for (&c, &v) in self.indices.iter().zip(&self.data) {
+            s[c as usize] += v as f64;
+        }
+        s
+    }
+    /// Sum of all values in `f64`.
+    pub fn total(&self) -> f64 {
+        self.row_sums().iter().sum()
+    }
+
+    /// The transpose, again canonical (a CSR of the transpose is a CSC of `self`).
+    pub fn transpose(&self) -> Self {
+        let mut counts = vec![0usize; self.n_cols + 1];
+        for &c in &self.indices {
+            counts[c as usize + 1] += 1;
+        }
+        for i in 0..self.n_cols {
+            counts[i + 1] += counts[i];
+        }
+        let mut next = counts.clone();
+        let mut indices = vec![0u32; self.nnz()];
+        let mut data = vec![0f32; self.nnz()];
+        for r in 0..self.n_rows {
+            let (idx, val) = self.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                let p = next[c as usize];
+                indices[p] = r as u32;
+                data[p] = v;
+                next[c as usize] += 1;
+            }
+        }
+        CsrMatrix {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr: counts,
+            indices,
+            data,
+        }
+    }
+
+    /// Stacks matrices with the same number of columns on top of each other.
+    pub fn vstack(parts: &[&CsrMatrix]) -> Result<Self> {
+        let n_cols = parts.first().map_or(0, |m| m.n_cols);
+        if let Some((k, m)) = parts.iter().enumerate().find(|(_, m)| m.n_cols != n_cols) {
+            return Err(Error::data(
+                "vstack",
+                format!("part {k} has {} columns, expected {n_cols}", m.n_cols),
+            ));
+        }
+        let nnz: usize = parts.iter().map(|m| m.nnz()).sum();
+        let n_rows: usize = parts.iter().map(|m| m.n_rows).sum();
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        let mut indices = Vec::with_capacity(nnz);
+        let mut data = Vec::with_capacity(nnz);
+        for m in parts {
+            let off = indices.len();
+            indptr.extend(m.indptr[1..].iter().map(|&p| p + off));
+            indices.extend_from_slice(&m.indices);
+            data.extend_from_slice(&m.data);
+        }
+        Ok(CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// Value at `(r, c)` (binary search in the row; zero when not stored).
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        let (idx, val) = self.row(r);
+        match idx.binary_search(&(c as u32)) {
+            Ok(k) => val[k],
+            Err(_) => 0.0,
+        }
+    }
+
+    /// Converts into an `sprs` matrix (copies the arrays).
+    pub fn to_sprs(&self) -> sprs::CsMatI<f32, u32, usize> {
+        sprs::CsMatI::new(
+            (self.n_rows, self.n_cols),
+            self.indptr.clone(),
+            self.indices.clone(),
+            self.data.clone(),
+        )
+    }
+
+    /// Dense row-major copy. Only for small matrices (tests, tiny examples).
+    pub fn to_dense(&self) -> ndarray::Array2<f32> {
+        let mut a = ndarray::Array2::zeros((self.n_rows, self.n_cols));
+        for r in 0..self.n_rows {
+            let (idx, val) = self.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                a[(r, c as usize)] = v;
+            }
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> CsrMatrix {
+        // [[1 0 2], [0 0 0], [0 3 0]]
+        CsrMatrix::try_new(3, 3, vec![0, 2, 2, 3], vec![0, 2, 1], vec![1., 2., 3.]).unwrap()
+    }
+
+    #[test]
+    fn same_pattern_keeps_the_structure_with_zero_values() {
+        let m = small();
+        let z = m.same_pattern();
+        assert_eq!(z.shape(), m.shape());
+        assert_eq!(z.indptr(), m.indptr());
+        assert_eq!(z.indices(), m.indices());
+        assert_eq!(z.data(), &[0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn sum_f64_is_the_four_lane_sum() {
+        let v: Vec<f32> = (1..=11).map(|i| i as f32).collect();
+        assert_eq!(sum_f64(&v), 66.0);
+        assert_eq!(sum_f64(&[]), 0.0);
+        let w = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let d = |i: usize| w[i] as f64;
+        assert_eq!(sum_f64(&w), ((d(0) + d(4)) + (d(1) + d(5))) + (d(2) + d(3)));
+    }
+
+    #[test]
+    fn select_and_transpose() {
+        let m = small();
+        let r = m.select_rows(&[2, 0]).unwrap();
+        assert_eq!(r.to_dense().row(0).to_vec(), vec![0., 3., 0.]);
+        let c = m.select_cols(&[1, 2]).unwrap();
+        assert_eq!(c.to_dense().row(0).to_vec(), vec![0., 2.]);
+        let t = m.transpose();
+        assert_eq!(t.to_dense(), m.to_dense().t().to_owned());
+        assert!(m.select_rows(&[3]).is_err());
+        assert!(m.select_cols(&[2, 1]).is_err());
+        assert_eq!(m.row_sums(), vec![3., 0., 3.]);
+        assert_eq!(m.col_sums(), vec![1., 3., 2.]);
+        let s = CsrMatrix::vstack(&[&m, &r]).unwrap();
+        assert_eq!(s.n_rows(), 5);
+        assert_eq!(s.get(4, 0), 1.0);
+    }
+}
