@@ -1,0 +1,117 @@
+//! Which samples each cell applies in an epoch: umap-learn's edge schedule and the negative
+//! samples, drawn from random streams seeded by `(seed, epoch, cell)`.
+
+use super::edges::Edges;
+
+/// SplitMix64 step, used to derive per-(epoch, cell) random streams.
+#[inline]
+pub(super) fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// xorshift64* generator for negative samples.
+pub(super) struct Xs(pub(super) u64);
+impl Xs {
+    #[inline]
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Whether an edge sampled every `eps` epochs is due at epoch `n`, umap-learn's schedule:
+/// due when `next <= n`, and then `next += eps` (`next` starts at `eps`).
+#[inline]
+fn due(next: &mut f64, eps: f64, n: usize) -> bool {
+    if *next <= n as f64 {
+        *next += eps;
+        true
+    } else {
+        false
+    }
+}
+
+/// Marks a negative sample in a task's list of samples (cell indices are below 2^31).
+pub(super) const NEG: u32 = 1 << 31;
+
+/// The cells of one parallel task with their part of the schedule state.
+pub(super) struct Chunk<'a> {
+    /// first cell
+    pub(super) first: usize,
+    /// next epoch at which each out-edge is sampled
+    pub(super) out_next: &'a mut [f64],
+    /// next epoch at which each out-edge draws negative samples
+    pub(super) neg_next: &'a mut [f64],
+    /// next epoch at which each in-edge is sampled
+    pub(super) in_next: &'a mut [f64],
+}
+
+/// Lists the samples of the chunk's cells due at `epoch` (umap-learn's schedule): per cell, its
+/// due out-edges each followed by its negative samples, then its due in-edges (umap-learn's
+/// `move_other`). `ends[c]` is the end of cell `first + c`'s samples. In a symmetric graph
+/// the in-edges of a cell are its out-edges, with the same schedule: they are the due
+/// out-edges again, with no second schedule to keep.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn due_samples(
+    edges: &Edges,
+    ch: &mut Chunk<'_>,
+    n_cells: usize,
+    epoch: usize,
+    nsr: f64,
+    epoch_seed: u64,
+    samples: &mut Vec<u32>,
+    ends: &mut Vec<u32>,
+    due_out: &mut Vec<u32>,
+) {
+    samples.clear();
+    ends.clear();
+    let n = edges.n;
+    let (e0, t0) = (edges.indptr[ch.first], edges.t_indptr[ch.first]);
+    let now = epoch as f64;
+    for j in ch.first..ch.first + n_cells {
+        let mut rng = Xs(splitmix(epoch_seed ^ splitmix(j as u64)) | 1);
+        due_out.clear();
+        for e in edges.indptr[j]..edges.indptr[j + 1] {
+            let eps = edges.eps[e];
+            if !due(&mut ch.out_next[e - e0], eps, epoch) {
+                continue;
+            }
+            samples.push(edges.tail[e]);
+            due_out.push(edges.tail[e]);
+            if nsr <= 0.0 {
+                continue;
+            }
+            let slot = &mut ch.neg_next[e - e0];
+            let epn = eps / nsr;
+            let q = (now - *slot) / epn;
+            if q.is_nan() || q < 1.0 {
+                continue;
+            }
+            // q >= 1: truncation is floor
+            let n_neg = q as u64;
+            *slot += n_neg as f64 * epn;
+            for _ in 0..n_neg {
+                // uniform in 0..n by multiply-shift (n < 2^31), no division
+                let k = (((rng.next() >> 32) * n as u64) >> 32) as usize;
+                if k != j {
+                    samples.push(k as u32 | NEG);
+                }
+            }
+        }
+        if edges.symmetric {
+            samples.extend_from_slice(due_out);
+        } else {
+            for t in edges.t_indptr[j]..edges.t_indptr[j + 1] {
+                if due(&mut ch.in_next[t - t0], edges.t_eps[t], epoch) {
+                    samples.push(edges.t_head[t]);
+                }
+            }
+        }
+        ends.push(samples.len() as u32);
+    }
+}
