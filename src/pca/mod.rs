@@ -243,8 +243,9 @@ pub struct Pca {
     /// when `scale` is `false`), Scanpy's `var["std"]`.
     pub stds: Vec<f64>,
     /// Work done by the solver: applications of `A^T A` in the randomized solver's power
-    /// iterations (the first one included; at most `n_power_iter + 1`), or Lanczos
-    /// bidiagonalization passes (restarts + 1).
+    /// iterations (the first one included; at most `n_power_iter + 1`), applications of
+    /// `A^T A` of the block Krylov solver (at most `n_iter`, fewer when the basis reaches
+    /// `min(cells, genes)` columns), or Lanczos bidiagonalization passes (restarts + 1).
     pub iterations: usize,
 }
 
