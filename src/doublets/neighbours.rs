@@ -168,17 +168,10 @@ unsafe fn scan_avx2(
         let c = _mm256_loadu_ps(col.as_ptr().add(b));
         let q = _mm256_loadu_ps(sqr.as_ptr().add(b));
         let v = _mm256_sub_ps(q, _mm256_mul_ps(two, c));
-        let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v, tv)) as u32;
+        let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v, tv)) as u32;
         if mask != 0 {
             _mm256_storeu_ps(vals.as_mut_ptr(), v);
-            while mask != 0 {
-                let l = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                // the bound may have dropped after a flush within this group
-                if vals[l] < t {
-                    push(buf, m, &mut t, vals[l], r0 + (b + l) as u32);
-                }
-            }
+            push_marked(&vals, mask, r0 + b as u32, m, buf, &mut t);
             tv = _mm256_set1_ps(t);
         }
         b += W;
@@ -208,14 +201,7 @@ fn scan_body(
             v[l] = sc[l] - 2.0 * cc[l];
             mask |= u32::from(v[l] < t) << l;
         }
-        while mask != 0 {
-            let l = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            // the bound may have dropped after a flush within this group
-            if v[l] < t {
-                push(buf, m, &mut t, v[l], r0 + (b + l) as u32);
-            }
-        }
+        push_marked(&v, mask, r0 + b as u32, m, buf, &mut t);
         b += W;
     }
     while b < n {
@@ -226,6 +212,28 @@ fn scan_body(
         b += 1;
     }
     *tau = t;
+}
+
+/// Pushes the values `vals[l]` whose bit `l` is set in `mask` (references `r0 + l`), in
+/// increasing `l`, each only if it is still below the bound (a flush within the group may have
+/// lowered it).
+#[inline(always)]
+fn push_marked(
+    vals: &[f32; 8],
+    mut mask: u32,
+    r0: u32,
+    m: usize,
+    buf: &mut Vec<(f32, u32)>,
+    t: &mut f32,
+) {
+    while mask != 0 {
+        let l = mask.trailing_zeros();
+        mask &= mask - 1;
+        let v = vals[l as usize];
+        if v < *t {
+            push(buf, m, t, v, r0 + l);
+        }
+    }
 }
 
 /// Adds a candidate; once a bound is set (after the first reference block), a full buffer
@@ -314,6 +322,23 @@ mod tests {
                 (c + usize::from(i >= n_obs)) as u32
             })
             .collect()
+    }
+
+    #[test]
+    fn scalar_and_vector_scans_keep_the_same_candidates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let n = 1003;
+        let col: Vec<f32> = (0..n).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+        let sqr: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0f32..2.0)).collect();
+        for (m, tau0) in [(5, 1.0f32), (20, 4.0), (3, f32::INFINITY)] {
+            let (mut a, mut ta) = (Vec::new(), tau0);
+            let (mut b, mut tb) = (Vec::new(), tau0);
+            scan(&col, &sqr, 40, m, &mut a, &mut ta);
+            scan_body(&col, &sqr, 40, m, &mut b, &mut tb);
+            assert_eq!(a, b, "m = {m}");
+            assert_eq!(ta.to_bits(), tb.to_bits(), "m = {m}");
+            assert!(!a.is_empty());
+        }
     }
 
     #[test]
