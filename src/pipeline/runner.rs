@@ -35,11 +35,6 @@ impl<'a, P: FnMut(&Progress) + ?Sized> StepRunner<'a, P> {
         self.plan.contains(&name)
     }
 
-    /// The timings so far, one row per step in the order the steps first ran.
-    pub(crate) fn steps(&self) -> &[StepReport] {
-        &self.steps
-    }
-
     /// The timings, one row per step.
     pub(crate) fn into_steps(self) -> Vec<StepReport> {
         self.steps

@@ -20,7 +20,7 @@
 //!    variances are bit-identical; then [`crate::hvg::highly_variable_from_moments`]. Without a
 //!    `target_sum` the median total needs the totals of every kept cell first: one more pass.
 //! 3. **Load** (one pass): the log-normalized values of the kept cells in the highly variable
-//!    genes only, as a [`CsrMatrix`]; the same pass writes the counts of the kept cells in all
+//!    genes only, as a [`CsrMatrix`](crate::sparse::CsrMatrix); the same pass writes the counts of the kept cells in all
 //!    kept genes gene-major to a spill file ([`spill`], about 2 bytes per stored value, in
 //!    [`StreamOptions::spill_dir`]).
 //! 4. **PCA, neighbors, Leiden, UMAP**: the library's functions as they are, on that matrix.
@@ -31,6 +31,14 @@
 //!    ranked as they are, gene-major ([`crate::markers::rank_genes_csc`]); the per-gene
 //!    results are concatenated and the adjusted p-values and the order recomputed over all
 //!    genes. The spill is removed at the end of the run, and on error.
+//!
+//! # Workers
+//!
+//! Each pass is a list of units (blocks of cells; for the HVG moments the fixed row blocks of
+//! the kept cells; for the markers ranges of genes), each giving a part that is added up in
+//! unit order ([`workers`], [`passes`](self) in `passes.rs`). [`run`] computes every unit
+//! itself ([`Local`]); [`run_on`] runs the same code as one of several workers (the
+//! `distributed` feature), with the same results.
 //!
 //! # Memory
 //!
@@ -59,12 +67,17 @@
 //! summed in file order and agree to rounding. Not supported here: `seurat_v3` HVG,
 //! `exclude_highly_expressed` normalization and HVG batches (errors).
 
+mod markers;
 pub mod output;
+mod passes;
 pub mod reader;
 pub mod spill;
+pub mod wire;
+pub mod workers;
 pub mod write;
 
 pub use reader::CellChunks;
+pub use workers::{ExchangeReport, Local, Workers};
 
 use crate::cluster::{leiden, Clustering};
 use crate::dataset::GeneTable;
@@ -73,16 +86,16 @@ use crate::error::{Error, Result};
 use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor, Hvg};
 use crate::io::ReadOptions;
-use crate::markers::{rank_genes_csc, Correction, GroupMarkers, RankGenes};
+use crate::markers::RankGenes;
 use crate::neighbors::{knn, Knn};
 use crate::pca::{pca, Pca};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::{PipelineOptions, Progress, StepReport};
 use crate::qc::{filter_cells_by_metrics, CellFilter, QcMetrics};
-use crate::sparse::CsrMatrix;
 use ndarray::Array2;
-use rayon::prelude::*;
+use passes::{HvgInputs, HvgPart, QcPart, RowsBuilder, RowsPart};
 use std::path::{Path, PathBuf};
+use wire::Wire;
 
 /// Options of [`run`]: the in-memory pipeline's options plus how to read and how much memory
 /// to use. `Default`: [`PipelineOptions::default`], [`ReadOptions::default`], blocks sized
@@ -190,6 +203,10 @@ pub struct StreamAnalysis {
     pub steps: Vec<StepReport>,
     /// Largest per-step peak resident memory, in bytes (when the system reports it).
     pub peak_rss_bytes: Option<u64>,
+    /// Workers that ran the passes (1 for [`run`]).
+    pub workers: usize,
+    /// Bytes exchanged between workers per pass (empty for [`run`]).
+    pub exchange: Vec<ExchangeReport>,
 }
 
 impl StreamAnalysis {
@@ -260,6 +277,12 @@ pub fn run_with_progress(
     opts: &StreamOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<StreamAnalysis> {
+    run_on(&mut Local, path, opts, progress)?
+        .ok_or_else(|| Error::data("streamed analysis", "the only worker is not the leader"))
+}
+
+/// The options the streamed analysis cannot run with, checked before the file is opened.
+fn check_options(opts: &StreamOptions) -> Result<()> {
     let po = &opts.pipeline;
     po.validate()?;
     if po.doublets == crate::pipeline::Switch::On || po.integration == crate::pipeline::Switch::On {
@@ -292,17 +315,99 @@ pub fn run_with_progress(
     if opts.chunk_cells == Some(0) {
         return Err(Error::option("chunk_cells", "must be at least 1"));
     }
-    let budget = opts.memory_budget_bytes;
+    let qc = &po.filter.qc;
+    if qc.mito_prefixes.iter().any(|p| p.is_empty())
+        || qc.ribo_prefixes.iter().any(|p| p.is_empty())
+    {
+        return Err(Error::option(
+            "mito_prefixes/ribo_prefixes",
+            "empty prefix matches every gene",
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the input: `.h5ad` by its extension, else 10x HDF5.
+fn open(path: &Path, opts: &StreamOptions) -> Result<CellChunks> {
     let is_h5ad = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("h5ad"));
-    let reader = if is_h5ad {
-        CellChunks::open_h5ad_with(path, opts.layer.as_deref(), opts.read.assume_counts)?
+    if is_h5ad {
+        CellChunks::open_h5ad_with(path, opts.layer.as_deref(), opts.read.assume_counts)
     } else {
-        CellChunks::open_10x_h5(path, &opts.read)?
-    };
+        CellChunks::open_10x_h5(path, &opts.read)
+    }
+}
+
+/// The progress callback of a run.
+type ProgressFn<'a> = dyn FnMut(&Progress) + 'a;
+
+/// The step runner on the leader; the other workers run the same code untimed.
+struct Steps<'a> {
+    runner: Option<StepRunner<'a, ProgressFn<'a>>>,
+}
+
+impl Steps<'_> {
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut dyn FnMut(f64)) -> Result<T>,
+    ) -> Result<T> {
+        match &mut self.runner {
+            Some(r) => r.step(name, f),
+            None => f(&mut |_| {}),
+        }
+    }
+}
+
+/// The leader's result shared with every worker as `f` of it: the leader keeps the result,
+/// every worker gets `f`'s value; the leader's error becomes every worker's.
+fn share_from_leader<W: Workers, T, S: Wire + Clone + Send + 'static>(
+    w: &mut W,
+    name: &'static str,
+    leader: Option<Result<T>>,
+    f: impl FnOnce(&T) -> S,
+) -> Result<(Option<T>, S)> {
+    match leader {
+        Some(Ok(t)) => {
+            let s = w.share(name, Some(Ok(f(&t))))?;
+            Ok((Some(t), s))
+        }
+        Some(Err(e)) => Err(w.share::<S>(name, Some(Err(e))).err().unwrap_or_else(|| {
+            Error::data("streamed analysis", format!("{name}: an error was lost"))
+        })),
+        None => Ok((None, w.share(name, None)?)),
+    }
+}
+
+/// A value only the leader has, when the leader needs it.
+fn on_leader<T>(v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| Error::data("streamed analysis", format!("the leader has no {what}")))
+}
+
+/// The streamed analysis as worker `w.index()` of `w.peers()` ([`workers`]): every worker
+/// reads its blocks, the leader adds the parts up in block order, runs PCA, neighbours,
+/// Leiden and UMAP, and returns the analysis; the other workers return `None`. With
+/// [`Local`] this is [`run_with_progress`]. `progress` is called on the leader only.
+pub fn run_on<W: Workers>(
+    w: &mut W,
+    path: &Path,
+    opts: &StreamOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Option<StreamAnalysis>> {
+    let po = &opts.pipeline;
+    check_options(opts)?;
+    let budget = opts.memory_budget_bytes;
+    let reader = open(path, opts);
+    let others = w.agree("open", reader.as_ref().err().map(|e| e.to_string()));
+    let reader = reader?;
+    others?;
     let (n_cells, n_genes) = (reader.n_cells(), reader.n_genes());
-    let mut steps = StepRunner::new(progress, STEPS.to_vec());
+    let mut steps = Steps {
+        runner: w
+            .is_leader()
+            .then(|| StepRunner::new(progress, STEPS.to_vec())),
+    };
     let resident = n_cells as u64 * (RESIDENT_BYTES_PER_CELL + 4 * (po.pca.n_comps as u64 + 2));
     if resident + (1 << 20) > budget {
         return Err(Error::option(
@@ -320,20 +425,21 @@ pub fn run_with_progress(
         .map(|&(a, b)| reader.nnz_of(a, b) as u64 * READ_BYTES_PER_VALUE)
         .max()
         .unwrap_or(0);
+    // Fraction of the stored values read once block `u` is folded.
+    let total_nnz = reader.nnz().max(1) as f64;
+    let mut read_so_far = Vec::with_capacity(cell_blocks.len());
+    let mut acc = 0usize;
+    for &(a, b) in &cell_blocks {
+        acc += reader.nnz_of(a, b);
+        read_so_far.push(acc as f64 / total_nnz);
+    }
+    let n_blocks = cell_blocks.len();
     let mut passes = 0;
 
     // ---- 1. QC ----
     let qc_opts = &po.filter.qc;
     let symbols = &reader.genes().symbols;
     let has = |s: &str, p: &[String]| p.iter().any(|x| s.starts_with(x.as_str()));
-    if qc_opts.mito_prefixes.iter().any(|p| p.is_empty())
-        || qc_opts.ribo_prefixes.iter().any(|p| p.is_empty())
-    {
-        return Err(Error::option(
-            "mito_prefixes/ribo_prefixes",
-            "empty prefix matches every gene",
-        ));
-    }
     let mt: Vec<bool> = symbols
         .iter()
         .map(|s| has(s, &qc_opts.mito_prefixes))
@@ -344,83 +450,103 @@ pub fn run_with_progress(
         .collect();
     let fo = &po.filter;
     let local_only = fo.mad.is_none();
-    let (qc, cells, mut gene_ncells) = steps.step("qc", |rep| {
-        let mut per_cell: Vec<(f64, u32, f64, f64)> = Vec::with_capacity(n_cells);
-        let mut g_n = vec![0u32; n_genes];
-        let mut g_t = vec![0f64; n_genes];
-        // Genes counted over the cells passing the fixed bounds (exact when there is no MAD).
-        let mut g_kept = vec![0u32; n_genes];
-        for_blocks(&reader, &cell_blocks, &mut *rep, |_, x| {
-            let first = per_cell.len();
-            per_cell.par_extend(crate::qc::cell_sums(x, &mt, &ribo));
-            for r in 0..x.n_rows() {
-                let (t, n, m, _) = per_cell[first + r];
-                let pass = local_only && passes_fixed(fo, t, n, m / t * 100.0);
-                let (idx, val) = x.row(r);
-                for (&c, &v) in idx.iter().zip(val) {
-                    let c = c as usize;
-                    let nz = (v != 0.0) as u32;
-                    g_n[c] += nz;
-                    g_t[c] += v as f64;
-                    if pass {
-                        g_kept[c] += nz;
-                    }
-                }
+    let (leader_qc, keep) = steps.step("qc", |rep| {
+        let mut sums = QcPart::empty(n_genes);
+        w.pass(
+            "qc",
+            n_blocks,
+            &mut |u| {
+                let (a, b) = cell_blocks[u];
+                let x = reader.read(a, b)?;
+                let p = QcPart::of_block(&x, &mt, &ribo, fo, local_only);
+                Ok((p, Vec::<(usize, ())>::new()))
+            },
+            &mut |u, p| {
+                sums.add(p)?;
+                rep(read_so_far[u]);
+                Ok(())
+            },
+            &mut |_, ()| Ok(()),
+        )?;
+        let leader = w.is_leader().then(|| {
+            let cols: Vec<[f64; 2]> = sums
+                .g_n
+                .iter()
+                .zip(&sums.g_t)
+                .map(|(&n, &t)| [n as f64, t])
+                .collect();
+            let qc = crate::qc::assemble(&sums.per_cell, &cols, mt.clone(), ribo.clone());
+            let samples = reader.samples(&opts.read.sample);
+            let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
+            let n_kept = cells.keep_cells.len();
+            if n_kept < 3 {
+                return Err(Error::data(
+                    "streamed pipeline",
+                    format!("only {n_kept} cells pass the QC filters; at least 3 are needed"),
+                ));
             }
-            Ok(())
-        })?;
-        let cols: Vec<[f64; 2]> = g_n.iter().zip(&g_t).map(|(&n, &t)| [n as f64, t]).collect();
-        let qc = crate::qc::assemble(&per_cell, &cols, mt.clone(), ribo.clone());
-        let samples = reader.samples(&opts.read.sample);
-        let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
-        Ok((qc, cells, g_kept))
+            Ok((qc, cells, std::mem::take(&mut sums.g_kept)))
+        });
+        share_from_leader(w, "kept cells", leader, |(_, c, _)| c.keep_cells.clone())
     })?;
     passes += 1;
-    let keep = &cells.keep_cells;
     let n_kept = keep.len();
-    if n_kept < 3 {
-        return Err(Error::data(
-            "streamed pipeline",
-            format!("only {n_kept} cells pass the QC filters; at least 3 are needed"),
-        ));
-    }
     // Kept-cell position of every input cell (u32::MAX: removed).
     let mut kept_pos = vec![u32::MAX; n_cells];
     for (k, &i) in keep.iter().enumerate() {
         kept_pos[i] = k as u32;
     }
+    let (qc, cells, mut gene_ncells) = match leader_qc {
+        Some((q, c, g)) => (Some(q), Some(c), Some(g)),
+        None => (None, None, None),
+    };
     if !local_only {
         // The MAD thresholds needed every cell: count the genes over the kept cells now.
         gene_ncells = steps.step("qc", |rep| {
             let mut g = vec![0u32; n_genes];
-            for_blocks(&reader, &cell_blocks, &mut *rep, |a, x| {
-                for r in 0..x.n_rows() {
-                    if kept_pos[a + r] == u32::MAX {
-                        continue;
+            w.pass(
+                "qc (kept cells)",
+                n_blocks,
+                &mut |u| {
+                    let (a, b) = cell_blocks[u];
+                    let x = reader.read(a, b)?;
+                    Ok((
+                        passes::kept_detection(a, &x, &kept_pos),
+                        Vec::<(usize, ())>::new(),
+                    ))
+                },
+                &mut |u, p: Vec<u32>| {
+                    if p.len() != n_genes {
+                        return Err(Error::data("streamed pipeline", "a malformed gene count"));
                     }
-                    let (idx, val) = x.row(r);
-                    for (&c, &v) in idx.iter().zip(val) {
-                        g[c as usize] += (v != 0.0) as u32;
+                    for (a, b) in g.iter_mut().zip(p) {
+                        *a += b;
                     }
-                }
-                Ok(())
-            })?;
-            Ok(g)
+                    rep(read_so_far[u]);
+                    Ok(())
+                },
+                &mut |_, ()| Ok(()),
+            )?;
+            Ok(w.is_leader().then_some(g))
         })?;
         passes += 1;
     }
-    let kept_genes: Vec<usize> = match fo.min_cells {
-        Some(mc) => (0..n_genes).filter(|&g| gene_ncells[g] >= mc).collect(),
-        None => (0..n_genes).collect(),
-    };
+    let leader_genes = gene_ncells.map(|g| {
+        let kept: Vec<usize> = match fo.min_cells {
+            Some(mc) => (0..n_genes).filter(|&i| g[i] >= mc).collect(),
+            None => (0..n_genes).collect(),
+        };
+        if kept.len() < 2 {
+            return Err(Error::data(
+                "streamed pipeline",
+                format!("only {} genes pass the QC filters", kept.len()),
+            ));
+        }
+        Ok(kept)
+    });
+    let (_, kept_genes) = share_from_leader(w, "kept genes", leader_genes, |k| k.clone())?;
     let genes_removed_min_cells = n_genes - kept_genes.len();
     let n_kg = kept_genes.len();
-    if n_kg < 2 {
-        return Err(Error::data(
-            "streamed pipeline",
-            format!("only {n_kg} genes pass the QC filters"),
-        ));
-    }
     // Kept-gene position of every input gene (u32::MAX: removed).
     let mut gene_pos = vec![u32::MAX; n_genes];
     for (k, &g) in kept_genes.iter().enumerate() {
@@ -428,145 +554,135 @@ pub fn run_with_progress(
     }
 
     // ---- 2. Normalization factors and HVG ----
-    let kept_total = |idx: &[u32], val: &[f32]| -> f32 {
-        idx.iter()
-            .zip(val)
-            .filter(|(c, _)| gene_pos[**c as usize] != u32::MAX)
-            .map(|(_, &x)| x as f64)
-            .sum::<f64>() as f32
-    };
     let seurat = po.hvg.flavor == Flavor::Seurat;
-    let (size_factors, hvg, stored_per_gene) = steps.step("hvg", |rep| {
-        let target: f32 = match po.normalize.target_sum {
-            Some(t) => t as f32,
-            None => {
-                let mut totals = Vec::with_capacity(n_kept);
-                for_blocks(&reader, &cell_blocks, &mut *rep, |a, x| {
-                    for r in 0..x.n_rows() {
-                        if kept_pos[a + r] != u32::MAX {
-                            let (idx, val) = x.row(r);
-                            totals.push(kept_total(idx, val));
-                        }
-                    }
-                    Ok(())
-                })?;
-                passes += 1;
-                crate::normalize::median_f32(&totals)
-            }
-        };
-        if !(target.is_finite() && target > 0.0) {
-            return Err(Error::data(
-                "normalize_total",
-                "the median total is zero: set target_sum",
-            ));
-        }
-        let mut size_factors: Vec<f32> = Vec::with_capacity(n_kept);
-        // Same blocking as `qc::col_reduce` over the kept cells: block sums added in order.
-        let block = n_kept.div_ceil(COL_BLOCKS).max(1);
-        let mut total = vec![[0f64; 3]; n_kg];
-        let mut cur = vec![[0f64; 3]; n_kg];
-        let mut stored = vec![0u64; n_kg];
-        let mut done = 0usize; // kept cells accumulated so far
-        let mut e_buf: Vec<f32> = Vec::new();
-        for_blocks(&reader, &cell_blocks, &mut *rep, |a, x| {
-            // Size factors, then the transformed values of every stored entry, in parallel.
-            let rows: Vec<usize> = (0..x.n_rows())
-                .filter(|&r| kept_pos[a + r] != u32::MAX)
-                .collect();
-            let sf: Vec<f32> = rows
-                .par_iter()
-                .map(|&r| {
-                    let (idx, val) = x.row(r);
-                    kept_total(idx, val) / target
-                })
-                .collect();
-            e_buf.clear();
-            e_buf.resize(x.nnz(), 0.0);
-            let ptr = x.indptr();
-            let mut parts: Vec<(usize, f32, &mut [f32])> = Vec::with_capacity(rows.len());
-            let mut rest: &mut [f32] = &mut e_buf;
-            let mut pos = 0;
-            for (k, &r) in rows.iter().enumerate() {
-                let (lo, hi) = (ptr[r], ptr[r + 1]);
-                let (_, tail) = rest.split_at_mut(lo - pos);
-                let (mine, tail) = tail.split_at_mut(hi - lo);
-                parts.push((r, sf[k], mine));
-                rest = tail;
-                pos = hi;
-            }
-            parts.into_par_iter().for_each(|(r, s, out)| {
-                let s = if s == 0.0 { 1.0 } else { s };
-                for (o, &v) in out.iter_mut().zip(x.row(r).1) {
-                    let y = (v / s).ln_1p();
-                    *o = if seurat { y.exp_m1() } else { y };
+    let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
+    let (leader_hvg, (size_factors, stored_per_gene, hvg_genes, kept_totals)) =
+        steps.step("hvg", |rep| {
+            let target: f32 = match po.normalize.target_sum {
+                Some(t) => t as f32,
+                None => {
+                    let mut totals = Vec::with_capacity(n_kept);
+                    w.pass(
+                        "median total",
+                        n_blocks,
+                        &mut |u| {
+                            let (a, b) = cell_blocks[u];
+                            let x = reader.read(a, b)?;
+                            let t = passes::kept_totals(a, &x, &kept_pos, &gene_pos);
+                            Ok((t, Vec::<(usize, ())>::new()))
+                        },
+                        &mut |u, t: Vec<f32>| {
+                            totals.extend(t);
+                            rep(read_so_far[u]);
+                            Ok(())
+                        },
+                        &mut |_, ()| Ok(()),
+                    )?;
+                    passes += 1;
+                    let median = w
+                        .is_leader()
+                        .then(|| Ok(crate::normalize::median_f32(&totals)));
+                    share_from_leader(w, "median total", median, |t| *t)?.1
                 }
-            });
-            for &r in &rows {
-                let (idx, _) = x.row(r);
-                let es = &e_buf[ptr[r]..ptr[r + 1]];
-                for (&c, &e) in idx.iter().zip(es) {
-                    let g = gene_pos[c as usize];
-                    if g == u32::MAX {
-                        continue;
+            };
+            if !(target.is_finite() && target > 0.0) {
+                return Err(Error::data(
+                    "normalize_total",
+                    "the median total is zero: set target_sum",
+                ));
+            }
+            // Same blocking as `qc::col_reduce` over the kept cells: block sums added in order.
+            let block = n_kept.div_ceil(COL_BLOCKS).max(1);
+            let n_units = n_kept.div_ceil(block);
+            let inputs = HvgInputs {
+                kept_pos: &kept_pos,
+                gene_pos: &gene_pos,
+                n_kept_genes: n_kg,
+                target,
+                seurat,
+            };
+            let mut total = vec![[0f64; 3]; n_kg];
+            let mut stored = vec![0u64; n_kg];
+            let mut size_factors: Vec<f32> = Vec::with_capacity(n_kept);
+            w.pass(
+                "hvg",
+                n_units,
+                &mut |u| {
+                    let (lo, hi) = (u * block, ((u + 1) * block).min(n_kept));
+                    let cells = (keep[lo], keep[hi - 1] + 1);
+                    let p = HvgPart::of_cells(&reader, &cell_blocks, cells, &inputs)?;
+                    Ok((p, Vec::<(usize, ())>::new()))
+                },
+                &mut |u, p| {
+                    if p.sums.len() != n_kg || p.stored.len() != n_kg {
+                        return Err(Error::data("streamed pipeline", "a malformed HVG part"));
                     }
-                    let q = &mut cur[g as usize];
-                    q[0] += e as f64;
-                    q[1] += (e * e) as f64;
-                    q[2] += (e != 0.0) as u8 as f64;
-                    stored[g as usize] += 1;
-                }
-                done += 1;
-                if done % block == 0 || done == n_kept {
-                    for (t, c) in total.iter_mut().zip(cur.iter_mut()) {
+                    for (t, c) in total.iter_mut().zip(&p.sums) {
                         for k in 0..3 {
                             t[k] += c[k];
                         }
-                        *c = [0.0; 3];
                     }
+                    for (s, c) in stored.iter_mut().zip(&p.stored) {
+                        *s += c;
+                    }
+                    size_factors.extend_from_slice(&p.size_factors);
+                    rep((u + 1) as f64 / n_units as f64);
+                    Ok(())
+                },
+                &mut |_, ()| Ok(()),
+            )?;
+            passes += 1;
+            let leader = w.is_leader().then(|| {
+                if size_factors.len() != n_kept {
+                    return Err(Error::data("streamed pipeline", "size factors lost"));
                 }
-            }
-            size_factors.extend_from_slice(&sf);
-            Ok(())
+                let n = n_kept as f64;
+                let mut means = Vec::with_capacity(n_kg);
+                let mut vars = Vec::with_capacity(n_kg);
+                for q in &total {
+                    let m = q[0] / n;
+                    let v = q[1] / n - m * m;
+                    means.push(m);
+                    vars.push(if n != 1.0 { v * (n / (n - 1.0)) } else { v });
+                }
+                let hvg = highly_variable_from_moments(means, &vars, &po.hvg)?;
+                let hvg_genes = hvg.selected();
+                if hvg_genes.len() < 2 {
+                    return Err(Error::data(
+                        "highly variable genes",
+                        format!("{} genes selected; at least 2 are needed", hvg_genes.len()),
+                    ));
+                }
+                let (hvg_nnz, downstream) =
+                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps);
+                if resident + downstream > budget {
+                    return Err(Error::option(
+                        "memory_budget",
+                        format!(
+                            "{budget} bytes is too small for the in-memory steps on {n_kept} \
+                             cells: the highly variable genes ({hvg_nnz} values), PCA, kNN \
+                             graph and UMAP need about {} bytes",
+                            resident + downstream
+                        ),
+                    ));
+                }
+                let qc = on_leader(qc.as_ref(), "QC metrics")?;
+                let kept_totals: Vec<f64> = kept_genes
+                    .iter()
+                    .map(|&g| qc.gene_total_counts[g])
+                    .collect();
+                Ok((hvg, size_factors, stored, hvg_genes, kept_totals))
+            });
+            share_from_leader(w, "hvg", leader, |(_, sf, st, hg, kt)| {
+                (sf.clone(), st.clone(), hg.clone(), kt.clone())
+            })
         })?;
-        passes += 1;
-        let n = n_kept as f64;
-        let mut means = Vec::with_capacity(n_kg);
-        let mut vars = Vec::with_capacity(n_kg);
-        for q in &total {
-            let m = q[0] / n;
-            let v = q[1] / n - m * m;
-            means.push(m);
-            vars.push(if n != 1.0 { v * (n / (n - 1.0)) } else { v });
-        }
-        let hvg = highly_variable_from_moments(means, &vars, &po.hvg)?;
-        Ok((size_factors, hvg, stored))
-    })?;
-    let hvg_genes = hvg.selected();
-    if hvg_genes.len() < 2 {
-        return Err(Error::data(
-            "highly variable genes",
-            format!("{} genes selected; at least 2 are needed", hvg_genes.len()),
-        ));
-    }
-
-    // ---- Budget check for the in-memory part ----
+    let hvg = leader_hvg.map(|(h, ..)| h);
+    let (hvg_nnz, downstream) =
+        downstream_bytes(&hvg_genes, &stored_per_gene, n_kept, k_nn, po.pca.n_comps);
     let n_comps = po.pca.n_comps.min(n_kept - 1).min(hvg_genes.len());
-    let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
-    let hvg_nnz: u64 = hvg_genes.iter().map(|&g| stored_per_gene[g]).sum();
-    let downstream = hvg_nnz * 8 + n_kept as u64 * (8 + (n_comps as u64 + 20) * 32 + k_nn * 64);
-    if resident + downstream > budget {
-        return Err(Error::option(
-            "memory_budget",
-            format!(
-                "{budget} bytes is too small for the in-memory steps on {n_kept} cells: the \
-                 highly variable genes ({hvg_nnz} values), PCA, kNN graph and UMAP need about \
-                 {} bytes",
-                resident + downstream
-            ),
-        ));
-    }
 
-    // ---- 3. Load the HVG columns of the kept cells ----
+    // ---- 3. Load the HVG columns of the kept cells; spill the counts by gene ranges ----
     let mut col_of = vec![u32::MAX; n_genes];
     for (k, &g) in hvg_genes.iter().enumerate() {
         col_of[kept_genes[g]] = k as u32;
@@ -575,98 +691,164 @@ pub fn run_with_progress(
         Some(d) => d.clone(),
         None => std::env::temp_dir(),
     };
-    let kept_totals: Vec<f64> = kept_genes
+    let ranges = passes::gene_ranges(&stored_per_gene, w.peers());
+    let (g0, g1) = ranges[w.index()];
+    // Kept-gene position within each worker's range of every input gene.
+    let owners: Vec<(usize, usize, Vec<u32>)> = ranges
         .iter()
-        .map(|&g| qc.gene_total_counts[g])
+        .enumerate()
+        .filter(|(_, (a, b))| a < b)
+        .map(|(o, &(a, b))| {
+            let pos = gene_pos
+                .iter()
+                .map(|&p| {
+                    let p = p as usize;
+                    if p >= a && p < b {
+                        (p - a) as u32
+                    } else {
+                        u32::MAX
+                    }
+                })
+                .collect();
+            (o, b - a, pos)
+        })
         .collect();
     let spill_needed = spill::estimate_bytes(
-        &stored_per_gene,
-        &kept_totals,
+        &stored_per_gene[g0..g1],
+        &kept_totals[g0..g1],
         n_kept,
-        cell_blocks.len(),
+        n_blocks,
         opts.read.assume_counts,
     );
-    let mut spill = spill::Spill::create(&spill_parent, n_kg, spill_needed)?;
+    let spill = spill::Spill::create(&spill_parent, g1 - g0, spill_needed);
+    let others = w.agree("spill", spill.as_ref().err().map(|e| e.to_string()));
+    let mut spill = spill?;
+    others?;
     let x_hvg = steps.step("load", |rep| {
-        let m = load_columns(
-            &reader,
-            &cell_blocks,
-            &kept_pos,
-            &size_factors,
-            &col_of,
-            hvg_genes.len(),
-            hvg_nnz as usize,
-            rep,
-            &mut |a, x| spill.append(a, x, &kept_pos, &gene_pos),
-        );
+        let mut rows = w
+            .is_leader()
+            .then(|| RowsBuilder::with_capacity(n_kept, hvg_nnz as usize));
+        w.pass(
+            "load",
+            n_blocks,
+            &mut |u| {
+                let (a, b) = cell_blocks[u];
+                let x = reader.read(a, b)?;
+                let r = RowsPart::of_block(a, &x, &kept_pos, &size_factors, &col_of);
+                let segments = owners
+                    .iter()
+                    .filter_map(|(o, n, pos)| {
+                        spill::encode_segment(a, &x, &kept_pos, pos, *n).map(|s| (*o, s))
+                    })
+                    .collect();
+                Ok((r, segments))
+            },
+            &mut |u, r| {
+                on_leader(rows.as_mut(), "HVG rows")?.add(r)?;
+                rep(read_so_far[u]);
+                Ok(())
+            },
+            &mut |_, s| spill.append_encoded(s),
+        )?;
         passes += 1;
         spill.finish()?;
-        m
+        rows.map(|r| r.finish(hvg_genes.len())).transpose()
     })?;
-    let spill_bytes = spill.bytes();
 
-    // ---- 4. PCA, neighbors, Leiden, UMAP ----
-    let pca_result = steps.step("pca", |_| {
-        let mut o = po.pca.clone();
-        o.n_comps = n_comps;
-        pca(&x_hvg, &o)
-    })?;
-    drop(x_hvg);
-    let (knn_result, connectivities) = steps.step("neighbors", |_| {
-        let mut o = po.knn.clone();
-        o.n_neighbors = o.n_neighbors.min(n_kept);
-        let k = knn(pca_result.embedding.view(), &o)?;
-        let c = umap_connectivities(&k, n_kept, &po.graph)?;
-        Ok((k, c))
-    })?;
-    let clustering = steps.step("leiden", |_| leiden(&connectivities, &po.leiden))?;
-    let layout = if po.skip_umap {
-        Array2::zeros((0, 2))
-    } else {
-        steps.step("umap", |_| umap(&connectivities, Init::Spectral, &po.umap))?
-    };
-    drop(connectivities);
+    // ---- 4. PCA, neighbors, Leiden, UMAP (on the leader) ----
+    let leader_down = x_hvg.map(|x_hvg| -> Result<_> {
+        let pca_result = steps.step("pca", |_| {
+            let mut o = po.pca.clone();
+            o.n_comps = n_comps;
+            pca(&x_hvg, &o)
+        })?;
+        drop(x_hvg);
+        let (knn_result, connectivities) = steps.step("neighbors", |_| {
+            let mut o = po.knn.clone();
+            o.n_neighbors = o.n_neighbors.min(n_kept);
+            let k = knn(pca_result.embedding.view(), &o)?;
+            let c = umap_connectivities(&k, n_kept, &po.graph)?;
+            Ok((k, c))
+        })?;
+        let clustering = steps.step("leiden", |_| leiden(&connectivities, &po.leiden))?;
+        let layout = if po.skip_umap {
+            Array2::zeros((0, 2))
+        } else {
+            steps.step("umap", |_| umap(&connectivities, Init::Spectral, &po.umap))?
+        };
+        Ok((pca_result, knn_result, clustering, layout))
+    });
+    let (leader_down, (labels, n_groups)) =
+        share_from_leader(w, "clusters", leader_down, |(_, _, c, _)| {
+            (c.labels.clone(), c.n_clusters)
+        })?;
 
-    // ---- 5. Markers, gene block by gene block ----
-    let n_groups = clustering.n_clusters as u64;
+    // ---- 5. Markers: each worker ranks its range of genes, block by block ----
     let held = resident + n_kept as u64 * (k_nn * 8 + 8);
     let avail = budget.saturating_sub(held + read_block_bytes);
     let marker_block_bytes = (avail / 2).max(1);
-    let per_gene = 8 * (4 * n_groups + 1);
-    let marker_blocks = plan_gene_blocks(&stored_per_gene, per_gene, n_kept, marker_block_bytes);
-    let markers = steps.step("markers", |rep| {
-        let mut parts: Vec<RankGenes> = Vec::with_capacity(marker_blocks.len());
-        let n_blocks = marker_blocks.len() as f64;
-        for (bi, &(g0, g1)) in marker_blocks.iter().enumerate() {
-            let mut c = spill.columns(g0, g1)?;
-            c.lognormalize(&size_factors)?;
-            parts.push(rank_genes_csc(
-                n_kept,
-                &c.ptr,
-                &c.cells,
-                &c.values,
-                &clustering.labels,
-                &po.markers,
-            )?);
-            rep((bi + 1) as f64 / n_blocks);
-        }
-        merge_rank_genes(parts, po.markers.corr_method)
+    let per_gene = 8 * (4 * n_groups as u64 + 1);
+    let leader_markers = steps.step("markers", |rep| {
+        let (mut blocks, mut spill_bytes, mut parts) = (Vec::new(), 0u64, Vec::new());
+        w.pass(
+            "markers",
+            w.peers(),
+            &mut |u| {
+                let (a, b) = ranges[u];
+                let mine: Vec<(usize, usize)> = markers::plan_gene_blocks(
+                    &stored_per_gene[a..b],
+                    per_gene,
+                    n_kept,
+                    marker_block_bytes,
+                )
+                .into_iter()
+                .map(|(x, y)| (x + a, y + a))
+                .collect();
+                let n = mine.len().max(1) as f64;
+                let r = markers::rank_range(
+                    &spill,
+                    a,
+                    &mine,
+                    &size_factors,
+                    &labels,
+                    &po.markers,
+                    &mut |done| rep(done as f64 / n),
+                )?;
+                Ok(((mine, spill.bytes(), r), Vec::<(usize, ())>::new()))
+            },
+            &mut |_, (b, s, r): MarkerPart| {
+                blocks.extend(b);
+                spill_bytes += s;
+                parts.extend(r);
+                Ok(())
+            },
+            &mut |_, ()| Ok(()),
+        )?;
+        Ok(w.is_leader().then_some((parts, blocks, spill_bytes)))
     })?;
     drop(spill);
-
-    let peak = steps.steps().iter().filter_map(|s| s.peak_rss_bytes).max();
-    Ok(StreamAnalysis {
+    let exchange = w.exchange_reports()?;
+    let Some((parts, marker_blocks, spill_bytes)) = leader_markers else {
+        return Ok(None);
+    };
+    let ranked = markers::concat(parts)?
+        .ok_or_else(|| Error::data("markers", "no gene block was ranked"))?;
+    let markers = markers::finish(ranked, po.markers.corr_method);
+    let (pca_result, knn_result, clustering, layout) = on_leader(leader_down, "clusters")?;
+    let steps = on_leader(steps.runner, "steps")?.into_steps();
+    let peak = steps.iter().filter_map(|s| s.peak_rss_bytes).max();
+    Ok(Some(StreamAnalysis {
         input_shape: (n_cells, n_genes),
         input_nnz: reader.nnz(),
         barcodes: reader.barcodes().to_vec(),
         genes: reader.genes().clone(),
-        qc,
-        cells,
+        qc: on_leader(qc, "QC metrics")?,
+        cells: on_leader(cells, "cell filter")?,
         kept_genes,
         genes_removed_min_cells,
         size_factors,
         stored_per_gene,
-        hvg,
+        hvg: on_leader(hvg, "HVG statistics")?,
         hvg_genes,
         pca: pca_result,
         knn: knn_result,
@@ -685,9 +867,30 @@ pub fn run_with_progress(
             marker_blocks,
             spill_bytes,
         },
-        steps: steps.into_steps(),
+        steps,
         peak_rss_bytes: peak,
-    })
+        workers: w.peers(),
+        exchange,
+    }))
+}
+
+/// What a worker's range of genes gives the leader: its gene blocks, its spill's bytes and
+/// its markers (`None` for an empty range).
+type MarkerPart = (Vec<(usize, usize)>, u64, Option<RankGenes>);
+
+/// Stored values of the HVG columns, and the estimate of the HVG matrix plus PCA, kNN and UMAP
+/// working space.
+fn downstream_bytes(
+    hvg_genes: &[usize],
+    stored: &[u64],
+    n_kept: usize,
+    k_nn: u64,
+    n_comps: usize,
+) -> (u64, u64) {
+    let n_comps = n_comps.min(n_kept - 1).min(hvg_genes.len()) as u64;
+    let hvg_nnz: u64 = hvg_genes.iter().map(|&g| stored[g]).sum();
+    let downstream = hvg_nnz * 8 + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
+    (hvg_nnz, downstream)
 }
 
 /// Why the QC pass and the HVG pass are two reads of the file with these options. The size
@@ -720,16 +923,6 @@ pub fn qc_hvg_passes(po: &PipelineOptions) -> String {
     }
 }
 
-/// The fixed bounds of the cell filter (`min_genes`, `max_genes`, `min_counts`, `max_counts`,
-/// `max_pct_mito`), as in [`crate::qc::filter`].
-fn passes_fixed(o: &crate::qc::FilterOptions, t: f64, g: u32, pct_mt: f64) -> bool {
-    !(o.min_genes.is_some_and(|b| g < b)
-        || o.max_genes.is_some_and(|b| g > b)
-        || o.min_counts.is_some_and(|b| t < b)
-        || o.max_counts.is_some_and(|b| t > b)
-        || o.max_pct_mito.is_some_and(|b| pct_mt > b))
-}
-
 /// Blocks of consecutive cells: `chunk_cells` each when given, else as many cells as fit
 /// `block_bytes` at [`READ_BYTES_PER_VALUE`] per stored value (at least one cell).
 fn plan_cell_blocks(
@@ -755,180 +948,6 @@ fn plan_cell_blocks(
         a = b;
     }
     out
-}
-
-/// Bytes per stored value of a marker gene block: the columns read from the spill (cell and
-/// value) and the per-block-of-cells parts they are assembled from.
-const MARKER_BYTES_PER_VALUE: u64 = 16;
-
-/// Blocks of consecutive kept genes whose columns ([`MARKER_BYTES_PER_VALUE`], plus
-/// `per_gene` bytes of ranking state per gene and the row pointers) fit `block_bytes`; a gene
-/// that alone exceeds it is a block of its own.
-fn plan_gene_blocks(
-    stored: &[u64],
-    per_gene: u64,
-    n_rows: usize,
-    block_bytes: u64,
-) -> Vec<(usize, usize)> {
-    let fixed = 8 * (n_rows as u64 + 1);
-    let mut out = Vec::new();
-    let mut g0 = 0;
-    while g0 < stored.len() {
-        let mut size = fixed + stored[g0] * MARKER_BYTES_PER_VALUE + per_gene;
-        let mut g1 = g0 + 1;
-        while g1 < stored.len()
-            && size + stored[g1] * MARKER_BYTES_PER_VALUE + per_gene <= block_bytes
-        {
-            size += stored[g1] * MARKER_BYTES_PER_VALUE + per_gene;
-            g1 += 1;
-        }
-        out.push((g0, g1));
-        g0 = g1;
-    }
-    out
-}
-
-/// Loads the log-normalized values `ln(1 + x / s)` of the kept cells in the columns
-/// `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`), one pass over the file; every
-/// block read is also handed to `each_block` (first cell, counts).
-#[allow(clippy::too_many_arguments)]
-fn load_columns(
-    reader: &CellChunks,
-    blocks: &[(usize, usize)],
-    kept_pos: &[u32],
-    size_factors: &[f32],
-    col_of: &[u32],
-    n_cols: usize,
-    nnz_hint: usize,
-    rep: &mut dyn FnMut(f64),
-    each_block: &mut dyn FnMut(usize, &CsrMatrix) -> Result<()>,
-) -> Result<CsrMatrix> {
-    let n_rows = size_factors.len();
-    let mut indptr = Vec::with_capacity(n_rows + 1);
-    indptr.push(0usize);
-    let mut indices: Vec<u32> = Vec::with_capacity(nnz_hint);
-    let mut data: Vec<f32> = Vec::with_capacity(nnz_hint);
-    for_blocks(reader, blocks, rep, |a, x| {
-        each_block(a, x)?;
-        let rows: Vec<(usize, u32)> = (0..x.n_rows())
-            .filter_map(|r| {
-                let k = kept_pos[a + r];
-                (k != u32::MAX).then_some((r, k))
-            })
-            .collect();
-        // Two phases, no per-row buffers: count the picked values of every row, then fill
-        // each row's slice of the output in parallel.
-        let counts: Vec<usize> = rows
-            .par_iter()
-            .map(|&(r, _)| {
-                x.row(r)
-                    .0
-                    .iter()
-                    .filter(|&&c| col_of[c as usize] != u32::MAX)
-                    .count()
-            })
-            .collect();
-        let start = indices.len();
-        let added: usize = counts.iter().sum();
-        indices.resize(start + added, 0);
-        data.resize(start + added, 0.0);
-        let mut parts = Vec::with_capacity(rows.len());
-        let (mut ri, mut rd) = (&mut indices[start..], &mut data[start..]);
-        for (&(r, k), &n) in rows.iter().zip(&counts) {
-            let (hi, ti) = ri.split_at_mut(n);
-            let (hd, td) = rd.split_at_mut(n);
-            parts.push((r, k, hi, hd));
-            ri = ti;
-            rd = td;
-            indptr.push(indptr[indptr.len() - 1] + n);
-        }
-        parts.into_par_iter().for_each(|(r, k, oi, od)| {
-            let s = size_factors[k as usize];
-            let s = if s == 0.0 { 1.0 } else { s };
-            let (idx, val) = x.row(r);
-            let mut w = 0;
-            for (&c, &v) in idx.iter().zip(val) {
-                let j = col_of[c as usize];
-                if j != u32::MAX {
-                    oi[w] = j;
-                    od[w] = (v / s).ln_1p();
-                    w += 1;
-                }
-            }
-        });
-        Ok(())
-    })?;
-    CsrMatrix::try_new(n_rows, n_cols, indptr, indices, data)
-}
-
-/// Reads every block of cells in order and hands `(first cell, counts)` to `f`; reports the
-/// fraction of stored values read after each block.
-fn for_blocks(
-    reader: &CellChunks,
-    blocks: &[(usize, usize)],
-    rep: &mut dyn FnMut(f64),
-    mut f: impl FnMut(usize, &CsrMatrix) -> Result<()>,
-) -> Result<()> {
-    let total = reader.nnz().max(1) as f64;
-    let mut done = 0usize;
-    for &(a, b) in blocks {
-        let x = reader.read(a, b)?;
-        f(a, &x)?;
-        done += reader.nnz_of(a, b);
-        rep(done as f64 / total);
-    }
-    Ok(())
-}
-
-/// Concatenates per-gene-block marker results (same groups, in gene-block order) and
-/// recomputes the adjusted p-values and the gene order over all genes, as `rank_genes` does.
-fn merge_rank_genes(parts: Vec<RankGenes>, corr: Correction) -> Result<RankGenes> {
-    let mut it = parts.into_iter();
-    let Some(first) = it.next() else {
-        return Err(Error::data("markers", "no gene block was ranked"));
-    };
-    let mut out = first;
-    let ext = |a: &mut Option<Vec<f64>>, b: Option<Vec<f64>>| {
-        if let (Some(a), Some(b)) = (a.as_mut(), b) {
-            a.extend(b);
-        }
-    };
-    for p in it {
-        if p.groups.len() != out.groups.len() {
-            return Err(Error::data(
-                "markers",
-                "gene blocks ranked different groups",
-            ));
-        }
-        out.n_genes += p.n_genes;
-        for (o, g) in out.groups.iter_mut().zip(p.groups) {
-            o.scores.extend(g.scores);
-            o.logfoldchanges.extend(g.logfoldchanges);
-            o.pvals.extend(g.pvals);
-            ext(&mut o.pct_in, g.pct_in);
-            ext(&mut o.pct_out, g.pct_out);
-            ext(&mut o.auc, g.auc);
-        }
-    }
-    for g in out.groups.iter_mut() {
-        finish_group(g, corr);
-    }
-    Ok(out)
-}
-
-fn finish_group(g: &mut GroupMarkers, corr: Correction) {
-    g.pvals_adj = match corr {
-        Correction::BenjaminiHochberg => crate::stats::benjamini_hochberg(&g.pvals),
-        Correction::Bonferroni => crate::stats::bonferroni(&g.pvals),
-    };
-    let scores = &g.scores;
-    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        scores[b as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b))
-    });
-    g.order = order;
 }
 
 /// The steps of the streamed analysis, in order.

@@ -19,6 +19,7 @@
 //! is kept in memory, so a block of genes is read with one contiguous read per segment and
 //! the segments, concatenated in cell order, give the genes' columns (CSC).
 
+use super::wire::{Reader, Wire};
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
@@ -124,8 +125,8 @@ impl Spill {
 
     /// Appends the kept cells of a block read from the file: `x` holds input cells
     /// `a..a + x.n_rows()`, `kept_pos[cell]` is the kept-cell index (`u32::MAX`: removed) and
-    /// `gene_pos[column]` the kept-gene index (`u32::MAX`: removed). Blocks must come in cell
-    /// order.
+    /// `gene_pos[column]` the kept-gene index (`u32::MAX`: removed). Blocks may come in any
+    /// order ([`finish`](Self::finish) puts them in cell order).
     pub fn append(
         &mut self,
         a: usize,
@@ -133,102 +134,32 @@ impl Spill {
         kept_pos: &[u32],
         gene_pos: &[u32],
     ) -> Result<()> {
-        let ng = self.n_genes;
-        let rows: Vec<(usize, u32)> = (0..x.n_rows())
-            .filter_map(|r| {
-                let k = *kept_pos.get(a + r)?;
-                (k != u32::MAX).then_some((r, k))
-            })
-            .collect();
-        let Some(&(_, base)) = rows.first() else {
-            return Ok(());
-        };
-        // First input column of every kept gene (kept genes are increasing in the columns).
-        let mut first_col = vec![u32::MAX; ng + 1];
-        for (c, &g) in gene_pos.iter().enumerate().rev() {
-            if let Some(f) = first_col.get_mut(g as usize) {
-                *f = c as u32;
-            }
+        match encode_segment(a, x, kept_pos, gene_pos, self.n_genes) {
+            Some(s) => self.append_encoded(s),
+            None => Ok(()),
         }
-        // Fixed ranges of gene groups (independent of the thread count), each transposed
-        // (counting sort by gene; cells stay in order) and encoded on its own.
-        let n_marks = ng.div_ceil(GENES_PER_MARK);
-        let per_task = n_marks.div_ceil(RANGES).max(1);
-        let tasks: Vec<(usize, usize)> = (0..n_marks)
-            .step_by(per_task)
-            .map(|m| (m, (m + per_task).min(n_marks)))
-            .collect();
-        let encoded: Vec<(Vec<u8>, Vec<u64>)> = tasks
-            .par_iter()
-            .map(|&(m0, m1)| {
-                let g0 = m0 * GENES_PER_MARK;
-                let g1 = (m1 * GENES_PER_MARK).min(ng);
-                let (c0, c1) = (first_col[g0], first_col[g1]);
-                let bg = g1 - g0;
-                let span = |r: usize| {
-                    let idx = x.row(r).0;
-                    let lo = idx.partition_point(|&c| c < c0);
-                    let hi = lo + idx[lo..].partition_point(|&c| c < c1);
-                    lo..hi
-                };
-                let mut ptr = vec![0usize; bg + 1];
-                let mut raw = false;
-                for &(r, _) in &rows {
-                    let sp = span(r);
-                    let (idx, val) = x.row(r);
-                    for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
-                        let g = gene_pos[c as usize];
-                        if g != u32::MAX {
-                            ptr[g as usize - g0 + 1] += 1;
-                            raw |= !is_count(v);
-                        }
-                    }
-                }
-                for j in 0..bg {
-                    ptr[j + 1] += ptr[j];
-                }
-                let mut next = ptr[..bg].to_vec();
-                let mut cells = vec![0u32; ptr[bg]];
-                let mut vals = vec![0f32; ptr[bg]];
-                for &(r, k) in &rows {
-                    let sp = span(r);
-                    let (idx, val) = x.row(r);
-                    for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
-                        let g = gene_pos[c as usize];
-                        if g != u32::MAX {
-                            let s = &mut next[g as usize - g0];
-                            cells[*s] = k;
-                            vals[*s] = v;
-                            *s += 1;
-                        }
-                    }
-                }
-                let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 1);
-                let mut marks = Vec::with_capacity(m1 - m0);
-                for j in 0..bg {
-                    if j % GENES_PER_MARK == 0 {
-                        marks.push(out.len() as u64);
-                    }
-                    let (lo, hi) = (ptr[j], ptr[j + 1]);
-                    put_varint(&mut out, (hi - lo) as u64);
-                    let mut prev = base;
-                    for (&k, &v) in cells[lo..hi].iter().zip(&vals[lo..hi]) {
-                        put_varint(&mut out, (k - prev) as u64);
-                        prev = k;
-                        if raw {
-                            out.extend_from_slice(&v.to_le_bytes());
-                        } else {
-                            put_varint(&mut out, v as u64);
-                        }
-                    }
-                }
-                // The raw flag is per range: one leading byte.
-                out.insert(0, raw as u8);
-                (out, marks)
-            })
-            .collect();
+    }
+
+    /// Appends a segment made by [`encode_segment`] for this spill's genes (in any order of
+    /// the blocks of cells).
+    pub fn append_encoded(&mut self, seg: EncodedSegment) -> Result<()> {
+        let EncodedSegment {
+            base,
+            per_range,
+            ranges: encoded,
+        } = seg;
+        let n_marks = self.n_genes.div_ceil(GENES_PER_MARK);
+        if encoded.iter().map(|(_, m)| m.len()).sum::<usize>() != n_marks {
+            return Err(Error::data(
+                "spill",
+                format!(
+                    "a segment for another number of genes than the {}",
+                    self.n_genes
+                ),
+            ));
+        }
         let mut marks = Vec::with_capacity(n_marks + 1);
-        let mut raw = Vec::with_capacity(tasks.len());
+        let mut raw = Vec::with_capacity(encoded.len());
         let file = self.file.as_mut().ok_or_else(|| {
             Error::data("spill", "append after the spill was finished".to_string())
         })?;
@@ -251,7 +182,7 @@ impl Spill {
         self.segments.push(Segment {
             base,
             raw,
-            per_range: per_task,
+            per_range,
             marks,
         });
         Ok(())
@@ -260,6 +191,7 @@ impl Spill {
     /// Ends writing (flushes and closes the file); [`columns`](Self::columns) reads after.
     pub fn finish(&mut self) -> Result<()> {
         self.file.take();
+        self.segments.sort_by_key(|s| s.base);
         Ok(())
     }
 
@@ -343,6 +275,144 @@ impl Spill {
             }
         });
         Ok(Columns { ptr, cells, values })
+    }
+}
+
+/// A block of cells transposed to gene-major order and encoded (see the module docs), for a
+/// spill of `n_genes` genes; `None` when the block has no kept cell. What
+/// [`Spill::append`] writes; made apart so that the worker reading the block and the worker
+/// writing the spill of those genes can differ.
+pub fn encode_segment(
+    a: usize,
+    x: &CsrMatrix,
+    kept_pos: &[u32],
+    gene_pos: &[u32],
+    n_genes: usize,
+) -> Option<EncodedSegment> {
+    let ng = n_genes;
+    let rows: Vec<(usize, u32)> = (0..x.n_rows())
+        .filter_map(|r| {
+            let k = *kept_pos.get(a + r)?;
+            (k != u32::MAX).then_some((r, k))
+        })
+        .collect();
+    let &(_, base) = rows.first()?;
+    // First input column of every kept gene (kept genes are increasing in the columns).
+    let mut first_col = vec![u32::MAX; ng + 1];
+    for (c, &g) in gene_pos.iter().enumerate().rev() {
+        if let Some(f) = first_col.get_mut(g as usize) {
+            *f = c as u32;
+        }
+    }
+    // Fixed ranges of gene groups (independent of the thread count), each transposed
+    // (counting sort by gene; cells stay in order) and encoded on its own.
+    let n_marks = ng.div_ceil(GENES_PER_MARK);
+    let per_task = n_marks.div_ceil(RANGES).max(1);
+    let tasks: Vec<(usize, usize)> = (0..n_marks)
+        .step_by(per_task)
+        .map(|m| (m, (m + per_task).min(n_marks)))
+        .collect();
+    let encoded: Vec<(Vec<u8>, Vec<u64>)> = tasks
+        .par_iter()
+        .map(|&(m0, m1)| {
+            let g0 = m0 * GENES_PER_MARK;
+            let g1 = (m1 * GENES_PER_MARK).min(ng);
+            let (c0, c1) = (first_col[g0], first_col[g1]);
+            let bg = g1 - g0;
+            let span = |r: usize| {
+                let idx = x.row(r).0;
+                let lo = idx.partition_point(|&c| c < c0);
+                let hi = lo + idx[lo..].partition_point(|&c| c < c1);
+                lo..hi
+            };
+            let mut ptr = vec![0usize; bg + 1];
+            let mut raw = false;
+            for &(r, _) in &rows {
+                let sp = span(r);
+                let (idx, val) = x.row(r);
+                for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
+                    let g = gene_pos[c as usize];
+                    if g != u32::MAX {
+                        ptr[g as usize - g0 + 1] += 1;
+                        raw |= !is_count(v);
+                    }
+                }
+            }
+            for j in 0..bg {
+                ptr[j + 1] += ptr[j];
+            }
+            let mut next = ptr[..bg].to_vec();
+            let mut cells = vec![0u32; ptr[bg]];
+            let mut vals = vec![0f32; ptr[bg]];
+            for &(r, k) in &rows {
+                let sp = span(r);
+                let (idx, val) = x.row(r);
+                for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
+                    let g = gene_pos[c as usize];
+                    if g != u32::MAX {
+                        let s = &mut next[g as usize - g0];
+                        cells[*s] = k;
+                        vals[*s] = v;
+                        *s += 1;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 1);
+            let mut marks = Vec::with_capacity(m1 - m0);
+            for j in 0..bg {
+                if j % GENES_PER_MARK == 0 {
+                    marks.push(out.len() as u64);
+                }
+                let (lo, hi) = (ptr[j], ptr[j + 1]);
+                put_varint(&mut out, (hi - lo) as u64);
+                let mut prev = base;
+                for (&k, &v) in cells[lo..hi].iter().zip(&vals[lo..hi]) {
+                    put_varint(&mut out, (k - prev) as u64);
+                    prev = k;
+                    if raw {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    } else {
+                        put_varint(&mut out, v as u64);
+                    }
+                }
+            }
+            // The raw flag is per range: one leading byte.
+            out.insert(0, raw as u8);
+            (out, marks)
+        })
+        .collect();
+    Some(EncodedSegment {
+        base,
+        per_range: per_task,
+        ranges: encoded,
+    })
+}
+
+/// One block of cells of the spill, encoded: the first kept cell, the marks per range, and
+/// per range its bytes (flag byte first) and the offsets of its marks within them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedSegment {
+    base: u32,
+    per_range: usize,
+    ranges: Vec<(Vec<u8>, Vec<u64>)>,
+}
+
+impl Wire for EncodedSegment {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.base.put(out);
+        self.per_range.put(out);
+        self.ranges.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let (base, per_range, ranges) = <(u32, usize, Vec<(Vec<u8>, Vec<u64>)>)>::get(r)?;
+        if per_range == 0 {
+            return Err(Error::data("spill", "a segment with no marks per range"));
+        }
+        Ok(EncodedSegment {
+            base,
+            per_range,
+            ranges,
+        })
     }
 }
 

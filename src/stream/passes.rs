@@ -1,0 +1,453 @@
+//! The passes over the file, each written as what one unit of cells contributes (its *part*)
+//! and how the leader adds the parts up in unit order ([`super::workers`]).
+//!
+//! | pass | unit | part | added up |
+//! |---|---|---|---|
+//! | QC | a block of cells read | per-cell metrics; per gene the cells detecting it, its total, the cells passing the fixed filters detecting it | metrics concatenated, gene sums added |
+//! | QC again (MAD only) | a block of cells | per gene the kept cells detecting it | added |
+//! | median total (no `target_sum`) | a block of cells | the totals of its kept cells | concatenated |
+//! | HVG | one of the fixed row blocks of the kept cells (`COL_BLOCKS`, as the in-memory column reduction) | the size factors of its cells; per kept gene the sums of `e`, `e²` and non-zeros, and the stored values | added in block order: bit-identical to the in-memory moments |
+//! | load | a block of cells | the HVG rows of its kept cells (for the leader); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows concatenated; segments written by the worker owning the genes |
+
+use super::reader::CellChunks;
+use super::wire::{Reader, Wire};
+use crate::error::Result;
+use crate::qc::FilterOptions;
+use crate::sparse::CsrMatrix;
+use rayon::prelude::*;
+
+/// Per-cell QC sums: total, detected genes, mitochondrial total, ribosomal total.
+pub(super) type CellSums = (f64, u32, f64, f64);
+
+/// What a block of cells contributes to the QC metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct QcPart {
+    pub per_cell: Vec<CellSums>,
+    /// Per gene: cells with a non-zero value.
+    pub g_n: Vec<u32>,
+    /// Per gene: total counts (`f64` sum in cell order within the block).
+    pub g_t: Vec<f64>,
+    /// Per gene: cells passing the fixed filters with a non-zero value (exact when there is
+    /// no MAD filter).
+    pub g_kept: Vec<u32>,
+}
+
+impl Wire for QcPart {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.per_cell.put(out);
+        self.g_n.put(out);
+        self.g_t.put(out);
+        self.g_kept.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(QcPart {
+            per_cell: Wire::get(r)?,
+            g_n: Wire::get(r)?,
+            g_t: Wire::get(r)?,
+            g_kept: Wire::get(r)?,
+        })
+    }
+}
+
+impl QcPart {
+    /// An empty sum over `n_genes` genes.
+    pub fn empty(n_genes: usize) -> QcPart {
+        QcPart {
+            per_cell: Vec::new(),
+            g_n: vec![0; n_genes],
+            g_t: vec![0.0; n_genes],
+            g_kept: vec![0; n_genes],
+        }
+    }
+
+    /// The part of the block `x` (its cells in file order).
+    pub fn of_block(
+        x: &CsrMatrix,
+        mt: &[bool],
+        ribo: &[bool],
+        fo: &FilterOptions,
+        local_only: bool,
+    ) -> QcPart {
+        let mut p = QcPart::empty(x.n_cols());
+        p.per_cell.par_extend(crate::qc::cell_sums(x, mt, ribo));
+        for r in 0..x.n_rows() {
+            let (t, n, m, _) = p.per_cell[r];
+            let pass = local_only && passes_fixed(fo, t, n, m / t * 100.0);
+            let (idx, val) = x.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                let c = c as usize;
+                let nz = (v != 0.0) as u32;
+                p.g_n[c] += nz;
+                p.g_t[c] += v as f64;
+                if pass {
+                    p.g_kept[c] += nz;
+                }
+            }
+        }
+        p
+    }
+
+    /// Adds the next block's part (blocks in cell order).
+    pub fn add(&mut self, p: QcPart) -> Result<()> {
+        same_len("QC part", self.g_n.len(), p.g_n.len())?;
+        same_len("QC part", self.g_n.len(), p.g_t.len())?;
+        same_len("QC part", self.g_n.len(), p.g_kept.len())?;
+        self.per_cell.extend(p.per_cell);
+        for (a, b) in self.g_n.iter_mut().zip(p.g_n) {
+            *a += b;
+        }
+        for (a, b) in self.g_t.iter_mut().zip(p.g_t) {
+            *a += b;
+        }
+        for (a, b) in self.g_kept.iter_mut().zip(p.g_kept) {
+            *a += b;
+        }
+        Ok(())
+    }
+}
+
+/// The fixed bounds of the cell filter (`min_genes`, `max_genes`, `min_counts`, `max_counts`,
+/// `max_pct_mito`), as in [`crate::qc::filter`].
+fn passes_fixed(o: &FilterOptions, t: f64, g: u32, pct_mt: f64) -> bool {
+    !(o.min_genes.is_some_and(|b| g < b)
+        || o.max_genes.is_some_and(|b| g > b)
+        || o.min_counts.is_some_and(|b| t < b)
+        || o.max_counts.is_some_and(|b| t > b)
+        || o.max_pct_mito.is_some_and(|b| pct_mt > b))
+}
+
+/// Per input gene, the kept cells of block `x` (input cells `a..`) with a non-zero value.
+pub(super) fn kept_detection(a: usize, x: &CsrMatrix, kept_pos: &[u32]) -> Vec<u32> {
+    let mut g = vec![0u32; x.n_cols()];
+    for r in 0..x.n_rows() {
+        if kept_pos[a + r] == u32::MAX {
+            continue;
+        }
+        let (idx, val) = x.row(r);
+        for (&c, &v) in idx.iter().zip(val) {
+            g[c as usize] += (v != 0.0) as u32;
+        }
+    }
+    g
+}
+
+/// The total over the kept genes of a row (`f64` sum of the `f32` counts, stored as `f32`).
+pub(super) fn kept_total(idx: &[u32], val: &[f32], gene_pos: &[u32]) -> f32 {
+    idx.iter()
+        .zip(val)
+        .filter(|(c, _)| gene_pos[**c as usize] != u32::MAX)
+        .map(|(_, &x)| x as f64)
+        .sum::<f64>() as f32
+}
+
+/// The totals over the kept genes of the kept cells of block `x` (input cells `a..`).
+pub(super) fn kept_totals(a: usize, x: &CsrMatrix, kept_pos: &[u32], gene_pos: &[u32]) -> Vec<f32> {
+    (0..x.n_rows())
+        .filter(|&r| kept_pos[a + r] != u32::MAX)
+        .map(|r| {
+            let (idx, val) = x.row(r);
+            kept_total(idx, val, gene_pos)
+        })
+        .collect()
+}
+
+/// What one fixed row block of the kept cells contributes to the HVG moments.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HvgPart {
+    /// Per kept gene: sums of `e`, `e²` (`f32` product) and non-zeros, in cell order.
+    pub sums: Vec<[f64; 3]>,
+    /// Per kept gene: stored values.
+    pub stored: Vec<u64>,
+    /// Size factors of the block's kept cells, in order.
+    pub size_factors: Vec<f32>,
+}
+
+impl Wire for HvgPart {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.sums.put(out);
+        self.stored.put(out);
+        self.size_factors.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(HvgPart {
+            sums: Wire::get(r)?,
+            stored: Wire::get(r)?,
+            size_factors: Wire::get(r)?,
+        })
+    }
+}
+
+/// How the HVG pass transforms and where it puts the values.
+pub(super) struct HvgInputs<'a> {
+    pub kept_pos: &'a [u32],
+    pub gene_pos: &'a [u32],
+    pub n_kept_genes: usize,
+    /// `normalize_total`'s target.
+    pub target: f32,
+    /// Seurat flavor: moments of `expm1(y)`; else of `y`.
+    pub seurat: bool,
+}
+
+impl HvgPart {
+    /// The part of the kept cells in input cells `c0..c1` (one fixed row block), read in the
+    /// pieces that `cell_blocks` cut that range into.
+    pub fn of_cells(
+        reader: &CellChunks,
+        cell_blocks: &[(usize, usize)],
+        (c0, c1): (usize, usize),
+        inp: &HvgInputs<'_>,
+    ) -> Result<HvgPart> {
+        let mut part = HvgPart {
+            sums: vec![[0f64; 3]; inp.n_kept_genes],
+            stored: vec![0u64; inp.n_kept_genes],
+            size_factors: Vec::new(),
+        };
+        let mut e_buf: Vec<f32> = Vec::new();
+        for &(a, b) in cell_blocks {
+            let (a, b) = (a.max(c0), b.min(c1));
+            if a < b {
+                let x = reader.read(a, b)?;
+                part.add_block(a, &x, inp, &mut e_buf);
+            }
+        }
+        Ok(part)
+    }
+
+    fn add_block(&mut self, a: usize, x: &CsrMatrix, inp: &HvgInputs<'_>, e_buf: &mut Vec<f32>) {
+        let (kept_pos, gene_pos, seurat) = (inp.kept_pos, inp.gene_pos, inp.seurat);
+        // Size factors, then the transformed values of every stored entry, in parallel.
+        let rows: Vec<usize> = (0..x.n_rows())
+            .filter(|&r| kept_pos[a + r] != u32::MAX)
+            .collect();
+        let sf: Vec<f32> = rows
+            .par_iter()
+            .map(|&r| {
+                let (idx, val) = x.row(r);
+                kept_total(idx, val, gene_pos) / inp.target
+            })
+            .collect();
+        e_buf.clear();
+        e_buf.resize(x.nnz(), 0.0);
+        let ptr = x.indptr();
+        let mut parts: Vec<(usize, f32, &mut [f32])> = Vec::with_capacity(rows.len());
+        let mut rest: &mut [f32] = e_buf;
+        let mut pos = 0;
+        for (k, &r) in rows.iter().enumerate() {
+            let (lo, hi) = (ptr[r], ptr[r + 1]);
+            let (_, tail) = rest.split_at_mut(lo - pos);
+            let (mine, tail) = tail.split_at_mut(hi - lo);
+            parts.push((r, sf[k], mine));
+            rest = tail;
+            pos = hi;
+        }
+        parts.into_par_iter().for_each(|(r, s, out)| {
+            let s = if s == 0.0 { 1.0 } else { s };
+            for (o, &v) in out.iter_mut().zip(x.row(r).1) {
+                let y = (v / s).ln_1p();
+                *o = if seurat { y.exp_m1() } else { y };
+            }
+        });
+        for &r in &rows {
+            let (idx, _) = x.row(r);
+            let es = &e_buf[ptr[r]..ptr[r + 1]];
+            for (&c, &e) in idx.iter().zip(es) {
+                let g = gene_pos[c as usize];
+                if g == u32::MAX {
+                    continue;
+                }
+                let q = &mut self.sums[g as usize];
+                q[0] += e as f64;
+                q[1] += (e * e) as f64;
+                q[2] += (e != 0.0) as u8 as f64;
+                self.stored[g as usize] += 1;
+            }
+        }
+        self.size_factors.extend_from_slice(&sf);
+    }
+}
+
+/// The HVG rows (log-normalized values, renumbered columns) of the kept cells of a block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct RowsPart {
+    /// Values per kept row.
+    pub lens: Vec<u32>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+impl Wire for RowsPart {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.lens.put(out);
+        self.indices.put(out);
+        self.data.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(RowsPart {
+            lens: Wire::get(r)?,
+            indices: Wire::get(r)?,
+            data: Wire::get(r)?,
+        })
+    }
+}
+
+impl RowsPart {
+    /// The log-normalized values `ln(1 + x / s)` of the kept cells of block `x` (input cells
+    /// `a..`) in the columns `col_of[input gene] != u32::MAX` (renumbered `col_of[g]`).
+    pub fn of_block(
+        a: usize,
+        x: &CsrMatrix,
+        kept_pos: &[u32],
+        size_factors: &[f32],
+        col_of: &[u32],
+    ) -> RowsPart {
+        let rows: Vec<(usize, u32)> = (0..x.n_rows())
+            .filter_map(|r| {
+                let k = kept_pos[a + r];
+                (k != u32::MAX).then_some((r, k))
+            })
+            .collect();
+        // Two phases, no per-row buffers: count the picked values of every row, then fill
+        // each row's slice of the output in parallel.
+        let lens: Vec<u32> = rows
+            .par_iter()
+            .map(|&(r, _)| {
+                x.row(r)
+                    .0
+                    .iter()
+                    .filter(|&&c| col_of[c as usize] != u32::MAX)
+                    .count() as u32
+            })
+            .collect();
+        let added: usize = lens.iter().map(|&n| n as usize).sum();
+        let mut indices = vec![0u32; added];
+        let mut data = vec![0f32; added];
+        let mut parts = Vec::with_capacity(rows.len());
+        let (mut ri, mut rd) = (&mut indices[..], &mut data[..]);
+        for (&(r, k), &n) in rows.iter().zip(&lens) {
+            let (hi, ti) = ri.split_at_mut(n as usize);
+            let (hd, td) = rd.split_at_mut(n as usize);
+            parts.push((r, k, hi, hd));
+            ri = ti;
+            rd = td;
+        }
+        parts.into_par_iter().for_each(|(r, k, oi, od)| {
+            let s = size_factors[k as usize];
+            let s = if s == 0.0 { 1.0 } else { s };
+            let (idx, val) = x.row(r);
+            let mut w = 0;
+            for (&c, &v) in idx.iter().zip(val) {
+                let j = col_of[c as usize];
+                if j != u32::MAX {
+                    oi[w] = j;
+                    od[w] = (v / s).ln_1p();
+                    w += 1;
+                }
+            }
+        });
+        RowsPart {
+            lens,
+            indices,
+            data,
+        }
+    }
+}
+
+/// The HVG matrix assembled from the rows of the blocks, in cell order.
+#[derive(Debug, Default)]
+pub(super) struct RowsBuilder {
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<f32>,
+}
+
+impl RowsBuilder {
+    pub fn with_capacity(n_rows: usize, nnz: usize) -> RowsBuilder {
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        RowsBuilder {
+            indptr,
+            indices: Vec::with_capacity(nnz),
+            data: Vec::with_capacity(nnz),
+        }
+    }
+
+    /// Appends the next block's rows.
+    pub fn add(&mut self, p: RowsPart) -> Result<()> {
+        let total: usize = p.lens.iter().map(|&n| n as usize).sum();
+        same_len("rows part", total, p.indices.len())?;
+        same_len("rows part", total, p.data.len())?;
+        for n in p.lens {
+            let last = self.indptr[self.indptr.len() - 1];
+            self.indptr.push(last + n as usize);
+        }
+        self.indices.extend_from_slice(&p.indices);
+        self.data.extend_from_slice(&p.data);
+        Ok(())
+    }
+
+    pub fn finish(self, n_cols: usize) -> Result<CsrMatrix> {
+        CsrMatrix::try_new(
+            self.indptr.len() - 1,
+            n_cols,
+            self.indptr,
+            self.indices,
+            self.data,
+        )
+    }
+}
+
+fn same_len(what: &str, want: usize, got: usize) -> Result<()> {
+    if want != got {
+        return Err(crate::error::Error::data(
+            "message between workers",
+            format!("a {what} of {got} entries where {want} were expected"),
+        ));
+    }
+    Ok(())
+}
+
+/// Contiguous ranges of the kept genes, one per worker, with about equal stored values (the
+/// spill and the markers of a range are the owning worker's).
+pub(super) fn gene_ranges(stored: &[u64], peers: usize) -> Vec<(usize, usize)> {
+    let total: u64 = stored.iter().sum();
+    let mut out = Vec::with_capacity(peers);
+    let (mut g0, mut acc) = (0usize, 0u64);
+    for w in 0..peers {
+        let goal = (total as u128 * (w as u128 + 1) / peers as u128) as u64;
+        let mut g1 = g0;
+        while g1 < stored.len() && (acc < goal || w + 1 == peers) {
+            acc += stored[g1];
+            g1 += 1;
+        }
+        out.push((g0, g1));
+        g0 = g1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gene_ranges_cover_every_gene_once_and_balance() {
+        let stored: Vec<u64> = (0..100).map(|g| (g * 37 % 11) as u64).collect();
+        for peers in 1..8 {
+            let r = gene_ranges(&stored, peers);
+            assert_eq!(r.len(), peers);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r[peers - 1].1, 100);
+            for w in 1..peers {
+                assert_eq!(r[w].0, r[w - 1].1);
+            }
+            let total: u64 = stored.iter().sum();
+            for &(a, b) in &r {
+                let s: u64 = stored[a..b].iter().sum();
+                assert!(s <= total / peers as u64 + 10, "{peers}: {r:?}");
+            }
+        }
+        // More workers than genes: empty ranges at the end.
+        let r = gene_ranges(&[5, 5], 4);
+        assert_eq!(r.iter().map(|(a, b)| b - a).sum::<usize>(), 2);
+    }
+}

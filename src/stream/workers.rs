@@ -1,0 +1,136 @@
+//! Who runs the passes of a streamed analysis, and how their partial results meet.
+//!
+//! Every pass over the file is a list of *units* (blocks of cells, or gene ranges) numbered
+//! `0..n`. A worker computes the units it owns (unit `u` belongs to worker `u mod peers`) and
+//! returns, per unit, one part for the leader (worker 0) and any number of parts addressed to
+//! given workers. The leader folds the leader parts **in unit order**, whoever computed them,
+//! so every sum is taken in the same order as by one worker reading the file front to back:
+//! the results are identical for any number of workers. The addressed parts (encoded spill
+//! segments for the worker that owns a range of genes) are taken in any order.
+//!
+//! [`Local`] is one worker that owns every unit and hands the values over without encoding:
+//! [`super::run`]. `crate::distributed` (feature `distributed`) runs the same passes, the
+//! same code, on timely-dataflow workers in several threads and processes.
+
+use super::wire::Wire;
+use crate::error::{Error, Result};
+
+/// Bytes sent between workers by one pass (or shared table), summed over all workers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExchangeReport {
+    /// The pass (`qc`, `hvg`, `load`, `markers`, ...) or the shared table.
+    pub pass: String,
+    /// Messages sent to another worker.
+    pub messages: u64,
+    /// Bytes of those messages (their encoding).
+    pub bytes: u64,
+    /// Bytes of the messages sent to a worker of another process (over the network).
+    pub network_bytes: u64,
+    /// Wall time of the pass on the leader, in seconds (reading and computing included).
+    pub seconds: f64,
+}
+
+/// A unit's part for the leader and its parts addressed to given workers.
+pub type UnitParts<P, R> = (P, Vec<(usize, R)>);
+
+/// The workers of one streamed analysis (see the module docs).
+pub trait Workers {
+    /// This worker's index, `0..peers()`.
+    fn index(&self) -> usize;
+    /// Number of workers.
+    fn peers(&self) -> usize;
+    /// Whether this is the leader (worker 0), which folds the parts and runs the in-memory
+    /// steps.
+    fn is_leader(&self) -> bool {
+        self.index() == 0
+    }
+    /// Whether this worker computes unit `u`.
+    fn owns(&self, u: usize) -> bool {
+        u % self.peers() == self.index()
+    }
+
+    /// One pass over `n_units` units: `compute` for each owned unit in increasing order; on
+    /// the leader `fold` for every unit's leader part in unit order; on the addressed worker
+    /// `take` for every addressed part. An error anywhere ends the pass with an error on
+    /// every worker.
+    fn pass<P, R>(
+        &mut self,
+        name: &'static str,
+        n_units: usize,
+        compute: &mut dyn FnMut(usize) -> Result<UnitParts<P, R>>,
+        fold: &mut dyn FnMut(usize, P) -> Result<()>,
+        take: &mut dyn FnMut(usize, R) -> Result<()>,
+    ) -> Result<()>
+    where
+        P: Wire + Send + 'static,
+        R: Wire + Send + 'static;
+
+    /// The leader's `value` (`Some` on the leader, ignored elsewhere) on every worker; the
+    /// leader's error becomes an error on every worker.
+    fn share<T: Wire + Clone + Send + 'static>(
+        &mut self,
+        name: &'static str,
+        value: Option<Result<T>>,
+    ) -> Result<T>;
+
+    /// Every worker learns whether another worker failed (`error`: this worker's failure,
+    /// described): an error naming the first failed other worker, else `Ok`. Each worker then
+    /// returns its own error first, so the leader's typed error is the one reported.
+    fn agree(&mut self, name: &'static str, error: Option<String>) -> Result<()>;
+
+    /// Bytes exchanged so far, per pass, summed over all workers (on the leader; empty
+    /// elsewhere and for [`Local`]).
+    fn exchange_reports(&mut self) -> Result<Vec<ExchangeReport>>;
+}
+
+/// One worker, in this thread (the default streamed analysis).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Local;
+
+impl Workers for Local {
+    fn index(&self) -> usize {
+        0
+    }
+    fn peers(&self) -> usize {
+        1
+    }
+    fn pass<P, R>(
+        &mut self,
+        _name: &'static str,
+        n_units: usize,
+        compute: &mut dyn FnMut(usize) -> Result<UnitParts<P, R>>,
+        fold: &mut dyn FnMut(usize, P) -> Result<()>,
+        take: &mut dyn FnMut(usize, R) -> Result<()>,
+    ) -> Result<()>
+    where
+        P: Wire + Send + 'static,
+        R: Wire + Send + 'static,
+    {
+        for u in 0..n_units {
+            let (p, routed) = compute(u)?;
+            fold(u, p)?;
+            for (_, r) in routed {
+                take(u, r)?;
+            }
+        }
+        Ok(())
+    }
+    fn share<T: Wire + Clone + Send + 'static>(
+        &mut self,
+        name: &'static str,
+        value: Option<Result<T>>,
+    ) -> Result<T> {
+        value.unwrap_or_else(|| {
+            Err(Error::data(
+                "streamed analysis",
+                format!("no value to share for {name}"),
+            ))
+        })
+    }
+    fn agree(&mut self, _name: &'static str, _error: Option<String>) -> Result<()> {
+        Ok(())
+    }
+    fn exchange_reports(&mut self) -> Result<Vec<ExchangeReport>> {
+        Ok(Vec::new())
+    }
+}
