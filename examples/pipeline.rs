@@ -121,6 +121,22 @@ struct Args {
     /// Do not write report.html (the one-page interactive report).
     #[arg(long)]
     no_report: bool,
+    /// With --stream: run it as this many processes (build with `--features distributed`).
+    /// Without --process, starts them all on this machine (loopback) and waits for them.
+    #[arg(long, value_name = "N")]
+    processes: Option<usize>,
+    /// With --stream --hosts: this process's number, 0 to N-1 (process 0 writes the results).
+    #[arg(long, value_name = "P")]
+    process: Option<usize>,
+    /// With --stream --process: a file with one host:port per process, in process order.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// Worker threads per process of a distributed run.
+    #[arg(long, default_value_t = 1, value_name = "W")]
+    workers: usize,
+    /// The processes' addresses, given by the launcher to the processes it starts.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    addresses: Vec<String>,
 }
 
 fn parse_compression(s: &str) -> Result<scrna::io::h5ad::H5adCompression, String> {
@@ -164,6 +180,10 @@ fn run(args: &Args) -> scrna::Result<()> {
     opts.validate()?;
     if args.sim_h5.is_none() || args.stream {
         check_output_dir(&args.out)?;
+    }
+    if let (Some(_), Some(h5), Some(_)) = (args.simulate, &args.sim_h5, args.process) {
+        // A process of a distributed run: the launcher has written the file.
+        return analyse_streamed(h5, args, &opts);
     }
     if let (Some(n), Some(h5)) = (args.simulate, &args.sim_h5) {
         let t = Instant::now();
@@ -373,6 +393,9 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
         std::fs::create_dir_all(&args.out)
             .map_err(|e| scrna::Error::data("output", format!("{}: {e}", args.out.display())))?;
     }
+    if args.processes.is_some() || args.process.is_some() || args.hosts.is_some() {
+        return distributed::analyse(path, args, &so);
+    }
     eprintln!(
         "streaming {} with a memory budget of {:.1} MB",
         path.display(),
@@ -381,8 +404,26 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
     let bar = StepBar::new();
     let a = scrna::stream::run_with_progress(path, &so, &mut |p| bar.show(p))?;
     bar.finish();
-    let files = scrna::stream::output::write_all(&a, &so, &args.out)?;
+    report_streamed(&a, args, &so)
+}
+
+/// Writes the streamed analysis's files and prints what it did.
+fn report_streamed(
+    a: &scrna::stream::StreamAnalysis,
+    args: &Args,
+    so: &scrna::stream::StreamOptions,
+) -> scrna::Result<()> {
+    let files = scrna::stream::output::write_all(a, so, &args.out)?;
     print_steps(&a.steps);
+    for r in &a.exchange {
+        println!(
+            "  exchanged in {:<16} {:>10.1} MB ({:.1} MB between processes) in {} messages",
+            r.pass,
+            r.bytes as f64 / 1e6,
+            r.network_bytes as f64 / 1e6,
+            r.messages
+        );
+    }
     println!(
         "{} of {} cells passed QC; {} genes kept, {} highly variable; {} passes over the file \
          ({} cell blocks, {} marker gene blocks, spill {:.1} MB)",
@@ -396,13 +437,108 @@ fn analyse_streamed(path: &Path, args: &Args, opts: &PipelineOptions) -> scrna::
         a.plan.spill_bytes as f64 / 1e6
     );
     println!(
-        "{} clusters; peak {:.1} MB within a budget of {:.1} MB",
+        "{} clusters; peak {:.1} MB within a budget of {:.1} MB{}",
         a.clustering.n_clusters,
         a.peak_rss_bytes.unwrap_or(0) as f64 / 1_048_576.0,
-        args.memory_budget as f64 / 1_048_576.0
+        args.memory_budget as f64 / 1_048_576.0,
+        if a.workers > 1 {
+            format!(" (process 0 of {} workers)", a.workers)
+        } else {
+            String::new()
+        }
     );
     println!("{} files written to {}", files.len(), args.out.display());
     Ok(())
+}
+
+/// The streamed analysis over several processes (`--processes`, `--process`, `--hosts`).
+#[cfg(feature = "distributed")]
+mod distributed {
+    use super::{report_streamed, Args, StepBar};
+    use scrna::distributed::{launch, loopback_addresses, Cluster, SendProgress};
+    use scrna::stream::StreamOptions;
+    use scrna::Error;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    pub fn analyse(path: &Path, args: &Args, so: &StreamOptions) -> scrna::Result<()> {
+        let Some(process) = args.process else {
+            let n = match (args.processes, &args.hosts) {
+                (_, Some(_)) => {
+                    return Err(Error::option(
+                        "process",
+                        "with --hosts, start each process on its host with --process P",
+                    ))
+                }
+                (Some(n), None) if n >= 1 => n,
+                _ => return Err(Error::option("processes", "must be at least 1")),
+            };
+            // Start the processes here, on loopback, and wait for them.
+            let addresses = loopback_addresses(n)?.join(",");
+            let exe =
+                std::env::current_exe().map_err(|e| Error::data("launcher", e.to_string()))?;
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            eprintln!(
+                "starting {n} processes of {} worker thread(s) on this machine",
+                args.workers
+            );
+            return launch(
+                n,
+                |p| {
+                    let mut c = std::process::Command::new(&exe);
+                    c.args(&argv)
+                        .args(["--process", &p.to_string(), "--addresses", &addresses]);
+                    c
+                },
+                Duration::from_secs(10),
+            );
+        };
+        let cluster = if !args.addresses.is_empty() {
+            Cluster {
+                process,
+                threads: args.workers,
+                addresses: args.addresses.clone(),
+            }
+        } else if let Some(h) = &args.hosts {
+            Cluster::from_host_file(h, process, args.workers)?
+        } else {
+            return Err(Error::option("hosts", "--process needs --hosts FILE"));
+        };
+        if args.processes.is_some_and(|n| n != cluster.processes()) {
+            return Err(Error::option(
+                "processes",
+                format!("the host list has {} processes", cluster.processes()),
+            ));
+        }
+        let bar = Arc::new(StepBar::new());
+        let progress = (process == 0).then(|| {
+            let b = Arc::clone(&bar);
+            Box::new(move |p: &scrna::pipeline::Progress| b.show(p)) as SendProgress
+        });
+        let a = scrna::distributed::run(path, so, &cluster, progress)?;
+        bar.finish();
+        match a {
+            Some(a) => report_streamed(&a, args, so),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Without the `distributed` feature: say how to get it.
+#[cfg(not(feature = "distributed"))]
+mod distributed {
+    use super::Args;
+    use scrna::stream::StreamOptions;
+    use std::path::Path;
+
+    pub fn analyse(_: &Path, _: &Args, _: &StreamOptions) -> scrna::Result<()> {
+        Err(scrna::Error::option(
+            "processes",
+            "this build has no distributed run: build with \
+             `cargo run --release --features distributed --example pipeline -- ...`",
+        ))
+    }
 }
 
 fn main() -> ExitCode {

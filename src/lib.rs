@@ -61,6 +61,8 @@ pub(crate) mod cpu;
 pub mod dataset;
 pub mod deseq;
 pub mod design;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod doublets;
 pub mod embed;
 pub mod error;

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `clusters.csv` | barcode, sample, condition, cluster, umap1, umap2 (kept cells) |
 //! | `markers.csv` | the tidy marker table, as the in-memory pipeline's |
-//! | `summary.json` | cells and genes before and after QC, cluster sizes, options, the memory budget and plan, passes over the file (and why QC and HVG read it separately), seconds and peak memory per step, the overall peak |
+//! | `summary.json` | cells and genes before and after QC, cluster sizes, options, the memory budget and plan, passes over the file (and why QC and HVG read it separately), seconds and peak memory per step, the overall peak; for a distributed run the workers and the bytes exchanged per pass |
 //!
 //! Every file is written atomically (temporary name, then rename).
 
@@ -99,6 +99,14 @@ pub fn summary_json(a: &StreamAnalysis, opts: &StreamOptions) -> serde_json::Val
             "marker_gene_blocks": p.marker_blocks.len(),
         },
         "passes_over_file": a.passes,
+        "workers": a.workers,
+        "exchange": a.exchange.iter().map(|r| serde_json::json!({
+            "pass": r.pass,
+            "messages": r.messages,
+            "bytes": r.bytes,
+            "bytes_between_processes": r.network_bytes,
+            "seconds": r.seconds,
+        })).collect::<Vec<_>>(),
         "qc_hvg_passes": a.qc_hvg_passes,
         "options": {
             "min_genes": po.filter.min_genes,
