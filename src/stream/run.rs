@@ -1,0 +1,550 @@
+//! The streamed analysis itself: the passes of [`super::passes`] run by [`Workers`], the
+//! leader's in-memory steps, the markers of [`super::markers`], in the order the module docs
+//! of [`super`] give.
+
+use super::markers;
+use super::passes::{self, HvgInputs, HvgPart, QcPart, RowsBuilder, RowsPart};
+use super::prepare::{check_options, on_leader, open, share_from_leader, Steps};
+use super::spill;
+use super::workers::{Local, Workers};
+use super::{
+    plan_cell_blocks, qc_hvg_passes, MemoryPlan, StreamAnalysis, StreamOptions, COL_BLOCKS,
+    READ_BYTES_PER_VALUE, RESIDENT_BYTES_PER_CELL, STEPS,
+};
+use crate::cluster::leiden;
+use crate::embed::{umap, Init};
+use crate::error::{Error, Result};
+use crate::graph::umap_connectivities;
+use crate::hvg::{highly_variable_from_moments, Flavor};
+use crate::markers::RankGenes;
+use crate::neighbors::knn;
+use crate::pca::pca;
+use crate::pipeline::runner::StepRunner;
+use crate::pipeline::Progress;
+use crate::qc::filter_cells_by_metrics;
+use ndarray::Array2;
+use std::path::Path;
+
+/// Runs the streamed analysis on the 10x HDF5 file at `path`, or the `.h5ad` file (by its
+/// extension; `X` or [`StreamOptions::layer`], stored as CSR) (see the module docs).
+pub fn run(path: &Path, opts: &StreamOptions) -> Result<StreamAnalysis> {
+    run_with_progress(path, opts, &mut |_| {})
+}
+
+/// [`run`], calling `progress` at the start and end of each step and after every block read.
+pub fn run_with_progress(
+    path: &Path,
+    opts: &StreamOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<StreamAnalysis> {
+    run_on(&mut Local, path, opts, progress)?
+        .ok_or_else(|| Error::data("streamed analysis", "the only worker is not the leader"))
+}
+
+/// The streamed analysis as worker `w.index()` of `w.peers()` ([`super::workers`]): every worker
+/// reads its blocks, the leader adds the parts up in block order, runs PCA, neighbours,
+/// Leiden and UMAP, and returns the analysis; the other workers return `None`. With
+/// [`Local`] this is [`run_with_progress`]. `progress` is called on the leader only.
+pub fn run_on<W: Workers>(
+    w: &mut W,
+    path: &Path,
+    opts: &StreamOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Option<StreamAnalysis>> {
+    let po = &opts.pipeline;
+    check_options(opts)?;
+    let budget = opts.memory_budget_bytes;
+    let reader = open(path, opts);
+    let others = w.agree("open", reader.as_ref().err().map(|e| e.to_string()));
+    let reader = reader?;
+    others?;
+    let (n_cells, n_genes) = (reader.n_cells(), reader.n_genes());
+    let mut steps = Steps {
+        runner: w
+            .is_leader()
+            .then(|| StepRunner::new(progress, STEPS.to_vec())),
+    };
+    let resident = n_cells as u64 * (RESIDENT_BYTES_PER_CELL + 4 * (po.pca.n_comps as u64 + 2));
+    if resident + (1 << 20) > budget {
+        return Err(Error::option(
+            "memory_budget",
+            format!(
+                "{budget} bytes is too small: {n_cells} cells need about {} bytes of per-cell \
+                 tables plus room for one block",
+                resident + (1 << 20)
+            ),
+        ));
+    }
+    let cell_blocks = plan_cell_blocks(&reader, opts.chunk_cells, budget / 8);
+    let read_block_bytes = cell_blocks
+        .iter()
+        .map(|&(a, b)| reader.nnz_of(a, b) as u64 * READ_BYTES_PER_VALUE)
+        .max()
+        .unwrap_or(0);
+    // Fraction of the stored values read once block `u` is folded.
+    let total_nnz = reader.nnz().max(1) as f64;
+    let mut read_so_far = Vec::with_capacity(cell_blocks.len());
+    let mut acc = 0usize;
+    for &(a, b) in &cell_blocks {
+        acc += reader.nnz_of(a, b);
+        read_so_far.push(acc as f64 / total_nnz);
+    }
+    let n_blocks = cell_blocks.len();
+    let mut passes = 0;
+
+    // ---- 1. QC ----
+    let qc_opts = &po.filter.qc;
+    let symbols = &reader.genes().symbols;
+    let has = |s: &str, p: &[String]| p.iter().any(|x| s.starts_with(x.as_str()));
+    let mt: Vec<bool> = symbols
+        .iter()
+        .map(|s| has(s, &qc_opts.mito_prefixes))
+        .collect();
+    let ribo: Vec<bool> = symbols
+        .iter()
+        .map(|s| has(s, &qc_opts.ribo_prefixes))
+        .collect();
+    let fo = &po.filter;
+    let local_only = fo.mad.is_none();
+    let (leader_qc, keep) = steps.step("qc", |rep| {
+        let mut sums = QcPart::empty(n_genes);
+        w.pass(
+            "qc",
+            n_blocks,
+            &mut |u| {
+                let (a, b) = cell_blocks[u];
+                let x = reader.read(a, b)?;
+                let p = QcPart::of_block(&x, &mt, &ribo, fo, local_only);
+                Ok((p, Vec::<(usize, ())>::new()))
+            },
+            &mut |u, p| {
+                sums.add(p)?;
+                rep(read_so_far[u]);
+                Ok(())
+            },
+            &mut |_, ()| Ok(()),
+        )?;
+        let leader = w.is_leader().then(|| {
+            let cols: Vec<[f64; 2]> = sums
+                .g_n
+                .iter()
+                .zip(&sums.g_t)
+                .map(|(&n, &t)| [n as f64, t])
+                .collect();
+            let qc = crate::qc::assemble(&sums.per_cell, &cols, mt.clone(), ribo.clone());
+            let samples = reader.samples(&opts.read.sample);
+            let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
+            let n_kept = cells.keep_cells.len();
+            if n_kept < 3 {
+                return Err(Error::data(
+                    "streamed pipeline",
+                    format!("only {n_kept} cells pass the QC filters; at least 3 are needed"),
+                ));
+            }
+            Ok((qc, cells, std::mem::take(&mut sums.g_kept)))
+        });
+        share_from_leader(w, "kept cells", leader, |(_, c, _)| c.keep_cells.clone())
+    })?;
+    passes += 1;
+    let n_kept = keep.len();
+    // Kept-cell position of every input cell (u32::MAX: removed).
+    let mut kept_pos = vec![u32::MAX; n_cells];
+    for (k, &i) in keep.iter().enumerate() {
+        kept_pos[i] = k as u32;
+    }
+    let (qc, cells, mut gene_ncells) = match leader_qc {
+        Some((q, c, g)) => (Some(q), Some(c), Some(g)),
+        None => (None, None, None),
+    };
+    if !local_only {
+        // The MAD thresholds needed every cell: count the genes over the kept cells now.
+        gene_ncells = steps.step("qc", |rep| {
+            let mut g = vec![0u32; n_genes];
+            w.pass(
+                "qc (kept cells)",
+                n_blocks,
+                &mut |u| {
+                    let (a, b) = cell_blocks[u];
+                    let x = reader.read(a, b)?;
+                    Ok((
+                        passes::kept_detection(a, &x, &kept_pos),
+                        Vec::<(usize, ())>::new(),
+                    ))
+                },
+                &mut |u, p: Vec<u32>| {
+                    if p.len() != n_genes {
+                        return Err(Error::data("streamed pipeline", "a malformed gene count"));
+                    }
+                    for (a, b) in g.iter_mut().zip(p) {
+                        *a += b;
+                    }
+                    rep(read_so_far[u]);
+                    Ok(())
+                },
+                &mut |_, ()| Ok(()),
+            )?;
+            Ok(w.is_leader().then_some(g))
+        })?;
+        passes += 1;
+    }
+    let leader_genes = gene_ncells.map(|g| {
+        let kept: Vec<usize> = match fo.min_cells {
+            Some(mc) => (0..n_genes).filter(|&i| g[i] >= mc).collect(),
+            None => (0..n_genes).collect(),
+        };
+        if kept.len() < 2 {
+            return Err(Error::data(
+                "streamed pipeline",
+                format!("only {} genes pass the QC filters", kept.len()),
+            ));
+        }
+        Ok(kept)
+    });
+    let (_, kept_genes) = share_from_leader(w, "kept genes", leader_genes, |k| k.clone())?;
+    let genes_removed_min_cells = n_genes - kept_genes.len();
+    let n_kg = kept_genes.len();
+    // Kept-gene position of every input gene (u32::MAX: removed).
+    let mut gene_pos = vec![u32::MAX; n_genes];
+    for (k, &g) in kept_genes.iter().enumerate() {
+        gene_pos[g] = k as u32;
+    }
+
+    // ---- 2. Normalization factors and HVG ----
+    let seurat = po.hvg.flavor == Flavor::Seurat;
+    let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
+    let (leader_hvg, (size_factors, stored_per_gene, hvg_genes, kept_totals)) =
+        steps.step("hvg", |rep| {
+            let target: f32 = match po.normalize.target_sum {
+                Some(t) => t as f32,
+                None => {
+                    let mut totals = Vec::with_capacity(n_kept);
+                    w.pass(
+                        "median total",
+                        n_blocks,
+                        &mut |u| {
+                            let (a, b) = cell_blocks[u];
+                            let x = reader.read(a, b)?;
+                            let t = passes::kept_totals(a, &x, &kept_pos, &gene_pos);
+                            Ok((t, Vec::<(usize, ())>::new()))
+                        },
+                        &mut |u, t: Vec<f32>| {
+                            totals.extend(t);
+                            rep(read_so_far[u]);
+                            Ok(())
+                        },
+                        &mut |_, ()| Ok(()),
+                    )?;
+                    passes += 1;
+                    let median = w
+                        .is_leader()
+                        .then(|| Ok(crate::normalize::median_f32(&totals)));
+                    share_from_leader(w, "median total", median, |t| *t)?.1
+                }
+            };
+            if !(target.is_finite() && target > 0.0) {
+                return Err(Error::data(
+                    "normalize_total",
+                    "the median total is zero: set target_sum",
+                ));
+            }
+            // Same blocking as `qc::col_reduce` over the kept cells: block sums added in order.
+            let block = n_kept.div_ceil(COL_BLOCKS).max(1);
+            let n_units = n_kept.div_ceil(block);
+            let inputs = HvgInputs {
+                kept_pos: &kept_pos,
+                gene_pos: &gene_pos,
+                n_kept_genes: n_kg,
+                target,
+                seurat,
+            };
+            let mut total = vec![[0f64; 3]; n_kg];
+            let mut stored = vec![0u64; n_kg];
+            let mut size_factors: Vec<f32> = Vec::with_capacity(n_kept);
+            w.pass(
+                "hvg",
+                n_units,
+                &mut |u| {
+                    let (lo, hi) = (u * block, ((u + 1) * block).min(n_kept));
+                    let cells = (keep[lo], keep[hi - 1] + 1);
+                    let p = HvgPart::of_cells(&reader, &cell_blocks, cells, &inputs)?;
+                    Ok((p, Vec::<(usize, ())>::new()))
+                },
+                &mut |u, p| {
+                    if p.sums.len() != n_kg || p.stored.len() != n_kg {
+                        return Err(Error::data("streamed pipeline", "a malformed HVG part"));
+                    }
+                    for (t, c) in total.iter_mut().zip(&p.sums) {
+                        for k in 0..3 {
+                            t[k] += c[k];
+                        }
+                    }
+                    for (s, c) in stored.iter_mut().zip(&p.stored) {
+                        *s += c;
+                    }
+                    size_factors.extend_from_slice(&p.size_factors);
+                    rep((u + 1) as f64 / n_units as f64);
+                    Ok(())
+                },
+                &mut |_, ()| Ok(()),
+            )?;
+            passes += 1;
+            let leader = w.is_leader().then(|| {
+                if size_factors.len() != n_kept {
+                    return Err(Error::data("streamed pipeline", "size factors lost"));
+                }
+                let n = n_kept as f64;
+                let mut means = Vec::with_capacity(n_kg);
+                let mut vars = Vec::with_capacity(n_kg);
+                for q in &total {
+                    let m = q[0] / n;
+                    let v = q[1] / n - m * m;
+                    means.push(m);
+                    vars.push(if n != 1.0 { v * (n / (n - 1.0)) } else { v });
+                }
+                let hvg = highly_variable_from_moments(means, &vars, &po.hvg)?;
+                let hvg_genes = hvg.selected();
+                if hvg_genes.len() < 2 {
+                    return Err(Error::data(
+                        "highly variable genes",
+                        format!("{} genes selected; at least 2 are needed", hvg_genes.len()),
+                    ));
+                }
+                let (hvg_nnz, downstream) =
+                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps);
+                if resident + downstream > budget {
+                    return Err(Error::option(
+                        "memory_budget",
+                        format!(
+                            "{budget} bytes is too small for the in-memory steps on {n_kept} \
+                             cells: the highly variable genes ({hvg_nnz} values), PCA, kNN \
+                             graph and UMAP need about {} bytes",
+                            resident + downstream
+                        ),
+                    ));
+                }
+                let qc = on_leader(qc.as_ref(), "QC metrics")?;
+                let kept_totals: Vec<f64> = kept_genes
+                    .iter()
+                    .map(|&g| qc.gene_total_counts[g])
+                    .collect();
+                Ok((hvg, size_factors, stored, hvg_genes, kept_totals))
+            });
+            share_from_leader(w, "hvg", leader, |(_, sf, st, hg, kt)| {
+                (sf.clone(), st.clone(), hg.clone(), kt.clone())
+            })
+        })?;
+    let hvg = leader_hvg.map(|(h, ..)| h);
+    let (hvg_nnz, downstream) =
+        downstream_bytes(&hvg_genes, &stored_per_gene, n_kept, k_nn, po.pca.n_comps);
+    let n_comps = po.pca.n_comps.min(n_kept - 1).min(hvg_genes.len());
+
+    // ---- 3. Load the HVG columns of the kept cells; spill the counts by gene ranges ----
+    let mut col_of = vec![u32::MAX; n_genes];
+    for (k, &g) in hvg_genes.iter().enumerate() {
+        col_of[kept_genes[g]] = k as u32;
+    }
+    let spill_parent = match &opts.spill_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    let ranges = passes::gene_ranges(&stored_per_gene, w.peers());
+    let (g0, g1) = ranges[w.index()];
+    // Kept-gene position within each worker's range of every input gene.
+    let owners: Vec<(usize, usize, Vec<u32>)> = ranges
+        .iter()
+        .enumerate()
+        .filter(|(_, (a, b))| a < b)
+        .map(|(o, &(a, b))| {
+            let pos = gene_pos
+                .iter()
+                .map(|&p| {
+                    let p = p as usize;
+                    if p >= a && p < b {
+                        (p - a) as u32
+                    } else {
+                        u32::MAX
+                    }
+                })
+                .collect();
+            (o, b - a, pos)
+        })
+        .collect();
+    let spill_needed = spill::estimate_bytes(
+        &stored_per_gene[g0..g1],
+        &kept_totals[g0..g1],
+        n_kept,
+        n_blocks,
+        opts.read.assume_counts,
+    );
+    let spill = spill::Spill::create(&spill_parent, g1 - g0, spill_needed);
+    let others = w.agree("spill", spill.as_ref().err().map(|e| e.to_string()));
+    let mut spill = spill?;
+    others?;
+    let x_hvg = steps.step("load", |rep| {
+        let mut rows = w
+            .is_leader()
+            .then(|| RowsBuilder::with_capacity(n_kept, hvg_nnz as usize));
+        w.pass(
+            "load",
+            n_blocks,
+            &mut |u| {
+                let (a, b) = cell_blocks[u];
+                let x = reader.read(a, b)?;
+                let r = RowsPart::of_block(a, &x, &kept_pos, &size_factors, &col_of);
+                let segments = owners
+                    .iter()
+                    .filter_map(|(o, n, pos)| {
+                        spill::encode_segment(a, &x, &kept_pos, pos, *n).map(|s| (*o, s))
+                    })
+                    .collect();
+                Ok((r, segments))
+            },
+            &mut |u, r| {
+                on_leader(rows.as_mut(), "HVG rows")?.add(r)?;
+                rep(read_so_far[u]);
+                Ok(())
+            },
+            &mut |_, s| spill.append_encoded(s),
+        )?;
+        passes += 1;
+        spill.finish()?;
+        rows.map(|r| r.finish(hvg_genes.len())).transpose()
+    })?;
+
+    // ---- 4. PCA, neighbors, Leiden, UMAP (on the leader) ----
+    let leader_down = x_hvg.map(|x_hvg| -> Result<_> {
+        let pca_result = steps.step("pca", |_| {
+            let mut o = po.pca.clone();
+            o.n_comps = n_comps;
+            pca(&x_hvg, &o)
+        })?;
+        drop(x_hvg);
+        let (knn_result, connectivities) = steps.step("neighbors", |_| {
+            let mut o = po.knn.clone();
+            o.n_neighbors = o.n_neighbors.min(n_kept);
+            let k = knn(pca_result.embedding.view(), &o)?;
+            let c = umap_connectivities(&k, n_kept, &po.graph)?;
+            Ok((k, c))
+        })?;
+        let clustering = steps.step("leiden", |_| leiden(&connectivities, &po.leiden))?;
+        let layout = if po.skip_umap {
+            Array2::zeros((0, 2))
+        } else {
+            steps.step("umap", |_| umap(&connectivities, Init::Spectral, &po.umap))?
+        };
+        Ok((pca_result, knn_result, clustering, layout))
+    });
+    let (leader_down, (labels, n_groups)) =
+        share_from_leader(w, "clusters", leader_down, |(_, _, c, _)| {
+            (c.labels.clone(), c.n_clusters)
+        })?;
+
+    // ---- 5. Markers: each worker ranks its range of genes, block by block ----
+    let held = resident + n_kept as u64 * (k_nn * 8 + 8);
+    let avail = budget.saturating_sub(held + read_block_bytes);
+    let marker_block_bytes = (avail / 2).max(1);
+    let per_gene = 8 * (4 * n_groups as u64 + 1);
+    let leader_markers = steps.step("markers", |rep| {
+        let (mut blocks, mut spill_bytes, mut parts) = (Vec::new(), 0u64, Vec::new());
+        w.pass(
+            "markers",
+            w.peers(),
+            &mut |u| {
+                let (a, b) = ranges[u];
+                let mine: Vec<(usize, usize)> = markers::plan_gene_blocks(
+                    &stored_per_gene[a..b],
+                    per_gene,
+                    n_kept,
+                    marker_block_bytes,
+                )
+                .into_iter()
+                .map(|(x, y)| (x + a, y + a))
+                .collect();
+                let n = mine.len().max(1) as f64;
+                let r = markers::rank_range(
+                    &spill,
+                    a,
+                    &mine,
+                    &size_factors,
+                    &labels,
+                    &po.markers,
+                    &mut |done| rep(done as f64 / n),
+                )?;
+                Ok(((mine, spill.bytes(), r), Vec::<(usize, ())>::new()))
+            },
+            &mut |_, (b, s, r): MarkerPart| {
+                blocks.extend(b);
+                spill_bytes += s;
+                parts.extend(r);
+                Ok(())
+            },
+            &mut |_, ()| Ok(()),
+        )?;
+        Ok(w.is_leader().then_some((parts, blocks, spill_bytes)))
+    })?;
+    drop(spill);
+    let exchange = w.exchange_reports()?;
+    let Some((parts, marker_blocks, spill_bytes)) = leader_markers else {
+        return Ok(None);
+    };
+    let ranked = markers::concat(parts)?
+        .ok_or_else(|| Error::data("markers", "no gene block was ranked"))?;
+    let markers = markers::finish(ranked, po.markers.corr_method);
+    let (pca_result, knn_result, clustering, layout) = on_leader(leader_down, "clusters")?;
+    let steps = on_leader(steps.runner, "steps")?.into_steps();
+    let peak = steps.iter().filter_map(|s| s.peak_rss_bytes).max();
+    Ok(Some(StreamAnalysis {
+        input_shape: (n_cells, n_genes),
+        input_nnz: reader.nnz(),
+        barcodes: reader.barcodes().to_vec(),
+        genes: reader.genes().clone(),
+        qc: on_leader(qc, "QC metrics")?,
+        cells: on_leader(cells, "cell filter")?,
+        kept_genes,
+        genes_removed_min_cells,
+        size_factors,
+        stored_per_gene,
+        hvg: on_leader(hvg, "HVG statistics")?,
+        hvg_genes,
+        pca: pca_result,
+        knn: knn_result,
+        clustering,
+        umap: layout,
+        markers,
+        passes,
+        qc_hvg_passes: qc_hvg_passes(po),
+        plan: MemoryPlan {
+            budget_bytes: budget,
+            resident_bytes: resident,
+            read_block_bytes,
+            downstream_bytes: downstream,
+            marker_block_bytes,
+            cell_blocks,
+            marker_blocks,
+            spill_bytes,
+        },
+        steps,
+        peak_rss_bytes: peak,
+        workers: w.peers(),
+        exchange,
+    }))
+}
+
+/// What a worker's range of genes gives the leader: its gene blocks, its spill's bytes and
+/// its markers (`None` for an empty range).
+type MarkerPart = (Vec<(usize, usize)>, u64, Option<RankGenes>);
+
+/// Stored values of the HVG columns, and the estimate of the HVG matrix plus PCA, kNN and UMAP
+/// working space.
+fn downstream_bytes(
+    hvg_genes: &[usize],
+    stored: &[u64],
+    n_kept: usize,
+    k_nn: u64,
+    n_comps: usize,
+) -> (u64, u64) {
+    let n_comps = n_comps.min(n_kept - 1).min(hvg_genes.len()) as u64;
+    let hvg_nnz: u64 = hvg_genes.iter().map(|&g| stored[g]).sum();
+    let downstream = hvg_nnz * 8 + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
+    (hvg_nnz, downstream)
+}
