@@ -166,17 +166,29 @@ pub fn run(
                     f(p)
                 }
             };
-            run_on(&mut w, &path, &opts, &mut report)
+            // A panic in the analysis (a bug, not a lost peer) would leave this process's
+            // other workers waiting for this one forever: take the process down instead, so
+            // that its peers and the launcher see it fail.
+            let index = crate::stream::Workers::index(&w);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_on(&mut w, &path, &opts, &mut report)
+            })) {
+                Ok(r) => r,
+                Err(panic) => {
+                    let msg = panic_message(panic.as_ref());
+                    if msg.contains("timely communication") || msg.contains("MergeQueue") {
+                        std::panic::resume_unwind(panic)
+                    }
+                    eprintln!("error: worker {index} stopped: {msg}");
+                    std::process::abort()
+                }
+            }
         })
         .map_err(|e| Error::data("distributed run", format!("cannot start the workers: {e}")))?;
         Ok::<_, Error>(guards.join())
     }))
     .map_err(|panic| {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a worker or network thread panicked".to_string());
+        let msg = panic_message(panic.as_ref());
         Error::data(
             "distributed run",
             format!("process {process} stopped: {msg} (did another process fail?)"),
@@ -207,4 +219,13 @@ pub fn run(
         Some(e) => Err(e),
         None => Ok(leader),
     }
+}
+
+/// The message of a panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a worker or network thread panicked".to_string())
 }
