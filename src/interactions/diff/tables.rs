@@ -10,95 +10,85 @@ use crate::interactions::resource::SignalKind;
 /// number and total mean of significant secreted, adhesion and membrane-bound interactions)
 /// into `dir`; returns their paths.
 pub fn write_tables(d: &InteractionDiff, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    use crate::report::{fmt_f64, write_atomic, write_csv_record};
+    use crate::report::{fmt_f64, write_csv_table};
     let p = dir.join("interactions_diff.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "id",
-                "ligand",
-                "receptor",
-                "sender",
-                "receiver",
-                "kind",
-                "classification",
-                "reference",
-                "numerator",
-                "value_reference",
-                "value_numerator",
-                "log2_fold_change",
-                "statistic",
-                "p",
-                "p_adj",
-                "method",
-                "involves_specific_cluster",
-            ],
-        )?;
-        for r in &d.rows {
-            write_csv_record(
-                w,
-                &[
-                    r.id.clone(),
-                    r.ligand.clone(),
-                    r.receptor.clone(),
-                    r.sender.to_string(),
-                    r.receiver.to_string(),
-                    r.kind.as_str().to_string(),
-                    r.classification.clone(),
-                    d.reference.clone(),
-                    d.numerator.clone(),
-                    fmt_f64(r.value_reference),
-                    fmt_f64(r.value_numerator),
-                    fmt_f64(r.log2_fold_change),
-                    fmt_f64(r.statistic),
-                    fmt_f64(r.p),
-                    fmt_f64(r.p_adj),
-                    d.method.as_str().to_string(),
-                    r.involves_specific_cluster.to_string(),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "id",
+            "ligand",
+            "receptor",
+            "sender",
+            "receiver",
+            "kind",
+            "classification",
+            "reference",
+            "numerator",
+            "value_reference",
+            "value_numerator",
+            "log2_fold_change",
+            "statistic",
+            "p",
+            "p_adj",
+            "method",
+            "involves_specific_cluster",
+        ],
+        &d.rows,
+        |r| {
+            vec![
+                r.id.clone(),
+                r.ligand.clone(),
+                r.receptor.clone(),
+                r.sender.to_string(),
+                r.receiver.to_string(),
+                r.kind.as_str().to_string(),
+                r.classification.clone(),
+                d.reference.clone(),
+                d.numerator.clone(),
+                fmt_f64(r.value_reference),
+                fmt_f64(r.value_numerator),
+                fmt_f64(r.log2_fold_change),
+                fmt_f64(r.statistic),
+                fmt_f64(r.p),
+                fmt_f64(r.p_adj),
+                d.method.as_str().to_string(),
+                r.involves_specific_cluster.to_string(),
+            ]
+        },
+    )?;
     let q = dir.join("interactions_summary.csv");
-    write_atomic(&q, |w| {
-        write_csv_record(
-            w,
-            &[
-                "sender",
-                "receiver",
-                "condition",
-                "n_secreted",
-                "strength_secreted",
-                "n_adhesion",
-                "strength_adhesion",
-                "n_membrane",
-                "strength_membrane",
-            ],
-        )?;
-        for r in &d.summary {
+    write_csv_table(
+        &q,
+        &[
+            "sender",
+            "receiver",
+            "condition",
+            "n_secreted",
+            "strength_secreted",
+            "n_adhesion",
+            "strength_adhesion",
+            "n_membrane",
+            "strength_membrane",
+        ],
+        &d.summary,
+        |r| {
             let (s, a, m) = (
                 SignalKind::Secreted as usize,
                 SignalKind::Adhesion as usize,
                 SignalKind::Membrane as usize,
             );
-            write_csv_record(
-                w,
-                &[
-                    r.sender.to_string(),
-                    r.receiver.to_string(),
-                    r.condition.clone(),
-                    r.n_significant[s].to_string(),
-                    fmt_f64(r.strength[s]),
-                    r.n_significant[a].to_string(),
-                    fmt_f64(r.strength[a]),
-                    r.n_significant[m].to_string(),
-                    fmt_f64(r.strength[m]),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+            vec![
+                r.sender.to_string(),
+                r.receiver.to_string(),
+                r.condition.clone(),
+                r.n_significant[s].to_string(),
+                fmt_f64(r.strength[s]),
+                r.n_significant[a].to_string(),
+                fmt_f64(r.strength[a]),
+                r.n_significant[m].to_string(),
+                fmt_f64(r.strength[m]),
+            ]
+        },
+    )?;
     Ok(vec![p, q])
 }
