@@ -120,37 +120,40 @@ fn gamma_q_cf(a: f64, x: f64) -> f64 {
 /// Regularized lower incomplete gamma function `P(a, x) = gamma(a, x) / Gamma(a)`, `a > 0`,
 /// `x >= 0` (`NaN` otherwise).
 pub fn gamma_p(a: f64, x: f64) -> f64 {
-    if a.is_nan() || x.is_nan() || a <= 0.0 || x < 0.0 {
-        return f64::NAN;
-    }
-    if x == 0.0 {
-        return 0.0;
-    }
-    if x.is_infinite() {
-        return 1.0;
-    }
-    if x < a + 1.0 {
-        gamma_p_series(a, x)
-    } else {
-        1.0 - gamma_q_cf(a, x)
-    }
+    incomplete_gamma(a, x, false)
 }
 
 /// Regularized upper incomplete gamma function `Q(a, x) = 1 - P(a, x)`, accurate when small.
 pub fn gamma_q(a: f64, x: f64) -> f64 {
+    incomplete_gamma(a, x, true)
+}
+
+/// [`gamma_q`] when `upper`, else [`gamma_p`]: the series below `x = a + 1`, the continued
+/// fraction above, each tail taken directly or as one minus the other.
+fn incomplete_gamma(a: f64, x: f64, upper: bool) -> f64 {
     if a.is_nan() || x.is_nan() || a <= 0.0 || x < 0.0 {
         return f64::NAN;
     }
     if x == 0.0 {
-        return 1.0;
+        return if upper { 1.0 } else { 0.0 };
     }
     if x.is_infinite() {
-        return 0.0;
+        return if upper { 0.0 } else { 1.0 };
     }
     if x < a + 1.0 {
-        1.0 - gamma_p_series(a, x)
+        let p = gamma_p_series(a, x);
+        if upper {
+            1.0 - p
+        } else {
+            p
+        }
     } else {
-        gamma_q_cf(a, x)
+        let q = gamma_q_cf(a, x);
+        if upper {
+            q
+        } else {
+            1.0 - q
+        }
     }
 }
 
