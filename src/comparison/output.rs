@@ -242,21 +242,7 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
     files.extend(write_milo(a, r, dir)?);
 
     let p = dir.join("clusters.csv");
-    let cells = &a.dataset().cells;
-    write_atomic(&p, |w| {
-        crate::pipeline::output::write_clusters_csv(
-            w,
-            (0..cells.len()).map(|i| {
-                [
-                    cells.barcodes[i].as_str(),
-                    cells.sample[i].as_str(),
-                    cells.condition[i].as_str(),
-                ]
-            }),
-            &a.clustering.labels,
-            &a.umap,
-        )
-    })?;
+    write_atomic(&p, |w| crate::pipeline::output::write_clusters(a, w))?;
     files.push(p);
 
     let p = dir.join("comparison_summary.json");

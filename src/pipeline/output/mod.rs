@@ -23,7 +23,7 @@ mod tables;
 pub use figures::write_plots;
 pub use h5ad::{rank_genes_groups_uns, write_h5ad_file};
 pub use summary::summary_json;
-pub(crate) use tables::write_clusters_csv;
+pub(crate) use tables::{write_clusters, write_clusters_csv};
 
 use super::{Analysis, PipelineOptions};
 use crate::error::{Error, Result};

@@ -34,7 +34,7 @@ pub(super) fn write_csv_tables(
     Ok(written)
 }
 
-fn write_clusters(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_clusters(a: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
     let cells = &a.dataset().cells;
     write_clusters_csv(
         w,
