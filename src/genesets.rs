@@ -287,6 +287,30 @@ pub struct GeneSetScore {
     pub control: Vec<usize>,
 }
 
+/// [`score_genes`] with the default options and `seed`; `None` when the set cannot be scored
+/// for its data (an `InvalidData` error, e.g. no gene of the set in the data), so callers
+/// skip it.
+pub(crate) fn score_set_or_skip(
+    x: &CsrMatrix,
+    gene_names: &[String],
+    set: &[String],
+    seed: u64,
+) -> Result<Option<GeneSetScore>> {
+    match score_genes(
+        x,
+        gene_names,
+        set,
+        &ScoreOptions {
+            seed,
+            ..Default::default()
+        },
+    ) {
+        Ok(sc) => Ok(Some(sc)),
+        Err(Error::InvalidData { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Scanpy's `score_genes` (Satija et al. 2015, Seurat's `AddModuleScore`): genes are binned by
 /// mean expression into `n_bins` bins of equal size (rank // round(n_genes / (n_bins - 1)));
 /// for every bin that holds a set gene, `ctrl_size` genes of that bin not in the set are drawn

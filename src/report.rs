@@ -109,6 +109,23 @@ pub fn write_csv_record<W: Write + ?Sized, S: AsRef<str>>(
     w.write_all(b"\n")
 }
 
+/// Writes a CSV file atomically ([`write_atomic`]): the `header` record, then one record per
+/// item of `rows` with the fields `fields` gives it.
+pub fn write_csv_table<T>(
+    path: &Path,
+    header: &[&str],
+    rows: impl IntoIterator<Item = T>,
+    mut fields: impl FnMut(T) -> Vec<String>,
+) -> Result<()> {
+    write_atomic(path, |w| {
+        write_csv_record(w, header)?;
+        for row in rows {
+            write_csv_record(w, &fields(row))?;
+        }
+        Ok(())
+    })
+}
+
 /// Formats a float for CSV output: shortest text that reads back to the same `f64`, in
 /// scientific notation when very small or large (`1.25e-60`); `NA` for NaN.
 pub fn fmt_f64(x: f64) -> String {

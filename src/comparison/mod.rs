@@ -27,8 +27,7 @@ use crate::conditions::{composition, Composition, CompositionOptions};
 use crate::design::Design;
 use crate::error::{Error, Result};
 use crate::genesets::{
-    enrich, go_biological_process_human, score_genes, EnrichOptions, EnrichmentRow, GeneSet,
-    ScoreOptions,
+    enrich, go_biological_process_human, score_set_or_skip, EnrichOptions, EnrichmentRow, GeneSet,
 };
 use crate::interactions::{
     cellphonedb_v5, differential_interactions, statistical_analysis, DiffInput, DiffOptions,
@@ -372,18 +371,8 @@ pub fn compare(a: &Analysis, opts: &ConditionOptions) -> Result<ConditionResult>
     }
     let mut scores = Vec::new();
     for s in to_score {
-        let sc = match score_genes(
-            &log_normalized,
-            names,
-            &s.genes,
-            &ScoreOptions {
-                seed: opts.seed,
-                ..Default::default()
-            },
-        ) {
-            Ok(sc) => sc,
-            Err(Error::InvalidData { .. }) => continue, // no gene of the set in the data
-            Err(e) => return Err(e),
+        let Some(sc) = score_set_or_skip(&log_normalized, names, &s.genes, opts.seed)? else {
+            continue; // no gene of the set in the data
         };
         for c in 0..a.clustering.n_clusters as u32 {
             for cond in &comp.conditions {

@@ -16,7 +16,7 @@
 use super::ConditionResult;
 use crate::error::{Error, Result};
 use crate::pipeline::Analysis;
-use crate::report::{fmt_f64, write_atomic, write_csv_record};
+use crate::report::{fmt_f64, write_atomic, write_csv_table};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -28,237 +28,210 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
     let comp = &r.composition;
 
     let p = dir.join("composition.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "cluster",
-                "sample",
-                "condition",
-                "cells",
-                "sample_cells",
-                "proportion",
-                "propeller_t",
-                "propeller_p",
-                "propeller_fdr",
-            ],
-        )?;
-        for c in 0..comp.n_clusters {
-            for (s, name) in comp.samples.iter().enumerate() {
-                let t = comp.test(c as u32, comp.sample_condition[s]);
-                let get = |f: fn(&crate::conditions::Enrichment) -> Option<f64>| {
-                    t.and_then(f).map_or("NA".to_string(), fmt_f64)
-                };
-                write_csv_record(
-                    w,
-                    &[
-                        c.to_string(),
-                        name.clone(),
-                        comp.conditions[comp.sample_condition[s]].clone(),
-                        comp.counts_by_sample[c][s].to_string(),
-                        comp.sample_totals[s].to_string(),
-                        fmt_f64(comp.sample_proportion(c, s)),
-                        get(|t| t.propeller_t),
-                        get(|t| t.propeller_p),
-                        get(|t| t.propeller_fdr),
-                    ],
-                )?;
-            }
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "cluster",
+            "sample",
+            "condition",
+            "cells",
+            "sample_cells",
+            "proportion",
+            "propeller_t",
+            "propeller_p",
+            "propeller_fdr",
+        ],
+        (0..comp.n_clusters).flat_map(|c| {
+            comp.samples
+                .iter()
+                .enumerate()
+                .map(move |(s, name)| (c, (s, name)))
+        }),
+        |(c, (s, name))| {
+            let t = comp.test(c as u32, comp.sample_condition[s]);
+            let get = |f: fn(&crate::conditions::Enrichment) -> Option<f64>| {
+                t.and_then(f).map_or("NA".to_string(), fmt_f64)
+            };
+            vec![
+                c.to_string(),
+                name.clone(),
+                comp.conditions[comp.sample_condition[s]].clone(),
+                comp.counts_by_sample[c][s].to_string(),
+                comp.sample_totals[s].to_string(),
+                fmt_f64(comp.sample_proportion(c, s)),
+                get(|t| t.propeller_t),
+                get(|t| t.propeller_p),
+                get(|t| t.propeller_fdr),
+            ]
+        },
+    )?;
     files.push(p);
 
     let p = dir.join("condition_specific_clusters.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "cluster",
-                "condition",
-                "cells_in_condition",
-                "cells_other_conditions",
-                "proportion_of_condition",
-                "normalized_share",
-                "odds_ratio",
-                "ci_low",
-                "ci_high",
-                "p",
-                "p_adj",
-                "propeller_t",
-                "propeller_p",
-                "propeller_fdr",
-                "replicates",
-                "decided_by",
-                "specific",
-            ],
-        )?;
-        for t in &comp.tests {
+    write_csv_table(
+        &p,
+        &[
+            "cluster",
+            "condition",
+            "cells_in_condition",
+            "cells_other_conditions",
+            "proportion_of_condition",
+            "normalized_share",
+            "odds_ratio",
+            "ci_low",
+            "ci_high",
+            "p",
+            "p_adj",
+            "propeller_t",
+            "propeller_p",
+            "propeller_fdr",
+            "replicates",
+            "decided_by",
+            "specific",
+        ],
+        &comp.tests,
+        |t| {
             let opt = |x: Option<f64>| x.map_or("NA".to_string(), fmt_f64);
-            write_csv_record(
-                w,
-                &[
-                    t.cluster.to_string(),
-                    comp.conditions[t.condition].clone(),
-                    t.in_cluster.to_string(),
-                    t.other_in_cluster.to_string(),
-                    fmt_f64(t.proportion),
-                    fmt_f64(t.share),
-                    fmt_f64(t.odds_ratio),
-                    fmt_f64(t.ci_low),
-                    fmt_f64(t.ci_high),
-                    fmt_f64(t.p),
-                    fmt_f64(t.p_adj),
-                    opt(t.propeller_t),
-                    opt(t.propeller_p),
-                    opt(t.propeller_fdr),
-                    comp.replicates.to_string(),
-                    t.decided_by.as_str().to_string(),
-                    t.specific.to_string(),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+            vec![
+                t.cluster.to_string(),
+                comp.conditions[t.condition].clone(),
+                t.in_cluster.to_string(),
+                t.other_in_cluster.to_string(),
+                fmt_f64(t.proportion),
+                fmt_f64(t.share),
+                fmt_f64(t.odds_ratio),
+                fmt_f64(t.ci_low),
+                fmt_f64(t.ci_high),
+                fmt_f64(t.p),
+                fmt_f64(t.p_adj),
+                opt(t.propeller_t),
+                opt(t.propeller_p),
+                opt(t.propeller_fdr),
+                comp.replicates.to_string(),
+                t.decided_by.as_str().to_string(),
+                t.specific.to_string(),
+            ]
+        },
+    )?;
     files.push(p);
 
     let p = dir.join("markers_condition_specific.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "cluster",
-                "reference",
-                "rank",
-                "gene",
-                "score",
-                "log2_fold_change",
-                "p",
-                "p_adj",
-                "fraction_in",
-                "fraction_out",
-                "auc",
-            ],
-        )?;
-        for m in &r.markers {
-            for row in &m.rows {
-                write_csv_record(
-                    w,
-                    &[
-                        m.cluster.to_string(),
-                        m.reference.to_string(),
-                        row.rank.to_string(),
-                        row.gene.clone(),
-                        fmt_f64(row.score),
-                        fmt_f64(row.logfoldchange),
-                        fmt_f64(row.pval),
-                        fmt_f64(row.pval_adj),
-                        fmt_f64(row.pct_in),
-                        fmt_f64(row.pct_out),
-                        fmt_f64(row.auc),
-                    ],
-                )?;
-            }
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "cluster",
+            "reference",
+            "rank",
+            "gene",
+            "score",
+            "log2_fold_change",
+            "p",
+            "p_adj",
+            "fraction_in",
+            "fraction_out",
+            "auc",
+        ],
+        r.markers
+            .iter()
+            .flat_map(|m| m.rows.iter().map(move |row| (m, row))),
+        |(m, row)| {
+            vec![
+                m.cluster.to_string(),
+                m.reference.to_string(),
+                row.rank.to_string(),
+                row.gene.clone(),
+                fmt_f64(row.score),
+                fmt_f64(row.logfoldchange),
+                fmt_f64(row.pval),
+                fmt_f64(row.pval_adj),
+                fmt_f64(row.pct_in),
+                fmt_f64(row.pct_out),
+                fmt_f64(row.auc),
+            ]
+        },
+    )?;
     files.push(p);
 
     let p = dir.join("enrichment.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "cluster", "term_id", "name", "overlap", "set_size", "p", "p_adj", "genes",
-            ],
-        )?;
-        for e in &r.enrichment {
-            write_csv_record(
-                w,
-                &[
-                    e.cluster.to_string(),
-                    e.row.id.clone(),
-                    e.row.name.clone(),
-                    e.row.overlap.to_string(),
-                    e.row.set_size.to_string(),
-                    fmt_f64(e.row.p),
-                    fmt_f64(e.row.p_adj),
-                    e.row.genes.join(";"),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "cluster", "term_id", "name", "overlap", "set_size", "p", "p_adj", "genes",
+        ],
+        &r.enrichment,
+        |e| {
+            vec![
+                e.cluster.to_string(),
+                e.row.id.clone(),
+                e.row.name.clone(),
+                e.row.overlap.to_string(),
+                e.row.set_size.to_string(),
+                fmt_f64(e.row.p),
+                fmt_f64(e.row.p_adj),
+                e.row.genes.join(";"),
+            ]
+        },
+    )?;
     files.push(p);
 
     let p = dir.join("gene_set_scores.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "set",
-                "name",
-                "cluster",
-                "condition",
-                "n_cells",
-                "mean_score",
-            ],
-        )?;
-        for s in &r.scores {
-            write_csv_record(
-                w,
-                &[
-                    s.set.clone(),
-                    s.name.clone(),
-                    s.cluster.to_string(),
-                    s.condition.clone(),
-                    s.n_cells.to_string(),
-                    fmt_f64(s.mean_score),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "set",
+            "name",
+            "cluster",
+            "condition",
+            "n_cells",
+            "mean_score",
+        ],
+        &r.scores,
+        |s| {
+            vec![
+                s.set.clone(),
+                s.name.clone(),
+                s.cluster.to_string(),
+                s.condition.clone(),
+                s.n_cells.to_string(),
+                fmt_f64(s.mean_score),
+            ]
+        },
+    )?;
     files.push(p);
 
     let p = dir.join("interactions.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "id",
-                "ligand",
-                "receptor",
-                "sender",
-                "receiver",
-                "kind",
-                "classification",
-                "mean",
-                "expressed",
-                "p",
-                "involves_specific_cluster",
-            ],
-        )?;
-        for (i, flag) in r.interactions.iter().filter(|(i, _)| i.mean > 0.0) {
-            write_csv_record(
-                w,
-                &[
-                    i.id.clone(),
-                    i.ligand.clone(),
-                    i.receptor.clone(),
-                    i.sender.to_string(),
-                    i.receiver.to_string(),
-                    i.kind.as_str().to_string(),
-                    i.classification.clone(),
-                    fmt_f64(i.mean),
-                    i.expressed.to_string(),
-                    fmt_f64(i.p),
-                    flag.to_string(),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &p,
+        &[
+            "id",
+            "ligand",
+            "receptor",
+            "sender",
+            "receiver",
+            "kind",
+            "classification",
+            "mean",
+            "expressed",
+            "p",
+            "involves_specific_cluster",
+        ],
+        r.interactions.iter().filter(|(i, _)| i.mean > 0.0),
+        |(i, flag)| {
+            vec![
+                i.id.clone(),
+                i.ligand.clone(),
+                i.receptor.clone(),
+                i.sender.to_string(),
+                i.receiver.to_string(),
+                i.kind.as_str().to_string(),
+                i.classification.clone(),
+                fmt_f64(i.mean),
+                i.expressed.to_string(),
+                fmt_f64(i.p),
+                flag.to_string(),
+            ]
+        },
+    )?;
     files.push(p);
     if let Some(diff) = &r.interaction_diff {
         files.extend(crate::interactions::diff::write_tables(diff, dir)?);
@@ -269,21 +242,7 @@ pub fn write_all(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<Pa
     files.extend(write_milo(a, r, dir)?);
 
     let p = dir.join("clusters.csv");
-    let cells = &a.dataset().cells;
-    write_atomic(&p, |w| {
-        crate::pipeline::output::write_clusters_csv(
-            w,
-            (0..cells.len()).map(|i| {
-                [
-                    cells.barcodes[i].as_str(),
-                    cells.sample[i].as_str(),
-                    cells.condition[i].as_str(),
-                ]
-            }),
-            &a.clustering.labels,
-            &a.umap,
-        )
-    })?;
+    write_atomic(&p, |w| crate::pipeline::output::write_clusters(a, w))?;
     files.push(p);
 
     let p = dir.join("comparison_summary.json");
@@ -308,20 +267,19 @@ fn write_milo(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<PathB
     let cells = &a.dataset().cells;
     let labels = &a.clustering.labels;
     let p = dir.join("da_neighbourhoods.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(
-            w,
-            &[
-                "nhood",
-                "index_cell",
-                "cluster",
-                "size",
-                "log2_fold_change",
-                "p",
-                "spatial_fdr",
-            ],
-        )?;
-        for row in &m.milo.rows {
+    write_csv_table(
+        &p,
+        &[
+            "nhood",
+            "index_cell",
+            "cluster",
+            "size",
+            "log2_fold_change",
+            "p",
+            "spatial_fdr",
+        ],
+        &m.milo.rows,
+        |row| {
             let barcode = cells
                 .barcodes
                 .get(row.index_cell)
@@ -329,47 +287,38 @@ fn write_milo(a: &Analysis, r: &ConditionResult, dir: &Path) -> Result<Vec<PathB
             let cluster = labels
                 .get(row.index_cell)
                 .map_or("NA".to_string(), u32::to_string);
-            write_csv_record(
-                w,
-                &[
-                    row.nhood.to_string(),
-                    barcode.to_string(),
-                    cluster,
-                    row.size.to_string(),
-                    fmt_f64(row.log_fc),
-                    fmt_f64(row.p_value),
-                    fmt_f64(row.spatial_fdr),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+            vec![
+                row.nhood.to_string(),
+                barcode.to_string(),
+                cluster,
+                row.size.to_string(),
+                fmt_f64(row.log_fc),
+                fmt_f64(row.p_value),
+                fmt_f64(row.spatial_fdr),
+            ]
+        },
+    )?;
     let q = dir.join("da_clusters.csv");
-    write_atomic(&q, |w| {
-        write_csv_record(
-            w,
-            &[
-                "cluster",
-                "neighbourhoods",
-                "share_up",
-                "share_down",
-                "spatial_fdr_threshold",
-            ],
-        )?;
-        for c in &m.clusters {
-            write_csv_record(
-                w,
-                &[
-                    c.cluster.to_string(),
-                    c.n_nhoods.to_string(),
-                    fmt_f64(c.frac_up),
-                    fmt_f64(c.frac_down),
-                    fmt_f64(m.milo.alpha),
-                ],
-            )?;
-        }
-        Ok(())
-    })?;
+    write_csv_table(
+        &q,
+        &[
+            "cluster",
+            "neighbourhoods",
+            "share_up",
+            "share_down",
+            "spatial_fdr_threshold",
+        ],
+        &m.clusters,
+        |c| {
+            vec![
+                c.cluster.to_string(),
+                c.n_nhoods.to_string(),
+                fmt_f64(c.frac_up),
+                fmt_f64(c.frac_down),
+                fmt_f64(m.milo.alpha),
+            ]
+        },
+    )?;
     Ok(vec![p, q])
 }
 

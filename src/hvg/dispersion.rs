@@ -195,16 +195,10 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// `np.median` (NaN if any value is NaN or the slice is empty). Sorts `v`.
 fn median_nan(v: &mut [f64]) -> f64 {
-    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+    if v.iter().any(|x| x.is_nan()) {
         return f64::NAN;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    crate::stats::median_in_place(v)
 }
 
 pub(super) fn batched(x: &CsrMatrix, groups: &[Vec<usize>], opts: &HvgOptions) -> Result<Hvg> {

@@ -3,6 +3,7 @@
 
 use super::{FilterOptions, QcMetrics};
 use crate::error::{Error, Result};
+use crate::stats::median_in_place as median;
 use std::collections::HashMap;
 
 /// The robust outlier filter (scuttle `perCellQCFilters` / OSCA).
@@ -80,21 +81,6 @@ pub struct MadThresholds {
     pub min_genes: f64,
     /// Highest kept % mito (NaN when `mito` is off).
     pub max_pct_mito: f64,
-}
-
-/// Median as R's `median` (mean of the two middle values for an even count); NaN when empty.
-/// Sorts `v`.
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// `(median, 1.4826 * median(|x - median|))`, as R's `mad`. NaN values are dropped (R's

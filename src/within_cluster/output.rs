@@ -3,7 +3,7 @@
 use super::WithinCluster;
 use crate::error::{Error, Result};
 use crate::plot::{register_fonts, FAMILY};
-use crate::report::{commit_temporary, fmt_f64, write_atomic, write_csv_record};
+use crate::report::{commit_temporary, fmt_f64, write_csv_table};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -68,98 +68,70 @@ pub fn write_within_cluster(r: &WithinCluster, dir: &Path) -> Result<Vec<PathBuf
     let mut files = Vec::new();
 
     let p = dir.join("condition_de.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(w, &DE_COLUMNS)?;
-        for d in &r.de {
-            write_csv_record(
-                w,
-                &[
-                    d.cluster.to_string(),
-                    d.gene.clone(),
-                    fmt_f64(d.base_mean),
-                    fmt_f64(d.log2_fold_change),
-                    fmt_f64(d.lfc_se),
-                    fmt_f64(d.p_value),
-                    fmt_f64(d.p_adjusted),
-                    d.method.as_str().to_string(),
-                    d.samples_numerator.to_string(),
-                    d.samples_denominator.to_string(),
-                    r.numerator.clone(),
-                    r.denominator.clone(),
-                ],
-            )?;
-        }
-        Ok(())
+    write_csv_table(&p, &DE_COLUMNS, &r.de, |d| {
+        vec![
+            d.cluster.to_string(),
+            d.gene.clone(),
+            fmt_f64(d.base_mean),
+            fmt_f64(d.log2_fold_change),
+            fmt_f64(d.lfc_se),
+            fmt_f64(d.p_value),
+            fmt_f64(d.p_adjusted),
+            d.method.as_str().to_string(),
+            d.samples_numerator.to_string(),
+            d.samples_denominator.to_string(),
+            r.numerator.clone(),
+            r.denominator.clone(),
+        ]
     })?;
     files.push(p);
 
     let p = dir.join("condition_enrichment.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(w, &ENRICHMENT_COLUMNS)?;
-        for (c, dir, e) in &r.enrichment {
-            write_csv_record(
-                w,
-                &[
-                    c.to_string(),
-                    dir.to_string(),
-                    e.id.clone(),
-                    e.name.clone(),
-                    e.overlap.to_string(),
-                    e.set_size.to_string(),
-                    e.query_size.to_string(),
-                    e.universe_size.to_string(),
-                    fmt_f64(e.p),
-                    fmt_f64(e.p_adj),
-                    e.genes.join(";"),
-                ],
-            )?;
-        }
-        Ok(())
+    write_csv_table(&p, &ENRICHMENT_COLUMNS, &r.enrichment, |(c, dir, e)| {
+        vec![
+            c.to_string(),
+            dir.to_string(),
+            e.id.clone(),
+            e.name.clone(),
+            e.overlap.to_string(),
+            e.set_size.to_string(),
+            e.query_size.to_string(),
+            e.universe_size.to_string(),
+            fmt_f64(e.p),
+            fmt_f64(e.p_adj),
+            e.genes.join(";"),
+        ]
     })?;
     files.push(p);
 
     let p = dir.join("programs.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(w, &PROGRAM_COLUMNS)?;
-        for g in &r.programs {
-            write_csv_record(
-                w,
-                &[
-                    g.cluster.to_string(),
-                    g.set.clone(),
-                    g.name.clone(),
-                    fmt_f64(g.mean_numerator),
-                    fmt_f64(g.mean_denominator),
-                    fmt_f64(g.difference),
-                    fmt_f64(g.t),
-                    fmt_f64(g.p_value),
-                    fmt_f64(g.p_adjusted),
-                    g.samples_numerator.to_string(),
-                    g.samples_denominator.to_string(),
-                    g.replicates.to_string(),
-                    r.numerator.clone(),
-                    r.denominator.clone(),
-                ],
-            )?;
-        }
-        Ok(())
+    write_csv_table(&p, &PROGRAM_COLUMNS, &r.programs, |g| {
+        vec![
+            g.cluster.to_string(),
+            g.set.clone(),
+            g.name.clone(),
+            fmt_f64(g.mean_numerator),
+            fmt_f64(g.mean_denominator),
+            fmt_f64(g.difference),
+            fmt_f64(g.t),
+            fmt_f64(g.p_value),
+            fmt_f64(g.p_adjusted),
+            g.samples_numerator.to_string(),
+            g.samples_denominator.to_string(),
+            g.replicates.to_string(),
+            r.numerator.clone(),
+            r.denominator.clone(),
+        ]
     })?;
     files.push(p);
 
     let p = dir.join("condition_de_notes.csv");
-    write_atomic(&p, |w| {
-        write_csv_record(w, &NOTE_COLUMNS)?;
-        for n in &r.notes {
-            write_csv_record(
-                w,
-                &[
-                    n.cluster.to_string(),
-                    n.method.map_or("none", |m| m.as_str()).to_string(),
-                    n.note.clone(),
-                ],
-            )?;
-        }
-        Ok(())
+    write_csv_table(&p, &NOTE_COLUMNS, &r.notes, |n| {
+        vec![
+            n.cluster.to_string(),
+            n.method.map_or("none", |m| m.as_str()).to_string(),
+            n.note.clone(),
+        ]
     })?;
     files.push(p);
 

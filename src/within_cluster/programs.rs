@@ -3,8 +3,8 @@
 
 use super::{Contrast, ProgramRow, WithinClusterOptions};
 use crate::comparison::PROGRAMS;
-use crate::error::{Error, Result};
-use crate::genesets::{score_genes, GeneSet, ScoreOptions};
+use crate::error::Result;
+use crate::genesets::{score_set_or_skip, GeneSet};
 use crate::limma::{ebayes, lm_fit, EbayesOptions};
 use crate::pipeline::Analysis;
 use crate::stats::benjamini_hochberg;
@@ -58,18 +58,8 @@ pub(crate) fn program_shifts(
     let mut scored: Vec<(&GeneSet, Vec<f64>)> = Vec::new();
     let mut n_cells = Vec::new();
     for s in programs {
-        let sc = match score_genes(
-            &log,
-            &d.genes.symbols,
-            &s.genes,
-            &ScoreOptions {
-                seed: opts.seed,
-                ..Default::default()
-            },
-        ) {
-            Ok(sc) => sc,
-            Err(Error::InvalidData { .. }) => continue, // no gene of the set in the data
-            Err(e) => return Err(e),
+        let Some(sc) = score_set_or_skip(&log, &d.genes.symbols, &s.genes, opts.seed)? else {
+            continue; // no gene of the set in the data
         };
         let (means, n) =
             sample_cluster_means(&sc.scores, &con.sample, labels, n_samples, n_clusters);
