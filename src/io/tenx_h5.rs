@@ -343,6 +343,24 @@ pub(crate) fn check_indptr(path: &Path, obj: &str, indptr: &[usize], n_cells: us
     Ok(())
 }
 
+/// A new 10x HDF5 file with Cell Ranger's file attributes (matrix format version 2, one
+/// library `library_id`).
+pub(crate) fn tenx_file(library_id: &str) -> FileBuilder {
+    let mut fb = FileBuilder::new();
+    fb.set_attr("filetype", AttrValue::AsciiString("matrix".into()));
+    fb.set_attr("version", AttrValue::I64(2));
+    fb.set_attr(
+        "chemistry_description",
+        AttrValue::AsciiString("unknown".into()),
+    );
+    fb.set_attr(
+        "library_ids",
+        AttrValue::AsciiStringArray(vec![library_id.to_string()]),
+    );
+    fb.set_attr("original_gem_groups", AttrValue::I64Array(vec![1]));
+    fb
+}
+
 /// Writes `ds` as a Cell Ranger 3 HDF5 file (`/matrix` with `features/`), readable by
 /// [`read_10x_h5`], Scanpy's `read_10x_h5` and h5py.
 ///
@@ -356,23 +374,13 @@ pub(crate) fn check_indptr(path: &Path, obj: &str, indptr: &[usize], n_cells: us
 pub fn write_10x_h5(ds: &Dataset, path: &Path) -> Result<()> {
     let x = &ds.counts;
     let (n_cells, n_genes) = x.shape();
-    let mut fb = FileBuilder::new();
-    fb.set_attr("filetype", AttrValue::AsciiString("matrix".into()));
-    fb.set_attr("version", AttrValue::I64(2));
-    fb.set_attr(
-        "chemistry_description",
-        AttrValue::AsciiString("unknown".into()),
-    );
-    fb.set_attr(
-        "library_ids",
-        AttrValue::AsciiStringArray(vec![ds
-            .cells
-            .sample
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "sample".into())]),
-    );
-    fb.set_attr("original_gem_groups", AttrValue::I64Array(vec![1]));
+    let library_id = ds
+        .cells
+        .sample
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sample".into());
+    let mut fb = tenx_file(&library_id);
 
     let mut m = fb.create_group("matrix");
     put_strings(&mut m, "barcodes", &ds.cells.barcodes)

@@ -60,17 +60,7 @@ fn write_clusters(
 pub fn summary_json(a: &StreamAnalysis, opts: &StreamOptions) -> serde_json::Value {
     let mb = |b: u64| b as f64 / 1_048_576.0;
     let po = &opts.pipeline;
-    let steps: Vec<serde_json::Value> = a
-        .steps
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "step": s.step,
-                "seconds": s.seconds,
-                "peak_rss_mb": s.peak_rss_bytes.map(mb),
-            })
-        })
-        .collect();
+    let steps = crate::pipeline::output::steps_json(&a.steps);
     let p = &a.plan;
     serde_json::json!({
         "scrna_version": env!("CARGO_PKG_VERSION"),

@@ -6,7 +6,6 @@ use crate::io::hdf5_util::{declare_appendable, open_for_append, MAX_CHUNK};
 use crate::io::tenx_h5::put_strings;
 use crate::simulate::{SimulateOptions, Simulator};
 use crate::sparse::CsrMatrix;
-use hdf5_pure::{AttrValue, FileBuilder};
 use std::path::Path;
 use std::time::Instant;
 
@@ -107,18 +106,7 @@ fn write_inner(
     let n_cells = barcodes.len();
     let n_genes = genes.ids.len();
     let h5err = |obj: &str, e: &dyn std::fmt::Display| Error::hdf5(path, obj, e.to_string());
-    let mut fb = FileBuilder::new();
-    fb.set_attr("filetype", AttrValue::AsciiString("matrix".into()));
-    fb.set_attr("version", AttrValue::I64(2));
-    fb.set_attr(
-        "chemistry_description",
-        AttrValue::AsciiString("unknown".into()),
-    );
-    fb.set_attr(
-        "library_ids",
-        AttrValue::AsciiStringArray(vec![library_id.to_string()]),
-    );
-    fb.set_attr("original_gem_groups", AttrValue::I64Array(vec![1]));
+    let mut fb = crate::io::tenx_h5::tenx_file(library_id);
     let mut m = fb.create_group("matrix");
     put_strings(&mut m, "barcodes", barcodes).map_err(|e| h5err("/matrix/barcodes", &e))?;
     let c = MAX_CHUNK as u64;

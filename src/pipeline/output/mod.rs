@@ -18,6 +18,7 @@
 mod figures;
 mod h5ad;
 mod summary;
+pub(crate) use summary::steps_json;
 mod tables;
 
 pub use figures::write_plots;

@@ -42,12 +42,9 @@ pub(super) fn write_summary(
     Ok(p)
 }
 
-/// The content of `summary.json`.
-pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
-    let d = a.dataset();
-    let sizes = a.cluster_sizes();
-    let steps: Vec<serde_json::Value> = a
-        .steps
+/// The `steps` rows of `summary.json` (in-memory and streamed): name, seconds, peak MB.
+pub(crate) fn steps_json(steps: &[crate::pipeline::StepReport]) -> Vec<serde_json::Value> {
+    steps
         .iter()
         .map(|s| {
             serde_json::json!({
@@ -56,7 +53,14 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
                 "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1_048_576.0),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The content of `summary.json`.
+pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
+    let d = a.dataset();
+    let sizes = a.cluster_sizes();
+    let steps = steps_json(&a.steps);
     serde_json::json!({
         "scrna_version": env!("CARGO_PKG_VERSION"),
         "counts_source": crate::io::inputs::counts_source_by_sample(&d.cells).into_iter()
