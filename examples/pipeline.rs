@@ -11,6 +11,10 @@
 //! (default 8G; K/M/G/T suffixes, binary) and optionally a fixed `--chunk-cells`.
 //! `--simulate N --sim-h5 PATH` writes N simulated cells to a 10x HDF5 file block by block
 //! (never holding the matrix) and exits; with `--stream` as well it then analyses that file.
+//! Built with `--features distributed`, `--stream --processes N` runs the streamed analysis as
+//! N processes on this machine (`--workers W` threads each); on several hosts start process P
+//! with `--process P --hosts FILE` (one `host:port` per process). The result files are the
+//! same as the single-process run's.
 //! The options and the output folder are checked before any input is read; progress goes to
 //! stderr; bad arguments or input print one line and exit with status 1.
 
