@@ -108,7 +108,7 @@ fn any_number_of_processes_and_threads_gives_the_same_files() {
     assert!(single.exchange.is_empty());
     let want = result_files(&single, &opts, &tmp.path().join("single"));
     assert_eq!(want.len(), 2);
-    for (processes, threads) in [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
+    for (processes, threads) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
         let t = Instant::now();
         let a = run_cluster(&path, &opts, processes, threads);
         let what = format!("{processes} process(es) x {threads} thread(s)");
@@ -131,13 +131,13 @@ fn any_number_of_processes_and_threads_gives_the_same_files() {
         );
         assert_eq!(a.pca.embedding, single.pca.embedding, "{what}");
         assert_eq!(a.markers, single.markers, "{what}");
-        // Bytes were exchanged, and over the network when there are several processes.
+        // Bytes were exchanged between workers, and over the network between processes.
         let load = a
             .exchange
             .iter()
             .find(|r| r.pass == "load")
             .expect("load pass");
-        assert!(load.bytes > 0, "{what}: {load:?}");
+        assert_eq!(load.bytes > 0, processes * threads > 1, "{what}: {load:?}");
         assert_eq!(load.network_bytes > 0, processes > 1, "{what}: {load:?}");
         // The spills of every worker are counted and removed.
         assert!(a.plan.spill_bytes > 0);
@@ -260,4 +260,30 @@ fn a_process_that_dies_fails_the_run() {
     assert!(secs < 60.0, "{secs} s");
     assert!(!out.join("clusters.csv").exists() && !out.join("markers.csv").exists());
     eprintln!("failed in {secs:.1} s: {e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_launcher_stops_the_others_when_one_fails() {
+    let t = Instant::now();
+    let r = launch(
+        3,
+        |p| {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(if p == 1 {
+                "sleep 0.2; exit 3"
+            } else {
+                "sleep 30"
+            });
+            c
+        },
+        Duration::from_millis(300),
+    );
+    let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("process 1 of 3 failed"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(launch(2, |_| Command::new("true"), Duration::from_secs(1)).is_ok());
+    let a = loopback_addresses(3).unwrap();
+    assert_eq!(a.len(), 3);
+    assert!(a.iter().all(|s| s.starts_with("127.0.0.1:")));
 }

@@ -97,31 +97,3 @@ fn stop(children: &mut [Child]) {
         let _ = c.wait();
     }
 }
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failing_process_stops_the_others() {
-        let t = Instant::now();
-        let r = launch(
-            3,
-            |p| {
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(if p == 1 {
-                    "sleep 0.2; exit 3"
-                } else {
-                    "sleep 30"
-                });
-                c
-            },
-            Duration::from_millis(300),
-        );
-        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("process 1 of 3 failed"), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-        assert!(launch(2, |_| Command::new("true"), Duration::from_secs(1)).is_ok());
-        assert_eq!(loopback_addresses(3).map(|a| a.len()).ok(), Some(3));
-    }
-}
