@@ -302,27 +302,17 @@ impl Workers for TimelyWorkers<'_> {
         if me != 0 {
             return Ok(Vec::new());
         }
-        let mut out = self.reports.clone();
         let mut msgs = std::mem::take(&mut *inbox.borrow_mut());
         msgs.sort_by_key(|m| m.1);
         for (_, _, _, b) in msgs {
             for (pass, messages, bytes, network) in Vec::<(String, u64, u64, u64)>::from_bytes(&b)?
             {
-                let i = match out.iter().position(|r| r.pass == pass) {
-                    Some(i) => i,
-                    None => {
-                        out.push(ExchangeReport {
-                            pass,
-                            ..Default::default()
-                        });
-                        out.len() - 1
-                    }
-                };
-                out[i].messages += messages;
-                out[i].bytes += bytes;
-                out[i].network_bytes += network;
+                let r = self.report(&pass);
+                r.messages += messages;
+                r.bytes += bytes;
+                r.network_bytes += network;
             }
         }
-        Ok(out)
+        Ok(std::mem::take(&mut self.reports))
     }
 }

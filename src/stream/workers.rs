@@ -78,8 +78,8 @@ pub trait Workers {
     /// returns its own error first, so the leader's typed error is the one reported.
     fn agree(&mut self, name: &'static str, error: Option<String>) -> Result<()>;
 
-    /// Bytes exchanged so far, per pass, summed over all workers (on the leader; empty
-    /// elsewhere and for [`Local`]).
+    /// Bytes exchanged since the last call, per pass, summed over all workers (on the leader;
+    /// empty elsewhere and for [`Local`]).
     fn exchange_reports(&mut self) -> Result<Vec<ExchangeReport>>;
 }
 
