@@ -11,8 +11,15 @@
 //! - a query's candidates are ranked by `|r|^2 - 2 q.r`, which orders references as the
 //!   squared distance `|q|^2 + |r|^2 - 2 q.r` does (the query's norm is the same for all);
 //! - the `m = k + 8` best candidates (self included) are kept with a buffered selection: values
-//!   below the current `m`-th best go to a buffer of `2m`, which is cut back to the `m` best
-//!   (under the total order (value, index)) when full, so a reference costs one comparison;
+//!   below the current bound go to a buffer of `2m`, which is cut back to the `m` best (under
+//!   the total order (value, index)) when full, lowering the bound to the `m`-th best, so a
+//!   reference costs one comparison;
+//! - the first bound of a query comes from a sample of about `8m` references (every `n / 8m`-th
+//!   one, their products with the block's queries in one small dense product): the value of
+//!   rank `1.5 m (sample / n) + 4` of the sample, so that about `1.5m` references enter the
+//!   buffer, not the `m (1 + ln(n / 4m))` or so of a bound taken from the first references.
+//!   When fewer than `m` values lie under it (the sample was unlucky), the query is searched
+//!   again with the bound from its first `4m` references; the result is the same either way;
 //! - the candidates are re-ranked by their distance recomputed in `f64`, equal distances by
 //!   index, the cell itself first, and the simulated cells among the first `k` are counted.
 //!
@@ -45,6 +52,7 @@ pub(super) fn simulated_neighbour_counts(
         .collect();
     // candidates, self included: k - 1 others + EXTRA + the cell itself
     let m = (k + EXTRA).min(n_all);
+    let sample = Sample::new(x, &sq, n_all, d, m);
     let blocks: Vec<Vec<u32>> = (0..n_all.div_ceil(QB))
         .into_par_iter()
         .map(|qb| {
@@ -53,35 +61,19 @@ pub(super) fn simulated_neighbour_counts(
             let nq = q1 - q0;
             // d x nq view of the queries (their rows, read column-major)
             let qt = faer::MatRef::from_column_major_slice(&x[q0 * d..q1 * d], d, nq);
+            let mut taus = sample.bounds(qt);
+            let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(2 * m + 8); nq];
             let mut dots = faer::Mat::<f32>::zeros(RB, nq);
-            let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(RB + 2 * m); nq];
-            let mut taus = vec![f32::INFINITY; nq];
-            let mut scratch = Vec::with_capacity(RB);
-            for r0 in (0..n_all).step_by(RB) {
-                let r1 = (r0 + RB).min(n_all);
-                let nr = r1 - r0;
-                let refs = faer::MatRef::from_row_major_slice(&x[r0 * d..r1 * d], nr, d);
-                faer::linalg::matmul::matmul(
-                    dots.as_mut().submatrix_mut(0, 0, nr, nq),
-                    faer::Accum::Replace,
-                    refs,
-                    qt,
-                    1.0f32,
-                    faer::Par::Seq,
-                );
-                crate::cpu::clear_upper_simd_state_here();
-                let sqr = &sq[r0..r1];
-                for (a, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
-                    let col = &dots.col_as_slice(a)[..nr];
-                    if r0 == 0 {
-                        // the bound from the first 4m references, the rest scanned against it
-                        let head = (4 * m).min(nr);
-                        first_block(&col[..head], &sqr[..head], m, buf, tau, &mut scratch);
-                        scan(&col[head..], &sqr[head..nr], head as u32, m, buf, tau);
-                    } else {
-                        scan(col, sqr, r0 as u32, m, buf, tau);
-                    }
+            let all: Vec<bool> = vec![true; nq];
+            search(x, &sq, d, qt, m, &all, &mut dots, &mut bufs, &mut taus);
+            // fewer than m values under a sampled bound: search those queries again
+            let again: Vec<bool> = bufs.iter().map(|b| b.len() < m).collect();
+            if again.contains(&true) {
+                for (a, _) in again.iter().enumerate().filter(|p| *p.1) {
+                    bufs[a].clear();
+                    taus[a] = f32::INFINITY;
                 }
+                search(x, &sq, d, qt, m, &again, &mut dots, &mut bufs, &mut taus);
             }
             let mut ranked = Vec::with_capacity(m);
             bufs.into_iter()
@@ -94,6 +86,126 @@ pub(super) fn simulated_neighbour_counts(
         })
         .collect();
     blocks.into_iter().flatten().collect()
+}
+
+/// Offers every reference to the buffers of the queries `qt` (`d x nq`) marked in `which`,
+/// a block of [`RB`] references at a time (their dot products with the queries in `dots`). A
+/// query without a bound takes it from its first `4m` references (see [`first_block`]).
+#[allow(clippy::too_many_arguments)]
+fn search(
+    x: &[f32],
+    sq: &[f32],
+    d: usize,
+    qt: faer::MatRef<'_, f32>,
+    m: usize,
+    which: &[bool],
+    dots: &mut faer::Mat<f32>,
+    bufs: &mut [Vec<(f32, u32)>],
+    taus: &mut [f32],
+) {
+    let n_all = sq.len();
+    let nq = qt.ncols();
+    let mut scratch = Vec::with_capacity(4 * m);
+    for r0 in (0..n_all).step_by(RB) {
+        let r1 = (r0 + RB).min(n_all);
+        let nr = r1 - r0;
+        let refs = faer::MatRef::from_row_major_slice(&x[r0 * d..r1 * d], nr, d);
+        faer::linalg::matmul::matmul(
+            dots.as_mut().submatrix_mut(0, 0, nr, nq),
+            faer::Accum::Replace,
+            refs,
+            qt,
+            1.0f32,
+            faer::Par::Seq,
+        );
+        crate::cpu::clear_upper_simd_state_here();
+        let sqr = &sq[r0..r1];
+        for (a, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
+            if !which[a] {
+                continue;
+            }
+            let col = &dots.col_as_slice(a)[..nr];
+            if r0 == 0 && tau.is_infinite() {
+                // the bound from the first 4m references, the rest scanned against it
+                let head = (4 * m).min(nr);
+                first_block(&col[..head], &sqr[..head], m, buf, tau, &mut scratch);
+                scan(&col[head..], &sqr[head..nr], head as u32, m, buf, tau);
+            } else {
+                scan(col, sqr, r0 as u32, m, buf, tau);
+            }
+        }
+    }
+}
+
+/// First bounds for the queries' scans from a sample of the references: every `stride`-th one
+/// (about `8m` of them), and for each query the `rank`-th smallest of its values over the
+/// sample, chosen so that about `1.5m` of all values lie below it. A query with fewer than `m`
+/// values under its bound is searched again without it (the caller checks), so the bound only
+/// saves work and never changes the result. No sample is taken when the references are too few
+/// for it to help (`stride < 4`).
+struct Sample {
+    /// The sampled rows (`size x d`, row-major) and their squared norms.
+    rows: Vec<f32>,
+    sq: Vec<f32>,
+    d: usize,
+    rank: usize,
+}
+
+impl Sample {
+    fn new(x: &[f32], sq: &[f32], n_all: usize, d: usize, m: usize) -> Sample {
+        let stride = n_all / (8 * m).max(1);
+        if stride < 4 {
+            return Sample {
+                rows: Vec::new(),
+                sq: Vec::new(),
+                d,
+                rank: 0,
+            };
+        }
+        let picked: Vec<usize> = (0..n_all).step_by(stride).collect();
+        let size = picked.len();
+        let rank = ((3 * m * size).div_ceil(2 * n_all) + 4).min(size);
+        let mut rows = Vec::with_capacity(size * d);
+        for &j in &picked {
+            rows.extend_from_slice(&x[j * d..(j + 1) * d]);
+        }
+        Sample {
+            rows,
+            sq: picked.iter().map(|&j| sq[j]).collect(),
+            d,
+            rank,
+        }
+    }
+
+    /// The bound of every query of `qt` (`d x nq`): the `rank`-th smallest of
+    /// `|r|^2 - 2 q.r` over the sampled `r`, or infinity without a sample.
+    fn bounds(&self, qt: faer::MatRef<'_, f32>) -> Vec<f32> {
+        let nq = qt.ncols();
+        let size = self.sq.len();
+        if size == 0 {
+            return vec![f32::INFINITY; nq];
+        }
+        let mut dots = faer::Mat::<f32>::zeros(size, nq);
+        let rows = faer::MatRef::from_row_major_slice(&self.rows, size, self.d);
+        faer::linalg::matmul::matmul(
+            dots.as_mut(),
+            faer::Accum::Replace,
+            rows,
+            qt,
+            1.0f32,
+            faer::Par::Seq,
+        );
+        crate::cpu::clear_upper_simd_state_here();
+        let mut vals: Vec<f32> = Vec::with_capacity(size);
+        (0..nq)
+            .map(|a| {
+                vals.clear();
+                let col = dots.col_as_slice(a);
+                vals.extend(col.iter().zip(&self.sq).map(|(&c, &s)| s - 2.0 * c));
+                *vals.select_nth_unstable_by(self.rank - 1, f32::total_cmp).1
+            })
+            .collect()
+    }
 }
 
 /// The first references (`0..col.len()`, a few times `m`): the bound is set to the `m`-th
@@ -274,18 +386,37 @@ fn count(
 ) -> u32 {
     let a = &x[i * d..(i + 1) * d];
     ranked.clear();
-    ranked.extend(cand.iter().filter(|p| p.1 as usize != i).map(|&(_, j)| {
-        let b = &x[j as usize * d..(j as usize + 1) * d];
-        let s: f64 = a
+    ranked.extend(
+        cand.iter()
+            .filter(|p| p.1 as usize != i)
+            .map(|&(_, j)| (0.0, j)),
+    );
+    // four candidates at a time (independent sums, each in the order of the coordinates)
+    let row = |j: u32| &x[j as usize * d..(j as usize + 1) * d];
+    let mut quads = ranked.chunks_exact_mut(4);
+    for q in &mut quads {
+        let rows = [row(q[0].1), row(q[1].1), row(q[2].1), row(q[3].1)];
+        let mut acc = [0f64; 4];
+        for (c, &u) in a.iter().enumerate() {
+            for (s, r) in acc.iter_mut().zip(&rows) {
+                let t = u as f64 - r[c] as f64;
+                *s += t * t;
+            }
+        }
+        for (p, s) in q.iter_mut().zip(acc) {
+            p.0 = s;
+        }
+    }
+    for p in quads.into_remainder() {
+        p.0 = a
             .iter()
-            .zip(b)
+            .zip(row(p.1))
             .map(|(&u, &v)| {
                 let t = u as f64 - v as f64;
                 t * t
             })
             .sum();
-        (s, j)
-    }));
+    }
     // the k - 1 nearest others under (distance, index): a selection, their order is not needed
     let take = (k - 1).min(ranked.len());
     if take > 0 && take < ranked.len() {
@@ -359,6 +490,19 @@ mod tests {
                 "k = {k}"
             );
         }
+        // every tenth point near the origin, the others far: the sampled bound (every tenth
+        // reference) leaves fewer than m candidates and the search starts again
+        let (n, d) = (2000, 5);
+        let z: Vec<f32> = (0..n * d)
+            .map(|t| {
+                let far = if (t / d) % 10 == 0 { 0.0 } else { 50.0 };
+                far + rng.gen_range(-1.0f32..1.0)
+            })
+            .collect();
+        assert_eq!(
+            simulated_neighbour_counts(&z, n, d, 700, 15),
+            brute(&z, n, d, 700, 15)
+        );
         // duplicated points: ties are broken by index
         let mut y = x[..200 * d].to_vec();
         y.extend_from_slice(&x[..200 * d]);
