@@ -162,16 +162,7 @@ pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Resu
     let g = &h.group;
     let mut keep: Vec<bool> = vec![true; h.n_genes];
     if let (Some(want), Some(gs)) = (&opts.genome, &h.genomes) {
-        if !gs.iter().any(|x| x == want) {
-            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
-            all.sort_unstable();
-            all.dedup();
-            return Err(Error::hdf5(
-                path,
-                format!("{g}/features/genome"),
-                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
-            ));
-        }
+        check_genome(path, g, want, gs)?;
         for (k, x) in keep.iter_mut().zip(gs) {
             *k = x == want;
         }
@@ -182,6 +173,22 @@ pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Resu
         }
     }
     Ok((0..h.n_genes).filter(|&i| keep[i]).collect())
+}
+
+/// Errors when no feature of a Cell Ranger 3 file (group `g`, feature genomes `gs`) is of
+/// genome `want`; the message lists the genomes the file holds.
+fn check_genome(path: &Path, g: &str, want: &str, gs: &[String]) -> Result<()> {
+    if gs.iter().any(|x| x == want) {
+        return Ok(());
+    }
+    let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
+    all.sort_unstable();
+    all.dedup();
+    Err(Error::hdf5(
+        path,
+        format!("{g}/features/genome"),
+        format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
+    ))
 }
 
 fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
@@ -247,16 +254,7 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
     };
     let mut ds = Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, g, e))?;
     if let (Some(want), Some(gs)) = (&opts.genome, &genomes) {
-        if !gs.iter().any(|x| x == want) {
-            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
-            all.sort_unstable();
-            all.dedup();
-            return Err(Error::hdf5(
-                path,
-                format!("{g}/features/genome"),
-                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
-            ));
-        }
+        check_genome(path, g, want, gs)?;
         let mask: Vec<bool> = gs.iter().map(|x| x == want).collect();
         if !mask.iter().all(|&m| m) {
             ds = ds.filter_genes(&mask)?;
