@@ -445,17 +445,7 @@ mod tests {
     use super::*;
 
     fn m(dense: &[&[f32]]) -> CsrMatrix {
-        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
-        for (i, row) in dense.iter().enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                if x != 0.0 {
-                    r.push(i as u32);
-                    c.push(j as u32);
-                    v.push(x);
-                }
-            }
-        }
-        CsrMatrix::from_triplets(dense.len(), dense[0].len(), &r, &c, &v).unwrap()
+        CsrMatrix::from_dense_rows(dense)
     }
 
     #[test]

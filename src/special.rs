@@ -13,74 +13,87 @@
 /// The digamma function `psi(x) = d/dx ln Gamma(x)` for `x > 0` (recurrence to `x >= 10`,
 /// then the asymptotic series; relative error about `1e-15`). `NaN` for `x <= 0`.
 pub fn digamma(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
-    }
-    if x.is_infinite() {
-        return f64::INFINITY;
-    }
-    let mut x = x;
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc -= 1.0 / x;
-        x += 1.0;
-    }
-    let r = 1.0 / (x * x);
-    let series = r
-        * (1.0 / 12.0
-            - r * (1.0 / 120.0
-                - r * (1.0 / 252.0 - r * (1.0 / 240.0 - r * (1.0 / 132.0 - r * 691.0 / 32760.0)))));
-    acc + x.ln() - 0.5 / x - series
+    polygamma(
+        x,
+        f64::INFINITY,
+        |x| -(1.0 / x),
+        |x, acc| {
+            let r = 1.0 / (x * x);
+            let series = r
+                * (1.0 / 12.0
+                    - r * (1.0 / 120.0
+                        - r * (1.0 / 252.0
+                            - r * (1.0 / 240.0 - r * (1.0 / 132.0 - r * 691.0 / 32760.0)))));
+            acc + x.ln() - 0.5 / x - series
+        },
+    )
 }
 
 /// The trigamma function `psi'(x)` for `x > 0` (recurrence and asymptotic series).
 pub fn trigamma(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 {
-        return f64::NAN;
-    }
-    if x.is_infinite() {
-        return 0.0;
-    }
-    let mut x = x;
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc += 1.0 / (x * x);
-        x += 1.0;
-    }
-    let r = 1.0 / (x * x);
-    // 1/x + 1/(2x^2) + sum B_2k / x^(2k+1)
-    let series = 1.0 / x
-        + 0.5 * r
-        + (r / x)
-            * (1.0 / 6.0
-                - r * (1.0 / 30.0
-                    - r * (1.0 / 42.0 - r * (1.0 / 30.0 - r * (5.0 / 66.0 - r * 691.0 / 2730.0)))));
-    acc + series
+    polygamma(
+        x,
+        0.0,
+        |x| 1.0 / (x * x),
+        |x, acc| {
+            let r = 1.0 / (x * x);
+            // 1/x + 1/(2x^2) + sum B_2k / x^(2k+1)
+            let series = 1.0 / x
+                + 0.5 * r
+                + (r / x)
+                    * (1.0 / 6.0
+                        - r * (1.0 / 30.0
+                            - r * (1.0 / 42.0
+                                - r * (1.0 / 30.0 - r * (5.0 / 66.0 - r * 691.0 / 2730.0)))));
+            acc + series
+        },
+    )
 }
 
 /// The tetragamma function `psi''(x)` for `x > 0` (R's `psigamma(x, 2)`).
 pub fn tetragamma(x: f64) -> f64 {
+    polygamma(
+        x,
+        0.0,
+        |x| -(2.0 / (x * x * x)),
+        |x, acc| {
+            let r = 1.0 / (x * x);
+            // -1/x^2 - 1/x^3 - sum (2k+1) B_2k / x^(2k+2)
+            let series = -r
+                - r / x
+                - r * r
+                    * (0.5
+                        - r * (1.0 / 6.0
+                            - r * (1.0 / 6.0
+                                - r * (3.0 / 10.0 - r * (5.0 / 6.0 - r * 691.0 / 210.0)))));
+            acc + series
+        },
+    )
+}
+
+/// The frame of [`digamma`], [`trigamma`] and [`tetragamma`]: `NaN` for NaN or `x <= 0`,
+/// `at_infinity` for an infinite `x`; else the recurrence `acc += step(x); x += 1` (from
+/// `acc = 0`) while `x < 10`, then `series(x, acc)`, the asymptotic series at the shifted `x`
+/// added to the recurrence's sum.
+fn polygamma(
+    x: f64,
+    at_infinity: f64,
+    step: impl Fn(f64) -> f64,
+    series: impl Fn(f64, f64) -> f64,
+) -> f64 {
     if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     if x.is_infinite() {
-        return 0.0;
+        return at_infinity;
     }
     let mut x = x;
     let mut acc = 0.0;
     while x < 10.0 {
-        acc -= 2.0 / (x * x * x);
+        acc += step(x);
         x += 1.0;
     }
-    let r = 1.0 / (x * x);
-    // -1/x^2 - 1/x^3 - sum (2k+1) B_2k / x^(2k+2)
-    let series = -r
-        - r / x
-        - r * r
-            * (0.5
-                - r * (1.0 / 6.0
-                    - r * (1.0 / 6.0 - r * (3.0 / 10.0 - r * (5.0 / 6.0 - r * 691.0 / 210.0)))));
-    acc + series
+    series(x, acc)
 }
 
 /// Inverse of the trigamma function: the `y > 0` with `trigamma(y) = x`, by limma's Newton

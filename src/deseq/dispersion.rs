@@ -42,6 +42,18 @@ pub(crate) fn moments_dispersion(
 /// Prior on `ln alpha` of the MAP fit: `(ln alpha_trend, prior variance)`.
 pub(crate) type Prior = (f64, f64);
 
+/// The Cox-Reid term's matrix, shared by [`grad`] and [`loss`]: fills `ws.w` with the
+/// negative binomial weights `W = mu / (1 + alpha mu)` and `ws.mat` with the Cholesky factor
+/// of `X^T W X`; false when that matrix is not positive definite (the term is then 0).
+fn weighted_gram_factor(d: &Design, mu: &[f64], alpha: f64, ws: &mut Work) -> bool {
+    let (n, p) = (d.n, d.p);
+    for j in 0..n {
+        ws.w[j] = mu[j] / (1.0 + mu[j] * alpha);
+    }
+    gram(&d.x, n, p, Some(&ws.w), &mut ws.mat);
+    cholesky(&mut ws.mat, p)
+}
+
 /// Derivative with respect to `ln alpha` of the Cox-Reid adjusted negative log-likelihood
 /// `nb_nll(c, mu, alpha) + ln det(X^T W X) / 2` with `W = mu / (1 + alpha mu)`, plus
 /// `(ln alpha - ln alpha_trend)^2 / (2 var)` with a prior (pydeseq2's `fit_alpha_mle` loss).
@@ -55,12 +67,11 @@ fn grad(
 ) -> f64 {
     let (n, p) = (d.n, d.p);
     let alpha = log_alpha.exp();
+    let factored = weighted_gram_factor(d, mu, alpha, ws);
     for j in 0..n {
-        ws.w[j] = mu[j] / (1.0 + mu[j] * alpha);
         ws.z[j] = -ws.w[j] * ws.w[j];
     }
-    gram(&d.x, n, p, Some(&ws.w), &mut ws.mat);
-    let cr = if cholesky(&mut ws.mat, p) {
+    let cr = if factored {
         chol_inverse(&ws.mat, p, &mut ws.inv);
         gram(&d.x, n, p, Some(&ws.z), &mut ws.mat2);
         let tr: f64 = ws.inv.iter().zip(&ws.mat2).map(|(a, b)| a * b).sum();
@@ -84,13 +95,9 @@ fn loss(
     prior: Option<Prior>,
     ws: &mut Work,
 ) -> f64 {
-    let (n, p) = (d.n, d.p);
+    let p = d.p;
     let alpha = log_alpha.exp();
-    for j in 0..n {
-        ws.w[j] = mu[j] / (1.0 + mu[j] * alpha);
-    }
-    gram(&d.x, n, p, Some(&ws.w), &mut ws.mat);
-    let cr = if cholesky(&mut ws.mat, p) {
+    let cr = if weighted_gram_factor(d, mu, alpha, ws) {
         (0..p).map(|i| ws.mat[i * p + i].ln()).sum::<f64>()
     } else {
         0.0

@@ -326,25 +326,12 @@ mod tests {
     fn seurat_ties_at_cutoff_all_selected() {
         // genes 0 and 1 identical -> identical dispersions_norm; asking for 1 gene selects both
         // when they are the most variable.
-        let mut r = vec![];
-        let mut c = vec![];
-        let mut v = vec![];
-        let vals = [
+        let m = CsrMatrix::from_dense_rows(&[
             [3.0f32, 3.0, 0.5, 1.0],
             [0.0, 0.0, 0.6, 1.0],
             [2.0, 2.0, 0.4, 1.0],
             [0.0, 0.0, 0.5, 1.1],
-        ];
-        for (i, row) in vals.iter().enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                if x != 0.0 {
-                    r.push(i as u32);
-                    c.push(j as u32);
-                    v.push(x);
-                }
-            }
-        }
-        let m = CsrMatrix::from_triplets(4, 4, &r, &c, &v).unwrap();
+        ]);
         let h = highly_variable_genes(
             &m,
             None,

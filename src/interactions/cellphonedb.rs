@@ -223,11 +223,7 @@ pub(crate) fn analyse(
         ));
     }
     let usable = resource.usable(gene_names);
-    let kept: Vec<&LrInteraction> = usable
-        .kept
-        .iter()
-        .map(|&i| &resource.interactions[i])
-        .collect();
+    let kept = usable.interactions(resource);
     let prep = Prepared::new(x, gene_names, &kept)?;
     let n = kept.len() * k * k;
     let sizes = group_sizes(labels, k);

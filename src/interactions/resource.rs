@@ -124,6 +124,16 @@ pub struct UsableResource {
     pub unknown_genes: Vec<String>,
 }
 
+impl UsableResource {
+    /// The kept interactions of `resource` (the one this was computed from), in its order.
+    pub(crate) fn interactions<'a>(&self, resource: &'a Resource) -> Vec<&'a LrInteraction> {
+        self.kept
+            .iter()
+            .map(|&i| &resource.interactions[i])
+            .collect()
+    }
+}
+
 impl Resource {
     /// The interactions whose every gene is among `gene_names`, and the genes that are not.
     pub fn usable(&self, gene_names: &[String]) -> UsableResource {

@@ -162,16 +162,7 @@ pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Resu
     let g = &h.group;
     let mut keep: Vec<bool> = vec![true; h.n_genes];
     if let (Some(want), Some(gs)) = (&opts.genome, &h.genomes) {
-        if !gs.iter().any(|x| x == want) {
-            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
-            all.sort_unstable();
-            all.dedup();
-            return Err(Error::hdf5(
-                path,
-                format!("{g}/features/genome"),
-                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
-            ));
-        }
+        check_genome(path, g, want, gs)?;
         for (k, x) in keep.iter_mut().zip(gs) {
             *k = x == want;
         }
@@ -182,6 +173,22 @@ pub(crate) fn kept_features(h: &Header, path: &Path, opts: &ReadOptions) -> Resu
         }
     }
     Ok((0..h.n_genes).filter(|&i| keep[i]).collect())
+}
+
+/// Errors when no feature of a Cell Ranger 3 file (group `g`, feature genomes `gs`) is of
+/// genome `want`; the message lists the genomes the file holds.
+fn check_genome(path: &Path, g: &str, want: &str, gs: &[String]) -> Result<()> {
+    if gs.iter().any(|x| x == want) {
+        return Ok(());
+    }
+    let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
+    all.sort_unstable();
+    all.dedup();
+    Err(Error::hdf5(
+        path,
+        format!("{g}/features/genome"),
+        format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
+    ))
 }
 
 fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
@@ -247,16 +254,7 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
     };
     let mut ds = Dataset::new(counts, cells, genes).map_err(|e| Error::hdf5(path, g, e))?;
     if let (Some(want), Some(gs)) = (&opts.genome, &genomes) {
-        if !gs.iter().any(|x| x == want) {
-            let mut all: Vec<&str> = gs.iter().map(|s| s.as_str()).collect();
-            all.sort_unstable();
-            all.dedup();
-            return Err(Error::hdf5(
-                path,
-                format!("{g}/features/genome"),
-                format!("no genome \"{want}\"; genomes: {}", all.join(", ")),
-            ));
-        }
+        check_genome(path, g, want, gs)?;
         let mask: Vec<bool> = gs.iter().map(|x| x == want).collect();
         if !mask.iter().all(|&m| m) {
             ds = ds.filter_genes(&mask)?;
@@ -391,31 +389,15 @@ pub fn write_10x_h5(ds: &Dataset, path: &Path) -> Result<()> {
         .all(|&v| v >= 0.0 && v.fract() == 0.0 && v <= i32::MAX as f32);
     if integral {
         let d: Vec<i32> = x.data().iter().map(|&v| v as i32).collect();
-        m.create_dataset("data")
-            .with_i32_data(&d)
-            .with_chunks(&[chunk_len(d.len())])
-            .with_shuffle()
-            .with_deflate(4);
+        compressed(m.create_dataset("data").with_i32_data(&d), d.len());
     } else {
-        m.create_dataset("data")
-            .with_f32_data(x.data())
-            .with_chunks(&[chunk_len(x.nnz())])
-            .with_shuffle()
-            .with_deflate(4);
+        compressed(m.create_dataset("data").with_f32_data(x.data()), x.nnz());
     }
     let idx: Vec<i64> = x.indices().iter().map(|&i| i as i64).collect();
-    m.create_dataset("indices")
-        .with_i64_data(&idx)
-        .with_chunks(&[chunk_len(idx.len())])
-        .with_shuffle()
-        .with_deflate(4);
+    compressed(m.create_dataset("indices").with_i64_data(&idx), idx.len());
     drop(idx);
     let ptr: Vec<i64> = x.indptr().iter().map(|&i| i as i64).collect();
-    m.create_dataset("indptr")
-        .with_i64_data(&ptr)
-        .with_chunks(&[chunk_len(ptr.len())])
-        .with_shuffle()
-        .with_deflate(4);
+    compressed(m.create_dataset("indptr").with_i64_data(&ptr), ptr.len());
     m.create_dataset("shape")
         .with_i32_data(&[n_genes as i32, n_cells as i32]);
 
@@ -435,6 +417,14 @@ pub fn write_10x_h5(ds: &Dataset, path: &Path) -> Result<()> {
     m.add_group(f.finish());
     fb.add_group(m.finish());
     write_atomically(fb, path)
+}
+
+/// Cell Ranger's storage of a big array of `len` values: chunks of [`chunk_len`] elements,
+/// shuffle, gzip level 4.
+fn compressed(d: &mut hdf5_pure::DatasetBuilder, len: usize) {
+    d.with_chunks(&[chunk_len(len)])
+        .with_shuffle()
+        .with_deflate(4);
 }
 
 /// Fixed-width byte strings, as Cell Ranger writes them (ASCII when possible, else UTF-8).

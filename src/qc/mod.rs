@@ -37,23 +37,12 @@ mod test_data {
 
     pub(super) fn toy() -> Dataset {
         // genes: MT-CO1, RPS3, RPL5, ACTB, GAPDH
-        let dense = [
+        let m = CsrMatrix::from_dense_rows(&[
             [10.0, 5.0, 0.0, 20.0, 15.0],
             [0.0, 0.0, 0.0, 3.0, 0.0],
             [50.0, 1.0, 1.0, 0.0, 0.0],
             [0.0, 0.0, 0.0, 0.0, 0.0],
-        ];
-        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
-        for (i, row) in dense.iter().enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                if x != 0.0 {
-                    r.push(i as u32);
-                    c.push(j as u32);
-                    v.push(x as f32);
-                }
-            }
-        }
-        let m = CsrMatrix::from_triplets(4, 5, &r, &c, &v).unwrap();
+        ]);
         Dataset::new(
             m,
             CellTable::new(s(&["a", "b", "c", "d"]), "s1", "ctl"),

@@ -83,6 +83,24 @@ impl CsrMatrix {
         })
     }
 
+    /// Test matrices written densely: row `i` of `rows` is row `i` of the matrix (all rows of
+    /// one length, at least one row), its non-zero values stored.
+    #[cfg(test)]
+    pub(crate) fn from_dense_rows<R: AsRef<[f32]>>(rows: &[R]) -> Self {
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for (i, row) in rows.iter().enumerate() {
+            for (j, &x) in row.as_ref().iter().enumerate() {
+                if x != 0.0 {
+                    r.push(i as u32);
+                    c.push(j as u32);
+                    v.push(x);
+                }
+            }
+        }
+        let n_cols = rows.first().map_or(0, |row| row.as_ref().len());
+        Self::from_triplets(rows.len(), n_cols, &r, &c, &v).expect("dense test rows")
+    }
+
     /// Builds a matrix from (row, column, value) triplets in any order; duplicate positions are
     /// summed. Triplets must be inside the shape (checked).
     pub fn from_triplets(

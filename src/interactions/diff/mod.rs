@@ -218,11 +218,7 @@ pub fn differential_interactions(
         }
     }
     let usable = resource.usable(gene_names);
-    let kept: Vec<&LrInteraction> = usable
-        .kept
-        .iter()
-        .map(|&i| &resource.interactions[i])
-        .collect();
+    let kept = usable.interactions(resource);
     // The resource's genes only, once.
     let pos = super::resource::gene_positions(gene_names);
     let mut cols: Vec<usize> = kept
