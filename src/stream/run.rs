@@ -3,10 +3,10 @@
 //! of [`super`] give.
 
 use super::markers;
-use super::passes::{self, HvgInputs, HvgPart, QcPart, RowsBuilder, RowsPart};
+use super::passes::{self, HvgInputs, HvgPart, LoadPart, QcPart, RowsCollector, RowsPart};
 use super::prepare::{check_options, on_leader, open, share_from_leader, Steps};
 use super::spill;
-use super::workers::{Local, Workers};
+use super::workers::{Local, PcaSums, Workers};
 use super::{
     plan_cell_blocks, qc_hvg_passes, MemoryPlan, StreamAnalysis, StreamOptions, COL_BLOCKS,
     READ_BYTES_PER_VALUE, RESIDENT_BYTES_PER_CELL, STEPS,
@@ -18,7 +18,7 @@ use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor};
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
-use crate::pca::pca;
+use crate::pca::{pca_on_blocks, Pca, RowBlocks};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::Progress;
 use crate::qc::filter_cells_by_metrics;
@@ -380,45 +380,77 @@ pub fn run_on<W: Workers>(
     let others = w.agree("spill", spill.as_ref().err().map(|e| e.to_string()));
     let mut spill = spill?;
     others?;
-    let x_hvg = steps.step("load", |rep| {
-        let mut rows = w
-            .is_leader()
-            .then(|| RowsBuilder::with_capacity(n_kept, hvg_nnz as usize));
-        w.pass(
+    // The PCA's fixed row blocks of the kept cells, in contiguous ranges, one per worker; a
+    // block of cells is read by the worker holding the PCA rows of its first kept cell, so
+    // only the rows of blocks that straddle two ranges move.
+    let held: Vec<std::ops::Range<usize>> = (0..w.peers())
+        .map(|v| RowBlocks::split(n_kept, v, w.peers()).map(|b| b.rows()))
+        .collect::<Result<_>>()?;
+    let blocks = RowBlocks::split(n_kept, w.index(), w.peers())?;
+    let load_owner: Vec<usize> = cell_blocks
+        .iter()
+        .enumerate()
+        .map(|(u, &(a, b))| {
+            kept_pos[a..b]
+                .iter()
+                .find(|&&k| k != u32::MAX)
+                .and_then(|&k| held.iter().position(|r| r.contains(&(k as usize))))
+                .unwrap_or(u)
+        })
+        .collect();
+    let x_mine = steps.step("load", |rep| {
+        let mine = blocks.rows();
+        let nnz_guess = (hvg_nnz as u128 * mine.len() as u128 / n_kept.max(1) as u128) as usize;
+        let mut rows = RowsCollector::new(mine, nnz_guess);
+        w.pass_owned(
             "load",
             n_blocks,
+            &|u| load_owner.get(u).copied().unwrap_or(u),
             &mut |u| {
                 let (a, b) = cell_blocks[u];
                 let x = reader.read(a, b)?;
                 let r = RowsPart::of_block(a, &x, &kept_pos, &size_factors, &col_of);
-                let segments = owners
-                    .iter()
-                    .filter_map(|(o, n, pos)| {
-                        spill::encode_segment(a, &x, &kept_pos, pos, *n).map(|s| (*o, s))
-                    })
-                    .collect();
-                Ok((r, segments))
+                let first = kept_pos[a..b].iter().find(|&&k| k != u32::MAX);
+                let mut parts: Vec<(usize, LoadPart)> = match first {
+                    Some(&k) => r
+                        .cut(k as usize, &held)
+                        .into_iter()
+                        .map(|(v, k0, p)| (v, LoadPart::Rows(k0, p)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                parts.extend(owners.iter().filter_map(|(o, n, pos)| {
+                    spill::encode_segment(a, &x, &kept_pos, pos, *n)
+                        .map(|s| (*o, LoadPart::Segment(s)))
+                }));
+                Ok(((), parts))
             },
-            &mut |u, r| {
-                on_leader(rows.as_mut(), "HVG rows")?.add(r)?;
+            &mut |u, ()| {
                 rep(read_so_far[u]);
                 Ok(())
             },
-            &mut |_, s| spill.append_encoded(s),
+            &mut |_, part| match part {
+                LoadPart::Rows(first, r) => rows.add(first, r),
+                LoadPart::Segment(s) => spill.append_encoded(s),
+            },
         )?;
         passes += 1;
-        spill.finish()?;
-        rows.map(|r| r.finish(hvg_genes.len())).transpose()
+        let x = spill.finish().and_then(|()| rows.finish(hvg_genes.len()));
+        let others = w.agree("load", x.as_ref().err().map(|e| e.to_string()));
+        let x = x?;
+        others?;
+        Ok(x)
     })?;
 
-    // ---- 4. PCA, neighbors, Leiden, UMAP (on the leader) ----
-    let leader_down = x_hvg.map(|x_hvg| -> Result<_> {
-        let pca_result = steps.step("pca", |_| {
-            let mut o = po.pca.clone();
-            o.n_comps = n_comps;
-            pca(&x_hvg, &o)
-        })?;
-        drop(x_hvg);
+    // ---- 4. PCA on every worker's rows; neighbors, Leiden, UMAP (on the leader) ----
+    let pca_result = steps.step("pca", |_| {
+        let mut o = po.pca.clone();
+        o.n_comps = n_comps;
+        let mine = pca_on_blocks(&x_mine, &blocks, &PcaSums::new(w, "pca"), &o)?;
+        gather_embedding(w, mine, &blocks, n_kept)
+    })?;
+    drop(x_mine);
+    let leader_down = pca_result.map(|pca_result| -> Result<_> {
         let (knn_result, connectivities) = steps.step("neighbors", |_| {
             let mut o = po.knn.clone();
             o.n_neighbors = o.n_neighbors.min(n_kept);
@@ -528,6 +560,51 @@ pub fn run_on<W: Workers>(
         workers: w.peers(),
         exchange,
     }))
+}
+
+/// The leader's PCA with every worker's rows of the embedding, gathered in row order (a pass of
+/// one unit per worker, `pca embedding`); `None` on the other workers.
+fn gather_embedding<W: Workers>(
+    w: &mut W,
+    mine: Pca,
+    blocks: &RowBlocks,
+    n_kept: usize,
+) -> Result<Option<Pca>> {
+    let k = mine.embedding.ncols();
+    let mut rows: Vec<f32> = Vec::with_capacity(if w.is_leader() { n_kept * k } else { 0 });
+    let mut own = Some(mine.embedding.iter().copied().collect::<Vec<f32>>());
+    let first = blocks.rows().start;
+    w.pass_owned(
+        "pca embedding",
+        w.peers(),
+        &|u| u,
+        &mut |_| {
+            Ok((
+                (first, own.take().unwrap_or_default()),
+                Vec::<(usize, ())>::new(),
+            ))
+        },
+        &mut |_, (at, part): (usize, Vec<f32>)| {
+            if at * k != rows.len() || part.len() % k.max(1) != 0 {
+                return Err(Error::data(
+                    "message between workers",
+                    format!(
+                        "embedding rows from {at} where row {} is next",
+                        rows.len() / k
+                    ),
+                ));
+            }
+            rows.extend(part);
+            Ok(())
+        },
+        &mut |_, ()| Ok(()),
+    )?;
+    if !w.is_leader() {
+        return Ok(None);
+    }
+    let embedding = Array2::from_shape_vec((n_kept, k), rows)
+        .map_err(|e| Error::data("pca embedding", e.to_string()))?;
+    Ok(Some(Pca { embedding, ..mine }))
 }
 
 /// What a worker's range of genes gives the leader: its gene blocks, its spill's bytes and
