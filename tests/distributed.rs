@@ -151,7 +151,7 @@ fn any_number_of_processes_and_threads_gives_the_same_files() {
                 .map_or((0, 0), |r| (r.bytes, r.network_bytes))
         };
         let many = processes * threads > 1;
-        for name in ["spill", "pca", "pca embedding"] {
+        for name in ["spill segments", "pca", "pca embedding"] {
             let (bytes, network) = sent(name);
             assert_eq!(bytes > 0, many, "{what}: {name} {bytes}");
             assert_eq!(network > 0, processes > 1, "{what}: {name} {network}");

@@ -26,7 +26,11 @@
 //! `S B` runs in parallel over cells (each output row is independent). `S^T Y` accumulates
 //! per fixed block of [`BLOCK_ROWS`] cells into a genes x columns buffer; the block results are
 //! merged by a binary tree fixed by the block range (not by the thread count), so the result is
-//! bitwise identical whatever the number of rayon threads.
+//! bitwise identical whatever the number of rayon threads. Every other sum over the cells
+//! (column moments, Gram matrices) goes through the same fixed tree ([`RowBlocks`]); the rows
+//! can therefore also be spread over several workers ([`pca_on_blocks`]: each adds up the
+//! subtrees inside its contiguous range of blocks, the tree is completed in its fixed shape
+//! from every worker's subtree sums), with the same bits as on one worker.
 //! Inside the power iterations of the randomized solver the products accumulate in `f32`
 //! (twice the SIMD width and half the memory traffic of `f64`; an iteration only has to keep
 //! the subspace); the final product that gives the singular values and embeddings, and every

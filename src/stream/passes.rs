@@ -430,7 +430,7 @@ impl Wire for LoadPart {
     fn report_as(&self) -> Option<&'static str> {
         Some(match self {
             LoadPart::Rows(..) => "pca rows",
-            LoadPart::Segment(_) => "spill",
+            LoadPart::Segment(_) => "spill segments",
         })
     }
 }
@@ -587,5 +587,54 @@ mod tests {
         // More workers than genes: empty ranges at the end.
         let r = gene_ranges(&[5, 5], 4);
         assert_eq!(r.iter().map(|(a, b)| b - a).sum::<usize>(), 2);
+    }
+
+    /// Rows `first..first + n` with `i % 3` values each, valued by row and column.
+    fn rows(first: usize, n: usize) -> RowsPart {
+        let mut p = RowsPart::default();
+        for i in first..first + n {
+            p.lens.push((i % 3) as u32);
+            for c in 0..i % 3 {
+                p.indices.push(c as u32);
+                p.data.push(i as f32 + c as f32 / 10.0);
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn rows_cut_by_workers_reassemble_in_any_order() {
+        let held = [0..5, 5..5, 5..12, 12..20];
+        // blocks of cells covering rows 0..20, cut by the workers holding them
+        let mut pieces: Vec<(usize, usize, RowsPart)> = [(0, 4), (4, 9), (13, 7)]
+            .into_iter()
+            .flat_map(|(a, n)| rows(a, n).cut(a, &held))
+            .collect();
+        let workers: Vec<usize> = pieces.iter().map(|p| p.0).collect();
+        assert_eq!(workers, vec![0, 0, 2, 3, 3]);
+        pieces.reverse();
+        let mut got = Vec::new();
+        for (w, r) in held.iter().enumerate() {
+            let mut c = RowsCollector::new(r.clone(), 0);
+            for (_, first, p) in pieces.iter().filter(|p| p.0 == w) {
+                c.add(*first, p.clone()).unwrap();
+            }
+            let m = c.finish(3).unwrap();
+            assert_eq!(m.n_rows(), r.len());
+            for i in 0..m.n_rows() {
+                got.push(m.row(i).1.to_vec());
+            }
+        }
+        let want = rows(0, 20);
+        let mut at = 0;
+        for (i, &n) in want.lens.iter().enumerate() {
+            assert_eq!(got[i], want.data[at..at + n as usize], "row {i}");
+            at += n as usize;
+        }
+        // a missing piece, or a piece given twice, is an error
+        let mut c = RowsCollector::new(5..12, 0);
+        c.add(9, rows(9, 3)).unwrap();
+        assert!(c.add(9, rows(9, 3)).is_err());
+        assert!(c.finish(3).is_err());
     }
 }

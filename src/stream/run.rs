@@ -18,7 +18,7 @@ use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor};
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
-use crate::pca::{pca_on_blocks, Pca, RowBlocks};
+use crate::pca::{pca_on_blocks, Pca, RowBlocks, Solver};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::Progress;
 use crate::qc::filter_cells_by_metrics;
@@ -42,9 +42,13 @@ pub fn run_with_progress(
 }
 
 /// The streamed analysis as worker `w.index()` of `w.peers()` ([`super::workers`]): every worker
-/// reads its blocks, the leader adds the parts up in block order, runs PCA, neighbours,
-/// Leiden and UMAP, and returns the analysis; the other workers return `None`. With
-/// [`Local`] this is [`run_with_progress`]. `progress` is called on the leader only.
+/// reads its blocks, the leader adds the parts up in block order; every worker keeps the HVG
+/// rows of its PCA blocks and runs the PCA on them ([`pca_on_blocks`], its column sums
+/// completed in block order by the leader: [`PcaSums`]); the leader gathers the embedding,
+/// runs neighbours, Leiden and UMAP, and returns the analysis; the other workers return
+/// `None`. With [`Local`] this is [`run_with_progress`]. `progress` is called on the leader
+/// only. With several workers, only the randomized PCA solver runs (`Error::InvalidOption`
+/// for another, before the file is read).
 pub fn run_on<W: Workers>(
     w: &mut W,
     path: &Path,
@@ -53,6 +57,13 @@ pub fn run_on<W: Workers>(
 ) -> Result<Option<StreamAnalysis>> {
     let po = &opts.pipeline;
     check_options(opts)?;
+    if w.peers() > 1 && !matches!(po.pca.solver, Solver::Randomized { .. }) {
+        return Err(Error::option(
+            "solver",
+            "with several workers the PCA runs on each worker's rows, which only the \
+             randomized solver (the default) does",
+        ));
+    }
     let budget = opts.memory_budget_bytes;
     let reader = open(path, opts);
     let others = w.agree("open", reader.as_ref().err().map(|e| e.to_string()));
@@ -211,6 +222,7 @@ pub fn run_on<W: Workers>(
 
     // ---- 2. Normalization factors and HVG ----
     let seurat = po.hvg.flavor == Flavor::Seurat;
+    let peers = w.peers();
     let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
     let (leader_hvg, (size_factors, stored_per_gene, hvg_genes, kept_totals)) =
         steps.step("hvg", |rep| {
@@ -310,7 +322,7 @@ pub fn run_on<W: Workers>(
                     ));
                 }
                 let (hvg_nnz, downstream) =
-                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps);
+                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps, peers);
                 if resident + downstream > budget {
                     return Err(Error::option(
                         "memory_budget",
@@ -334,8 +346,14 @@ pub fn run_on<W: Workers>(
             })
         })?;
     let hvg = leader_hvg.map(|(h, ..)| h);
-    let (hvg_nnz, downstream) =
-        downstream_bytes(&hvg_genes, &stored_per_gene, n_kept, k_nn, po.pca.n_comps);
+    let (hvg_nnz, downstream) = downstream_bytes(
+        &hvg_genes,
+        &stored_per_gene,
+        n_kept,
+        k_nn,
+        po.pca.n_comps,
+        peers,
+    );
     let n_comps = po.pca.n_comps.min(n_kept - 1).min(hvg_genes.len());
 
     // ---- 3. Load the HVG columns of the kept cells; spill the counts by gene ranges ----
@@ -381,7 +399,7 @@ pub fn run_on<W: Workers>(
     let mut spill = spill?;
     others?;
     // The PCA's fixed row blocks of the kept cells, in contiguous ranges, one per worker; a
-    // block of cells is read by the worker holding the PCA rows of its first kept cell, so
+    // block of cells is read by the worker holding the PCA row of its middle kept cell, so
     // only the rows of blocks that straddle two ranges move.
     let held: Vec<std::ops::Range<usize>> = (0..w.peers())
         .map(|v| RowBlocks::split(n_kept, v, w.peers()).map(|b| b.rows()))
@@ -391,10 +409,14 @@ pub fn run_on<W: Workers>(
         .iter()
         .enumerate()
         .map(|(u, &(a, b))| {
-            kept_pos[a..b]
-                .iter()
-                .find(|&&k| k != u32::MAX)
-                .and_then(|&k| held.iter().position(|r| r.contains(&(k as usize))))
+            let kept = &kept_pos[a..b];
+            let first = kept.iter().find(|&&k| k != u32::MAX);
+            let last = kept.iter().rev().find(|&&k| k != u32::MAX);
+            let middle = first
+                .zip(last)
+                .map(|(&f, &l)| (f as usize + l as usize) / 2);
+            middle
+                .and_then(|k| held.iter().position(|r| r.contains(&k)))
                 .unwrap_or(u)
         })
         .collect();
@@ -611,7 +633,8 @@ fn gather_embedding<W: Workers>(
 /// its markers (`None` for an empty range).
 type MarkerPart = (Vec<(usize, usize)>, u64, Option<RankGenes>);
 
-/// Stored values of the HVG columns, and the estimate of the HVG matrix plus PCA, kNN and UMAP
+/// Stored values of the HVG columns, and the estimate of the leader's share of the HVG matrix
+/// (`1 / peers` of it: each worker holds the rows of its PCA blocks) plus PCA, kNN and UMAP
 /// working space.
 fn downstream_bytes(
     hvg_genes: &[usize],
@@ -619,9 +642,11 @@ fn downstream_bytes(
     n_kept: usize,
     k_nn: u64,
     n_comps: usize,
+    peers: usize,
 ) -> (u64, u64) {
     let n_comps = n_comps.min(n_kept - 1).min(hvg_genes.len()) as u64;
     let hvg_nnz: u64 = hvg_genes.iter().map(|&g| stored[g]).sum();
-    let downstream = hvg_nnz * 8 + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
+    let downstream = (hvg_nnz * 8).div_ceil(peers.max(1) as u64)
+        + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
     (hvg_nnz, downstream)
 }
