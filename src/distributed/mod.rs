@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | QC | metrics of their blocks | per-cell metrics and per-gene sums of each block, to worker 0 | sums added in block order, cell filters; kept cells and genes sent to all |
 //! | HVG | moments of their fixed row blocks | per-gene sums of each row block, to worker 0 | added in block order, HVG selection; size factors and HVG genes sent to all |
-//! | load | the blocks of cells whose first kept cell's PCA rows it holds: HVG rows, counts cut by ranges of genes | HVG rows of a block that straddles two workers' rows to the other worker (`pca rows`); each gene range's spill segment to the worker owning the range (`spill segments`) | its own rows, as every worker |
+//! | load | the blocks of cells whose middle kept cell's PCA row it holds: HVG rows, counts cut by ranges of genes | HVG rows of a block that straddles two workers' rows to the other worker (`pca rows`); each gene range's spill segment to the worker owning the range (`spill segments`) | its own rows, as every worker |
 //! | PCA | [`crate::pca::pca_on_blocks`] on its rows (fixed 2048-row blocks, contiguous ranges per worker): row products, subtree sums of every column reduction | subtree sums to worker 0, the completed sums back to all (`pca`, once per reduction); embedding rows to worker 0 (`pca embedding`) | completes the block tree in its fixed shape; gathers the embedding |
 //! | kNN, Leiden, UMAP | waiting | labels sent to all | as [`crate::stream::run`] |
 //! | markers | rank their range of genes from their spill | per-gene statistics, to worker 0 | concatenated, adjusted p-values and order |

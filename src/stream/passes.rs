@@ -7,7 +7,7 @@
 //! | QC again (MAD only) | a block of cells | per gene the kept cells detecting it | added |
 //! | median total (no `target_sum`) | a block of cells | the totals of its kept cells | concatenated |
 //! | HVG | one of the fixed row blocks of the kept cells (`COL_BLOCKS`, as the in-memory column reduction) | the size factors of its cells; per kept gene the sums of `e`, `e²` and non-zeros, and the stored values | added in block order: bit-identical to the in-memory moments |
-//! | load | a block of cells (computed by the worker holding the PCA rows of its first kept cell) | the HVG rows of its kept cells, cut by the workers holding them ([`crate::pca::RowBlocks::split`] of the kept cells); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows put in order by the worker holding them ([`RowsCollector`]); segments written by the worker owning the genes |
+//! | load | a block of cells (computed by the worker holding the PCA row of its middle kept cell) | the HVG rows of its kept cells, cut by the workers holding them ([`crate::pca::RowBlocks::split`] of the kept cells); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows put in order by the worker holding them ([`RowsCollector`]); segments written by the worker owning the genes |
 
 use super::reader::CellChunks;
 use super::spill::EncodedSegment;
@@ -392,6 +392,32 @@ impl RowsPart {
             })
             .collect()
     }
+}
+
+/// The worker that reads each block of cells in the load pass: the one holding (`held[w]`:
+/// the kept rows of worker `w`) the PCA row of the block's middle kept cell, so that only
+/// the rows of blocks straddling two workers' ranges move; `u mod peers` for a block without
+/// kept cells.
+pub(super) fn load_owners(
+    cell_blocks: &[(usize, usize)],
+    kept_pos: &[u32],
+    held: &[Range<usize>],
+) -> Vec<usize> {
+    cell_blocks
+        .iter()
+        .enumerate()
+        .map(|(u, &(a, b))| {
+            let kept = &kept_pos[a..b];
+            let first = kept.iter().find(|&&k| k != u32::MAX);
+            let last = kept.iter().rev().find(|&&k| k != u32::MAX);
+            let middle = first
+                .zip(last)
+                .map(|(&f, &l)| (f as usize + l as usize) / 2);
+            middle
+                .and_then(|k| held.iter().position(|r| r.contains(&k)))
+                .unwrap_or(u % held.len().max(1))
+        })
+        .collect()
 }
 
 /// What a block of cells of the load pass sends to a given worker.

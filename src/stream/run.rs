@@ -6,7 +6,7 @@ use super::markers;
 use super::passes::{self, HvgInputs, HvgPart, LoadPart, QcPart, RowsCollector, RowsPart};
 use super::prepare::{check_options, on_leader, open, share_from_leader, Steps};
 use super::spill;
-use super::workers::{Local, PcaSums, Workers};
+use super::workers::{gather_embedding, Local, PcaSums, Workers};
 use super::{
     plan_cell_blocks, qc_hvg_passes, MemoryPlan, StreamAnalysis, StreamOptions, COL_BLOCKS,
     READ_BYTES_PER_VALUE, RESIDENT_BYTES_PER_CELL, STEPS,
@@ -18,7 +18,7 @@ use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor};
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
-use crate::pca::{pca_on_blocks, Pca, RowBlocks, Solver};
+use crate::pca::{pca_on_blocks, RowBlocks, Solver};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::Progress;
 use crate::qc::filter_cells_by_metrics;
@@ -405,21 +405,7 @@ pub fn run_on<W: Workers>(
         .map(|v| RowBlocks::split(n_kept, v, w.peers()).map(|b| b.rows()))
         .collect::<Result<_>>()?;
     let blocks = RowBlocks::split(n_kept, w.index(), w.peers())?;
-    let load_owner: Vec<usize> = cell_blocks
-        .iter()
-        .enumerate()
-        .map(|(u, &(a, b))| {
-            let kept = &kept_pos[a..b];
-            let first = kept.iter().find(|&&k| k != u32::MAX);
-            let last = kept.iter().rev().find(|&&k| k != u32::MAX);
-            let middle = first
-                .zip(last)
-                .map(|(&f, &l)| (f as usize + l as usize) / 2);
-            middle
-                .and_then(|k| held.iter().position(|r| r.contains(&k)))
-                .unwrap_or(u)
-        })
-        .collect();
+    let load_owner = passes::load_owners(&cell_blocks, &kept_pos, &held);
     let x_mine = steps.step("load", |rep| {
         let mine = blocks.rows();
         let nnz_guess = (hvg_nnz as u128 * mine.len() as u128 / n_kept.max(1) as u128) as usize;
@@ -582,51 +568,6 @@ pub fn run_on<W: Workers>(
         workers: w.peers(),
         exchange,
     }))
-}
-
-/// The leader's PCA with every worker's rows of the embedding, gathered in row order (a pass of
-/// one unit per worker, `pca embedding`); `None` on the other workers.
-fn gather_embedding<W: Workers>(
-    w: &mut W,
-    mine: Pca,
-    blocks: &RowBlocks,
-    n_kept: usize,
-) -> Result<Option<Pca>> {
-    let k = mine.embedding.ncols();
-    let mut rows: Vec<f32> = Vec::with_capacity(if w.is_leader() { n_kept * k } else { 0 });
-    let mut own = Some(mine.embedding.iter().copied().collect::<Vec<f32>>());
-    let first = blocks.rows().start;
-    w.pass_owned(
-        "pca embedding",
-        w.peers(),
-        &|u| u,
-        &mut |_| {
-            Ok((
-                (first, own.take().unwrap_or_default()),
-                Vec::<(usize, ())>::new(),
-            ))
-        },
-        &mut |_, (at, part): (usize, Vec<f32>)| {
-            if at * k != rows.len() || part.len() % k.max(1) != 0 {
-                return Err(Error::data(
-                    "message between workers",
-                    format!(
-                        "embedding rows from {at} where row {} is next",
-                        rows.len() / k
-                    ),
-                ));
-            }
-            rows.extend(part);
-            Ok(())
-        },
-        &mut |_, ()| Ok(()),
-    )?;
-    if !w.is_leader() {
-        return Ok(None);
-    }
-    let embedding = Array2::from_shape_vec((n_kept, k), rows)
-        .map_err(|e| Error::data("pca embedding", e.to_string()))?;
-    Ok(Some(Pca { embedding, ..mine }))
 }
 
 /// What a worker's range of genes gives the leader: its gene blocks, its spill's bytes and

@@ -19,7 +19,8 @@
 
 use super::wire::Wire;
 use crate::error::{Error, Result};
-use crate::pca::{Combine, NodeSum, RowBlocks};
+use crate::pca::{Combine, NodeSum, Pca, RowBlocks};
+use ndarray::Array2;
 use std::cell::RefCell;
 
 /// Bytes sent between workers by one pass (or shared table), summed over all workers.
@@ -217,4 +218,49 @@ impl<W: Workers> Combine for PcaSums<'_, W> {
         let root = w.is_leader().then(|| blocks.complete(all));
         w.share(name, root)
     }
+}
+
+/// The leader's PCA with every worker's rows of the embedding, gathered in row order (a pass of
+/// one unit per worker, `pca embedding`); `None` on the other workers.
+pub(super) fn gather_embedding<W: Workers>(
+    w: &mut W,
+    mine: Pca,
+    blocks: &RowBlocks,
+    n_kept: usize,
+) -> Result<Option<Pca>> {
+    let k = mine.embedding.ncols();
+    let mut rows: Vec<f32> = Vec::with_capacity(if w.is_leader() { n_kept * k } else { 0 });
+    let mut own = Some(mine.embedding.iter().copied().collect::<Vec<f32>>());
+    let first = blocks.rows().start;
+    w.pass_owned(
+        "pca embedding",
+        w.peers(),
+        &|u| u,
+        &mut |_| {
+            Ok((
+                (first, own.take().unwrap_or_default()),
+                Vec::<(usize, ())>::new(),
+            ))
+        },
+        &mut |_, (at, part): (usize, Vec<f32>)| {
+            if at * k != rows.len() || part.len() % k.max(1) != 0 {
+                return Err(Error::data(
+                    "message between workers",
+                    format!(
+                        "embedding rows from {at} where row {} is next",
+                        rows.len() / k
+                    ),
+                ));
+            }
+            rows.extend(part);
+            Ok(())
+        },
+        &mut |_, ()| Ok(()),
+    )?;
+    if !w.is_leader() {
+        return Ok(None);
+    }
+    let embedding = Array2::from_shape_vec((n_kept, k), rows)
+        .map_err(|e| Error::data("pca embedding", e.to_string()))?;
+    Ok(Some(Pca { embedding, ..mine }))
 }
