@@ -125,10 +125,11 @@ impl Workers for TimelyWorkers<'_> {
         self.worker.peers()
     }
 
-    fn pass<P, R>(
+    fn pass_owned<P, R>(
         &mut self,
         name: &'static str,
         n_units: usize,
+        owner: &dyn Fn(usize) -> usize,
         compute: &mut dyn FnMut(usize) -> Result<UnitParts<P, R>>,
         fold: &mut dyn FnMut(usize, P) -> Result<()>,
         take: &mut dyn FnMut(usize, R) -> Result<()>,
@@ -168,7 +169,7 @@ impl Workers for TimelyWorkers<'_> {
                 }
             }
         };
-        for u in (me..n_units).step_by(peers) {
+        for u in (0..n_units).filter(|&u| owner(u) % peers == me) {
             if own_error.is_some() {
                 break;
             }
@@ -176,7 +177,12 @@ impl Workers for TimelyWorkers<'_> {
                 Ok((p, routed)) => {
                     self.send(name, &mut input, (0, u as u64, PART, p.to_bytes()));
                     for (d, r) in routed {
-                        self.send(name, &mut input, (d as u64, u as u64, ROUTED, r.to_bytes()));
+                        let label = r.report_as().unwrap_or(name);
+                        self.send(
+                            label,
+                            &mut input,
+                            (d as u64, u as u64, ROUTED, r.to_bytes()),
+                        );
                     }
                 }
                 Err(e) => own_error = Some(e),

@@ -11,8 +11,9 @@
 //! |---|---|---|---|
 //! | QC | metrics of their blocks | per-cell metrics and per-gene sums of each block, to worker 0 | sums added in block order, cell filters; kept cells and genes sent to all |
 //! | HVG | moments of their fixed row blocks | per-gene sums of each row block, to worker 0 | added in block order, HVG selection; size factors and HVG genes sent to all |
-//! | load | the HVG rows of their blocks; the counts of their blocks cut by ranges of genes | HVG rows to worker 0; each gene range's spill segment to the worker owning the range | the HVG matrix |
-//! | PCA, kNN, Leiden, UMAP | waiting | labels sent to all | as [`crate::stream::run`] |
+//! | load | the blocks of cells whose middle kept cell's PCA row it holds: HVG rows, counts cut by ranges of genes | HVG rows of a block that straddles two workers' rows to the other worker (`pca rows`); each gene range's spill segment to the worker owning the range (`spill segments`) | its own rows, as every worker |
+//! | PCA | [`crate::pca::pca_on_blocks`] on its rows (fixed 2048-row blocks, contiguous ranges per worker): row products, subtree sums of every column reduction | subtree sums to worker 0, the completed sums back to all (`pca`, once per reduction); embedding rows to worker 0 (`pca embedding`) | completes the block tree in its fixed shape; gathers the embedding |
+//! | kNN, Leiden, UMAP | waiting | labels sent to all | as [`crate::stream::run`] |
 //! | markers | rank their range of genes from their spill | per-gene statistics, to worker 0 | concatenated, adjusted p-values and order |
 //!
 //! Because worker 0 adds the parts up in the order one reader would, the results are
@@ -21,9 +22,11 @@
 //! genes in [`crate::stream::StreamOptions::spill_dir`] (local to its host). Bytes exchanged
 //! and time per pass are in [`crate::stream::StreamAnalysis::exchange`].
 //!
-//! What stays on worker 0: PCA of the gathered HVG matrix (cells x HVGs, usually a fifth to a
-//! third of the stored values), the kNN graph, Leiden and UMAP. Processes are started by the
-//! caller on each host (`--process p` of the `pipeline` example) or, on one machine, by
+//! What stays on worker 0: the cells x PCs embedding (gathered after the PCA), the kNN graph,
+//! Leiden and UMAP. The HVG matrix stays spread over the workers: each holds the rows of its
+//! PCA blocks, and the randomized PCA runs on all of them (only the randomized solver, the
+//! default, runs this way; another solver with several workers is an error before the first
+//! pass). Processes are started by the caller on each host (`--process p` of the `pipeline` example) or, on one machine, by
 //! [`launch`]; a process that fails or dies makes the others fail: [`launch`] stops the rest
 //! after a grace period, and on several hosts timely's network threads stop the workers whose
 //! peer went away.

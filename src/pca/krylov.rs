@@ -28,7 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::operator::{block_reduce, Operator};
+use super::operator::Operator;
 use super::randomized::{rayleigh_ritz, Svd};
 use super::vectors::{normal_vec, orth_normalize};
 use crate::error::Result;
@@ -48,7 +48,7 @@ pub(super) fn block_krylov(
     seed: u64,
 ) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
-    let cap = n.min(p);
+    let cap = op.n_total.min(p);
     let b = (k + n_oversamples).min(cap);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut start = vec![0.0f64; p * b];
@@ -75,7 +75,7 @@ pub(super) fn block_krylov(
         };
         let width = last.width;
         op.mul::<f32>(&last.rows, width, &mut y[..n * width]);
-        let z = op.tmul::<f32>(&y[..n * width], width);
+        let z = op.tmul::<f32>(&y[..n * width], width)?;
         applications += 1;
         let keep = width.min(cap - total);
         let mut w = if keep == width {
@@ -109,31 +109,29 @@ pub(super) fn block_krylov(
     ))
 }
 
-/// `Y^T Y` (`Y`: `n x l`, row-major): one sequential dense product per fixed block of rows,
-/// merged by [`block_reduce`]'s fixed tree (the Krylov basis is wide, so the product is worth
-/// a matrix kernel).
-fn gram_blocked(y: &[f64], n: usize, l: usize) -> Vec<f64> {
-    block_reduce(n, |rows| {
-        let m = rows.len();
-        let ym = faer::MatRef::from_row_major_slice(&y[rows.start * l..rows.end * l], m, l);
-        let mut g = faer::Mat::<f64>::zeros(l, l);
-        faer::linalg::matmul::matmul(
-            g.as_mut(),
-            faer::Accum::Replace,
-            ym.transpose(),
-            ym,
-            1.0,
-            faer::Par::Seq,
-        );
-        crate::cpu::clear_upper_simd_state_here();
-        let mut out = vec![0.0f64; l * l];
-        for a in 0..l {
-            for b in 0..l {
-                out[a * l + b] = g[(a, b)];
-            }
+/// One block's part of `Y^T Y` (`Y`: rows x `l`, row-major): one sequential dense product per
+/// fixed block of rows, merged by the fixed tree ([`Operator::sums`]; the Krylov basis is
+/// wide, so the product is worth a matrix kernel).
+fn gram_blocked(y: &[f64], rows: std::ops::Range<usize>, l: usize) -> Vec<f64> {
+    let m = rows.len();
+    let ym = faer::MatRef::from_row_major_slice(&y[rows.start * l..rows.end * l], m, l);
+    let mut g = faer::Mat::<f64>::zeros(l, l);
+    faer::linalg::matmul::matmul(
+        g.as_mut(),
+        faer::Accum::Replace,
+        ym.transpose(),
+        ym,
+        1.0,
+        faer::Par::Seq,
+    );
+    crate::cpu::clear_upper_simd_state_here();
+    let mut out = vec![0.0f64; l * l];
+    for a in 0..l {
+        for b in 0..l {
+            out[a * l + b] = g[(a, b)];
         }
-        out
-    })
+    }
+    out
 }
 
 /// Makes the columns of `w` (`p x width`, row-major) orthonormal and orthogonal to every block

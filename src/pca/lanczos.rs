@@ -18,7 +18,7 @@ pub(super) fn irlba(
     seed: u64,
 ) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
-    let m = (k + extra_work.max(1)).min(n.min(p));
+    let m = (k + extra_work.max(1)).min(op.n_total.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut vs: Vec<Vec<f64>> = Vec::with_capacity(m);
     let mut ws: Vec<Vec<f64>> = Vec::with_capacity(m);
@@ -39,7 +39,7 @@ pub(super) fn irlba(
         ws.truncate(j);
         ws.push(w);
         let (f, beta) = loop {
-            let mut f = op.tmul::<f64>(&ws[j], 1);
+            let mut f = op.tmul::<f64>(&ws[j], 1)?;
             axpy(&mut f, -alpha, &vs[j]);
             let beta = orth_normalize(&mut f, &vs[..=j], &mut rng);
             if j + 1 == m {
@@ -72,7 +72,7 @@ pub(super) fn irlba(
         let converged = order[..k]
             .iter()
             .all(|&i| (beta * ub[(m - 1, i)]).abs() <= tol * smax)
-            || m == n.min(p);
+            || m == op.n_total.min(p);
         let kept = if converged || restart == max_restarts {
             k
         } else {

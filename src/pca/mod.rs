@@ -26,7 +26,11 @@
 //! `S B` runs in parallel over cells (each output row is independent). `S^T Y` accumulates
 //! per fixed block of [`BLOCK_ROWS`] cells into a genes x columns buffer; the block results are
 //! merged by a binary tree fixed by the block range (not by the thread count), so the result is
-//! bitwise identical whatever the number of rayon threads.
+//! bitwise identical whatever the number of rayon threads. Every other sum over the cells
+//! (column moments, Gram matrices) goes through the same fixed tree ([`RowBlocks`]); the rows
+//! can therefore also be spread over several workers ([`pca_on_blocks`]: each adds up the
+//! subtrees inside its contiguous range of blocks, the tree is completed in its fixed shape
+//! from every worker's subtree sums), with the same bits as on one worker.
 //! Inside the power iterations of the randomized solver the products accumulate in `f32`
 //! (twice the SIMD width and half the memory traffic of `f64`; an iteration only has to keep
 //! the subspace); the final product that gives the singular values and embeddings, and every
@@ -47,14 +51,16 @@ use ndarray::Array2;
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 
+mod blocks;
 mod krylov;
 mod lanczos;
 mod operator;
 mod randomized;
 mod vectors;
 
+pub use blocks::{Alone, Combine, NodeSum, RowBlocks};
 use lanczos::irlba;
-use operator::{block_reduce, Operator};
+use operator::{Operator, Sums};
 use randomized::randomized_svd;
 
 /// Rows (cells) per block in the transposed product `S^T Y`; fixed so that the reduction tree
@@ -274,7 +280,34 @@ pub struct Pca {
 /// # Ok::<(), scrna::Error>(())
 /// ```
 pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
-    let (n, p) = x.shape();
+    pca_on_blocks(x, &RowBlocks::all(x.n_rows()), &Alone, opts)
+}
+
+/// [`pca`] of a matrix whose rows are spread over several workers: `x` holds the rows
+/// `blocks.rows()` of the whole matrix (its columns are all the genes), and every column sum
+/// over the rows (moments, `A^T Y`, Gram matrices) is this worker's subtree sums of the fixed
+/// block tree completed by `combine` ([`blocks`](RowBlocks)), so the result is bit-identical
+/// to [`pca`] of the whole matrix, whatever the split. Each worker calls it with the same
+/// options, at the same time; the row products (`A V`, the embedding) stay on the worker, and
+/// the small dense steps (orthonormalization with the same seeded generator, Ritz values,
+/// the eigen-decompositions) are repeated on every worker from the same sums, so every worker
+/// takes the same path and stops after the same iteration.
+///
+/// The result is [`pca`]'s, except that `embedding` holds the rows `blocks.rows()` only.
+/// `pca` is this function with one worker holding every row ([`RowBlocks::all`], [`Alone`]).
+///
+/// Errors: as [`pca`], on every worker alike (the check for non-finite values is a sum over
+/// all rows); `Error::InvalidOption` for a solver other than [`Solver::Randomized`] when the
+/// rows are split (the Lanczos and block Krylov solvers orthogonalize in cell space, which
+/// would need a reduction per vector; they run on one worker); `Error::InvalidData` when `x`
+/// does not have the rows `blocks` says, or when `combine` fails.
+pub fn pca_on_blocks(
+    x: &CsrMatrix,
+    blocks: &RowBlocks,
+    combine: &dyn Combine,
+    opts: &PcaOptions,
+) -> Result<Pca> {
+    let (n, p) = (blocks.n_rows(), x.n_cols());
     if n < 2 || p == 0 {
         return Err(Error::data(
             "pca",
@@ -292,14 +325,37 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
             ),
         ));
     }
+    if !blocks.holds_all() && !matches!(opts.solver, Solver::Randomized { .. }) {
+        return Err(Error::option(
+            "solver",
+            "only the randomized solver runs on rows spread over several workers",
+        ));
+    }
     let max_value = if opts.scale { opts.max_value } else { None };
-    if x.data().iter().any(|v| !v.is_finite()) {
+    let sums = Sums { blocks, combine };
+    // Every worker learns whether any worker holds the wrong rows or non-finite values.
+    let wrong_rows = x.n_rows() != blocks.rows().len();
+    let bad = sums.reduce(|rows| {
+        if wrong_rows {
+            return vec![0.0, 1.0];
+        }
+        let (lo, hi) = (x.indptr()[rows.start], x.indptr()[rows.end]);
+        let non_finite = x.data()[lo..hi].iter().filter(|v| !v.is_finite()).count();
+        vec![non_finite as f64, 0.0]
+    })?;
+    if bad.get(1).is_some_and(|&b| b > 0.0) {
+        return Err(Error::data(
+            "pca",
+            "a worker holds a number of rows other than its blocks'",
+        ));
+    }
+    if bad.first().is_some_and(|&b| b > 0.0) {
         return Err(Error::data("pca", "matrix has non-finite values"));
     }
 
-    let (means, stds) = mean_std(x, opts.scale);
-    let op = Operator::new(x, &means, &stds, max_value.map(f64::from));
-    let total_var = op.total_variance();
+    let (means, stds) = mean_std(x, opts.scale, sums)?;
+    let op = Operator::new(x, &means, &stds, max_value.map(f64::from), sums)?;
+    let total_var = op.total_variance()?;
 
     let ((sigma, loadings, embedding), iterations) = match opts.solver {
         Solver::Randomized {
@@ -324,11 +380,13 @@ pub fn pca(x: &CsrMatrix, opts: &PcaOptions) -> Result<Pca> {
         .collect();
     let mut loadings = loadings;
     let mut embedding = embedding;
-    fix_signs(&mut loadings, &mut embedding, p, n, k);
+    let n_held = x.n_rows();
+    fix_signs(&mut loadings, &mut embedding, p, n_held, k);
     let loadings = Array2::from_shape_vec((p, k), loadings.iter().map(|&v| v as f32).collect())
         .map_err(|e| Error::data("pca", e.to_string()))?;
-    let embedding = Array2::from_shape_vec((n, k), embedding.iter().map(|&v| v as f32).collect())
-        .map_err(|e| Error::data("pca", e.to_string()))?;
+    let embedding =
+        Array2::from_shape_vec((n_held, k), embedding.iter().map(|&v| v as f32).collect())
+            .map_err(|e| Error::data("pca", e.to_string()))?;
     Ok(Pca {
         embedding,
         loadings,
@@ -366,9 +424,10 @@ fn fix_signs(loadings: &mut [f64], embedding: &mut [f64], p: usize, n: usize, k:
 
 /// Per-gene mean and standard deviation (`ddof = 1`, two-pass, zero replaced by 1), as Scanpy's
 /// `_get_mean_var` + `std[std == 0] = 1`. With `scale == false` the stds are all 1.
-fn mean_std(x: &CsrMatrix, scale: bool) -> (Vec<f64>, Vec<f64>) {
-    let (n, p) = x.shape();
-    let sums = block_reduce(n, |rows| {
+/// `x` holds the rows `sums.blocks.rows()`; the sums are over every row.
+fn mean_std(x: &CsrMatrix, scale: bool, sums: Sums<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (n, p) = (sums.blocks.n_rows(), x.n_cols());
+    let col_sums = sums.reduce(|rows| {
         let mut acc = vec![0.0f64; p];
         for i in rows {
             let (idx, val) = x.row(i);
@@ -377,13 +436,13 @@ fn mean_std(x: &CsrMatrix, scale: bool) -> (Vec<f64>, Vec<f64>) {
             }
         }
         acc
-    });
-    let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+    })?;
+    let means: Vec<f64> = col_sums.iter().map(|s| s / n as f64).collect();
     if !scale {
-        return (means, vec![1.0; p]);
+        return Ok((means, vec![1.0; p]));
     }
     // sum over stored entries of (x - mu)^2 and the count of stored entries per gene
-    let dev = block_reduce(n, |rows| {
+    let dev = sums.reduce(|rows| {
         let mut acc = vec![0.0f64; 2 * p];
         for i in rows {
             let (idx, val) = x.row(i);
@@ -395,7 +454,7 @@ fn mean_std(x: &CsrMatrix, scale: bool) -> (Vec<f64>, Vec<f64>) {
             }
         }
         acc
-    });
+    })?;
     let stds = (0..p)
         .map(|j| {
             let zeros = n as f64 - dev[p + j];
@@ -408,7 +467,7 @@ fn mean_std(x: &CsrMatrix, scale: bool) -> (Vec<f64>, Vec<f64>) {
             }
         })
         .collect();
-    (means, stds)
+    Ok((means, stds))
 }
 
 #[cfg(test)]
@@ -452,10 +511,15 @@ mod tests {
                 }
             }
         });
-        let (means, stds) = mean_std(&x, true);
+        let blocks = RowBlocks::all(n);
+        let sums = Sums {
+            blocks: &blocks,
+            combine: &Alone,
+        };
+        let (means, stds) = mean_std(&x, true, sums).unwrap();
         assert_eq!(stds[2], 1.0);
         let m = 3.0;
-        let op = Operator::new(&x, &means, &stds, Some(m));
+        let op = Operator::new(&x, &means, &stds, Some(m), sums).unwrap();
         let dense = x.to_dense();
         let mut z = Array2::<f64>::zeros((n, 4));
         for i in 0..n {
@@ -475,7 +539,7 @@ mod tests {
             }
         }
         let y: Vec<f64> = (0..n).map(|t| (t as f64 * 0.11).cos()).collect();
-        let t = op.tmul::<f64>(&y, 1);
+        let t = op.tmul::<f64>(&y, 1).unwrap();
         for j in 0..4 {
             let want: f64 = (0..n).map(|i| a[[i, j]] * y[i]).sum();
             assert!((t[j] - want).abs() < 1e-4, "{j}: {} vs {want}", t[j]);
@@ -483,6 +547,7 @@ mod tests {
         let total: f64 = (0..4)
             .map(|j| (0..n).map(|i| a[[i, j]] * a[[i, j]]).sum::<f64>() / (n - 1) as f64)
             .sum();
-        assert!((op.total_variance() - total).abs() < 1e-5 * total);
+        let tv = op.total_variance().unwrap();
+        assert!((tv - total).abs() < 1e-5 * total);
     }
 }

@@ -1,61 +1,71 @@
 //! The centred, scaled and clipped matrix as an operator: its products with dense blocks
 //! (`A B` and `A^T Y`, accumulated in `f32` or `f64`, with AVX kernels), computed without
-//! forming it (see the [module documentation](super)), and the fixed-tree block reduction that
-//! keeps every sum independent of the thread count.
+//! forming it (see the [module documentation](super)), and its column sums along the fixed
+//! tree of [`super::blocks`] that keeps every sum independent of the thread count (and of how
+//! the rows are spread over workers).
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::blocks::{Combine, RowBlocks};
 use super::BLOCK_ROWS;
+use crate::error::Result;
 use crate::sparse::CsrMatrix;
 
-/// Deterministic parallel reduction over fixed blocks of [`BLOCK_ROWS`] rows: `leaf` maps a
-/// block of rows to a vector, blocks are summed element-wise along a binary tree fixed by the
-/// block range, so the result does not depend on the thread count.
-pub(super) fn block_reduce<F>(n_rows: usize, leaf: F) -> Vec<f64>
-where
-    F: Fn(std::ops::Range<usize>) -> Vec<f64> + Sync,
-{
-    fn tree<F>(lo: usize, hi: usize, n_rows: usize, leaf: &F) -> Vec<f64>
-    where
-        F: Fn(std::ops::Range<usize>) -> Vec<f64> + Sync,
-    {
-        if hi - lo <= 1 {
-            let start = lo * BLOCK_ROWS;
-            let end = (start + BLOCK_ROWS).min(n_rows);
-            return leaf(start..end);
-        }
-        let mid = lo + (hi - lo) / 2;
-        let (mut a, b) = rayon::join(
-            || tree(lo, mid, n_rows, leaf),
-            || tree(mid, hi, n_rows, leaf),
-        );
-        for (x, y) in a.iter_mut().zip(&b) {
-            *x += y;
-        }
-        a
-    }
-    let blocks = n_rows.div_ceil(BLOCK_ROWS).max(1);
-    tree(0, blocks, n_rows, &leaf)
+/// Sums over the rows of the whole matrix: this worker's subtree sums
+/// ([`RowBlocks::subtrees`]) completed by `combine` into the fixed tree's root.
+#[derive(Clone, Copy)]
+pub(super) struct Sums<'a> {
+    pub(super) blocks: &'a RowBlocks,
+    pub(super) combine: &'a dyn Combine,
 }
 
-/// The centred, scaled and clipped matrix `A = S - 1 c^T` (see the module documentation).
+impl Sums<'_> {
+    /// The sum over every row of the whole matrix of `leaf`, which maps a block of this
+    /// worker's rows (numbered from its first row) to a vector.
+    pub(super) fn reduce<F>(&self, leaf: F) -> Result<Vec<f64>>
+    where
+        F: Fn(Range<usize>) -> Vec<f64> + Sync,
+    {
+        self.combine
+            .combine(self.blocks, self.blocks.subtrees(leaf))
+    }
+}
+
+/// The centred, scaled and clipped matrix `A = S - 1 c^T` (see the module documentation),
+/// restricted to the rows this worker holds (all of them for the in-memory [`super::pca`]).
 pub(super) struct Operator<'a> {
+    /// Rows held here.
     pub(super) n: usize,
+    /// Rows of the whole matrix.
+    pub(super) n_total: usize,
     pub(super) p: usize,
-    pub(super) indptr: &'a [usize],
-    pub(super) indices: &'a [u32],
-    pub(super) values: Vec<f32>,
-    pub(super) col_means: Vec<f64>,
+    m: Rows<'a>,
+    pub(super) sums: Sums<'a>,
+}
+
+/// The stored values of `S` on the rows held and the column means `c` (what the threads of
+/// the products share).
+pub(super) struct Rows<'a> {
+    p: usize,
+    indptr: &'a [usize],
+    indices: &'a [u32],
+    values: Vec<f32>,
+    col_means: Vec<f64>,
 }
 
 impl<'a> Operator<'a> {
+    /// `x` holds the rows `sums.blocks.rows()` of the whole matrix.
     pub(super) fn new(
         x: &'a CsrMatrix,
         means: &[f64],
         stds: &[f64],
         max_value: Option<f64>,
-    ) -> Self {
+        sums: Sums<'a>,
+    ) -> Result<Self> {
         let (n, p) = x.shape();
+        let n_total = sums.blocks.n_rows();
         let clip = |z: f64| match max_value {
             Some(m) => z.clamp(-m, m),
             None => z,
@@ -75,7 +85,7 @@ impl<'a> Operator<'a> {
                     *o = (clip((v as f64 - means[j]) / stds[j]) - zero_level[j]) as f32;
                 }
             });
-        let sums = block_reduce(n, |rows| {
+        let col_sums = sums.reduce(|rows| {
             let mut acc = vec![0.0f64; p];
             for i in rows {
                 for k in indptr[i]..indptr[i + 1] {
@@ -83,46 +93,52 @@ impl<'a> Operator<'a> {
                 }
             }
             acc
-        });
-        let col_means = sums.iter().map(|s| s / n as f64).collect();
-        Operator {
+        })?;
+        let col_means = col_sums.iter().map(|s| s / n_total as f64).collect();
+        Ok(Operator {
             n,
+            n_total,
             p,
-            indptr,
-            indices: x.indices(),
-            values,
-            col_means,
-        }
+            m: Rows {
+                p,
+                indptr,
+                indices: x.indices(),
+                values,
+                col_means,
+            },
+            sums,
+        })
     }
 
     /// `sum_j var(A_j)` with `ddof = 1` (two-pass around the column means).
-    pub(super) fn total_variance(&self) -> f64 {
-        let p = self.p;
-        let acc = block_reduce(self.n, |rows| {
+    pub(super) fn total_variance(&self) -> Result<f64> {
+        let (p, m) = (self.p, &self.m);
+        let acc = self.sums.reduce(|rows| {
             let mut acc = vec![0.0f64; 2 * p];
             for i in rows {
-                for k in self.indptr[i]..self.indptr[i + 1] {
-                    let j = self.indices[k] as usize;
-                    let d = self.values[k] as f64 - self.col_means[j];
+                for k in m.indptr[i]..m.indptr[i + 1] {
+                    let j = m.indices[k] as usize;
+                    let d = m.values[k] as f64 - m.col_means[j];
                     acc[j] += d * d;
                     acc[p + j] += 1.0;
                 }
             }
             acc
-        });
-        let n = self.n as f64;
-        (0..p)
-            .map(|j| acc[j] + (n - acc[p + j]) * self.col_means[j] * self.col_means[j])
+        })?;
+        let n = self.n_total as f64;
+        let c = &m.col_means;
+        Ok((0..p)
+            .map(|j| acc[j] + (n - acc[p + j]) * c[j] * c[j])
             .sum::<f64>()
-            / (n - 1.0)
+            / (n - 1.0))
     }
 
-    /// `out = A b` with `b` genes x `l` and `out` cells x `l`, both row-major, accumulated in
-    /// `T` (`f64` for results, `f32` inside the power iterations of the randomized solver,
-    /// where a product only needs to keep the subspace, not the digits).
+    /// `out = A b` with `b` genes x `l` and `out` (rows held) x `l`, both row-major,
+    /// accumulated in `T` (`f64` for results, `f32` inside the power iterations of the
+    /// randomized solver, where a product only needs to keep the subspace, not the digits).
     pub(super) fn mul<T: Acc>(&self, b: &[f64], l: usize, out: &mut [f64]) {
         let mut cb = vec![0.0f64; l];
-        for (j, &c) in self.col_means.iter().enumerate() {
+        for (j, &c) in self.m.col_means.iter().enumerate() {
             if c != 0.0 {
                 for (acc, &bv) in cb.iter_mut().zip(&b[j * l..(j + 1) * l]) {
                     *acc += c * bv;
@@ -130,6 +146,7 @@ impl<'a> Operator<'a> {
             }
         }
         let bt: Vec<T> = b.iter().map(|&v| T::of(v)).collect();
+        let m = &self.m;
         out.par_chunks_mut(l * MUL_ROWS)
             .enumerate()
             .for_each(|(c, o)| {
@@ -138,20 +155,48 @@ impl<'a> Operator<'a> {
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx") {
                     // SAFETY: the processor supports AVX (checked just above).
-                    unsafe { self.mul_rows_avx(rows, &bt, &cb, l, o) };
+                    unsafe { m.mul_rows_avx(rows, &bt, &cb, l, o) };
                     return;
                 }
-                self.mul_rows(rows, &bt, &cb, l, o);
+                m.mul_rows(rows, &bt, &cb, l, o);
             });
     }
 
+    /// `A^T y` with `y` (rows held) x `l` row-major, summed over the rows of the whole matrix;
+    /// returns genes x `l` row-major. Each block of [`BLOCK_ROWS`] cells accumulates in `T`
+    /// (see [`Operator::mul`]); blocks are summed in `f64`.
+    pub(super) fn tmul<T: Acc>(&self, y: &[f64], l: usize) -> Result<Vec<f64>> {
+        let (p, m) = (self.p, &self.m);
+        let mut acc = self.sums.reduce(|rows| {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: the processor supports AVX (checked just above).
+                return unsafe { m.tmul_block_avx::<T>(rows, y, l) };
+            }
+            m.tmul_block::<T>(rows, y, l)
+        })?;
+        let (head, colsum) = acc.split_at_mut(p * l);
+        for (j, row) in head.chunks_mut(l).enumerate() {
+            let c = m.col_means[j];
+            if c != 0.0 {
+                for (a, &s) in row.iter_mut().zip(colsum.iter()) {
+                    *a -= c * s;
+                }
+            }
+        }
+        acc.truncate(p * l);
+        Ok(acc)
+    }
+}
+
+impl Rows<'_> {
     /// Rows `rows` of `A b` into `out` (`rows.len() x l`), given `bt` (`b` in `T`) and
     /// `cb = c^T b`. Each output element sums its row's stored entries in storage order, so the
     /// result does not depend on how rows are split among threads.
     #[inline(always)]
     pub(super) fn mul_rows<T: Acc>(
         &self,
-        rows: std::ops::Range<usize>,
+        rows: Range<usize>,
         bt: &[T],
         cb: &[f64],
         l: usize,
@@ -167,7 +212,7 @@ impl<'a> Operator<'a> {
         }
     }
 
-    /// [`Operator::mul_rows`] compiled for 256-bit vectors (no FMA: every lane rounds as in
+    /// [`Rows::mul_rows`] compiled for 256-bit vectors (no FMA: every lane rounds as in
     /// `mul_rows`, so the bits are the same).
     ///
     /// # Safety
@@ -176,7 +221,7 @@ impl<'a> Operator<'a> {
     #[target_feature(enable = "avx")]
     pub(super) unsafe fn mul_rows_avx<T: Acc>(
         &self,
-        rows: std::ops::Range<usize>,
+        rows: Range<usize>,
         bt: &[T],
         cb: &[f64],
         l: usize,
@@ -185,42 +230,11 @@ impl<'a> Operator<'a> {
         self.mul_rows(rows, bt, cb, l, out)
     }
 
-    /// `A^T y` with `y` cells x `l` row-major; returns genes x `l` row-major. Each block of
-    /// [`BLOCK_ROWS`] cells accumulates in `T` (see [`Operator::mul`]); blocks are summed in
-    /// `f64`.
-    pub(super) fn tmul<T: Acc>(&self, y: &[f64], l: usize) -> Vec<f64> {
-        let p = self.p;
-        let mut acc = block_reduce(self.n, |rows| {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx") {
-                // SAFETY: the processor supports AVX (checked just above).
-                return unsafe { self.tmul_block_avx::<T>(rows, y, l) };
-            }
-            self.tmul_block::<T>(rows, y, l)
-        });
-        let (head, colsum) = acc.split_at_mut(p * l);
-        for (j, row) in head.chunks_mut(l).enumerate() {
-            let c = self.col_means[j];
-            if c != 0.0 {
-                for (a, &s) in row.iter_mut().zip(colsum.iter()) {
-                    *a -= c * s;
-                }
-            }
-        }
-        acc.truncate(p * l);
-        acc
-    }
-
     /// One block of [`Operator::tmul`]: `S^T y` over the cells `rows` (genes x `l`, then the
     /// `l` column sums of `y` over these cells). Contributions to each element are added in
     /// cell order.
     #[inline(always)]
-    pub(super) fn tmul_block<T: Acc>(
-        &self,
-        rows: std::ops::Range<usize>,
-        y: &[f64],
-        l: usize,
-    ) -> Vec<f64> {
+    pub(super) fn tmul_block<T: Acc>(&self, rows: Range<usize>, y: &[f64], l: usize) -> Vec<f64> {
         let p = self.p;
         let mut acc = vec![T::default(); p * l];
         let mut colsum = vec![0.0f64; l];
@@ -245,7 +259,7 @@ impl<'a> Operator<'a> {
         out
     }
 
-    /// [`Operator::tmul_block`] compiled for 256-bit vectors (no FMA, the same bits).
+    /// [`Rows::tmul_block`] compiled for 256-bit vectors (no FMA, the same bits).
     ///
     /// # Safety
     /// The processor must support AVX.
@@ -253,7 +267,7 @@ impl<'a> Operator<'a> {
     #[target_feature(enable = "avx")]
     pub(super) unsafe fn tmul_block_avx<T: Acc>(
         &self,
-        rows: std::ops::Range<usize>,
+        rows: Range<usize>,
         y: &[f64],
         l: usize,
     ) -> Vec<f64> {

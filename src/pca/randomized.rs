@@ -1,10 +1,12 @@
 //! Randomized subspace iteration ([`super::Solver::Randomized`]) with its Ritz-value stopping
 //! rule, and the Rayleigh-Ritz step it shares with the block Krylov solver.
 
+use std::ops::Range;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::operator::{block_reduce, Acc, Operator};
+use super::operator::{Acc, Operator};
 use super::vectors::{cols_to_rows, normal_vec, orthonormalize, rows_times, rows_to_cols};
 use crate::error::{Error, Result};
 
@@ -74,22 +76,20 @@ pub(super) fn ritz_converged(prev: &[f64], cur: &[f64], tol: f64) -> bool {
         .all(|(&a, &b)| (b - a).abs() <= tol * b.max(floor))
 }
 
-/// Lower triangle of `Y^T Y` (`Y`: `n x l`, row-major) by fixed blocks of rows, each
-/// accumulated row by row, merged by [`block_reduce`]'s fixed tree.
-pub(super) fn gram_lower(y: &[f64], n: usize, l: usize) -> Vec<f64> {
-    block_reduce(n, |rows| {
-        let mut acc = vec![0.0f64; l * l];
-        for i in rows {
-            let r = &y[i * l..(i + 1) * l];
-            for a in 0..l {
-                let ra = r[a];
-                for (g, &rb) in acc[a * l..a * l + a + 1].iter_mut().zip(&r[..=a]) {
-                    *g += ra * rb;
-                }
+/// One block's part of the lower triangle of `Y^T Y` (`Y`: rows x `l`, row-major),
+/// accumulated row by row; the blocks are merged by the fixed tree ([`Operator::sums`]).
+pub(super) fn gram_lower(y: &[f64], rows: Range<usize>, l: usize) -> Vec<f64> {
+    let mut acc = vec![0.0f64; l * l];
+    for i in rows {
+        let r = &y[i * l..(i + 1) * l];
+        for a in 0..l {
+            let ra = r[a];
+            for (g, &rb) in acc[a * l..a * l + a + 1].iter_mut().zip(&r[..=a]) {
+                *g += ra * rb;
             }
         }
-        acc
-    })
+    }
+    acc
 }
 
 /// Returns the decomposition and the number of applications of `A^T A`.
@@ -102,7 +102,7 @@ pub(super) fn randomized_svd(
     seed: u64,
 ) -> Result<(Svd, usize)> {
     let (n, p) = (op.n, op.p);
-    let l = (k + n_oversamples).min(n.min(p));
+    let l = (k + n_oversamples).min(op.n_total.min(p));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut v: Vec<Vec<f64>> = (0..l).map(|_| normal_vec(p, &mut rng)).collect();
     orthonormalize(&mut v, &mut rng);
@@ -111,7 +111,7 @@ pub(super) fn randomized_svd(
     let mut applications = 0;
     for it in 0..=n_power_iter {
         op.mul::<f32>(&cols_to_rows(&v, p), l, &mut y);
-        let z = op.tmul::<f32>(&y, l);
+        let z = op.tmul::<f32>(&y, l)?;
         applications += 1;
         // no test after the last allowed application: nothing would be saved
         let converged = if tol > 0.0 && it < n_power_iter {
@@ -138,23 +138,24 @@ pub(super) fn randomized_svd(
 }
 
 /// Rayleigh-Ritz step on the orthonormal basis `vr` (`p x l`, row-major): `Y = A V` (into `y`,
-/// `n x l`, accumulated in `T`), the eigen-decomposition `W Theta W^T` of the Gram matrix
-/// `Y^T Y` (`gram(y, n, l)`, whose lower triangle is read; a fixed-order reduction and a
-/// sequential eigen-solver keep it independent of the thread count), and the `k` leading
-/// pairs: `sigma_c = sqrt(theta_c)`, loadings `V W` and embedding `Y W` (`= U Sigma`).
+/// rows held x `l`, accumulated in `T`), the eigen-decomposition `W Theta W^T` of the Gram
+/// matrix `Y^T Y` (`gram(y, rows, l)` per block of rows, summed along the fixed tree over every
+/// row; its lower triangle is read; the fixed-order reduction and a sequential eigen-solver
+/// keep it independent of the thread count), and the `k` leading pairs:
+/// `sigma_c = sqrt(theta_c)`, loadings `V W` and embedding `Y W` (`= U Sigma`, rows held).
 pub(super) fn rayleigh_ritz<T: Acc>(
     op: &Operator<'_>,
     vr: &[f64],
     l: usize,
     k: usize,
     y: &mut [f64],
-    gram: impl Fn(&[f64], usize, usize) -> Vec<f64>,
+    gram: impl Fn(&[f64], Range<usize>, usize) -> Vec<f64> + Sync,
 ) -> Result<Svd> {
     let n = op.n;
     let p = op.p;
     op.mul::<T>(vr, l, y);
     let y = &*y;
-    let gram = gram(y, n, l);
+    let gram = op.sums.reduce(|rows| gram(y, rows, l))?;
     let g = faer::Mat::<f64>::from_fn(l, l, |a, b| {
         if b <= a {
             gram[a * l + b]

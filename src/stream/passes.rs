@@ -7,14 +7,17 @@
 //! | QC again (MAD only) | a block of cells | per gene the kept cells detecting it | added |
 //! | median total (no `target_sum`) | a block of cells | the totals of its kept cells | concatenated |
 //! | HVG | one of the fixed row blocks of the kept cells (`COL_BLOCKS`, as the in-memory column reduction) | the size factors of its cells; per kept gene the sums of `e`, `e²` and non-zeros, and the stored values | added in block order: bit-identical to the in-memory moments |
-//! | load | a block of cells | the HVG rows of its kept cells (for the leader); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows concatenated; segments written by the worker owning the genes |
+//! | load | a block of cells (computed by the worker holding the PCA row of its middle kept cell) | the HVG rows of its kept cells, cut by the workers holding them ([`crate::pca::RowBlocks::split`] of the kept cells); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows put in order by the worker holding them ([`RowsCollector`]); segments written by the worker owning the genes |
 
 use super::reader::CellChunks;
+use super::spill::EncodedSegment;
 use super::wire::{Reader, Wire};
 use crate::error::Result;
 use crate::qc::FilterOptions;
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// Per-cell QC sums: total, detected genes, mitochondrial total, ribosomal total.
 pub(super) type CellSums = (f64, u32, f64, f64);
@@ -352,6 +355,167 @@ impl RowsPart {
     }
 }
 
+impl RowsPart {
+    /// The part cut by the workers holding its rows: `first` is the kept position of its
+    /// first row, `held[w]` the kept rows worker `w` holds (contiguous, in order). Returns
+    /// (worker, kept position of the piece's first row, piece) for every non-empty piece.
+    pub fn cut(self, first: usize, held: &[Range<usize>]) -> Vec<(usize, usize, RowsPart)> {
+        let end = first + self.lens.len();
+        let pieces: Vec<(usize, Range<usize>)> = held
+            .iter()
+            .enumerate()
+            .filter_map(|(w, r)| {
+                let (a, b) = (r.start.max(first), r.end.min(end));
+                (a < b).then_some((w, a..b))
+            })
+            .collect();
+        if let [(w, r)] = pieces.as_slice() {
+            if r.len() == self.lens.len() {
+                return vec![(*w, first, self)];
+            }
+        }
+        let mut at = Vec::with_capacity(self.lens.len() + 1);
+        at.push(0usize);
+        for &n in &self.lens {
+            at.push(at[at.len() - 1] + n as usize);
+        }
+        pieces
+            .into_iter()
+            .map(|(w, r)| {
+                let (a, b) = (r.start - first, r.end - first);
+                let part = RowsPart {
+                    lens: self.lens[a..b].to_vec(),
+                    indices: self.indices[at[a]..at[b]].to_vec(),
+                    data: self.data[at[a]..at[b]].to_vec(),
+                };
+                (w, r.start, part)
+            })
+            .collect()
+    }
+}
+
+/// The worker that reads each block of cells in the load pass: the one holding (`held[w]`:
+/// the kept rows of worker `w`) the PCA row of the block's middle kept cell, so that only
+/// the rows of blocks straddling two workers' ranges move; `u mod peers` for a block without
+/// kept cells.
+pub(super) fn load_owners(
+    cell_blocks: &[(usize, usize)],
+    kept_pos: &[u32],
+    held: &[Range<usize>],
+) -> Vec<usize> {
+    cell_blocks
+        .iter()
+        .enumerate()
+        .map(|(u, &(a, b))| {
+            let kept = &kept_pos[a..b];
+            let first = kept.iter().find(|&&k| k != u32::MAX);
+            let last = kept.iter().rev().find(|&&k| k != u32::MAX);
+            let middle = first
+                .zip(last)
+                .map(|(&f, &l)| (f as usize + l as usize) / 2);
+            middle
+                .and_then(|k| held.iter().position(|r| r.contains(&k)))
+                .unwrap_or(u % held.len().max(1))
+        })
+        .collect()
+}
+
+/// What a block of cells of the load pass sends to a given worker.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum LoadPart {
+    /// HVG rows the worker holds for the PCA: the kept position of the first, and the rows.
+    Rows(usize, RowsPart),
+    /// The counts of the worker's range of genes.
+    Segment(EncodedSegment),
+}
+
+impl Wire for LoadPart {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            LoadPart::Rows(first, rows) => {
+                0u8.put(out);
+                first.put(out);
+                rows.put(out);
+            }
+            LoadPart::Segment(s) => {
+                1u8.put(out);
+                s.put(out);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        match u8::get(r)? {
+            0 => Ok(LoadPart::Rows(Wire::get(r)?, Wire::get(r)?)),
+            1 => Ok(LoadPart::Segment(Wire::get(r)?)),
+            k => Err(crate::error::Error::data(
+                "message between workers",
+                format!("{k} is not a kind of load part"),
+            )),
+        }
+    }
+    fn report_as(&self) -> Option<&'static str> {
+        Some(match self {
+            LoadPart::Rows(..) => "pca rows",
+            LoadPart::Segment(_) => "spill segments",
+        })
+    }
+}
+
+/// This worker's rows of the HVG matrix, assembled from the pieces of the blocks (which may
+/// arrive in any order) in kept-cell order.
+#[derive(Debug)]
+pub(super) struct RowsCollector {
+    next: usize,
+    end: usize,
+    pending: BTreeMap<usize, RowsPart>,
+    rows: RowsBuilder,
+}
+
+impl RowsCollector {
+    /// For the kept rows `rows`, with room for about `nnz` values.
+    pub fn new(rows: Range<usize>, nnz: usize) -> RowsCollector {
+        RowsCollector {
+            next: rows.start,
+            end: rows.end,
+            pending: BTreeMap::new(),
+            rows: RowsBuilder::with_capacity(rows.len(), nnz),
+        }
+    }
+
+    /// Takes the piece whose first row is `first`; appends every piece that is next in order.
+    pub fn add(&mut self, first: usize, part: RowsPart) -> Result<()> {
+        let n = part.lens.len();
+        if first < self.next || first + n > self.end || self.pending.contains_key(&first) {
+            return Err(crate::error::Error::data(
+                "message between workers",
+                format!(
+                    "HVG rows {first}..{} where rows {}..{} are awaited",
+                    first + n,
+                    self.next,
+                    self.end
+                ),
+            ));
+        }
+        self.pending.insert(first, part);
+        while let Some(p) = self.pending.remove(&self.next) {
+            self.next += p.lens.len();
+            self.rows.add(p)?;
+        }
+        Ok(())
+    }
+
+    /// The rows as a matrix of `n_cols` columns; an error if some did not arrive.
+    pub fn finish(self, n_cols: usize) -> Result<CsrMatrix> {
+        if self.next != self.end || !self.pending.is_empty() {
+            return Err(crate::error::Error::data(
+                "streamed pipeline",
+                format!("HVG rows from {} on did not arrive", self.next),
+            ));
+        }
+        self.rows.finish(n_cols)
+    }
+}
+
 /// The HVG matrix assembled from the rows of the blocks, in cell order.
 #[derive(Debug, Default)]
 pub(super) struct RowsBuilder {
@@ -449,5 +613,54 @@ mod tests {
         // More workers than genes: empty ranges at the end.
         let r = gene_ranges(&[5, 5], 4);
         assert_eq!(r.iter().map(|(a, b)| b - a).sum::<usize>(), 2);
+    }
+
+    /// Rows `first..first + n` with `i % 3` values each, valued by row and column.
+    fn rows(first: usize, n: usize) -> RowsPart {
+        let mut p = RowsPart::default();
+        for i in first..first + n {
+            p.lens.push((i % 3) as u32);
+            for c in 0..i % 3 {
+                p.indices.push(c as u32);
+                p.data.push(i as f32 + c as f32 / 10.0);
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn rows_cut_by_workers_reassemble_in_any_order() {
+        let held = [0..5, 5..5, 5..12, 12..20];
+        // blocks of cells covering rows 0..20, cut by the workers holding them
+        let mut pieces: Vec<(usize, usize, RowsPart)> = [(0, 4), (4, 9), (13, 7)]
+            .into_iter()
+            .flat_map(|(a, n)| rows(a, n).cut(a, &held))
+            .collect();
+        let workers: Vec<usize> = pieces.iter().map(|p| p.0).collect();
+        assert_eq!(workers, vec![0, 0, 2, 3, 3]);
+        pieces.reverse();
+        let mut got = Vec::new();
+        for (w, r) in held.iter().enumerate() {
+            let mut c = RowsCollector::new(r.clone(), 0);
+            for (_, first, p) in pieces.iter().filter(|p| p.0 == w) {
+                c.add(*first, p.clone()).unwrap();
+            }
+            let m = c.finish(3).unwrap();
+            assert_eq!(m.n_rows(), r.len());
+            for i in 0..m.n_rows() {
+                got.push(m.row(i).1.to_vec());
+            }
+        }
+        let want = rows(0, 20);
+        let mut at = 0;
+        for (i, &n) in want.lens.iter().enumerate() {
+            assert_eq!(got[i], want.data[at..at + n as usize], "row {i}");
+            at += n as usize;
+        }
+        // a missing piece, or a piece given twice, is an error
+        let mut c = RowsCollector::new(5..12, 0);
+        c.add(9, rows(9, 3)).unwrap();
+        assert!(c.add(9, rows(9, 3)).is_err());
+        assert!(c.finish(3).is_err());
     }
 }

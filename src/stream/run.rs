@@ -3,10 +3,10 @@
 //! of [`super`] give.
 
 use super::markers;
-use super::passes::{self, HvgInputs, HvgPart, QcPart, RowsBuilder, RowsPart};
+use super::passes::{self, HvgInputs, HvgPart, LoadPart, QcPart, RowsCollector, RowsPart};
 use super::prepare::{check_options, on_leader, open, share_from_leader, Steps};
 use super::spill;
-use super::workers::{Local, Workers};
+use super::workers::{gather_embedding, Local, PcaSums, Workers};
 use super::{
     plan_cell_blocks, qc_hvg_passes, MemoryPlan, StreamAnalysis, StreamOptions, COL_BLOCKS,
     READ_BYTES_PER_VALUE, RESIDENT_BYTES_PER_CELL, STEPS,
@@ -18,7 +18,7 @@ use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, Flavor};
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
-use crate::pca::pca;
+use crate::pca::{pca_on_blocks, RowBlocks, Solver};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::Progress;
 use crate::qc::filter_cells_by_metrics;
@@ -42,9 +42,13 @@ pub fn run_with_progress(
 }
 
 /// The streamed analysis as worker `w.index()` of `w.peers()` ([`super::workers`]): every worker
-/// reads its blocks, the leader adds the parts up in block order, runs PCA, neighbours,
-/// Leiden and UMAP, and returns the analysis; the other workers return `None`. With
-/// [`Local`] this is [`run_with_progress`]. `progress` is called on the leader only.
+/// reads its blocks, the leader adds the parts up in block order; every worker keeps the HVG
+/// rows of its PCA blocks and runs the PCA on them ([`pca_on_blocks`], its column sums
+/// completed in block order by the leader: [`PcaSums`]); the leader gathers the embedding,
+/// runs neighbours, Leiden and UMAP, and returns the analysis; the other workers return
+/// `None`. With [`Local`] this is [`run_with_progress`]. `progress` is called on the leader
+/// only. With several workers, only the randomized PCA solver runs (`Error::InvalidOption`
+/// for another, before the file is read).
 pub fn run_on<W: Workers>(
     w: &mut W,
     path: &Path,
@@ -53,6 +57,13 @@ pub fn run_on<W: Workers>(
 ) -> Result<Option<StreamAnalysis>> {
     let po = &opts.pipeline;
     check_options(opts)?;
+    if w.peers() > 1 && !matches!(po.pca.solver, Solver::Randomized { .. }) {
+        return Err(Error::option(
+            "solver",
+            "with several workers the PCA runs on each worker's rows, which only the \
+             randomized solver (the default) does",
+        ));
+    }
     let budget = opts.memory_budget_bytes;
     let reader = open(path, opts);
     let others = w.agree("open", reader.as_ref().err().map(|e| e.to_string()));
@@ -211,6 +222,7 @@ pub fn run_on<W: Workers>(
 
     // ---- 2. Normalization factors and HVG ----
     let seurat = po.hvg.flavor == Flavor::Seurat;
+    let peers = w.peers();
     let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
     let (leader_hvg, (size_factors, stored_per_gene, hvg_genes, kept_totals)) =
         steps.step("hvg", |rep| {
@@ -310,7 +322,7 @@ pub fn run_on<W: Workers>(
                     ));
                 }
                 let (hvg_nnz, downstream) =
-                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps);
+                    downstream_bytes(&hvg_genes, &stored, n_kept, k_nn, po.pca.n_comps, peers);
                 if resident + downstream > budget {
                     return Err(Error::option(
                         "memory_budget",
@@ -334,8 +346,14 @@ pub fn run_on<W: Workers>(
             })
         })?;
     let hvg = leader_hvg.map(|(h, ..)| h);
-    let (hvg_nnz, downstream) =
-        downstream_bytes(&hvg_genes, &stored_per_gene, n_kept, k_nn, po.pca.n_comps);
+    let (hvg_nnz, downstream) = downstream_bytes(
+        &hvg_genes,
+        &stored_per_gene,
+        n_kept,
+        k_nn,
+        po.pca.n_comps,
+        peers,
+    );
     let n_comps = po.pca.n_comps.min(n_kept - 1).min(hvg_genes.len());
 
     // ---- 3. Load the HVG columns of the kept cells; spill the counts by gene ranges ----
@@ -380,45 +398,67 @@ pub fn run_on<W: Workers>(
     let others = w.agree("spill", spill.as_ref().err().map(|e| e.to_string()));
     let mut spill = spill?;
     others?;
-    let x_hvg = steps.step("load", |rep| {
-        let mut rows = w
-            .is_leader()
-            .then(|| RowsBuilder::with_capacity(n_kept, hvg_nnz as usize));
-        w.pass(
+    // The PCA's fixed row blocks of the kept cells, in contiguous ranges, one per worker; a
+    // block of cells is read by the worker holding the PCA row of its middle kept cell, so
+    // only the rows of blocks that straddle two ranges move.
+    let held: Vec<std::ops::Range<usize>> = (0..w.peers())
+        .map(|v| RowBlocks::split(n_kept, v, w.peers()).map(|b| b.rows()))
+        .collect::<Result<_>>()?;
+    let blocks = RowBlocks::split(n_kept, w.index(), w.peers())?;
+    let load_owner = passes::load_owners(&cell_blocks, &kept_pos, &held);
+    let x_mine = steps.step("load", |rep| {
+        let mine = blocks.rows();
+        let nnz_guess = (hvg_nnz as u128 * mine.len() as u128 / n_kept.max(1) as u128) as usize;
+        let mut rows = RowsCollector::new(mine, nnz_guess);
+        w.pass_owned(
             "load",
             n_blocks,
+            &|u| load_owner.get(u).copied().unwrap_or(u),
             &mut |u| {
                 let (a, b) = cell_blocks[u];
                 let x = reader.read(a, b)?;
                 let r = RowsPart::of_block(a, &x, &kept_pos, &size_factors, &col_of);
-                let segments = owners
-                    .iter()
-                    .filter_map(|(o, n, pos)| {
-                        spill::encode_segment(a, &x, &kept_pos, pos, *n).map(|s| (*o, s))
-                    })
-                    .collect();
-                Ok((r, segments))
+                let first = kept_pos[a..b].iter().find(|&&k| k != u32::MAX);
+                let mut parts: Vec<(usize, LoadPart)> = match first {
+                    Some(&k) => r
+                        .cut(k as usize, &held)
+                        .into_iter()
+                        .map(|(v, k0, p)| (v, LoadPart::Rows(k0, p)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                parts.extend(owners.iter().filter_map(|(o, n, pos)| {
+                    spill::encode_segment(a, &x, &kept_pos, pos, *n)
+                        .map(|s| (*o, LoadPart::Segment(s)))
+                }));
+                Ok(((), parts))
             },
-            &mut |u, r| {
-                on_leader(rows.as_mut(), "HVG rows")?.add(r)?;
+            &mut |u, ()| {
                 rep(read_so_far[u]);
                 Ok(())
             },
-            &mut |_, s| spill.append_encoded(s),
+            &mut |_, part| match part {
+                LoadPart::Rows(first, r) => rows.add(first, r),
+                LoadPart::Segment(s) => spill.append_encoded(s),
+            },
         )?;
         passes += 1;
-        spill.finish()?;
-        rows.map(|r| r.finish(hvg_genes.len())).transpose()
+        let x = spill.finish().and_then(|()| rows.finish(hvg_genes.len()));
+        let others = w.agree("load", x.as_ref().err().map(|e| e.to_string()));
+        let x = x?;
+        others?;
+        Ok(x)
     })?;
 
-    // ---- 4. PCA, neighbors, Leiden, UMAP (on the leader) ----
-    let leader_down = x_hvg.map(|x_hvg| -> Result<_> {
-        let pca_result = steps.step("pca", |_| {
-            let mut o = po.pca.clone();
-            o.n_comps = n_comps;
-            pca(&x_hvg, &o)
-        })?;
-        drop(x_hvg);
+    // ---- 4. PCA on every worker's rows; neighbors, Leiden, UMAP (on the leader) ----
+    let pca_result = steps.step("pca", |_| {
+        let mut o = po.pca.clone();
+        o.n_comps = n_comps;
+        let mine = pca_on_blocks(&x_mine, &blocks, &PcaSums::new(w, "pca"), &o)?;
+        gather_embedding(w, mine, &blocks, n_kept)
+    })?;
+    drop(x_mine);
+    let leader_down = pca_result.map(|pca_result| -> Result<_> {
         let (knn_result, connectivities) = steps.step("neighbors", |_| {
             let mut o = po.knn.clone();
             o.n_neighbors = o.n_neighbors.min(n_kept);
@@ -534,7 +574,8 @@ pub fn run_on<W: Workers>(
 /// its markers (`None` for an empty range).
 type MarkerPart = (Vec<(usize, usize)>, u64, Option<RankGenes>);
 
-/// Stored values of the HVG columns, and the estimate of the HVG matrix plus PCA, kNN and UMAP
+/// Stored values of the HVG columns, and the estimate of the leader's share of the HVG matrix
+/// (`1 / peers` of it: each worker holds the rows of its PCA blocks) plus PCA, kNN and UMAP
 /// working space.
 fn downstream_bytes(
     hvg_genes: &[usize],
@@ -542,9 +583,11 @@ fn downstream_bytes(
     n_kept: usize,
     k_nn: u64,
     n_comps: usize,
+    peers: usize,
 ) -> (u64, u64) {
     let n_comps = n_comps.min(n_kept - 1).min(hvg_genes.len()) as u64;
     let hvg_nnz: u64 = hvg_genes.iter().map(|&g| stored[g]).sum();
-    let downstream = hvg_nnz * 8 + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
+    let downstream = (hvg_nnz * 8).div_ceil(peers.max(1) as u64)
+        + n_kept as u64 * (8 + (n_comps + 20) * 32 + k_nn * 64);
     (hvg_nnz, downstream)
 }

@@ -15,6 +15,12 @@ pub trait Wire: Sized {
     /// Decodes a value from the front of `r`.
     fn get(r: &mut Reader<'_>) -> Result<Self>;
 
+    /// The name under which the bytes of this value are reported when it is sent as an
+    /// addressed part of a pass ([`super::ExchangeReport`]); `None`: the pass's name.
+    fn report_as(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The encoding of `self` as a new buffer.
     fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
