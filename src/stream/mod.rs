@@ -24,7 +24,10 @@
 //!    kept genes gene-major to a spill file ([`spill`], about 2 bytes per stored value, in
 //!    [`StreamOptions::spill_dir`]).
 //! 4. **PCA, neighbors, Leiden, UMAP**: the library's functions as they are, on that matrix.
-//!    The HVG matrix is dropped after PCA.
+//!    The HVG matrix is dropped after PCA. With several workers each keeps the HVG rows of its
+//!    share of the PCA's row blocks, the PCA's column sums meet along the same fixed block tree
+//!    ([`crate::pca::pca_on_blocks`]) and the embedding is gathered to worker 0, which runs
+//!    neighbors, Leiden and UMAP.
 //! 5. **Markers** (no pass over the file): the kept genes are cut into blocks sized from the
 //!    memory budget; each block's columns are read from the spill (one read per block of
 //!    cells), turned into the log-normalized values of those genes for all kept cells and
