@@ -9,10 +9,12 @@
 //! .venv/bin/python scripts/reference_scrublet.py --time /tmp/dbl10k
 //! ```
 //! Measured on 2 cores, same session, back to back, medians of 3 runs on 10,000 cells x 10,000
-//! genes, 4 samples, 2026-12-05 (load 1.6-1.9, commits c91cf78 and 44e400d): 0.928 s, 1.112 s
-//! and 1.105 s here against 7.32 s, 9.19 s and 8.39 s for Scanpy 1.11.5's
-//! `sc.pp.scrublet(adata, batch_key="sample")` (7.6x to 8.3x); before the block Krylov PCA:
-//! 4.95 s against 39.10 s at load 6.0-7.8 (7.9x), 1.78 s against 7.17 s at load 1.0-1.4.
+//! genes, 4 samples, 2026-12-05 15:01-15:05 UTC (load 1.4-1.6, commit 6e06f3e): 0.742 s,
+//! 0.768 s and 0.768 s here against 6.66 s, 6.87 s and 8.00 s for Scanpy 1.11.5's
+//! `sc.pp.scrublet(adata, batch_key="sample")` (8.9x to 10.4x); earlier (commits c91cf78 and
+//! 44e400d, load 1.6-1.9) 0.928 s, 1.112 s and 1.105 s against 7.32 s, 9.19 s and 8.39 s;
+//! before the block Krylov PCA: 4.95 s against 39.10 s at load 6.0-7.8 (7.9x), 1.78 s against
+//! 7.17 s at load 1.0-1.4.
 //! `SCRNA_BENCH_DOUBLETS_GENES=<n>` changes the number of genes. The dump writes
 //! `matrix.h5` (10x HDF5) and `samples.csv` (barcode,sample).
 use std::io::Write;
