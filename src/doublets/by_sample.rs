@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{scrublet, Scrublet, ScrubletOptions};
+use super::{scrublet_rows, Scrublet, ScrubletOptions};
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 
@@ -76,12 +76,11 @@ pub fn scrublet_by_sample(
             if rows.len() < opts.min_cells {
                 return Ok(None);
             }
-            let sub = counts.select_rows(rows)?;
             let o = ScrubletOptions {
                 seed: opts.seed.wrapping_add(s as u64),
                 ..opts.clone()
             };
-            scrublet(&sub, &o)
+            scrublet_rows(counts, Some(rows), &o)
                 .map(Some)
                 .map_err(|e| Error::data(format!("sample \"{}\"", sample_names[s]), e.to_string()))
         })

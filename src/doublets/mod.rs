@@ -264,24 +264,52 @@ pub struct Scrublet {
 /// # Ok::<(), scrna::Error>(())
 /// ```
 pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> {
+    scrublet_rows(counts, None, opts)
+}
+
+/// [`scrublet`] on the rows `rows` of `counts` (all rows when `None`), without copying them
+/// first: per-cell results follow `rows`, and parents are positions in `rows`.
+///
+/// Bit for bit what [`scrublet`] gives on `counts.select_rows(rows)`: the filters read the
+/// rows in place; the moments for the highly variable genes are computed on the kept cells
+/// with every gene (the dropped genes' columns are computed and left out; each gene's sums run
+/// over the same cells in the same order, and the cells' totals are summed over the kept genes
+/// as [`log1p_moments`] would on the filtered matrix), and the selected genes' counts are taken
+/// from that same copy, so the sample is copied once, not three times.
+pub(super) fn scrublet_rows(
+    counts: &CsrMatrix,
+    rows: Option<&[usize]>,
+    opts: &ScrubletOptions,
+) -> Result<Scrublet> {
     opts.validate()?;
     let ctx = "scrublet";
-    let (n_in, n_genes_in) = counts.shape();
+    let n_genes_in = counts.n_cols();
+    let n_in = rows.map_or(counts.n_rows(), <[usize]>::len);
+    let row_of = |i: usize| rows.map_or(i, |r| r[i]);
     if n_in < opts.min_cells {
         return Err(Error::data(
             ctx,
             format!("{n_in} cells, fewer than min_cells = {}", opts.min_cells),
         ));
     }
-    if counts.data().iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+    if (0..n_in).any(|i| {
+        counts
+            .row(row_of(i))
+            .1
+            .iter()
+            .any(|v| !(v.is_finite() && *v >= 0.0))
+    }) {
         return Err(Error::data(ctx, "counts must be finite and non-negative"));
     }
 
     // 1. filters (genes first, then cells on the kept genes)
     let mut gene_cells = vec![0usize; n_genes_in];
-    for (&c, &v) in counts.indices().iter().zip(counts.data()) {
-        if v > 0.0 {
-            gene_cells[c as usize] += 1;
+    for i in 0..n_in {
+        let (idx, val) = counts.row(row_of(i));
+        for (&c, &v) in idx.iter().zip(val) {
+            if v > 0.0 {
+                gene_cells[c as usize] += 1;
+            }
         }
     }
     let kept_genes: Vec<usize> = (0..n_genes_in)
@@ -291,16 +319,25 @@ pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> 
     for &g in &kept_genes {
         gene_kept[g] = true;
     }
-    let kept_cells: Vec<usize> = (0..n_in)
-        .filter(|&i| {
-            let (idx, val) = counts.row(i);
-            let detected = idx
-                .iter()
-                .zip(val)
-                .filter(|(&c, &v)| v > 0.0 && gene_kept[c as usize])
-                .count();
-            detected >= opts.min_cell_genes
+    // per cell: detected kept genes, and the total over the kept genes (summed as
+    // `sparse::sum_f64` sums the filtered matrix's row)
+    let per_cell: Vec<(usize, f64)> = (0..n_in)
+        .into_par_iter()
+        .map_init(Vec::new, |kept, i| {
+            let (idx, val) = counts.row(row_of(i));
+            kept.clear();
+            let mut detected = 0;
+            for (&c, &v) in idx.iter().zip(val) {
+                if gene_kept[c as usize] {
+                    kept.push(v);
+                    detected += (v > 0.0) as usize;
+                }
+            }
+            (detected, crate::sparse::sum_f64(kept))
         })
+        .collect();
+    let kept_cells: Vec<usize> = (0..n_in)
+        .filter(|&i| per_cell[i].0 >= opts.min_cell_genes)
         .collect();
     let n = kept_cells.len();
     if n < 2 || kept_genes.is_empty() {
@@ -315,17 +352,25 @@ pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> 
             ),
         ));
     }
-    let filtered = counts
-        .select_rows(&kept_cells)?
-        .retain(&(0..n).collect::<Vec<_>>(), Some(&kept_genes))?;
+    // the kept cells with every gene
+    let cells = counts.select_rows(&kept_cells.iter().map(|&i| row_of(i)).collect::<Vec<_>>())?;
 
-    // 2. highly variable genes on log1p(normalize_total(median))
+    // 2. highly variable genes on log1p(normalize_total(median)) of the kept genes
     let hvg = match opts.hvg.flavor {
-        Flavor::SeuratV3 => highly_variable_genes(&filtered, Some(&filtered), None, &opts.hvg)?,
+        Flavor::SeuratV3 => {
+            let filtered = cells.select_cols(&kept_genes)?;
+            highly_variable_genes(&filtered, Some(&filtered), None, &opts.hvg)?
+        }
         flavor => {
+            let totals: Vec<f64> = kept_cells.iter().map(|&i| per_cell[i].1).collect();
             let (_, moments) =
-                log1p_moments(&filtered, &NormalizeOptions::default(), flavor, None)?;
-            highly_variable_from_moments(moments.means, &moments.variances, &opts.hvg)?
+                log1p_moments(&cells, &NormalizeOptions::default(), flavor, Some(&totals))?;
+            let pick = |v: &[f64]| kept_genes.iter().map(|&g| v[g]).collect::<Vec<_>>();
+            highly_variable_from_moments(
+                pick(&moments.means),
+                &pick(&moments.variances),
+                &opts.hvg,
+            )?
         }
     };
     let hv_local = hvg.selected();
@@ -345,9 +390,9 @@ pub fn scrublet(counts: &CsrMatrix, opts: &ScrubletOptions) -> Result<Scrublet> 
             format!("{n} cells left, fewer than n_comps = {}", opts.n_comps),
         ));
     }
-    let raw = filtered.select_cols(&hv_local)?;
-    drop(filtered);
     let genes: Vec<usize> = hv_local.iter().map(|&g| kept_genes[g]).collect();
+    let raw = cells.select_cols(&genes)?;
+    drop(cells);
     let totals: Vec<f64> = raw.row_sums();
 
     // 3. doublet pairs
