@@ -5,9 +5,11 @@
 //! gives (the same candidate rule and the same `f64` re-ranking with ties broken by index),
 //! counted: Scrublet only needs the number of simulated cells among the `k` nearest, so the
 //! search skips the neighbour tables and is organised for that count:
-//! - the dot products of a block of query cells with a block of reference cells come from one
-//!   dense product (`faer`) laid out reference-major, so that each query's values are
-//!   contiguous;
+//! - the dot products of [`QG`] query cells with [`PW`] reference cells are computed in
+//!   registers (fused multiply-adds in coordinate order over references packed in panels, see
+//!   [`Panels`]) and compared with the queries' bounds at once, so no block of products is
+//!   stored and read again; references come a block of [`RB`] at a time (their panels stay in
+//!   cache while a block of [`QB`] queries is scanned);
 //! - a query's candidates are ranked by `|r|^2 - 2 q.r`, which orders references as the
 //!   squared distance `|q|^2 + |r|^2 - 2 q.r` does (the query's norm is the same for all);
 //! - the `m = k + 8` best candidates (self included) are kept with a buffered selection: values
@@ -29,9 +31,9 @@
 
 use rayon::prelude::*;
 
-/// Query cells per block (columns of the dot-product block).
+/// Query cells per block (one parallel task).
 const QB: usize = 64;
-/// Reference cells per block (rows of the dot-product block, contiguous per query).
+/// Reference cells per block (a multiple of [`PW`]).
 const RB: usize = 1024;
 /// Candidates kept beyond the `k` neighbours before the `f64` re-ranking (as
 /// [`crate::neighbors::knn`]'s exact search).
@@ -54,6 +56,7 @@ pub(super) fn simulated_neighbour_counts(
     // candidates, self included: k - 1 others + EXTRA + the cell itself
     let m = (k + EXTRA).min(n_all);
     let sample = Sample::new(x, &sq, n_all, d, m);
+    let panels = Panels::new(x, &sq, n_all, d);
     let blocks: Vec<Vec<u32>> = (0..n_all.div_ceil(QB))
         .into_par_iter()
         .map(|qb| {
@@ -64,9 +67,9 @@ pub(super) fn simulated_neighbour_counts(
             let qt = faer::MatRef::from_column_major_slice(&x[q0 * d..q1 * d], d, nq);
             let mut taus = sample.bounds(qt);
             let mut bufs: Vec<Vec<(f32, u32)>> = vec![Vec::with_capacity(2 * m + 8); nq];
-            let mut dots = faer::Mat::<f32>::zeros(RB, nq);
+            let queries = &x[q0 * d..q1 * d];
             let all: Vec<bool> = vec![true; nq];
-            search(x, &sq, d, qt, m, &all, &mut dots, &mut bufs, &mut taus);
+            search(&panels, queries, m, &all, &mut bufs, &mut taus);
             // fewer than m values under a sampled bound: search those queries again
             let again: Vec<bool> = bufs.iter().map(|b| b.len() < m).collect();
             if again.contains(&true) {
@@ -74,7 +77,7 @@ pub(super) fn simulated_neighbour_counts(
                     bufs[a].clear();
                     taus[a] = f32::INFINITY;
                 }
-                search(x, &sq, d, qt, m, &again, &mut dots, &mut bufs, &mut taus);
+                search(&panels, queries, m, &again, &mut bufs, &mut taus);
             }
             let mut ranked = Vec::with_capacity(m);
             bufs.into_iter()
@@ -89,50 +92,235 @@ pub(super) fn simulated_neighbour_counts(
     blocks.into_iter().flatten().collect()
 }
 
-/// Offers every reference to the buffers of the queries `qt` (`d x nq`) marked in `which`,
-/// a block of [`RB`] references at a time (their dot products with the queries in `dots`). A
-/// query without a bound takes it from its first `4m` references (see [`first_block`]).
-#[allow(clippy::too_many_arguments)]
+/// Offers every reference to the buffers of the queries (`queries`: rows of `d` values) marked
+/// in `which`, a block of [`RB`] references at a time, [`QG`] queries at a time
+/// ([`scan_group`]). A query without a bound takes it from its first `4m` references (see
+/// [`first_block`]).
 fn search(
-    x: &[f32],
-    sq: &[f32],
-    d: usize,
-    qt: faer::MatRef<'_, f32>,
+    panels: &Panels,
+    queries: &[f32],
     m: usize,
     which: &[bool],
-    dots: &mut faer::Mat<f32>,
     bufs: &mut [Vec<(f32, u32)>],
     taus: &mut [f32],
 ) {
-    let n_all = sq.len();
-    let nq = qt.ncols();
+    let (n_all, d) = (panels.n, panels.d);
+    let nq = bufs.len();
+    let mut head_vals = Vec::with_capacity(4 * m);
     let mut scratch = Vec::with_capacity(4 * m);
     for r0 in (0..n_all).step_by(RB) {
         let r1 = (r0 + RB).min(n_all);
-        let nr = r1 - r0;
-        let refs = faer::MatRef::from_row_major_slice(&x[r0 * d..r1 * d], nr, d);
-        faer::linalg::matmul::matmul(
-            dots.as_mut().submatrix_mut(0, 0, nr, nq),
-            faer::Accum::Replace,
-            refs,
-            qt,
-            1.0f32,
-            faer::Par::Seq,
-        );
-        crate::cpu::clear_upper_simd_state_here();
-        let sqr = &sq[r0..r1];
-        for (a, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
-            if !which[a] {
+        for g0 in (0..nq).step_by(QG) {
+            let g1 = (g0 + QG).min(nq);
+            let mut from = [0u32; QG];
+            let mut live = [false; QG];
+            let mut rows = [&queries[g0 * d..(g0 + 1) * d]; QG];
+            for a in g0..g1 {
+                rows[a - g0] = &queries[a * d..(a + 1) * d];
+                if !which[a] {
+                    continue;
+                }
+                live[a - g0] = true;
+                if r0 == 0 && taus[a].is_infinite() {
+                    // the bound from the first 4m references, the rest scanned against it
+                    let head = (4 * m).min(r1);
+                    head_vals.clear();
+                    head_vals.extend((0..head).map(|j| panels.value(rows[a - g0], j)));
+                    first_block(&head_vals, m, &mut bufs[a], &mut taus[a], &mut scratch);
+                    from[a - g0] = head as u32;
+                }
+            }
+            if live.contains(&true) {
+                let group = Group { rows, from, live };
+                scan_group(
+                    panels,
+                    r0 / PW..r1.div_ceil(PW),
+                    &group,
+                    m,
+                    &mut bufs[g0..g1],
+                    &mut taus[g0..g1],
+                );
+            }
+        }
+    }
+}
+
+/// References per panel of [`Panels`] (two 8-lane vectors).
+const PW: usize = 16;
+/// Queries per group of [`scan_group`] (`2 QG` accumulators in registers).
+const QG: usize = 6;
+
+/// The references packed for [`scan_group`]: panels of [`PW`] references, each `d` rows of
+/// `PW` coordinates, and their squared norms, padded to whole panels with references at
+/// infinity (never a candidate).
+struct Panels {
+    data: Vec<f32>,
+    sq: Vec<f32>,
+    n: usize,
+    d: usize,
+}
+
+impl Panels {
+    fn new(x: &[f32], sq: &[f32], n: usize, d: usize) -> Panels {
+        let np = n.div_ceil(PW);
+        let mut data = vec![0f32; np * PW * d];
+        for (j, row) in x.chunks_exact(d).take(n).enumerate() {
+            let (p, l) = (j / PW, j % PW);
+            for (c, &v) in row.iter().enumerate() {
+                data[(p * d + c) * PW + l] = v;
+            }
+        }
+        let mut sqp = vec![f32::INFINITY; np * PW];
+        sqp[..n].copy_from_slice(&sq[..n]);
+        Panels {
+            data,
+            sq: sqp,
+            n,
+            d,
+        }
+    }
+
+    /// `|r|^2 - 2 q.r` of reference `j`, the dot product summed in coordinate order with one
+    /// rounding per step (fused multiply-add), as [`scan_group`] computes it.
+    fn value(&self, q: &[f32], j: usize) -> f32 {
+        let (p, l) = (j / PW, j % PW);
+        let panel = &self.data[p * self.d * PW..(p + 1) * self.d * PW];
+        let dot = q
+            .iter()
+            .enumerate()
+            .fold(0f32, |acc, (c, &qc)| panel[c * PW + l].mul_add(qc, acc));
+        self.sq[j] - 2.0 * dot
+    }
+}
+
+/// Up to [`QG`] queries scanned together: their rows, the first reference each one takes
+/// (those before were offered by [`first_block`]) and which are searched at all.
+struct Group<'a> {
+    rows: [&'a [f32]; QG],
+    from: [u32; QG],
+    live: [bool; QG],
+}
+
+/// Offers the references of `panels` (panel indices) to the group's live queries: each value
+/// `|r|^2 - 2 q.r` (the dot product by fused multiply-adds in coordinate order) below the
+/// query's bound enters its buffer, references in increasing index. The dot products are
+/// computed in registers, [`PW`] references by [`QG`] queries at a time, and compared with the
+/// bounds at once, so no block of products is stored. With AVX2 and FMA eight lanes at a time,
+/// else one by one with `f32::mul_add`: the same roundings, so the same values and candidates.
+fn scan_group(
+    panels: &Panels,
+    range: std::ops::Range<usize>,
+    g: &Group<'_>,
+    m: usize,
+    bufs: &mut [Vec<(f32, u32)>],
+    taus: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { scan_group_avx2(panels, range, g, m, bufs, taus) };
+            crate::cpu::clear_upper_simd_state_here();
+            return;
+        }
+    }
+    scan_group_scalar(panels, range, g, m, bufs, taus);
+}
+
+/// The bit mask of the lanes `0..PW` of panel `p` at or after reference `from`.
+#[inline(always)]
+fn from_mask(p: usize, from: u32) -> u32 {
+    let first = (p * PW) as u32;
+    if from <= first {
+        u32::MAX
+    } else {
+        let skip = (from - first).min(PW as u32);
+        !((1u32 << skip) - 1)
+    }
+}
+
+fn scan_group_scalar(
+    panels: &Panels,
+    range: std::ops::Range<usize>,
+    g: &Group<'_>,
+    m: usize,
+    bufs: &mut [Vec<(f32, u32)>],
+    taus: &mut [f32],
+) {
+    let d = panels.d;
+    let mut vals = [0f32; PW];
+    for p in range {
+        let panel = &panels.data[p * d * PW..(p + 1) * d * PW];
+        let sq = &panels.sq[p * PW..(p + 1) * PW];
+        for (j, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
+            if !g.live[j] {
                 continue;
             }
-            let col = &dots.col_as_slice(a)[..nr];
-            if r0 == 0 && tau.is_infinite() {
-                // the bound from the first 4m references, the rest scanned against it
-                let head = (4 * m).min(nr);
-                first_block(&col[..head], &sqr[..head], m, buf, tau, &mut scratch);
-                scan(&col[head..], &sqr[head..nr], head as u32, m, buf, tau);
-            } else {
-                scan(col, sqr, r0 as u32, m, buf, tau);
+            let q = g.rows[j];
+            let mut mask = 0u32;
+            for l in 0..PW {
+                let dot = q
+                    .iter()
+                    .enumerate()
+                    .fold(0f32, |acc, (c, &qc)| panel[c * PW + l].mul_add(qc, acc));
+                vals[l] = sq[l] - 2.0 * dot;
+                mask |= u32::from(vals[l] < *tau) << l;
+            }
+            mask &= from_mask(p, g.from[j]);
+            push_marked(&vals, mask, (p * PW) as u32, m, buf, tau);
+        }
+    }
+}
+
+/// [`scan_group_scalar`] with AVX2 and FMA intrinsics.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_group_avx2(
+    panels: &Panels,
+    range: std::ops::Range<usize>,
+    g: &Group<'_>,
+    m: usize,
+    bufs: &mut [Vec<(f32, u32)>],
+    taus: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let d = panels.d;
+    let two = _mm256_set1_ps(2.0);
+    let mut tv = [_mm256_set1_ps(f32::NEG_INFINITY); QG];
+    for (j, t) in taus.iter().enumerate() {
+        if g.live[j] {
+            tv[j] = _mm256_set1_ps(*t);
+        }
+    }
+    let mut vals = [0f32; PW];
+    for p in range {
+        // SAFETY: panel p holds d * PW values and PW norms (p < the number of panels); every
+        // query row holds d values.
+        let base = panels.data.as_ptr().add(p * d * PW);
+        let mut acc = [[_mm256_setzero_ps(); 2]; QG];
+        for c in 0..d {
+            let r0 = _mm256_loadu_ps(base.add(c * PW));
+            let r1 = _mm256_loadu_ps(base.add(c * PW + 8));
+            for (a, row) in acc.iter_mut().zip(&g.rows) {
+                let b = _mm256_set1_ps(*row.get_unchecked(c));
+                a[0] = _mm256_fmadd_ps(r0, b, a[0]);
+                a[1] = _mm256_fmadd_ps(r1, b, a[1]);
+            }
+        }
+        let s0 = _mm256_loadu_ps(panels.sq.as_ptr().add(p * PW));
+        let s1 = _mm256_loadu_ps(panels.sq.as_ptr().add(p * PW + 8));
+        for j in 0..QG {
+            let v0 = _mm256_sub_ps(s0, _mm256_mul_ps(two, acc[j][0]));
+            let v1 = _mm256_sub_ps(s1, _mm256_mul_ps(two, acc[j][1]));
+            let lo = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v0, tv[j])) as u32;
+            let hi = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v1, tv[j])) as u32;
+            let mask = (lo | hi << 8) & from_mask(p, g.from[j]);
+            if mask != 0 {
+                _mm256_storeu_ps(vals.as_mut_ptr(), v0);
+                _mm256_storeu_ps(vals.as_mut_ptr().add(8), v1);
+                push_marked(&vals, mask, (p * PW) as u32, m, &mut bufs[j], &mut taus[j]);
+                tv[j] = _mm256_set1_ps(taus[j]);
             }
         }
     }
@@ -210,122 +398,30 @@ impl Sample {
     }
 }
 
-/// The first references (`0..col.len()`, a few times `m`): the bound is set to the `m`-th
-/// smallest of their values (an `f32` selection, no pairs), and only the values at or below it
+/// The first references (their values `vals`, a few times `m`): the bound is set to the
+/// `m`-th smallest of them (an `f32` selection, no pairs), and only the values at or below it
 /// enter the buffer, so that they cost one selection over plain values and `m` (plus ties)
 /// pushes.
 fn first_block(
-    col: &[f32],
-    sqr: &[f32],
+    vals: &[f32],
     m: usize,
     buf: &mut Vec<(f32, u32)>,
     tau: &mut f32,
     scratch: &mut Vec<f32>,
 ) {
-    let n = col.len().min(sqr.len());
-    scratch.clear();
-    scratch.extend(sqr[..n].iter().zip(&col[..n]).map(|(&s, &c)| s - 2.0 * c));
-    if n > m {
+    if vals.len() > m {
+        scratch.clear();
+        scratch.extend_from_slice(vals);
         let (_, &mut bound, _) = scratch.select_nth_unstable_by(m - 1, f32::total_cmp);
-        for (b, (&s, &c)) in sqr[..n].iter().zip(&col[..n]).enumerate() {
-            let v = s - 2.0 * c;
+        for (b, &v) in vals.iter().enumerate() {
             if v <= bound {
                 buf.push((v, b as u32));
             }
         }
         *tau = bound;
     } else {
-        buf.extend(scratch.iter().enumerate().map(|(b, &v)| (v, b as u32)));
+        buf.extend(vals.iter().enumerate().map(|(b, &v)| (v, b as u32)));
     }
-}
-
-/// Offers the references `r0 + b` with values `sqr[b] - 2 col[b]` to the query's buffer.
-/// Eight values at a time are compared with the bound into a bit mask (one vector compare
-/// when the target has it); only the set bits are pushed, in increasing index.
-#[inline]
-fn scan(col: &[f32], sqr: &[f32], r0: u32, m: usize, buf: &mut Vec<(f32, u32)>, tau: &mut f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { scan_avx2(col, sqr, r0, m, buf, tau) };
-            crate::cpu::clear_upper_simd_state_here();
-            return;
-        }
-    }
-    scan_body(col, sqr, r0, m, buf, tau);
-}
-
-/// [`scan_body`] with AVX2 intrinsics: eight values per step, the comparison with the bound as
-/// one vector compare and a move-mask; the same `f32` operations (`sqr - 2 col`, no fused
-/// multiply-add), so the same values and candidates as the scalar body.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scan_avx2(
-    col: &[f32],
-    sqr: &[f32],
-    r0: u32,
-    m: usize,
-    buf: &mut Vec<(f32, u32)>,
-    tau: &mut f32,
-) {
-    use std::arch::x86_64::*;
-    const W: usize = 8;
-    let n = col.len().min(sqr.len());
-    let mut t = *tau;
-    let two = _mm256_set1_ps(2.0);
-    let mut tv = _mm256_set1_ps(t);
-    let mut vals = [0f32; W];
-    let mut b = 0;
-    while b + W <= n {
-        // SAFETY: b + 8 <= n <= the length of both slices.
-        let c = _mm256_loadu_ps(col.as_ptr().add(b));
-        let q = _mm256_loadu_ps(sqr.as_ptr().add(b));
-        let v = _mm256_sub_ps(q, _mm256_mul_ps(two, c));
-        let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(v, tv)) as u32;
-        if mask != 0 {
-            _mm256_storeu_ps(vals.as_mut_ptr(), v);
-            push_marked(&vals, mask, r0 + b as u32, m, buf, &mut t);
-            tv = _mm256_set1_ps(t);
-        }
-        b += W;
-    }
-    *tau = t;
-    scan_body(&col[b..n], &sqr[b..n], r0 + b as u32, m, buf, tau);
-}
-
-#[inline(always)]
-fn scan_body(
-    col: &[f32],
-    sqr: &[f32],
-    r0: u32,
-    m: usize,
-    buf: &mut Vec<(f32, u32)>,
-    tau: &mut f32,
-) {
-    const W: usize = 8;
-    let n = col.len().min(sqr.len());
-    let (col, sqr) = (&col[..n], &sqr[..n]);
-    let mut t = *tau;
-    let mut b = 0;
-    for (cc, sc) in col.chunks_exact(W).zip(sqr.chunks_exact(W)) {
-        let mut v = [0f32; W];
-        let mut mask = 0u32;
-        for l in 0..W {
-            v[l] = sc[l] - 2.0 * cc[l];
-            mask |= u32::from(v[l] < t) << l;
-        }
-        push_marked(&v, mask, r0 + b as u32, m, buf, &mut t);
-        b += W;
-    }
-    while b < n {
-        let v = sqr[b] - 2.0 * col[b];
-        if v < t {
-            push(buf, m, &mut t, v, r0 + b as u32);
-        }
-        b += 1;
-    }
-    *tau = t;
 }
 
 /// Pushes the values `vals[l]` whose bit `l` is set in `mask` (references `r0 + l`), in
@@ -333,7 +429,7 @@ fn scan_body(
 /// lowered it).
 #[inline(always)]
 fn push_marked(
-    vals: &[f32; 8],
+    vals: &[f32],
     mut mask: u32,
     r0: u32,
     m: usize,
@@ -458,19 +554,41 @@ mod tests {
     }
 
     #[test]
-    fn scalar_and_vector_scans_keep_the_same_candidates() {
+    fn scalar_and_vector_kernels_keep_the_same_candidates() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        let n = 1003;
-        let col: Vec<f32> = (0..n).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
-        let sqr: Vec<f32> = (0..n).map(|_| rng.gen_range(0.0f32..2.0)).collect();
-        for (m, tau0) in [(5, 1.0f32), (20, 4.0), (3, f32::INFINITY)] {
-            let (mut a, mut ta) = (Vec::new(), tau0);
-            let (mut b, mut tb) = (Vec::new(), tau0);
-            scan(&col, &sqr, 40, m, &mut a, &mut ta);
-            scan_body(&col, &sqr, 40, m, &mut b, &mut tb);
+        let (n, d) = (1003, 13);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+        let sq: Vec<f32> = x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        let panels = Panels::new(&x, &sq, n, d);
+        let rows: [&[f32]; QG] = std::array::from_fn(|j| &x[(3 * j + 1) * d..(3 * j + 2) * d]);
+        for (m, tau0) in [(5, 1.0f32), (20, 40.0), (3, f32::INFINITY)] {
+            let g = Group {
+                rows,
+                from: std::array::from_fn(|j| if j == 1 { 37 } else { 0 }),
+                live: std::array::from_fn(|j| j != 2),
+            };
+            let run = |vector: bool| {
+                let mut bufs = vec![Vec::new(); QG];
+                let mut taus = vec![tau0; QG];
+                if vector {
+                    scan_group(&panels, 0..n.div_ceil(PW), &g, m, &mut bufs, &mut taus);
+                } else {
+                    scan_group_scalar(&panels, 0..n.div_ceil(PW), &g, m, &mut bufs, &mut taus);
+                }
+                (bufs, taus.iter().map(|t| t.to_bits()).collect::<Vec<_>>())
+            };
+            let (a, ta) = run(true);
+            let (b, tb) = run(false);
             assert_eq!(a, b, "m = {m}");
-            assert_eq!(ta.to_bits(), tb.to_bits(), "m = {m}");
-            assert!(!a.is_empty());
+            assert_eq!(ta, tb, "m = {m}");
+            assert!(!a[0].is_empty() && a[2].is_empty());
+            assert!(a[1].iter().all(|p| p.1 >= 37));
+            // every candidate's value is the one `Panels::value` gives
+            for (j, buf) in a.iter().enumerate() {
+                for &(v, r) in buf {
+                    assert_eq!(v.to_bits(), panels.value(rows[j], r as usize).to_bits());
+                }
+            }
         }
     }
 
