@@ -280,30 +280,40 @@ impl CsrMatrix {
         for (new, &old) in cols.iter().enumerate() {
             map[old] = new as u32;
         }
-        let per_row: Vec<(Vec<u32>, Vec<f32>)> = self
-            .par_rows()
-            .map(|(_, idx, val)| {
+        // fixed blocks of rows in parallel, each into its own buffers (row ends relative to
+        // the block), then concatenated in order
+        const ROWS: usize = 256;
+        let blocks: Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> = (0..self.n_rows.div_ceil(ROWS))
+            .into_par_iter()
+            .map(|b| {
+                let rows = b * ROWS..((b + 1) * ROWS).min(self.n_rows);
+                let mut ends = Vec::with_capacity(rows.len());
                 let mut i2 = Vec::new();
                 let mut v2 = Vec::new();
-                for (&c, &v) in idx.iter().zip(val) {
-                    let m = map[c as usize];
-                    if m != u32::MAX {
-                        i2.push(m);
-                        v2.push(v);
+                for r in rows {
+                    let (idx, val) = self.row(r);
+                    for (&c, &v) in idx.iter().zip(val) {
+                        let m = map[c as usize];
+                        if m != u32::MAX {
+                            i2.push(m);
+                            v2.push(v);
+                        }
                     }
+                    ends.push(i2.len());
                 }
-                (i2, v2)
+                (ends, i2, v2)
             })
             .collect();
         let mut indptr = Vec::with_capacity(self.n_rows + 1);
         indptr.push(0);
-        let total: usize = per_row.iter().map(|r| r.0.len()).sum();
+        let total: usize = blocks.iter().map(|b| b.1.len()).sum();
         let mut indices = Vec::with_capacity(total);
         let mut data = Vec::with_capacity(total);
-        for (i, v) in per_row {
+        for (ends, i, v) in blocks {
+            let base = indices.len();
+            indptr.extend(ends.iter().map(|e| base + e));
             indices.extend_from_slice(&i);
             data.extend_from_slice(&v);
-            indptr.push(indices.len());
         }
         Ok(CsrMatrix {
             n_rows: self.n_rows,
