@@ -130,13 +130,7 @@ fn size_factors(
             }
             k.iter()
                 .enumerate()
-                .map(|(r, &t)| {
-                    if t != 0.0 {
-                        t as f32
-                    } else {
-                        row_total(counts.row(r).1)
-                    }
-                })
+                .map(|(r, &t)| cell_total(t, counts.row(r).1))
                 .collect()
         }
         _ => counts.par_rows().map(|(_, _, v)| row_total(v)).collect(),
@@ -199,6 +193,19 @@ fn size_factors(
         target_sum: target,
         excluded_genes,
     })
+}
+
+/// A cell's total for its size factor (step 1 of the module docs): `known`, the `f64` sum of
+/// its counts over the same genes computed earlier (the QC total), when it is not zero, else
+/// the sum of its stored `values`; stored as `f32`. A non-zero sum is the same number in either
+/// order of zeros, so this is the total that `normalize_total` sums itself.
+#[inline]
+pub(crate) fn cell_total(known: f64, values: &[f32]) -> f32 {
+    if known != 0.0 {
+        known as f32
+    } else {
+        crate::sparse::sum_f64(values) as f32
+    }
 }
 
 fn normalize(counts: &CsrMatrix, opts: &NormalizeOptions, log: bool) -> Result<Normalized> {
@@ -314,17 +321,27 @@ pub(crate) fn normalize_log1p_col_sums(
             part
         })
         .collect();
-    let sums = LogMoments::sum(parts, n_cols);
+    let sums = LogMoments::sum(parts, n_cols)?;
     out.matrix = matrix;
     Ok((out, sums))
 }
 
-/// Per-gene partial sums of one block of cells for [`normalize_log1p_col_sums`]: `[sum e,
-/// sum e*e]` and the non-zero log values, where `y = ln(1 + c / s)` and `e = expm1(y)` or `y`.
-#[derive(Debug, Clone)]
+/// The block accumulator of the normalization's per-gene moments: what a block of cells adds
+/// to `[sum e, sum e*e]` and to the non-zero log values of every gene, where
+/// `y = ln(1 + c / s)` and `e = expm1(y)` or `y`, and how the blocks add up (in block order).
+///
+/// Every path that sums these moments feeds it: [`normalize_log1p_col_sums`] (the fixed row
+/// blocks of the matrix, in parallel), the pipeline's pass that folds the normalization into
+/// the filter's compaction of the kept cells (`pipeline::preprocess`), and the streamed
+/// analysis's HVG pass (the same fixed row blocks of the kept cells, read from the file), so
+/// the three give the same sums, bit for bit, with the same per-cell cache of the log values
+/// of small integer counts.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogMoments {
-    acc: Vec<[f64; 2]>,
-    nz: Vec<u32>,
+    /// Per gene: `[sum e, sum e*e]` (`e * e` in `f32`, sums in `f64`).
+    pub(crate) acc: Vec<[f64; 2]>,
+    /// Per gene: the non-zero log values.
+    pub(crate) nz: Vec<u32>,
 }
 
 impl LogMoments {
@@ -398,17 +415,45 @@ impl LogMoments {
         }
     }
 
-    /// Per gene `[sum e, sum e*e, non-zeros]` over the blocks, added in block order.
-    pub(crate) fn sum(parts: Vec<LogMoments>, n_cols: usize) -> Vec<[f64; 3]> {
-        let mut sums = vec![[0f64; 3]; n_cols];
-        for p in parts {
-            for ((o, q), n) in sums.iter_mut().zip(p.acc).zip(p.nz) {
-                o[0] += q[0];
-                o[1] += q[1];
-                o[2] += n as f64;
-            }
+    /// Adds the sums of the next block (blocks in order); an error when they are over another
+    /// number of genes.
+    pub(crate) fn add(&mut self, next: &LogMoments) -> Result<()> {
+        let n = self.acc.len();
+        if next.acc.len() != n || next.nz.len() != n || self.nz.len() != n {
+            return Err(Error::data(
+                "normalization moments",
+                format!("sums over {} genes added to sums over {n}", next.acc.len()),
+            ));
         }
-        sums
+        for ((a, n), (b, m)) in self
+            .acc
+            .iter_mut()
+            .zip(&mut self.nz)
+            .zip(next.acc.iter().zip(&next.nz))
+        {
+            a[0] += b[0];
+            a[1] += b[1];
+            *n += m;
+        }
+        Ok(())
+    }
+
+    /// Per gene `[sum e, sum e*e, non-zeros]`.
+    pub(crate) fn finish(&self) -> Vec<[f64; 3]> {
+        self.acc
+            .iter()
+            .zip(&self.nz)
+            .map(|(a, &n)| [a[0], a[1], n as f64])
+            .collect()
+    }
+
+    /// Per gene `[sum e, sum e*e, non-zeros]` over the blocks, added in block order.
+    pub(crate) fn sum(parts: Vec<LogMoments>, n_cols: usize) -> Result<Vec<[f64; 3]>> {
+        let mut total = LogMoments::new(n_cols);
+        for p in &parts {
+            total.add(p)?;
+        }
+        Ok(total.finish())
     }
 }
 

@@ -259,3 +259,56 @@ fn h5ad_input_gives_the_same_results() {
     assert_eq!(r.samples("x")[0], "parental_1");
     assert!(CellChunks::open_h5ad(&p, Some("counts")).is_err());
 }
+
+/// Non-integer counts (as ambient-corrected data, read with `assume_counts`), explicit zeros
+/// and counts above the per-cell cache of the log values (64 and more): the streamed passes feed
+/// the in-memory steps' own block accumulators (QC sums, the filter's copy of the kept cells,
+/// the normalization's moments), so the size factors, moments and everything after them are
+/// the in-memory values, bit for bit; the per-gene QC totals are `f64` sums in other blocks and
+/// agree to 1e-12 relative.
+#[test]
+fn non_integer_counts_give_the_same_results() {
+    use scrna::io::h5ad::{write_h5ad, H5adOutput};
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = simulate(&sim_opts()).unwrap().dataset;
+    let (n_rows, n_cols, indptr, indices, mut values) = data.counts.clone().into_parts();
+    for (k, v) in values.iter_mut().enumerate() {
+        match k % 13 {
+            0 => *v *= 0.37,
+            1 => *v += 70.0,
+            2 => *v = 0.0,
+            _ => {}
+        }
+    }
+    data.counts =
+        scrna::sparse::CsrMatrix::try_new(n_rows, n_cols, indptr, indices, values).unwrap();
+    let p = dir.path().join("ambient.h5ad");
+    write_h5ad(&H5adOutput::new(&data.counts, &data.cells, &data.genes), &p).unwrap();
+    let po = options();
+    let mem = pipeline::run(&data, &po, &mut |_| {}).unwrap();
+    for chunk in [Some(1), Some(97), None] {
+        let mut so = StreamOptions {
+            pipeline: po.clone(),
+            chunk_cells: chunk,
+            ..Default::default()
+        };
+        so.read.assume_counts = true;
+        let s = stream::run(&p, &so).unwrap();
+        let what = format!("non-integer counts, chunk {chunk:?}");
+        same_results(&mem, &s, &what);
+        assert_eq!(s.size_factors, mem.size_factors, "{what}: size factors");
+        // Debug strings: NaN dispersions compare equal, every other value exactly
+        let (a, b) = (&s.hvg.dispersions, &mem.hvg.dispersions);
+        assert_eq!(
+            format!("{a:?}"),
+            format!("{b:?}"),
+            "{what}: HVG dispersions"
+        );
+        for (a, b) in s.qc.gene_total_counts.iter().zip(&mem.qc.gene_total_counts) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs(),
+                "{what}: gene total {a} {b}"
+            );
+        }
+    }
+}

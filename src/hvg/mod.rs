@@ -58,8 +58,8 @@ use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 pub use dispersion::highly_variable_from_moments;
 use dispersion::{batched, single_batch};
-pub(crate) use moments::moments_from_col_sums;
 pub use moments::{log1p_moments, normalize_log1p_moments, HvgMoments};
+pub(crate) use moments::{mean_var_from_sums, moments_from_col_sums};
 use seurat_v3::seurat_v3;
 
 /// Which definition of variability.

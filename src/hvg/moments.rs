@@ -81,13 +81,25 @@ fn finish_mean_var<X: MatrixValues + ?Sized>(
     rows: Option<&[usize]>,
 ) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
     let n_rows = rows.map_or(x.pattern().n_rows(), |r| r.len());
+    mean_var_from_sums(s, n_rows, |c| same_in_every_row(x, rows, c as u32))
+}
+
+/// Mean and variance (n - 1) per gene from the sums `[sum e, sum e*e, non-zeros]` over
+/// `n_rows` cells, with Scanpy's arithmetic: `m = sum e / n`, `v = (sum e² / n - m²) n / (n -
+/// 1)`, and exactly 0 for a constant gene. `same_everywhere(c)` says whether gene `c` holds the
+/// same value in every cell; it is asked only for the genes that are non-zero in every cell
+/// (every other constant gene holds zeros only, where the sums and the variance are exactly 0).
+pub(crate) fn mean_var_from_sums(
+    s: &[[f64; 3]],
+    n_rows: usize,
+    same_everywhere: impl Fn(usize) -> bool,
+) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
     let n = n_rows as f64;
     let mut means = Vec::with_capacity(s.len());
     let mut vars = Vec::with_capacity(s.len());
     let mut nnz = Vec::with_capacity(s.len());
     for (c, q) in s.iter().enumerate() {
-        let constant =
-            n_rows == 0 || (q[2] as usize == n_rows && same_in_every_row(x, rows, c as u32));
+        let constant = n_rows == 0 || (q[2] as usize == n_rows && same_everywhere(c));
         let m = q[0] / n;
         let v = q[1] / n - m * m;
         means.push(m);
@@ -263,11 +275,8 @@ mod tests {
                 let two = crate::normalize::normalize_total_log1p(&x, &norm).unwrap();
                 let (one, m) = normalize_log1p_moments(&x, &norm, flavor, None).unwrap();
                 // with the QC totals: the same, bit for bit
-                let no = vec![false; x.n_cols()];
-                let t: Vec<f64> = {
-                    use rayon::prelude::*;
-                    crate::qc::cell_sums(&x, &no, &no).map(|c| c.0).collect()
-                };
+                let sums = crate::qc::QcSums::of_block(&x, &[]);
+                let t: Vec<f64> = sums.per_cell.iter().map(|c| c.0).collect();
                 let (again, m2) = normalize_log1p_moments(&x, &norm, flavor, Some(&t)).unwrap();
                 assert_eq!(format!("{:?}", again.totals), format!("{:?}", one.totals));
                 assert_eq!(again.matrix, one.matrix);

@@ -15,7 +15,7 @@ use crate::hvg::{
     Flavor, Hvg,
 };
 use crate::lognorm::LogCounts;
-use crate::normalize::{normalize_total_log1p, LogMoments};
+use crate::normalize::{cell_total, normalize_total_log1p, LogMoments};
 use crate::qc::{
     filter_owned_fold, filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, CellSums,
     Filtered, Fold, QcMetrics,
@@ -134,12 +134,7 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
                              vals: &[f32],
                              sums: &CellSums| {
                     // `normalize`'s size factor: the QC total of the kept genes (in f32)
-                    let total = if sums.0 != 0.0 {
-                        sums.0 as f32
-                    } else {
-                        crate::sparse::sum_f64(vals) as f32
-                    };
-                    let s = total / target;
+                    let s = cell_total(sums.0, vals) / target;
                     st.0.add_row(idx, vals, s, expm1, None);
                     st.1.push(s);
                 };
@@ -201,7 +196,7 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
                 sums_parts.push(m);
                 sf.extend(s);
             }
-            let mut sums = LogMoments::sum(sums_parts, n_input_genes);
+            let mut sums = LogMoments::sum(sums_parts, n_input_genes)?;
             sums.truncate(counts.n_cols());
             let m = moments_from_col_sums(&sums, &LogCounts::new(counts, &sf)?);
             Ok((sf, Some(m), None))

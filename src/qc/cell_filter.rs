@@ -125,14 +125,12 @@ pub fn filter_cells_by_metrics(
     }
     let mut fails: Vec<[bool; 8]> = vec![[false; 8]; n];
     for (i, f) in fails.iter_mut().enumerate() {
-        let g = m.n_genes_by_counts[i];
-        let t = m.total_counts[i];
-        let p = m.pct_counts_mt[i];
-        f[0] = opts.min_genes.is_some_and(|b| g < b);
-        f[1] = opts.max_genes.is_some_and(|b| g > b);
-        f[2] = opts.min_counts.is_some_and(|b| t < b);
-        f[3] = opts.max_counts.is_some_and(|b| t > b);
-        f[4] = opts.max_pct_mito.is_some_and(|b| p > b);
+        let fixed = opts.fixed_fails(
+            m.total_counts[i],
+            m.n_genes_by_counts[i],
+            m.pct_counts_mt[i],
+        );
+        f[..5].copy_from_slice(&fixed);
     }
     let mut mad_thresholds = Vec::new();
     if let Some(mo) = &opts.mad {

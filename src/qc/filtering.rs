@@ -4,7 +4,8 @@
 
 use super::cell_filter::{filter_cells_by_metrics, CellFilter, MadOptions, MadThresholds, Reason};
 use super::measure::{assemble, metrics, QcMetrics, QcOptions};
-use super::sums::{col_block_len, col_reduce, row_sums, CellSums};
+use super::parts::GeneSums;
+use super::sums::{col_block_len, row_sums, CellSums};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
@@ -247,25 +248,22 @@ fn filter_by<S: Send>(
     } = filter_cells_by_metrics(m, &ds.cells.sample, opts)?;
     let all_cells = keep_cells.len() == ds.n_cells();
 
-    // Per gene over the kept cells: [non-zeros, total], in `col_reduce`'s order (what
-    // `metrics` of the filtered matrix sums). With every cell kept these are `m`'s.
-    let gene_cols: Vec<[f64; 2]> = if all_cells {
-        m.n_cells_by_counts
-            .iter()
-            .zip(&m.gene_total_counts)
-            .map(|(&c, &t)| [c as f64, t])
-            .collect()
+    // Per gene over the kept cells: non-zeros and total, in the fixed row blocks of the kept
+    // cells (what `metrics` of the filtered matrix sums). With every cell kept these are `m`'s.
+    let gene_sums = if all_cells {
+        GeneSums {
+            detected: m.n_cells_by_counts.clone(),
+            totals: m.gene_total_counts.clone(),
+        }
     } else {
-        col_reduce::<2, _>(&ds.counts, Some(&keep_cells), |v| {
-            [(v != 0.0) as u8 as f64, v as f64]
-        })
+        GeneSums::of_rows(&ds.counts, Some(&keep_cells))
     };
     let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());
     let mut removed_genes = Vec::new();
     match opts.min_cells {
         Some(mc) => {
-            for (g, c) in gene_cols.iter().enumerate() {
-                if (c[0] as u32) < mc {
+            for (g, &c) in gene_sums.detected.iter().enumerate() {
+                if c < mc {
                     removed_genes.push((g, Reason::MinCells));
                 } else {
                     keep_genes.push(g);
@@ -341,7 +339,10 @@ fn filter_by<S: Send>(
             }
         }
     };
-    let kept_cols: Vec<[f64; 2]> = keep_genes.iter().map(|&g| gene_cols[g]).collect();
+    let kept_cols = GeneSums {
+        detected: keep_genes.iter().map(|&g| gene_sums.detected[g]).collect(),
+        totals: keep_genes.iter().map(|&g| gene_sums.totals[g]).collect(),
+    };
     let kept = assemble(
         &per_cell,
         &kept_cols,
@@ -363,10 +364,11 @@ fn filter_by<S: Send>(
     ))
 }
 
-/// Rows `rows` (any order) and columns `cols` (strictly increasing, fewer than all) of `x`, in
-/// one pass, with the per-cell sums of the new rows ([`row_sums`] with `flags`, indexed by the
-/// new columns).
-fn subset(
+/// Rows `rows` (any order) and columns `cols` (strictly increasing) of `x`, in one pass, with
+/// the per-cell sums of the new rows ([`row_sums`] with `flags`, indexed by the new columns):
+/// the filter's copy of the kept cells and genes, also used by the streamed analysis on each
+/// block of cells it reads.
+pub(crate) fn subset(
     x: &CsrMatrix,
     rows: &[usize],
     cols: &[usize],

@@ -1,10 +1,11 @@
 //! The QC metrics (Scanpy's `calculate_qc_metrics`): the gene sets, the per-cell and per-gene
-//! values, and the one pass over the counts that computes them.
+//! values, and the one pass over the counts that computes them (the block accumulator of
+//! [`super::parts`] fed the whole matrix).
 
-use super::sums::{gene_flags, row_sums_with, CellSums, COL_BLOCKS};
+use super::parts::{GeneSums, QcSums};
+use super::sums::{gene_flags, CellSums};
 use crate::dataset::{Column, Dataset};
 use crate::error::{Error, Result};
-use rayon::prelude::*;
 
 /// Which genes count as mitochondrial and ribosomal.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,14 +62,14 @@ fn has_prefix(sym: &str, prefixes: &[String]) -> bool {
     prefixes.iter().any(|p| sym.starts_with(p.as_str()))
 }
 
-/// The QC metrics from the per-cell sums and the per-gene `[non-zeros, total]`.
+/// The QC metrics from the per-cell sums and the per-gene sums over the same cells.
 pub(crate) fn assemble(
     per_cell: &[CellSums],
-    cols: &[[f64; 2]],
+    genes: &GeneSums,
     mt: Vec<bool>,
     ribo: Vec<bool>,
 ) -> QcMetrics {
-    let n_cells = per_cell.len();
+    let n_cells = per_cell.len() as f64;
     let pct = |part: f64, tot: f64| part / tot * 100.0;
     QcMetrics {
         total_counts: per_cell.iter().map(|c| c.0).collect(),
@@ -77,12 +78,13 @@ pub(crate) fn assemble(
         pct_counts_mt: per_cell.iter().map(|c| pct(c.2, c.0)).collect(),
         total_counts_ribo: per_cell.iter().map(|c| c.3).collect(),
         pct_counts_ribo: per_cell.iter().map(|c| pct(c.3, c.0)).collect(),
-        n_cells_by_counts: cols.iter().map(|c| c[0] as u32).collect(),
-        gene_total_counts: cols.iter().map(|c| c[1]).collect(),
-        mean_counts: cols.iter().map(|c| c[1] / n_cells as f64).collect(),
-        pct_dropout_by_counts: cols
+        n_cells_by_counts: genes.detected.clone(),
+        gene_total_counts: genes.totals.clone(),
+        mean_counts: genes.totals.iter().map(|t| t / n_cells).collect(),
+        pct_dropout_by_counts: genes
+            .detected
             .iter()
-            .map(|c| (1.0 - c[0] / n_cells as f64) * 100.0)
+            .map(|&d| (1.0 - d as f64 / n_cells) * 100.0)
             .collect(),
         mt,
         ribo,
@@ -131,43 +133,8 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
         .iter()
         .map(|s| has_prefix(s, &opts.ribo_prefixes))
         .collect();
-    // One pass: each fixed row block gives its cells' sums and its per-gene partial sums,
-    // which are added in block order exactly as `col_reduce` does.
-    let flags = gene_flags(&mt, &ribo);
-    let n = x.n_rows();
-    let n_cols = x.n_cols();
-    let block = n.div_ceil(COL_BLOCKS).max(1);
-    // Per block: the cells' sums and per gene `[non-zeros, total]` (the non-zeros are exact
-    // integers in `f64`, so the block sums equal the sequential ones).
-    type Part = (Vec<CellSums>, Vec<[f64; 2]>);
-    let parts: Vec<Part> = (0..n.div_ceil(block))
-        .into_par_iter()
-        .map(|b| {
-            let rows = b * block..((b + 1) * block).min(n);
-            let mut cells = Vec::with_capacity(rows.len());
-            let mut cols = vec![[0f64; 2]; n_cols];
-            for r in rows {
-                let (idx, val) = x.row(r);
-                cells.push(row_sums_with(idx, val, &flags, |c, v| {
-                    if let Some(a) = cols.get_mut(c) {
-                        a[0] += (v != 0.0) as u8 as f64;
-                        a[1] += v as f64;
-                    }
-                }));
-            }
-            (cells, cols)
-        })
-        .collect();
-    let mut per_cell = Vec::with_capacity(n);
-    let mut cols = vec![[0f64; 2]; n_cols];
-    for (cells, part) in parts {
-        per_cell.extend(cells);
-        for (o, q) in cols.iter_mut().zip(part) {
-            o[0] += q[0];
-            o[1] += q[1];
-        }
-    }
-    Ok(assemble(&per_cell, &cols, mt, ribo))
+    // One pass: the fixed row blocks' sums, added in block order.
+    Ok(QcSums::of_block(x, &gene_flags(&mt, &ribo)).finish(mt, ribo))
 }
 
 impl QcMetrics {

@@ -6,13 +6,16 @@
 //! of Scanpy's clustering tutorial (cell filters first, then the gene filter on the remaining
 //! cells), plus the robust outlier filter of scuttle's `isOutlier` / `perCellQCFilters` (OSCA).
 //!
-//! Sub-modules: `sums` (per-cell and per-column sums in a fixed order), `measure` (the metrics),
+//! Sub-modules: `sums` (per-cell and per-column sums in a fixed order), `parts` (the step's
+//! block accumulators: what a block of cells adds to the metrics and to the gene filter, used by
+//! the in-memory step and by the streamed analysis alike), `measure` (the metrics),
 //! `cell_filter` (the fixed and MAD cell filters) and `filtering` (cells then genes, the new
 //! matrix and the kept cells' metrics).
 
 mod cell_filter;
 mod filtering;
 mod measure;
+mod parts;
 mod sums;
 
 pub use cell_filter::{filter_cells_by_metrics, CellFilter, MadOptions, MadThresholds, Reason};
@@ -20,10 +23,10 @@ pub use filtering::{
     filter, filter_owned_with_kept_metrics, filter_with_kept_metrics, filter_with_metrics,
     FilterOptions, Filtered,
 };
-pub(crate) use filtering::{filter_owned_fold, Fold};
-pub(crate) use measure::assemble;
+pub(crate) use filtering::{filter_owned_fold, subset, Fold};
 pub use measure::{metrics, QcMetrics, QcOptions};
-pub(crate) use sums::{cell_sums, col_block_len, col_reduce, CellSums};
+pub(crate) use parts::{detected_in, GeneSums, QcSums};
+pub(crate) use sums::{col_block_len, col_reduce, gene_flags, CellSums};
 
 /// A small dataset for the unit tests of the sub-modules.
 #[cfg(test)]

@@ -58,23 +58,11 @@ where
     out
 }
 
-/// Per cell of `x`, in row order: total counts, genes detected (non-zero values), and the
-/// counts in the genes flagged by `mt` and by `ribo` (sums in `f64`).
-pub(crate) fn cell_sums<'a>(
-    x: &'a CsrMatrix,
-    mt: &'a [bool],
-    ribo: &'a [bool],
-) -> impl IndexedParallelIterator<Item = CellSums> + 'a {
-    let flags = gene_flags(mt, ribo);
-    x.par_rows()
-        .map(move |(_, idx, val)| row_sums(idx, val, &flags))
-}
-
 /// Per-cell sums: total counts, genes detected, mitochondrial and ribosomal counts.
 pub(crate) type CellSums = (f64, u32, f64, f64);
 
 /// Per gene: bit 0 mitochondrial, bit 1 ribosomal.
-pub(super) fn gene_flags(mt: &[bool], ribo: &[bool]) -> Vec<u8> {
+pub(crate) fn gene_flags(mt: &[bool], ribo: &[bool]) -> Vec<u8> {
     mt.iter()
         .zip(ribo)
         .map(|(&m, &r)| m as u8 | (r as u8) << 1)

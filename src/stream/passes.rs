@@ -1,53 +1,68 @@
 //! The passes over the file, each written as what one unit of cells contributes (its *part*)
 //! and how the leader adds the parts up in unit order ([`super::workers`]).
 //!
+//! The parts are the steps' own block accumulators, fed the blocks this module reads: the QC
+//! step's [`QcSums`] and [`detected_in`] (`crate::qc::parts`), the filter's copy of the kept
+//! cells and genes ([`crate::qc::subset`]) with the normalization's [`cell_total`], and the
+//! normalization's per-gene moments [`LogMoments`] (the kernel of the in-memory step, with its
+//! per-cell cache of the log values of small counts). What is left here is the streaming glue:
+//! which cells a unit reads, the wire encoding of the parts ([`Wire`]), and which parts go to
+//! which worker.
+//!
 //! | pass | unit | part | added up |
 //! |---|---|---|---|
-//! | QC | a block of cells read | per-cell metrics; per gene the cells detecting it, its total, the cells passing the fixed filters detecting it | metrics concatenated, gene sums added |
+//! | QC | a block of cells read | [`QcSums`] of the block (per-cell sums; per gene the cells detecting it and its total); per gene the cells passing the fixed filters detecting it | [`QcSums::add`], counts added |
 //! | QC again (MAD only) | a block of cells | per gene the kept cells detecting it | added |
 //! | median total (no `target_sum`) | a block of cells | the totals of its kept cells | concatenated |
-//! | HVG | one of the fixed row blocks of the kept cells (`COL_BLOCKS`, as the in-memory column reduction) | the size factors of its cells; per kept gene the sums of `e`, `e²` and non-zeros, and the stored values | added in block order: bit-identical to the in-memory moments |
+//! | HVG | one of the fixed row blocks of the kept cells (`COL_BLOCKS`, as the in-memory normalization) | the size factors of its cells; [`LogMoments`] of its cells over the kept genes; per kept gene the stored values | added in block order: bit-identical to the in-memory moments |
 //! | load | a block of cells (computed by the worker holding the PCA row of its middle kept cell) | the HVG rows of its kept cells, cut by the workers holding them ([`crate::pca::RowBlocks::split`] of the kept cells); its counts in gene-major order, one encoded spill segment per worker's range of genes | rows put in order by the worker holding them ([`RowsCollector`]); segments written by the worker owning the genes |
+//!
+//! Where the streamed sums still differ from the in-memory ones:
+//! - the per-gene QC totals are `f64` sums in the fixed row blocks of each block read, not of
+//!   the whole matrix: the same numbers for integer counts, to rounding for non-integer ones
+//!   (a sum cannot be continued across blocks that different workers compute);
+//! - a kept gene with the same non-zero log value in every kept cell gets its variance from
+//!   the sums (a rounding residue) where the in-memory step sets it to exactly 0, because
+//!   the in-memory check reads the values again after the sums, which here would be another
+//!   pass over the file.
 
 use super::reader::CellChunks;
 use super::spill::EncodedSegment;
 use super::wire::{Reader, Wire};
 use crate::error::Result;
-use crate::qc::FilterOptions;
+use crate::lognorm::log_value;
+use crate::normalize::{cell_total, LogMoments};
+use crate::qc::{detected_in, FilterOptions, GeneSums, QcSums};
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-/// Per-cell QC sums: total, detected genes, mitochondrial total, ribosomal total.
-pub(super) type CellSums = (f64, u32, f64, f64);
-
-/// What a block of cells contributes to the QC metrics.
+/// What a block of cells contributes to the QC step: the step's own block accumulator
+/// ([`QcSums`]) and, per gene, the cells passing the fixed filters with a non-zero value
+/// (exact when there is no MAD filter).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct QcPart {
-    pub per_cell: Vec<CellSums>,
-    /// Per gene: cells with a non-zero value.
-    pub g_n: Vec<u32>,
-    /// Per gene: total counts (`f64` sum in cell order within the block).
-    pub g_t: Vec<f64>,
-    /// Per gene: cells passing the fixed filters with a non-zero value (exact when there is
-    /// no MAD filter).
-    pub g_kept: Vec<u32>,
+    pub sums: QcSums,
+    pub kept: Vec<u32>,
 }
 
 impl Wire for QcPart {
     fn put(&self, out: &mut Vec<u8>) {
-        self.per_cell.put(out);
-        self.g_n.put(out);
-        self.g_t.put(out);
-        self.g_kept.put(out);
+        self.sums.per_cell.put(out);
+        self.sums.genes.detected.put(out);
+        self.sums.genes.totals.put(out);
+        self.kept.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let per_cell = Wire::get(r)?;
+        let genes = GeneSums {
+            detected: Wire::get(r)?,
+            totals: Wire::get(r)?,
+        };
         Ok(QcPart {
-            per_cell: Wire::get(r)?,
-            g_n: Wire::get(r)?,
-            g_t: Wire::get(r)?,
-            g_kept: Wire::get(r)?,
+            sums: QcSums { per_cell, genes },
+            kept: Wire::get(r)?,
         })
     }
 }
@@ -56,109 +71,91 @@ impl QcPart {
     /// An empty sum over `n_genes` genes.
     pub fn empty(n_genes: usize) -> QcPart {
         QcPart {
-            per_cell: Vec::new(),
-            g_n: vec![0; n_genes],
-            g_t: vec![0.0; n_genes],
-            g_kept: vec![0; n_genes],
+            sums: QcSums::new(n_genes),
+            kept: vec![0; n_genes],
         }
     }
 
-    /// The part of the block `x` (its cells in file order).
-    pub fn of_block(
-        x: &CsrMatrix,
-        mt: &[bool],
-        ribo: &[bool],
-        fo: &FilterOptions,
-        local_only: bool,
-    ) -> QcPart {
-        let mut p = QcPart::empty(x.n_cols());
-        p.per_cell.par_extend(crate::qc::cell_sums(x, mt, ribo));
-        for r in 0..x.n_rows() {
-            let (t, n, m, _) = p.per_cell[r];
-            let pass = local_only && passes_fixed(fo, t, n, m / t * 100.0);
-            let (idx, val) = x.row(r);
-            for (&c, &v) in idx.iter().zip(val) {
-                let c = c as usize;
-                let nz = (v != 0.0) as u32;
-                p.g_n[c] += nz;
-                p.g_t[c] += v as f64;
-                if pass {
-                    p.g_kept[c] += nz;
-                }
-            }
-        }
-        p
+    /// The part of the block `x` (its cells in file order); `flags` per gene as
+    /// [`crate::qc::gene_flags`]; the cells passing the fixed filters are counted when
+    /// `local_only` (no MAD filter).
+    pub fn of_block(x: &CsrMatrix, flags: &[u8], fo: &FilterOptions, local_only: bool) -> QcPart {
+        let sums = QcSums::of_block(x, flags);
+        let kept = if local_only {
+            let passing = sums.per_cell.iter().enumerate();
+            detected_in(
+                x,
+                passing.filter(|(_, c)| fo.passes_fixed(c)).map(|(r, _)| r),
+            )
+        } else {
+            vec![0; x.n_cols()]
+        };
+        QcPart { sums, kept }
     }
 
     /// Adds the next block's part (blocks in cell order).
     pub fn add(&mut self, p: QcPart) -> Result<()> {
-        same_len("QC part", self.g_n.len(), p.g_n.len())?;
-        same_len("QC part", self.g_n.len(), p.g_t.len())?;
-        same_len("QC part", self.g_n.len(), p.g_kept.len())?;
-        self.per_cell.extend(p.per_cell);
-        for (a, b) in self.g_n.iter_mut().zip(p.g_n) {
-            *a += b;
-        }
-        for (a, b) in self.g_t.iter_mut().zip(p.g_t) {
-            *a += b;
-        }
-        for (a, b) in self.g_kept.iter_mut().zip(p.g_kept) {
+        same_len("QC part", self.kept.len(), p.kept.len())?;
+        self.sums.add(p.sums)?;
+        for (a, b) in self.kept.iter_mut().zip(p.kept) {
             *a += b;
         }
         Ok(())
     }
 }
 
-/// The fixed bounds of the cell filter (`min_genes`, `max_genes`, `min_counts`, `max_counts`,
-/// `max_pct_mito`), as in [`crate::qc::filter`].
-fn passes_fixed(o: &FilterOptions, t: f64, g: u32, pct_mt: f64) -> bool {
-    !(o.min_genes.is_some_and(|b| g < b)
-        || o.max_genes.is_some_and(|b| g > b)
-        || o.min_counts.is_some_and(|b| t < b)
-        || o.max_counts.is_some_and(|b| t > b)
-        || o.max_pct_mito.is_some_and(|b| pct_mt > b))
-}
-
 /// Per input gene, the kept cells of block `x` (input cells `a..`) with a non-zero value.
 pub(super) fn kept_detection(a: usize, x: &CsrMatrix, kept_pos: &[u32]) -> Vec<u32> {
-    let mut g = vec![0u32; x.n_cols()];
-    for r in 0..x.n_rows() {
-        if kept_pos[a + r] == u32::MAX {
-            continue;
-        }
-        let (idx, val) = x.row(r);
-        for (&c, &v) in idx.iter().zip(val) {
-            g[c as usize] += (v != 0.0) as u32;
-        }
-    }
-    g
+    detected_in(x, kept_rows(a, x, kept_pos).into_iter())
 }
 
-/// The total over the kept genes of a row (`f64` sum of the `f32` counts, stored as `f32`).
-pub(super) fn kept_total(idx: &[u32], val: &[f32], gene_pos: &[u32]) -> f32 {
-    idx.iter()
-        .zip(val)
-        .filter(|(c, _)| gene_pos[**c as usize] != u32::MAX)
-        .map(|(_, &x)| x as f64)
-        .sum::<f64>() as f32
-}
-
-/// The totals over the kept genes of the kept cells of block `x` (input cells `a..`).
-pub(super) fn kept_totals(a: usize, x: &CsrMatrix, kept_pos: &[u32], gene_pos: &[u32]) -> Vec<f32> {
+/// The rows of block `x` (input cells `a..`) that hold kept cells.
+fn kept_rows(a: usize, x: &CsrMatrix, kept_pos: &[u32]) -> Vec<usize> {
     (0..x.n_rows())
-        .filter(|&r| kept_pos[a + r] != u32::MAX)
-        .map(|r| {
-            let (idx, val) = x.row(r);
-            kept_total(idx, val, gene_pos)
-        })
+        .filter(|&r| kept_pos.get(a + r).is_some_and(|&k| k != u32::MAX))
         .collect()
 }
 
-/// What one fixed row block of the kept cells contributes to the HVG moments.
+/// Which cells and genes are kept, and how the HVG pass transforms.
+pub(super) struct HvgInputs<'a> {
+    /// Kept-cell position of every input cell (`u32::MAX`: removed).
+    pub kept_pos: &'a [u32],
+    /// The kept genes (input indices, increasing).
+    pub kept_genes: &'a [usize],
+    /// `normalize_total`'s target.
+    pub target: f32,
+    /// Seurat flavor: moments of `expm1(y)`; else of `y`.
+    pub seurat: bool,
+}
+
+impl HvgInputs<'_> {
+    /// The kept cells and genes of block `x` (input cells `a..`), as the in-memory filter copies
+    /// them ([`crate::qc::subset`]), and the total of every kept cell over the kept genes (the
+    /// in-memory normalization's [`cell_total`] of the filter's per-cell sums).
+    fn kept_block(&self, a: usize, x: &CsrMatrix) -> Result<(CsrMatrix, Vec<f32>)> {
+        let rows = kept_rows(a, x, self.kept_pos);
+        let (k, sums) = crate::qc::subset(x, &rows, self.kept_genes, &[])?;
+        let totals = sums
+            .iter()
+            .enumerate()
+            .map(|(r, c)| cell_total(c.0, k.row(r).1))
+            .collect();
+        Ok((k, totals))
+    }
+
+    /// The totals over the kept genes of the kept cells of block `x` (input cells `a..`).
+    pub fn kept_totals(&self, a: usize, x: &CsrMatrix) -> Result<Vec<f32>> {
+        Ok(self.kept_block(a, x)?.1)
+    }
+}
+
+/// What one fixed row block of the kept cells contributes to the HVG moments: the
+/// normalization's own block accumulator ([`LogMoments`]) fed the block's kept cells and genes,
+/// with their size factors and stored values.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct HvgPart {
-    /// Per kept gene: sums of `e`, `e²` (`f32` product) and non-zeros, in cell order.
-    pub sums: Vec<[f64; 3]>,
+    /// Per kept gene: sums of `e`, `e²` and non-zeros, in cell order.
+    pub moments: LogMoments,
     /// Per kept gene: stored values.
     pub stored: Vec<u64>,
     /// Size factors of the block's kept cells, in order.
@@ -167,105 +164,57 @@ pub(super) struct HvgPart {
 
 impl Wire for HvgPart {
     fn put(&self, out: &mut Vec<u8>) {
-        self.sums.put(out);
+        self.moments.acc.put(out);
+        self.moments.nz.put(out);
         self.stored.put(out);
         self.size_factors.put(out);
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
         Ok(HvgPart {
-            sums: Wire::get(r)?,
+            moments: LogMoments {
+                acc: Wire::get(r)?,
+                nz: Wire::get(r)?,
+            },
             stored: Wire::get(r)?,
             size_factors: Wire::get(r)?,
         })
     }
 }
 
-/// How the HVG pass transforms and where it puts the values.
-pub(super) struct HvgInputs<'a> {
-    pub kept_pos: &'a [u32],
-    pub gene_pos: &'a [u32],
-    pub n_kept_genes: usize,
-    /// `normalize_total`'s target.
-    pub target: f32,
-    /// Seurat flavor: moments of `expm1(y)`; else of `y`.
-    pub seurat: bool,
-}
-
 impl HvgPart {
     /// The part of the kept cells in input cells `c0..c1` (one fixed row block), read in the
-    /// pieces that `cell_blocks` cut that range into.
+    /// pieces that `cell_blocks` cut that range into. The cells are added in order, as the
+    /// in-memory normalization adds the cells of a fixed row block.
     pub fn of_cells(
         reader: &CellChunks,
         cell_blocks: &[(usize, usize)],
         (c0, c1): (usize, usize),
         inp: &HvgInputs<'_>,
     ) -> Result<HvgPart> {
+        let n_kg = inp.kept_genes.len();
         let mut part = HvgPart {
-            sums: vec![[0f64; 3]; inp.n_kept_genes],
-            stored: vec![0u64; inp.n_kept_genes],
+            moments: LogMoments::new(n_kg),
+            stored: vec![0u64; n_kg],
             size_factors: Vec::new(),
         };
-        let mut e_buf: Vec<f32> = Vec::new();
         for &(a, b) in cell_blocks {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
-                let x = reader.read(a, b)?;
-                part.add_block(a, &x, inp, &mut e_buf);
+                let (x, totals) = inp.kept_block(a, &reader.read(a, b)?)?;
+                for (r, t) in totals.into_iter().enumerate() {
+                    let (idx, val) = x.row(r);
+                    let s = t / inp.target;
+                    part.moments.add_row(idx, val, s, inp.seurat, None);
+                    for &c in idx {
+                        if let Some(n) = part.stored.get_mut(c as usize) {
+                            *n += 1;
+                        }
+                    }
+                    part.size_factors.push(s);
+                }
             }
         }
         Ok(part)
-    }
-
-    fn add_block(&mut self, a: usize, x: &CsrMatrix, inp: &HvgInputs<'_>, e_buf: &mut Vec<f32>) {
-        let (kept_pos, gene_pos, seurat) = (inp.kept_pos, inp.gene_pos, inp.seurat);
-        // Size factors, then the transformed values of every stored entry, in parallel.
-        let rows: Vec<usize> = (0..x.n_rows())
-            .filter(|&r| kept_pos[a + r] != u32::MAX)
-            .collect();
-        let sf: Vec<f32> = rows
-            .par_iter()
-            .map(|&r| {
-                let (idx, val) = x.row(r);
-                kept_total(idx, val, gene_pos) / inp.target
-            })
-            .collect();
-        e_buf.clear();
-        e_buf.resize(x.nnz(), 0.0);
-        let ptr = x.indptr();
-        let mut parts: Vec<(usize, f32, &mut [f32])> = Vec::with_capacity(rows.len());
-        let mut rest: &mut [f32] = e_buf;
-        let mut pos = 0;
-        for (k, &r) in rows.iter().enumerate() {
-            let (lo, hi) = (ptr[r], ptr[r + 1]);
-            let (_, tail) = rest.split_at_mut(lo - pos);
-            let (mine, tail) = tail.split_at_mut(hi - lo);
-            parts.push((r, sf[k], mine));
-            rest = tail;
-            pos = hi;
-        }
-        parts.into_par_iter().for_each(|(r, s, out)| {
-            let s = if s == 0.0 { 1.0 } else { s };
-            for (o, &v) in out.iter_mut().zip(x.row(r).1) {
-                let y = (v / s).ln_1p();
-                *o = if seurat { y.exp_m1() } else { y };
-            }
-        });
-        for &r in &rows {
-            let (idx, _) = x.row(r);
-            let es = &e_buf[ptr[r]..ptr[r + 1]];
-            for (&c, &e) in idx.iter().zip(es) {
-                let g = gene_pos[c as usize];
-                if g == u32::MAX {
-                    continue;
-                }
-                let q = &mut self.sums[g as usize];
-                q[0] += e as f64;
-                q[1] += (e * e) as f64;
-                q[2] += (e != 0.0) as u8 as f64;
-                self.stored[g as usize] += 1;
-            }
-        }
-        self.size_factors.extend_from_slice(&sf);
     }
 }
 
@@ -335,14 +284,13 @@ impl RowsPart {
         }
         parts.into_par_iter().for_each(|(r, k, oi, od)| {
             let s = size_factors[k as usize];
-            let s = if s == 0.0 { 1.0 } else { s };
             let (idx, val) = x.row(r);
             let mut w = 0;
             for (&c, &v) in idx.iter().zip(val) {
                 let j = col_of[c as usize];
                 if j != u32::MAX {
                     oi[w] = j;
-                    od[w] = (v / s).ln_1p();
+                    od[w] = log_value(v, s);
                     w += 1;
                 }
             }

@@ -15,9 +15,10 @@ use crate::cluster::leiden;
 use crate::embed::{umap, Init};
 use crate::error::{Error, Result};
 use crate::graph::umap_connectivities;
-use crate::hvg::{highly_variable_from_moments, Flavor};
+use crate::hvg::{highly_variable_from_moments, mean_var_from_sums, Flavor};
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
+use crate::normalize::LogMoments;
 use crate::pca::{pca_on_blocks, RowBlocks, Solver};
 use crate::pipeline::runner::StepRunner;
 use crate::pipeline::Progress;
@@ -115,6 +116,7 @@ pub fn run_on<W: Workers>(
         .iter()
         .map(|s| has(s, &qc_opts.ribo_prefixes))
         .collect();
+    let flags = crate::qc::gene_flags(&mt, &ribo);
     let fo = &po.filter;
     let local_only = fo.mad.is_none();
     let (leader_qc, keep) = steps.step("qc", |rep| {
@@ -125,7 +127,7 @@ pub fn run_on<W: Workers>(
             &mut |u| {
                 let (a, b) = cell_blocks[u];
                 let x = reader.read(a, b)?;
-                let p = QcPart::of_block(&x, &mt, &ribo, fo, local_only);
+                let p = QcPart::of_block(&x, &flags, fo, local_only);
                 Ok((p, Vec::<(usize, ())>::new()))
             },
             &mut |u, p| {
@@ -136,13 +138,7 @@ pub fn run_on<W: Workers>(
             &mut |_, ()| Ok(()),
         )?;
         let leader = w.is_leader().then(|| {
-            let cols: Vec<[f64; 2]> = sums
-                .g_n
-                .iter()
-                .zip(&sums.g_t)
-                .map(|(&n, &t)| [n as f64, t])
-                .collect();
-            let qc = crate::qc::assemble(&sums.per_cell, &cols, mt.clone(), ribo.clone());
+            let qc = sums.sums.finish(mt.clone(), ribo.clone());
             let samples = reader.samples(&opts.read.sample);
             let cells = filter_cells_by_metrics(&qc, &samples, fo)?;
             let n_kept = cells.keep_cells.len();
@@ -152,7 +148,7 @@ pub fn run_on<W: Workers>(
                     format!("only {n_kept} cells pass the QC filters; at least 3 are needed"),
                 ));
             }
-            Ok((qc, cells, std::mem::take(&mut sums.g_kept)))
+            Ok((qc, cells, std::mem::take(&mut sums.kept)))
         });
         share_from_leader(w, "kept cells", leader, |(_, c, _)| c.keep_cells.clone())
     })?;
@@ -226,7 +222,13 @@ pub fn run_on<W: Workers>(
     let k_nn = po.knn.n_neighbors.min(n_kept) as u64;
     let (leader_hvg, (size_factors, stored_per_gene, hvg_genes, kept_totals)) =
         steps.step("hvg", |rep| {
-            let target: f32 = match po.normalize.target_sum {
+            let mut inputs = HvgInputs {
+                kept_pos: &kept_pos,
+                kept_genes: &kept_genes,
+                target: 1.0,
+                seurat,
+            };
+            inputs.target = match po.normalize.target_sum {
                 Some(t) => t as f32,
                 None => {
                     let mut totals = Vec::with_capacity(n_kept);
@@ -236,7 +238,7 @@ pub fn run_on<W: Workers>(
                         &mut |u| {
                             let (a, b) = cell_blocks[u];
                             let x = reader.read(a, b)?;
-                            let t = passes::kept_totals(a, &x, &kept_pos, &gene_pos);
+                            let t = inputs.kept_totals(a, &x)?;
                             Ok((t, Vec::<(usize, ())>::new()))
                         },
                         &mut |u, t: Vec<f32>| {
@@ -253,7 +255,7 @@ pub fn run_on<W: Workers>(
                     share_from_leader(w, "median total", median, |t| *t)?.1
                 }
             };
-            if !(target.is_finite() && target > 0.0) {
+            if !(inputs.target.is_finite() && inputs.target > 0.0) {
                 return Err(Error::data(
                     "normalize_total",
                     "the median total is zero: set target_sum",
@@ -262,14 +264,7 @@ pub fn run_on<W: Workers>(
             // Same blocking as `qc::col_reduce` over the kept cells: block sums added in order.
             let block = n_kept.div_ceil(COL_BLOCKS).max(1);
             let n_units = n_kept.div_ceil(block);
-            let inputs = HvgInputs {
-                kept_pos: &kept_pos,
-                gene_pos: &gene_pos,
-                n_kept_genes: n_kg,
-                target,
-                seurat,
-            };
-            let mut total = vec![[0f64; 3]; n_kg];
+            let mut total = LogMoments::new(n_kg);
             let mut stored = vec![0u64; n_kg];
             let mut size_factors: Vec<f32> = Vec::with_capacity(n_kept);
             w.pass(
@@ -282,14 +277,10 @@ pub fn run_on<W: Workers>(
                     Ok((p, Vec::<(usize, ())>::new()))
                 },
                 &mut |u, p| {
-                    if p.sums.len() != n_kg || p.stored.len() != n_kg {
+                    if p.stored.len() != n_kg {
                         return Err(Error::data("streamed pipeline", "a malformed HVG part"));
                     }
-                    for (t, c) in total.iter_mut().zip(&p.sums) {
-                        for k in 0..3 {
-                            t[k] += c[k];
-                        }
-                    }
+                    total.add(&p.moments)?;
                     for (s, c) in stored.iter_mut().zip(&p.stored) {
                         *s += c;
                     }
@@ -304,15 +295,9 @@ pub fn run_on<W: Workers>(
                 if size_factors.len() != n_kept {
                     return Err(Error::data("streamed pipeline", "size factors lost"));
                 }
-                let n = n_kept as f64;
-                let mut means = Vec::with_capacity(n_kg);
-                let mut vars = Vec::with_capacity(n_kg);
-                for q in &total {
-                    let m = q[0] / n;
-                    let v = q[1] / n - m * m;
-                    means.push(m);
-                    vars.push(if n != 1.0 { v * (n / (n - 1.0)) } else { v });
-                }
+                // The in-memory moments' arithmetic; see the module docs of `super::passes` for
+                // the genes with the same value in every kept cell.
+                let (means, vars, _) = mean_var_from_sums(&total.finish(), n_kept, |_| false);
                 let hvg = highly_variable_from_moments(means, &vars, &po.hvg)?;
                 let hvg_genes = hvg.selected();
                 if hvg_genes.len() < 2 {
