@@ -66,8 +66,11 @@
 //! neighbors, Leiden and UMAP are identical (same arithmetic in the same order). Wilcoxon
 //! markers are identical (each gene is ranked on its own, its values in cell order). With the
 //! t-test the per-gene sums are taken in cell order here and in row chunks by `rank_genes`, so
-//! scores agree to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output only) are
-//! summed in file order and agree to rounding. Not supported here: `seurat_v3` HVG,
+//! scores agree to rounding (about 1e-12 relative). Gene totals of non-integer counts (QC output
+//! only) are summed in the fixed row blocks of each block read, not of the whole matrix, and
+//! agree to rounding; a kept gene with the same non-zero log value in every kept cell gets a
+//! rounding residue as its variance where the in-memory step sets exactly 0 (see
+//! `passes`). Not supported here: `seurat_v3` HVG,
 //! `exclude_highly_expressed` normalization and HVG batches (errors).
 
 mod markers;
