@@ -8,8 +8,10 @@
 //! matrices are therefore written in three steps:
 //!
 //! 1. each is declared as a contiguous dataset (the layout h5py gives an uncompressed
-//!    dataset) holding a zero placeholder of its size: `vec![0u8; n]` is served by the
-//!    allocator from untouched zero pages, so it costs address space but no memory;
+//!    dataset) holding a zero placeholder of its size: `vec![0u8; n]`, which the allocator
+//!    serves from fresh, untouched zero pages, costing address space but no memory (glibc
+//!    does so from 32 MB up; a smaller one may come from reused memory it zeroes, and
+//!    then costs its size until the file is written);
 //! 2. the builder streams the file through [`HoleWriter`], which leaves every 64 KiB block
 //!    of zeros as a hole (read back as zeros) instead of writing it, so the placeholders
 //!    cost neither memory nor disk writes;
@@ -31,7 +33,6 @@ use crate::sparse::CsrMatrix;
 use hdf5_pure::{Datatype, GroupBuilder, Layout};
 use std::borrow::Cow;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Arrays of at least this many bytes are written after the file's layout (smaller ones are
@@ -114,6 +115,20 @@ impl HoleWriter {
     }
 }
 
+/// Writes all of `buf` at `offset` of `f` (a positioned write on Unix).
+#[cfg(unix)]
+fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = f;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)
+}
+
 fn is_zero(b: &[u8]) -> bool {
     // OR-folds of 256 bytes vectorize; the early exit is per fold.
     b.chunks(256)
@@ -131,8 +146,7 @@ impl Write for HoleWriter {
                 let block = &buf[at..at + HOLE_BLOCK];
                 if is_zero(block) {
                     if run < at {
-                        self.file
-                            .write_all_at(&buf[run..at], self.pos + run as u64)?;
+                        write_at(&self.file, &buf[run..at], self.pos + run as u64)?;
                     }
                     run = at + HOLE_BLOCK;
                 }
@@ -140,7 +154,7 @@ impl Write for HoleWriter {
             }
         }
         if run < buf.len() {
-            self.file.write_all_at(&buf[run..], self.pos + run as u64)?;
+            write_at(&self.file, &buf[run..], self.pos + run as u64)?;
         }
         self.pos += buf.len() as u64;
         Ok(buf.len())
@@ -204,8 +218,7 @@ pub(super) fn write_region(
 ) -> Result<()> {
     let mut at = offset;
     for piece in bytes.chunks(PIECE_BYTES) {
-        out.write_all_at(piece, at)
-            .map_err(|e| Error::io(path, e))?;
+        write_at(out, piece, at).map_err(|e| Error::io(path, e))?;
         at += piece.len() as u64;
     }
     Ok(())
@@ -227,7 +240,7 @@ pub(super) fn write_values(
         row_values(x, r, &mut buf);
         if buf.len() >= piece || r + 1 == p.n_rows() {
             let b = f32_bytes(&buf);
-            out.write_all_at(&b, at).map_err(|e| Error::io(path, e))?;
+            write_at(out, &b, at).map_err(|e| Error::io(path, e))?;
             at += b.len() as u64;
             buf.clear();
         }
