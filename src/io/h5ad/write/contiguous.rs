@@ -73,7 +73,7 @@ impl<'a> Values<'a> {
 /// Declares the 1-D dataset `name` of `n` elements of `dtype` (`esize` bytes each): with the
 /// values `small()` gives when it is smaller than [`PLACEHOLDER_MIN`] bytes (`true`
 /// returned: nothing left to write), otherwise contiguous with a zero placeholder that
-/// [`fill_region`] overwrites once the file is written (`false`).
+/// `csr::fill_csr_contiguous` overwrites once the file is written (`false`).
 pub(super) fn declare(
     g: &mut GroupBuilder,
     name: &str,
