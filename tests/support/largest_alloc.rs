@@ -11,9 +11,15 @@ pub struct Largest;
 /// The largest allocation (bytes) since it was last reset with `LARGEST.store(0, ..)`.
 pub static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+/// The largest allocation (bytes) that is not zero-filled (`alloc`, `realloc`): a zero-filled
+/// one is served from untouched zero pages and costs memory only where it is written.
+#[allow(dead_code)]
+pub static LARGEST_UNZEROED: AtomicUsize = AtomicUsize::new(0);
+
 unsafe impl GlobalAlloc for Largest {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        LARGEST_UNZEROED.fetch_max(layout.size(), Ordering::Relaxed);
         System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -25,6 +31,7 @@ unsafe impl GlobalAlloc for Largest {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        LARGEST_UNZEROED.fetch_max(new_size, Ordering::Relaxed);
         System.realloc(ptr, layout, new_size)
     }
 }

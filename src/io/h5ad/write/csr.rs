@@ -1,31 +1,75 @@
-//! The sparse matrices of an `.h5ad` file: declared empty and appendable while the file is
-//! built, then filled a bounded piece at a time.
+//! The sparse matrices of an `.h5ad` file: declared while the file is built, their large
+//! arrays filled once it is written (compressed: appended chunk by chunk; uncompressed:
+//! written into contiguous regions, see [`super::contiguous`]).
 
+use super::contiguous::{self, f32_bytes, index_bytes, Values};
 use super::elements::enc;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::hdf5_util::{self, chunk_len};
-use crate::lognorm::MatrixValues;
+use crate::lognorm::row_values;
 use crate::sparse::CsrMatrix;
 use hdf5_pure::{AttrValue, GroupBuilder};
 use std::path::Path;
 
-/// Declares the sparse matrix group `g` (encoding attributes, `shape`) with empty, appendable
-/// `data` (`float32`), `indices` (`int32`) and `indptr` (`int32`, or `int64` past 2^31 - 1
-/// values), filled by [`fill_csr`] once the file is written.
-pub(super) fn declare_csr(g: &mut GroupBuilder, m: &CsrMatrix, level: Option<u32>) {
+/// Which arrays of a matrix declared by [`declare_csr`] are still to be written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    data: bool,
+    indices: bool,
+    indptr: bool,
+}
+
+/// Declares the sparse matrix group `g` (encoding attributes, `shape`) with `data`
+/// (`float32`), `indices` (`int32`) and `indptr` (`int32`, or `int64` past 2^31 - 1 values).
+///
+/// Compressed (`level` is `Some`): the three are empty, chunked and appendable, filled by
+/// [`fill_csr`]. Uncompressed: contiguous, small ones given their values here and large ones
+/// a zero placeholder, filled by [`fill_csr_contiguous`].
+pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -> Pending {
+    let m = v.pattern();
     enc(g, "csr_matrix", "0.1.0");
     g.set_attr(
         "shape",
         AttrValue::I64Array(vec![m.n_rows() as i64, m.n_cols() as i64]),
     );
-    let nnz = chunk_len(m.nnz());
-    hdf5_util::declare_appendable::<f32>(g, "data", &[], nnz, level);
-    hdf5_util::declare_appendable::<i32>(g, "indices", &[], nnz, level);
-    let np = chunk_len(m.indptr().len());
-    if indptr_is_i32(m) {
-        hdf5_util::declare_appendable::<i32>(g, "indptr", &[], np, level);
+    let wide = !indptr_is_i32(m);
+    if level.is_some() {
+        let nnz = chunk_len(m.nnz());
+        hdf5_util::declare_appendable::<f32>(g, "data", &[], nnz, level);
+        hdf5_util::declare_appendable::<i32>(g, "indices", &[], nnz, level);
+        let np = chunk_len(m.indptr().len());
+        if wide {
+            hdf5_util::declare_appendable::<i64>(g, "indptr", &[], np, level);
+        } else {
+            hdf5_util::declare_appendable::<i32>(g, "indptr", &[], np, level);
+        }
+        return Pending {
+            data: true,
+            indices: true,
+            indptr: true,
+        };
+    }
+    let nnz = m.nnz();
+    let data = !contiguous::declare(g, "data", hdf5_pure::make_f32_type(), nnz, 4, || {
+        let mut vals = Vec::with_capacity(nnz);
+        for r in 0..m.n_rows() {
+            row_values(v.as_dyn(), r, &mut vals);
+        }
+        f32_bytes(&vals).into_owned()
+    });
+    let indices = !contiguous::declare(g, "indices", hdf5_pure::make_i32_type(), nnz, 4, || {
+        index_bytes(m.indices()).into_owned()
+    });
+    let (t, w) = if wide {
+        (hdf5_pure::make_i64_type(), 8)
     } else {
-        hdf5_util::declare_appendable::<i64>(g, "indptr", &[], np, level);
+        (hdf5_pure::make_i32_type(), 4)
+    };
+    let indptr = !contiguous::declare(g, "indptr", t, m.indptr().len(), w, || indptr_bytes(m));
+    Pending {
+        data,
+        indices,
+        indptr,
     }
 }
 
@@ -33,17 +77,27 @@ fn indptr_is_i32(m: &CsrMatrix) -> bool {
     m.nnz() <= i32::MAX as usize
 }
 
-/// Appends the arrays of `m` to the group `name` declared by [`declare_csr`], a bounded
-/// piece at a time.
-pub(super) fn fill_csr(
-    file: &hdf5_pure::File,
-    path: &Path,
-    name: &str,
-    x: &dyn MatrixValues,
-) -> Result<()> {
+/// The row pointers of `m` as the file stores them (little-endian `int32` or `int64`).
+fn indptr_bytes(m: &CsrMatrix) -> Vec<u8> {
+    if indptr_is_i32(m) {
+        m.indptr()
+            .iter()
+            .flat_map(|&p| (p as i32).to_le_bytes())
+            .collect()
+    } else {
+        m.indptr()
+            .iter()
+            .flat_map(|&p| (p as i64).to_le_bytes())
+            .collect()
+    }
+}
+
+/// Appends the arrays of `x` to the group `name` declared by [`declare_csr`] with
+/// compression, a bounded piece at a time.
+pub(super) fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, v: Values) -> Result<()> {
     let data = format!("{name}/data");
-    hdf5_util::append_values(file, path, &data, x)?;
-    let m = x.pattern();
+    hdf5_util::append_values(file, path, &data, v.as_dyn())?;
+    let m = v.pattern();
     let indices = format!("{name}/indices");
     // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
     hdf5_util::append_converted(file, path, &indices, m.indices(), |i: u32| i as i32)?;
@@ -53,4 +107,44 @@ pub(super) fn fill_csr(
     } else {
         hdf5_util::append_converted(file, path, &indptr, m.indptr(), |p: usize| p as i64)
     }
+}
+
+/// Writes the arrays of `v` that [`declare_csr`] left as placeholders (uncompressed) into
+/// their regions of the file: `file` is the written file opened for reading (to locate the
+/// regions), `out` the same file opened for writing.
+pub(super) fn fill_csr_contiguous(
+    file: &hdf5_pure::File,
+    out: &std::fs::File,
+    path: &Path,
+    name: &str,
+    v: Values,
+    pending: Pending,
+) -> Result<()> {
+    let m = v.pattern();
+    if pending.data {
+        let at = contiguous::region(file, path, &format!("{name}/data"), m.nnz() * 4)?;
+        match v {
+            Values::Stored(s) => contiguous::write_region(out, path, at, &f32_bytes(s.data()))?,
+            Values::Computed(x) => contiguous::write_values(out, path, at, x)?,
+        }
+    }
+    if pending.indices {
+        let at = contiguous::region(file, path, &format!("{name}/indices"), m.nnz() * 4)?;
+        // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
+        contiguous::write_region(out, path, at, &index_bytes(m.indices()))?;
+    }
+    if pending.indptr {
+        let bytes = indptr_bytes(m);
+        let at = contiguous::region(file, path, &format!("{name}/indptr"), bytes.len())?;
+        contiguous::write_region(out, path, at, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Opens the written file `tmp` for positioned writes; errors name `path`.
+pub(super) fn open_for_fill(tmp: &Path, path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp)
+        .map_err(|e| Error::io(path, e))
 }

@@ -1,0 +1,296 @@
+//! Uncompressed sparse matrices written at the speed of the disk.
+//!
+//! `hdf5-pure`'s builder places every object before it emits a byte and then streams the
+//! file front to back (one pass, no seeks, no `fsync`), but it takes a dataset's bytes as
+//! one owned buffer; its appender, the other way to write a large array, copies every piece
+//! several times, writes the file in chunk-sized pieces and `fsync`s the whole file when it
+//! is closed. For the uncompressed layout (anndata's default) the large arrays of the sparse
+//! matrices are therefore written in three steps:
+//!
+//! 1. each is declared as a contiguous dataset (the layout h5py gives an uncompressed
+//!    dataset) holding a zero placeholder of its size: `vec![0u8; n]`, which the allocator
+//!    serves from fresh, untouched zero pages, costing address space but no memory (glibc
+//!    does so from 32 MB up; a smaller one may come from reused memory it zeroes, and
+//!    then costs its size until the file is written);
+//! 2. the builder streams the file through [`HoleWriter`], which leaves every 64 KiB block
+//!    of zeros as a hole (read back as zeros) instead of writing it, so the placeholders
+//!    cost neither memory nor disk writes;
+//! 3. the file is reopened, each dataset's contiguous region located (`Dataset::layout`)
+//!    and the real bytes written into it with positioned writes of about 8 MB, straight
+//!    from the matrices' own arrays where the stored bytes are the file's (`f32` values and
+//!    `u32` column indices, which below 2^31 have the bits of `int32`, on a little-endian
+//!    machine), or converted a piece at a time into one reusable buffer (the log values of
+//!    `X`, row pointers).
+//!
+//! Arrays smaller than [`PLACEHOLDER_MIN`] bytes are handed to the builder with their
+//! values (the builder may store tiny datasets inline in their headers, where no region
+//! can be written later). The file is not synchronized to disk, as h5py does not either;
+//! [`super::write_h5ad`] renames it into place once complete.
+
+use crate::error::{Error, Result};
+use crate::lognorm::{row_values, MatrixValues};
+use crate::sparse::CsrMatrix;
+use hdf5_pure::{Datatype, GroupBuilder, Layout};
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::Path;
+
+/// Arrays of at least this many bytes are written after the file's layout (smaller ones are
+/// given to the builder with their values).
+pub(super) const PLACEHOLDER_MIN: usize = 1 << 20;
+
+/// Bytes per positioned write when filling a region (and values computed per piece).
+const PIECE_BYTES: usize = 8 << 20;
+
+/// Runs of zeros [`HoleWriter`] leaves unwritten are whole blocks of this many bytes.
+const HOLE_BLOCK: usize = 64 << 10;
+
+/// The values of a sparse matrix: computed when written (`X`), or stored (`layers`, `obsp`).
+#[derive(Clone, Copy)]
+pub(super) enum Values<'a> {
+    /// Values computed a row at a time (e.g. [`crate::lognorm::LogCounts`]).
+    Computed(&'a dyn MatrixValues),
+    /// The stored values of a matrix, written as they are.
+    Stored(&'a CsrMatrix),
+}
+
+impl<'a> Values<'a> {
+    pub(super) fn pattern(&self) -> &'a CsrMatrix {
+        match *self {
+            Values::Computed(x) => x.pattern(),
+            Values::Stored(m) => m,
+        }
+    }
+
+    pub(super) fn as_dyn(&self) -> &'a dyn MatrixValues {
+        match *self {
+            Values::Computed(x) => x,
+            Values::Stored(m) => m,
+        }
+    }
+}
+
+/// Declares the 1-D dataset `name` of `n` elements of `dtype` (`esize` bytes each): with the
+/// values `small()` gives when it is smaller than [`PLACEHOLDER_MIN`] bytes (`true`
+/// returned: nothing left to write), otherwise contiguous with a zero placeholder that
+/// `csr::fill_csr_contiguous` overwrites once the file is written (`false`).
+pub(super) fn declare(
+    g: &mut GroupBuilder,
+    name: &str,
+    dtype: Datatype,
+    n: usize,
+    esize: usize,
+    small: impl FnOnce() -> Vec<u8>,
+) -> bool {
+    let d = g.create_dataset(name);
+    let bytes = n.saturating_mul(esize);
+    if n == 0 {
+        d.with_dtype(dtype).with_shape(&[0]);
+        true
+    } else if bytes < PLACEHOLDER_MIN {
+        d.with_raw_data(dtype, small(), n as u64);
+        true
+    } else {
+        d.with_raw_data(dtype, vec![0u8; bytes], n as u64);
+        false
+    }
+}
+
+/// A file written front to back that leaves every whole, aligned [`HOLE_BLOCK`] of zeros of
+/// a large write unwritten (a hole, which reads as zeros). [`HoleWriter::finish`] sets the
+/// file's length, which a trailing hole would otherwise leave short.
+pub(super) struct HoleWriter {
+    file: std::fs::File,
+    pos: u64,
+}
+
+impl HoleWriter {
+    pub(super) fn new(file: std::fs::File) -> Self {
+        HoleWriter { file, pos: 0 }
+    }
+
+    /// Sets the file's length to the bytes written, holes included.
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        self.file.set_len(self.pos)
+    }
+}
+
+/// Writes all of `buf` at `offset` of `f` (a positioned write on Unix).
+#[cfg(unix)]
+fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = f;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    // OR-folds of 256 bytes vectorize; the early exit is per fold.
+    b.chunks(256)
+        .all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0)
+}
+
+impl Write for HoleWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut run = 0; // start of the bytes not yet written
+                         // blocks aligned to the file's offsets, so that holes are whole file-system blocks
+        let first = (HOLE_BLOCK - (self.pos as usize % HOLE_BLOCK)) % HOLE_BLOCK;
+        if buf.len() >= HOLE_BLOCK + first {
+            let mut at = first;
+            while at + HOLE_BLOCK <= buf.len() {
+                let block = &buf[at..at + HOLE_BLOCK];
+                if is_zero(block) {
+                    if run < at {
+                        write_at(&self.file, &buf[run..at], self.pos + run as u64)?;
+                    }
+                    run = at + HOLE_BLOCK;
+                }
+                at += HOLE_BLOCK;
+            }
+        }
+        if run < buf.len() {
+            write_at(&self.file, &buf[run..], self.pos + run as u64)?;
+        }
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The little-endian bytes of `v`: borrowed on a little-endian machine, converted otherwise.
+fn le_bytes<T: Copy, const N: usize>(v: &[T], to_le: impl Fn(T) -> [u8; N]) -> Cow<'_, [u8]> {
+    #[cfg(target_endian = "little")]
+    {
+        let _ = &to_le;
+        debug_assert_eq!(std::mem::size_of::<T>(), N);
+        // SAFETY: `T` is `f32` or `u32` here (see the callers), plain data of `N` = 4 bytes
+        // with no padding and no invalid bit patterns as bytes; the slice covers exactly
+        // the `v.len() * N` bytes of `v`, borrowed for `v`'s lifetime, and `u8` has
+        // alignment 1.
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * N) })
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        Cow::Owned(v.iter().flat_map(|&x| to_le(x)).collect())
+    }
+}
+
+/// The stored values of `m` as the file's `float32` bytes.
+pub(super) fn f32_bytes(v: &[f32]) -> Cow<'_, [u8]> {
+    le_bytes(v, f32::to_le_bytes)
+}
+
+/// Column indices as the file's `int32` bytes: below 2^31 (checked by the caller) a `u32`
+/// has the bits of the `i32` of the same value.
+pub(super) fn index_bytes(v: &[u32]) -> Cow<'_, [u8]> {
+    le_bytes(v, u32::to_le_bytes)
+}
+
+/// Where the contiguous dataset `name` of `file` starts, checking that it holds `bytes`.
+pub(super) fn region(file: &hdf5_pure::File, path: &Path, name: &str, bytes: usize) -> Result<u64> {
+    let err = |m: String| Error::hdf5(path, name, m);
+    let ds = file.dataset(name).map_err(|e| err(e.to_string()))?;
+    match ds.layout().map_err(|e| err(e.to_string()))? {
+        Layout::Contiguous {
+            address: Some(a),
+            size,
+        } if size == bytes as u64 => Ok(a),
+        l => Err(err(format!(
+            "expected a contiguous region of {bytes} bytes, the writer laid out {l:?}"
+        ))),
+    }
+}
+
+/// Writes `bytes` into the file at `offset`, [`PIECE_BYTES`] at a time.
+pub(super) fn write_region(
+    out: &std::fs::File,
+    path: &Path,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut at = offset;
+    for piece in bytes.chunks(PIECE_BYTES) {
+        write_at(out, piece, at).map_err(|e| Error::io(path, e))?;
+        at += piece.len() as u64;
+    }
+    Ok(())
+}
+
+/// Writes the values of `x` (row after row) as `float32` into the region at `offset`,
+/// computing about [`PIECE_BYTES`] at a time into one reusable buffer.
+pub(super) fn write_values(
+    out: &std::fs::File,
+    path: &Path,
+    offset: u64,
+    x: &dyn MatrixValues,
+) -> Result<()> {
+    let p = x.pattern();
+    let piece = PIECE_BYTES / 4;
+    let mut buf: Vec<f32> = Vec::with_capacity(p.nnz().min(piece) + p.n_cols());
+    let mut at = offset;
+    for r in 0..p.n_rows() {
+        row_values(x, r, &mut buf);
+        if buf.len() >= piece || r + 1 == p.n_rows() {
+            let b = f32_bytes(&buf);
+            write_at(out, &b, at).map_err(|e| Error::io(path, e))?;
+            at += b.len() as u64;
+            buf.clear();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn hole_writer_keeps_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("holes");
+        let mut w = HoleWriter::new(std::fs::File::create(&p).unwrap());
+        let mut expect = Vec::new();
+        // small writes, an unaligned large write with zero and non-zero blocks, a trailing
+        // run of zeros (the file's length must cover it)
+        let mut pieces: Vec<Vec<u8>> = vec![vec![1, 2, 3], vec![0; 10]];
+        let mut big = vec![0u8; 5 * HOLE_BLOCK + 123];
+        big[7] = 9;
+        big[2 * HOLE_BLOCK + 17] = 4;
+        big[5 * HOLE_BLOCK + 100] = 5;
+        pieces.push(big);
+        pieces.push(vec![0u8; 3 * HOLE_BLOCK]);
+        for piece in &pieces {
+            w.write_all(piece).unwrap();
+            expect.extend_from_slice(piece);
+        }
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        std::fs::File::open(&p)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got.len(), expect.len());
+        assert!(got == expect);
+    }
+
+    #[test]
+    fn byte_views_are_little_endian() {
+        assert_eq!(
+            &*f32_bytes(&[1.5f32, -2.0]),
+            &[1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat()[..]
+        );
+        assert_eq!(
+            &*index_bytes(&[7u32, 70_000]),
+            &[7i32.to_le_bytes(), 70_000i32.to_le_bytes()].concat()[..]
+        );
+    }
+}
