@@ -8,15 +8,15 @@ use crate::error::{Error, Result};
 use linfa::prelude::*;
 use linfa_clustering::KMeans;
 use ndarray::{Array2, ArrayView2};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 
 /// Options of [`kmeans`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeansOptions {
     /// Number of clusters; at least 1 and at most the number of points. Default 8 (sklearn's).
     pub k: usize,
-    /// Seed of the k-means++ initialization (rand's `StdRng`). Default 0.
+    /// Seed of the k-means++ initialization (`rand_chacha::ChaCha12Rng`). Default 0.
     pub seed: u64,
     /// Number of independent starts; the one with the lowest inertia is kept. Default 10
     /// (linfa's).
@@ -70,7 +70,7 @@ pub fn kmeans(embedding: ArrayView2<f32>, opts: &KMeansOptions) -> Result<Cluste
     }
     let records: Array2<f64> = embedding.mapv(|x| x as f64);
     let dataset = DatasetBase::from(records);
-    let model = KMeans::params_with_rng(opts.k, StdRng::seed_from_u64(opts.seed))
+    let model = KMeans::params_with_rng(opts.k, ChaCha12Rng::seed_from_u64(opts.seed))
         .n_runs(opts.n_runs)
         .max_n_iterations(opts.max_iter)
         .tolerance(1e-4)

@@ -5,8 +5,8 @@ use super::edges::Edges;
 use super::spectral::component_spectral;
 use super::Init;
 use crate::error::{Error, Result};
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, Normal};
 
 /// Connected components (union-find), labelled 0.. in order of first cell.
@@ -44,7 +44,11 @@ fn components(edges: &Edges) -> (usize, Vec<usize>) {
     (n_comp, label)
 }
 
-pub(super) fn initial_layout(edges: &Edges, init: Init<'_>, rng: &mut StdRng) -> Result<Vec<f32>> {
+pub(super) fn initial_layout(
+    edges: &Edges,
+    init: Init<'_>,
+    rng: &mut ChaCha12Rng,
+) -> Result<Vec<f32>> {
     let n = edges.n;
     let mut pos = match init {
         Init::Random => {
@@ -71,7 +75,7 @@ pub(super) fn initial_layout(edges: &Edges, init: Init<'_>, rng: &mut StdRng) ->
 }
 
 /// Spectral start (row-major n x 2, f64), by component.
-fn spectral_init(edges: &Edges, rng: &mut StdRng) -> Vec<f64> {
+fn spectral_init(edges: &Edges, rng: &mut ChaCha12Rng) -> Vec<f64> {
     let n = edges.n;
     let (n_comp, label) = components(edges);
     if n_comp == 1 {

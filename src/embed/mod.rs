@@ -52,8 +52,8 @@ use edges::{build_edges, check_graph};
 use init::initial_layout;
 use ndarray::{Array2, ArrayView2};
 use optimize::optimize;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 
 /// How the layout starts.
 #[derive(Debug, Clone, Copy)]
@@ -201,7 +201,7 @@ pub fn umap_with_progress(
     let (a, b) = find_ab_params(opts.spread as f64, opts.min_dist as f64)?;
     let n_epochs = opts.n_epochs.unwrap_or_else(|| default_n_epochs(n));
     let edges = build_edges(graph, n_epochs)?;
-    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(opts.seed);
     let mut pos = initial_layout(&edges, init, &mut rng)?;
     // each axis to [0, 10]
     for d in 0..2 {

@@ -7,8 +7,8 @@ use super::points::{dist_one, sqdist, Padded, Points};
 use super::rptree::rp_tree_leaves;
 use super::store::{key, Graph, EMPTY};
 use super::KnnOptions;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -143,7 +143,7 @@ pub(super) fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<
     let forest: Vec<Vec<Vec<u32>>> = (0..n_trees)
         .into_par_iter()
         .map(|t| {
-            let mut rng = StdRng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
+            let mut rng = ChaCha12Rng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
             rp_tree_leaves(&original, &mut rng, leaf_size)
         })
         .collect();

@@ -1,8 +1,8 @@
 //! Random-projection trees, whose leaves start the NN-descent neighbour lists.
 
 use super::points::Padded;
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand_chacha::ChaCha12Rng;
 
 /// `offset + normal . x_i` for every cell `i` of `idx` (padded `normal`), dot products
 /// summed in eight lanes as in [`sqdist`].
@@ -48,7 +48,11 @@ fn margins(points: &Padded, normal: &[f32], offset: f32, idx: &[u32], out: &mut 
 }
 
 /// Random-projection tree leaves (Euclidean hyperplanes between two random points).
-pub(super) fn rp_tree_leaves(points: &Padded, rng: &mut StdRng, leaf_size: usize) -> Vec<Vec<u32>> {
+pub(super) fn rp_tree_leaves(
+    points: &Padded,
+    rng: &mut ChaCha12Rng,
+    leaf_size: usize,
+) -> Vec<Vec<u32>> {
     let d = points.d;
     let mut leaves = Vec::new();
     let mut stack: Vec<Vec<u32>> = vec![(0..points.n as u32).collect()];
