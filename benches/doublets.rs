@@ -9,12 +9,12 @@
 //! .venv/bin/python scripts/reference_scrublet.py --time /tmp/dbl10k
 //! ```
 //! Measured on 2 cores, same session, back to back, medians of 3 runs on 10,000 cells x 10,000
-//! genes, 4 samples, 2026-12-05 15:01-15:05 UTC (load 1.4-1.6, commit 6e06f3e): 0.742 s,
-//! 0.768 s and 0.768 s here against 6.66 s, 6.87 s and 8.00 s for Scanpy 1.11.5's
-//! `sc.pp.scrublet(adata, batch_key="sample")` (8.9x to 10.4x); earlier (commits c91cf78 and
-//! 44e400d, load 1.6-1.9) 0.928 s, 1.112 s and 1.105 s against 7.32 s, 9.19 s and 8.39 s;
-//! before the block Krylov PCA: 4.95 s against 39.10 s at load 6.0-7.8 (7.9x), 1.78 s against
-//! 7.17 s at load 1.0-1.4.
+//! genes, 4 samples, 2026-12-05 18:00-18:03 UTC (load 1.0-1.8, commit 1f72980), five pairs:
+//! 0.675 s, 0.752 s, 0.648 s, 0.685 s and 0.612 s here against 7.49 s, 7.60 s, 7.38 s, 7.09 s
+//! and 6.91 s for Scanpy 1.11.5's `sc.pp.scrublet(adata, batch_key="sample")` (10.1x to
+//! 11.4x); earlier (commit 6e06f3e, load 1.4-1.6) 0.742 s, 0.768 s and 0.768 s against
+//! 6.66 s, 6.87 s and 8.00 s (8.9x to 10.4x); before the block Krylov PCA: 4.95 s against
+//! 39.10 s at load 6.0-7.8 (7.9x), 1.78 s against 7.17 s at load 1.0-1.4.
 //! `SCRNA_BENCH_DOUBLETS_GENES=<n>` changes the number of genes. The dump writes
 //! `matrix.h5` (10x HDF5) and `samples.csv` (barcode,sample).
 use std::io::Write;
