@@ -314,7 +314,13 @@ fn analyse(
                     s.sample,
                     s.n_predicted,
                     s.n_cells,
-                    if d.removed { ", removed" } else { ", kept" }
+                    if !d.removed {
+                        ", kept"
+                    } else if d.kept.contains(&s.sample) {
+                        ", kept (an implausible share: see the warning)"
+                    } else {
+                        ", removed"
+                    }
                 ),
             }
         }

@@ -275,6 +275,52 @@ fn finds_simulated_heterotypic_doublets() {
     assert!(a >= 0.95, "AUROC {a}");
 }
 
+/// A null design (the simulator's 5,000 cells x 20,000 genes in 4 samples, seed 0, no doublet
+/// at all): Scrublet's automatic threshold falls among the singlets in one sample (361 of its
+/// 1,250 cells called). Such a sample is flagged implausible and the pipeline keeps its calls,
+/// so the cells removed as doublets (predicted, in samples not flagged) stay at most 1% of the
+/// cells; with real doublets (6% per sample, the design above) no sample is flagged.
+#[test]
+fn null_design_removes_few_cells() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 5000,
+        ..SimulateOptions::default()
+    })
+    .unwrap();
+    assert!(sim.truth.doublet.iter().all(|&d| !d));
+    let t = &sim.truth;
+    let opts = ScrubletOptions::default();
+    let res = scrublet_by_sample(&sim.dataset.counts, &t.sample, &t.sample_names, &opts).unwrap();
+    let flagged: Vec<bool> = res
+        .per_sample
+        .iter()
+        .map(|s| s.implausible(&opts))
+        .collect();
+    let predicted = res.predicted.iter().filter(|&&p| p).count();
+    let removed = (0..res.predicted.len())
+        .filter(|&i| res.predicted[i] && !flagged[t.sample[i] as usize])
+        .count();
+    eprintln!(
+        "null design: {predicted} predicted, {removed} would be removed; per sample {:?}",
+        res.per_sample
+            .iter()
+            .map(|s| (s.n_predicted, s.threshold))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        flagged.contains(&true),
+        "no misplaced threshold on this design any more"
+    );
+    assert!(predicted > 100, "{predicted}");
+    assert!(
+        removed * 100 <= res.predicted.len(),
+        "{removed} cells removed"
+    );
+    let (counts, codes, names, _) = simulated_with_doublets(2000, 11);
+    let real = scrublet_by_sample(&counts, &codes, &names, &opts).unwrap();
+    assert!(real.per_sample.iter().all(|s| !s.implausible(&opts)));
+}
+
 /// A sample below `min_cells` is skipped with its reason; invalid options are errors naming the
 /// field; sample codes of the wrong length or without a name are errors.
 #[test]

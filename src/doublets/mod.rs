@@ -79,7 +79,7 @@ mod threshold;
 
 use rayon::prelude::*;
 
-pub use by_sample::{scrublet_by_sample, Doublets, SampleDoublets};
+pub use by_sample::{scrublet_by_sample, Doublets, SampleDoublets, IMPLAUSIBLE_RATE_FACTOR};
 pub use threshold::threshold_minimum;
 
 use neighbours::simulated_neighbour_counts;

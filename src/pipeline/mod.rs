@@ -319,8 +319,13 @@ pub struct DoubletReport {
     pub predicted: Vec<bool>,
     /// Per-sample results (threshold, cells, doublets, why a sample was skipped).
     pub per_sample: Vec<crate::doublets::SampleDoublets>,
-    /// Whether the predicted doublets were removed from the analysis.
+    /// Whether the predicted doublets were removed from the analysis (except those of the
+    /// samples in `kept`).
     pub removed: bool,
+    /// Samples whose predicted doublets were kept in the analysis although `removed` is set:
+    /// their automatic threshold called an implausible share of their cells
+    /// ([`crate::doublets::SampleDoublets::implausible`]); a warning says so.
+    pub kept: Vec<String>,
 }
 
 impl Analysis {

@@ -102,22 +102,37 @@ pub(super) fn find_and_remove_doublets(
         .dataset
         .cells
         .set("predicted_doublet", Column::Bool(found.predicted.clone()))?;
+    // samples whose automatic threshold called an implausible share: their calls stay
+    let implausible: Vec<bool> = found
+        .per_sample
+        .iter()
+        .map(|s| s.implausible(&opts.scrublet))
+        .collect();
+    let kept = found
+        .per_sample
+        .iter()
+        .zip(&implausible)
+        .filter(|p| *p.1)
+        .map(|p| p.0.sample.clone())
+        .collect();
     let report = DoubletReport {
         scores,
         predicted,
         per_sample: found.per_sample,
         removed: opts.remove_doublets,
+        kept,
     };
     if !opts.remove_doublets {
         return Ok((report, None));
     }
-    let keep: Vec<usize> = (0..found.predicted.len())
-        .filter(|&k| !found.predicted[k])
+    let remove: Vec<bool> = (0..found.predicted.len())
+        .map(|k| found.predicted[k] && !implausible[samples.codes[k] as usize])
         .collect();
-    let n_doublets = found.predicted.len() - keep.len();
+    let keep: Vec<usize> = (0..remove.len()).filter(|&k| !remove[k]).collect();
+    let n_doublets = remove.len() - keep.len();
     if n_doublets > 0 {
         for (k, &i) in input_index.iter().enumerate() {
-            if found.predicted[k] {
+            if remove[k] {
                 filtered.removed_cells.push((i, Reason::Doublet));
             }
         }
@@ -128,7 +143,9 @@ pub(super) fn find_and_remove_doublets(
     Ok((report, Some(keep)))
 }
 
-/// A warning for each scored sample whose predicted doublets are at most a fifth of
+/// A warning for each sample whose predicted doublets were kept because their share was
+/// implausible ([`crate::doublets::SampleDoublets::implausible`]), and one for each scored
+/// sample whose predicted doublets are at most a fifth of
 /// [`ScrubletOptions::expected_doublet_rate`](crate::doublets::ScrubletOptions) when the
 /// threshold was chosen automatically. Scrublet's automatic threshold is the valley of the
 /// *simulated* doublets' score histogram, and it can sit above the scores of the real
@@ -142,7 +159,35 @@ pub(super) fn doublet_rate_warnings(d: &DoubletReport, opts: &PipelineOptions) -
         return Vec::new();
     }
     let rate = opts.scrublet.expected_doublet_rate;
-    d.per_sample
+    let many = d
+        .per_sample
+        .iter()
+        .filter(|s| s.implausible(&opts.scrublet))
+        .map(|s| {
+            format!(
+                "doublets: sample {}: {} of {} cells ({:.1}%) predicted doublets at the \
+                 automatic threshold {}, more than {} times the expected rate ({:.0}%): the \
+                 threshold (the valley of the simulated doublets' scores) probably lies among \
+                 the singlets' scores. {} Look at the doublet_score column of qc.csv and set a \
+                 threshold (ScrubletOptions::threshold), or the expected rate if this sample \
+                 really holds that many doublets",
+                s.sample,
+                s.n_predicted,
+                s.n_cells,
+                100.0 * s.n_predicted as f64 / s.n_cells as f64,
+                s.threshold
+                    .map_or("none".to_string(), |t| format!("{t:.3}")),
+                crate::doublets::IMPLAUSIBLE_RATE_FACTOR,
+                100.0 * rate,
+                if d.removed {
+                    "They were kept in the analysis (not removed)."
+                } else {
+                    "Nothing was removed (doublet removal is off)."
+                }
+            )
+        });
+    let few = d
+        .per_sample
         .iter()
         .filter(|s| s.skipped.is_none() && s.n_cells > 0)
         .filter_map(|s| {
@@ -163,8 +208,8 @@ pub(super) fn doublet_rate_warnings(d: &DoubletReport, opts: &PipelineOptions) -
                     100.0 * rate
                 )
             })
-        })
-        .collect()
+        });
+    many.chain(few).collect()
 }
 
 #[cfg(test)]
@@ -195,6 +240,7 @@ mod tests {
                 s
             }],
             removed: true,
+            kept: Vec::new(),
         };
         let mut opts = PipelineOptions::default();
         let w = doublet_rate_warnings(&d, &opts);
@@ -205,6 +251,33 @@ mod tests {
             w[0]
         );
         opts.scrublet.threshold = Some(0.2);
+        assert!(doublet_rate_warnings(&d, &opts).is_empty());
+    }
+
+    #[test]
+    fn implausibly_many_predicted_doublets_are_flagged() {
+        // Expected rate 5%, factor 2: more than 100 of 1,000 is implausible, 100 is not.
+        let (a, b) = (sample("a", 1000, 101), sample("b", 1000, 100));
+        let mut opts = PipelineOptions::default();
+        assert!(a.implausible(&opts.scrublet) && !b.implausible(&opts.scrublet));
+        let d = DoubletReport {
+            scores: Vec::new(),
+            predicted: Vec::new(),
+            per_sample: vec![a.clone(), b],
+            removed: true,
+            kept: vec!["a".to_string()],
+        };
+        let w = doublet_rate_warnings(&d, &opts);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("sample a: 101 of 1000 cells (10.1%)"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].contains("kept in the analysis"), "{}", w[0]);
+        // a threshold given by the user is taken as it is
+        opts.scrublet.threshold = Some(0.2);
+        assert!(!a.implausible(&opts.scrublet));
         assert!(doublet_rate_warnings(&d, &opts).is_empty());
     }
 }

@@ -129,6 +129,8 @@ pub fn add(p: &mut Page, a: &Analysis, c: Option<&ConditionResult>, opts: &Repor
                     s.threshold.map_or(Value::Null, num),
                     json!(if s.skipped.is_some() {
                         "not scored"
+                    } else if dr.kept.contains(&s.sample) {
+                        "kept (implausible share, see the warnings)"
                     } else if dr.removed {
                         "removed"
                     } else {

@@ -87,6 +87,7 @@ pub fn summary_json(a: &Analysis, opts: &PipelineOptions) -> serde_json::Value {
                 "predicted_doublets": s.n_predicted,
                 "threshold": s.threshold,
                 "skipped": s.skipped,
+                "removed": d.removed && !d.kept.contains(&s.sample),
             })).collect::<Vec<_>>(),
         })),
         "integration": a.integration.as_ref().map(|i| serde_json::json!({
