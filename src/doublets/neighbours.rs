@@ -248,24 +248,16 @@ fn scan_group_scalar(
     bufs: &mut [Vec<(f32, u32)>],
     taus: &mut [f32],
 ) {
-    let d = panels.d;
     let mut vals = [0f32; PW];
     for p in range {
-        let panel = &panels.data[p * d * PW..(p + 1) * d * PW];
-        let sq = &panels.sq[p * PW..(p + 1) * PW];
         for (j, (buf, tau)) in bufs.iter_mut().zip(taus.iter_mut()).enumerate() {
             if !g.live[j] {
                 continue;
             }
-            let q = g.rows[j];
             let mut mask = 0u32;
-            for l in 0..PW {
-                let dot = q
-                    .iter()
-                    .enumerate()
-                    .fold(0f32, |acc, (c, &qc)| panel[c * PW + l].mul_add(qc, acc));
-                vals[l] = sq[l] - 2.0 * dot;
-                mask |= u32::from(vals[l] < *tau) << l;
+            for (l, v) in vals.iter_mut().enumerate() {
+                *v = panels.value(g.rows[j], p * PW + l);
+                mask |= u32::from(*v < *tau) << l;
             }
             mask &= from_mask(p, g.from[j]);
             push_marked(&vals, mask, (p * PW) as u32, m, buf, tau);
