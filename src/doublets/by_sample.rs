@@ -60,7 +60,7 @@ pub struct Doublets {
     pub per_sample: Vec<SampleDoublets>,
 }
 
-/// [`scrublet`] on each sample's cells separately (never on merged samples), samples in
+/// [`scrublet`](super::scrublet) on each sample's cells separately (never on merged samples), samples in
 /// parallel. `sample_codes[i]` is the index in `sample_names` of cell `i`'s sample. Sample `s`
 /// runs with `seed = opts.seed.wrapping_add(s)`, so its result is the same whether run here
 /// or alone with that seed, and does not depend on the number of threads.
