@@ -363,14 +363,22 @@ pub(super) fn scrublet_rows(
         }
         flavor => {
             let totals: Vec<f64> = kept_cells.iter().map(|&i| per_cell[i].1).collect();
-            let (_, moments) =
-                log1p_moments(&cells, &NormalizeOptions::default(), flavor, Some(&totals))?;
-            let pick = |v: &[f64]| kept_genes.iter().map(|&g| v[g]).collect::<Vec<_>>();
-            highly_variable_from_moments(
-                pick(&moments.means),
-                &pick(&moments.variances),
-                &opts.hvg,
-            )?
+            let norm = NormalizeOptions::default();
+            if totals.iter().all(|&t| t != 0.0) {
+                let (_, moments) = log1p_moments(&cells, &norm, flavor, Some(&totals))?;
+                let pick = |v: &[f64]| kept_genes.iter().map(|&g| v[g]).collect::<Vec<_>>();
+                highly_variable_from_moments(
+                    pick(&moments.means),
+                    &pick(&moments.variances),
+                    &opts.hvg,
+                )?
+            } else {
+                // a kept cell without counts in the kept genes (`min_cell_genes = 0`): a known
+                // total of 0 would be summed again over all its genes, so the filtered matrix
+                let filtered = cells.select_cols(&kept_genes)?;
+                let (_, moments) = log1p_moments(&filtered, &norm, flavor, None)?;
+                highly_variable_from_moments(moments.means, &moments.variances, &opts.hvg)?
+            }
         }
     };
     let hv_local = hvg.selected();
@@ -616,5 +624,53 @@ mod tests {
         bad(|o| o.threshold = Some(f64::INFINITY), "threshold");
         bad(|o| o.min_cells = 1, "min_cells");
         assert!(ScrubletOptions::default().validate().is_ok());
+    }
+
+    /// Genes dropped by the gene filter change nothing, also for a cell whose only counts are
+    /// in such a gene (kept with `min_cell_genes = 0`, its total over the kept genes 0), and
+    /// a sample's rows scored in place equal the same rows copied out.
+    #[test]
+    fn dropped_genes_and_rows_in_place_change_nothing() {
+        let sim = crate::simulate::simulate(&crate::simulate::SimulateOptions {
+            n_cells: 300,
+            n_genes: 500,
+            n_clusters: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        let x = &sim.dataset.counts;
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for i in 0..x.n_rows() {
+            if i == 5 {
+                continue; // cell 5 keeps only the rare gene
+            }
+            let (idx, val) = x.row(i);
+            r.extend(std::iter::repeat_n(i as u32, idx.len()));
+            c.extend_from_slice(idx);
+            v.extend_from_slice(val);
+        }
+        let without = CsrMatrix::from_triplets(x.n_rows(), 500, &r, &c, &v).unwrap();
+        // gene 500, detected in 2 cells (dropped), the only gene of cell 5
+        for (i, y) in [(5u32, 4.0f32), (9, 1.0)] {
+            r.push(i);
+            c.push(500);
+            v.push(y);
+        }
+        let with = CsrMatrix::from_triplets(x.n_rows(), 501, &r, &c, &v).unwrap();
+        let opts = ScrubletOptions {
+            min_cell_genes: 0,
+            ..Default::default()
+        };
+        let a = scrublet(&without, &opts).unwrap();
+        let b = scrublet(&with, &opts).unwrap();
+        let bits = |s: &Scrublet| s.scores.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b));
+        assert_eq!(a.genes, b.genes);
+        assert_eq!(a.predicted, b.predicted);
+        let rows: Vec<usize> = (0..with.n_rows()).rev().step_by(2).collect();
+        let copied = scrublet(&with.select_rows(&rows).unwrap(), &opts).unwrap();
+        let in_place = scrublet_rows(&with, Some(&rows), &opts).unwrap();
+        assert_eq!(bits(&copied), bits(&in_place));
+        assert_eq!(copied.parents, in_place.parents);
     }
 }
