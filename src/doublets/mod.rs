@@ -292,21 +292,16 @@ pub(super) fn scrublet_rows(
             format!("{n_in} cells, fewer than min_cells = {}", opts.min_cells),
         ));
     }
-    if (0..n_in).any(|i| {
-        counts
-            .row(row_of(i))
-            .1
-            .iter()
-            .any(|v| !(v.is_finite() && *v >= 0.0))
-    }) {
-        return Err(Error::data(ctx, "counts must be finite and non-negative"));
-    }
 
-    // 1. filters (genes first, then cells on the kept genes)
+    // 1. filters (genes first, then cells on the kept genes); the counts are checked in the
+    // same pass
     let mut gene_cells = vec![0usize; n_genes_in];
     for i in 0..n_in {
         let (idx, val) = counts.row(row_of(i));
         for (&c, &v) in idx.iter().zip(val) {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::data(ctx, "counts must be finite and non-negative"));
+            }
             if v > 0.0 {
                 gene_cells[c as usize] += 1;
             }
