@@ -286,22 +286,12 @@ fn analyse(
     analysis.steps.splice(0..0, read);
     analysis.warnings.splice(0..0, notes);
     let started = Instant::now();
-    let mut files = pipeline::output::write_all_timed(&analysis, opts, &args.out)?;
-    if !args.no_report {
-        let report = args.out.join("report.html");
-        let ro = scrna::html_report::ReportOptions {
-            pipeline: Some(opts.clone()),
-            ..Default::default()
-        };
-        let t = Instant::now();
-        scrna::html_report::write_report(&analysis, None, &report, &ro)?;
-        let bytes = std::fs::metadata(&report).map(|m| m.len()).unwrap_or(0);
-        files.push(pipeline::output::WrittenFile {
-            path: report,
-            seconds: t.elapsed().as_secs_f64(),
-            bytes,
-        });
-    }
+    let ro = scrna::html_report::ReportOptions {
+        pipeline: Some(opts.clone()),
+        ..Default::default()
+    };
+    let report = (!args.no_report).then_some(&ro);
+    let files = pipeline::output::write_all_with_report(&analysis, opts, &args.out, report)?;
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);

@@ -48,14 +48,55 @@ pub(crate) fn log_value(c: f32, s: f32) -> f32 {
     (c / s).ln_1p()
 }
 
+/// The log values `ln(1 + c / s_i)` of every cell's integer counts below 32, looked up
+/// (128 bytes per cell, filled when made), and the size factors for the other values: what
+/// [`LogCounts`] and the streamed markers read, bit for bit [`log_value`].
+#[derive(Debug, Clone)]
+pub(crate) struct LogTable<'a> {
+    size_factors: &'a [f32],
+    table: Vec<[f32; TABLE]>,
+}
+
+impl<'a> LogTable<'a> {
+    /// Bytes per cell of the table.
+    pub(crate) const BYTES_PER_CELL: u64 = 4 * TABLE as u64;
+
+    /// The table of cells with these size factors.
+    pub(crate) fn new(size_factors: &'a [f32]) -> Self {
+        let table = size_factors
+            .par_iter()
+            .map(|&s| std::array::from_fn(|c| log_value(c as f32, s)))
+            .collect();
+        LogTable {
+            size_factors,
+            table,
+        }
+    }
+
+    /// The size factors, one per cell.
+    pub(crate) fn size_factors(&self) -> &'a [f32] {
+        self.size_factors
+    }
+
+    /// The log value of count `c` in cell `cell` (`cell < size_factors().len()`).
+    #[inline]
+    pub(crate) fn value(&self, cell: usize, c: f32) -> f32 {
+        let k = c as usize;
+        if k < TABLE && k as f32 == c {
+            self.table[cell][k]
+        } else {
+            log_value(c, self.size_factors[cell])
+        }
+    }
+}
+
 /// The log-normalized values `ln(1 + x_ij / s_i)` of `counts`, computed when read (see the
-/// module docs). Integer counts below 32 are looked up in a per-cell table (128 bytes per
-/// cell) filled when the view is made.
+/// module docs). Integer counts below 32 are looked up in a per-cell table ([`LogTable`], 128
+/// bytes per cell) filled when the view is made.
 #[derive(Debug, Clone)]
 pub struct LogCounts<'a> {
     counts: &'a CsrMatrix,
-    size_factors: &'a [f32],
-    table: Vec<[f32; TABLE]>,
+    table: LogTable<'a>,
 }
 
 impl<'a> LogCounts<'a> {
@@ -71,14 +112,9 @@ impl<'a> LogCounts<'a> {
                 ),
             ));
         }
-        let table = size_factors
-            .par_iter()
-            .map(|&s| std::array::from_fn(|c| log_value(c as f32, s)))
-            .collect();
         Ok(LogCounts {
             counts,
-            size_factors,
-            table,
+            table: LogTable::new(size_factors),
         })
     }
 
@@ -89,25 +125,14 @@ impl<'a> LogCounts<'a> {
 
     /// The size factors, one per cell.
     pub fn size_factors(&self) -> &'a [f32] {
-        self.size_factors
-    }
-
-    /// The log value of count `c` in cell `row` (a cell of the matrix).
-    #[inline]
-    fn value(&self, row: usize, c: f32) -> f32 {
-        let k = c as usize;
-        if k < TABLE && k as f32 == c {
-            self.table[row][k]
-        } else {
-            log_value(c, self.size_factors[row])
-        }
+        self.table.size_factors()
     }
 
     /// Rewrites the values of row `row` (counts) into log values in place.
     #[inline]
     fn transform_row(&self, row: usize, vals: &mut [f32]) {
         for v in vals {
-            *v = self.value(row, *v);
+            *v = self.table.value(row, *v);
         }
     }
 
@@ -134,8 +159,8 @@ impl MatrixValues for LogCounts<'_> {
     }
     #[inline]
     fn values_into(&self, row: usize, range: Range<usize>, out: &mut Vec<f32>) {
-        let table = &self.table[row];
-        let s = self.size_factors[row];
+        let table = &self.table.table[row];
+        let s = self.table.size_factors[row];
         out.extend(self.counts.data()[range].iter().map(|&c| {
             let k = c as usize;
             if k < TABLE && k as f32 == c {

@@ -7,6 +7,7 @@
 use super::spill::Spill;
 use super::wire::{Reader, Wire};
 use crate::error::{Error, Result};
+use crate::lognorm::LogTable;
 use crate::markers::{
     rank_genes_csc, Correction, GroupMarkers, Method, RankGenes, RankGenesOptions, Reference,
 };
@@ -44,12 +45,13 @@ pub(super) fn plan_gene_blocks(
 
 /// The markers of the genes `g0..` of `spill` (its gene `j` is kept gene `g0 + j`), ranked in
 /// `blocks` (kept-gene ranges, consecutive from `g0`); `None` when there are no blocks.
-/// `rep` gets the blocks done.
+/// The log values come from `logs` (the kept cells' size factors). `rep` gets the blocks
+/// done.
 pub(super) fn rank_range(
     spill: &Spill,
     g0: usize,
     blocks: &[(usize, usize)],
-    size_factors: &[f32],
+    logs: &LogTable<'_>,
     labels: &[u32],
     opts: &RankGenesOptions,
     rep: &mut dyn FnMut(usize),
@@ -57,9 +59,9 @@ pub(super) fn rank_range(
     let mut parts = Vec::with_capacity(blocks.len());
     for (bi, &(a, b)) in blocks.iter().enumerate() {
         let mut c = spill.columns(a - g0, b - g0)?;
-        c.lognormalize(size_factors)?;
+        c.lognormalize(logs)?;
         parts.push(rank_genes_csc(
-            size_factors.len(),
+            logs.size_factors().len(),
             &c.ptr,
             &c.cells,
             &c.values,

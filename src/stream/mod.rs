@@ -53,6 +53,8 @@
 //! - the HVG matrix with PCA, the kNN graph and UMAP working space: estimated from the HVG
 //!   non-zeros counted in pass 2, and the run stops with [`Error::InvalidOption`] before
 //!   loading it when the estimate exceeds the budget;
+//! - the markers' table of log values (128 bytes per kept cell: `ln(1 + c / s)` of its
+//!   integer counts below 32, so that the values read gene by gene need no logarithm);
 //! - marker gene blocks: what remains of the budget after the above, halved for the
 //!   ranking's own buffers, at 16 bytes per stored value (the columns read from the spill and
 //!   the parts they are assembled from) plus `8 (4 n_groups + 1)` bytes per gene.

@@ -16,6 +16,7 @@ use crate::embed::{umap, Init};
 use crate::error::{Error, Result};
 use crate::graph::umap_connectivities;
 use crate::hvg::{highly_variable_from_moments, mean_var_from_sums, Flavor};
+use crate::lognorm::LogTable;
 use crate::markers::RankGenes;
 use crate::neighbors::knn;
 use crate::normalize::LogMoments;
@@ -465,10 +466,11 @@ pub fn run_on<W: Workers>(
         })?;
 
     // ---- 5. Markers: each worker ranks its range of genes, block by block ----
-    let held = resident + n_kept as u64 * (k_nn * 8 + 8);
+    let held = resident + n_kept as u64 * (k_nn * 8 + 8 + LogTable::BYTES_PER_CELL);
     let avail = budget.saturating_sub(held + read_block_bytes);
     let marker_block_bytes = (avail / 2).max(1);
     let per_gene = 8 * (4 * n_groups as u64 + 1);
+    let logs = LogTable::new(&size_factors);
     let leader_markers = steps.step("markers", |rep| {
         let (mut blocks, mut spill_bytes, mut parts) = (Vec::new(), 0u64, Vec::new());
         w.pass(
@@ -490,7 +492,7 @@ pub fn run_on<W: Workers>(
                     &spill,
                     a,
                     &mine,
-                    &size_factors,
+                    &logs,
                     &labels,
                     &po.markers,
                     &mut |done| rep(done as f64 / n),
@@ -508,6 +510,7 @@ pub fn run_on<W: Workers>(
         Ok(w.is_leader().then_some((parts, blocks, spill_bytes)))
     })?;
     drop(spill);
+    drop(logs);
     let exchange = w.exchange_reports()?;
     let Some((parts, marker_blocks, spill_bytes)) = leader_markers else {
         return Ok(None);

@@ -21,6 +21,7 @@
 
 use super::wire::{Reader, Wire};
 use crate::error::{Error, Result};
+use crate::lognorm::LogTable;
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
 use std::fs::File;
@@ -424,10 +425,11 @@ impl Drop for Spill {
 }
 
 impl Columns {
-    /// Replaces the counts by the log-normalized values `ln(1 + x / s)` of their cells
-    /// (`size_factors[cell]`, `s = 1` where it is 0), as the matrix loaded from the file.
-    pub fn lognormalize(&mut self, size_factors: &[f32]) -> Result<()> {
-        if self.cells.iter().any(|&k| k as usize >= size_factors.len()) {
+    /// Replaces the counts by the log-normalized values `ln(1 + x / s)` of their cells (the
+    /// size factors of `logs`, `s = 1` where it is 0), as the matrix loaded from the file.
+    pub(crate) fn lognormalize(&mut self, logs: &LogTable<'_>) -> Result<()> {
+        let n = logs.size_factors().len();
+        if self.cells.iter().any(|&k| k as usize >= n) {
             return Err(Error::data("spill", "cell index past the kept cells"));
         }
         self.values
@@ -435,9 +437,7 @@ impl Columns {
             .zip(self.cells.par_chunks(1 << 16))
             .for_each(|(v, c)| {
                 for (v, &k) in v.iter_mut().zip(c) {
-                    let s = size_factors[k as usize];
-                    let s = if s == 0.0 { 1.0 } else { s };
-                    *v = (*v / s).ln_1p();
+                    *v = logs.value(k as usize, *v);
                 }
             });
         Ok(())
@@ -662,13 +662,13 @@ mod tests {
         // The log-normalized values.
         let sf = [2.0f32, 1.0, 0.0, 4.0];
         let mut l = all.clone();
-        l.lognormalize(&sf).unwrap();
+        l.lognormalize(&LogTable::new(&sf)).unwrap();
         let want: Vec<f32> = [1.5f32, 0.25, 0.5, 1.25, 200.0, 0.0]
             .iter()
             .map(|v| v.ln_1p())
             .collect();
         assert_eq!(l.values, want);
-        assert!(l.lognormalize(&sf[..2]).is_err());
+        assert!(l.lognormalize(&LogTable::new(&sf[..2])).is_err());
         drop(s);
         assert!(!spill_dir.exists());
     }

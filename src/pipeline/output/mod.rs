@@ -104,6 +104,19 @@ pub fn write_all_timed(
     opts: &PipelineOptions,
     dir: &Path,
 ) -> Result<Vec<WrittenFile>> {
+    write_all_with_report(a, opts, dir, None)
+}
+
+/// [`write_all_timed`], and with `report` also `report.html`
+/// ([`crate::html_report::write_report`], no condition comparison), written after the
+/// figures on the thread that is not writing `analysis.h5ad`; `summary.json` lists it with
+/// the others and counts it in `write_seconds`.
+pub fn write_all_with_report(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    dir: &Path,
+    report: Option<&crate::html_report::ReportOptions>,
+) -> Result<Vec<WrittenFile>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let started = Instant::now();
     let h5 = dir.join("analysis.h5ad");
@@ -111,6 +124,12 @@ pub fn write_all_timed(
         let other = s.spawn(|| -> Result<Vec<WrittenFile>> {
             let mut files = write_csv_tables(a, opts, dir)?;
             files.extend(write_plots_timed(a, dir)?);
+            if let Some(ro) = report {
+                let path = dir.join("report.html");
+                let t = Instant::now();
+                crate::html_report::write_report(a, None, &path, ro)?;
+                files.push(WrittenFile::timed(path, t));
+            }
             Ok(files)
         });
         let t = Instant::now();
