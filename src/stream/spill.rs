@@ -313,23 +313,43 @@ pub fn encode_segment(
         .step_by(per_task)
         .map(|m| (m, (m + per_task).min(n_marks)))
         .collect();
+    // Where each task's input columns start in every kept row (the columns of a row increase):
+    // one scan of each row instead of two binary searches per task and pass, which on large
+    // blocks missed the cache at every step.
+    let bounds: Vec<u32> = tasks
+        .iter()
+        .map(|&(m0, _)| first_col[m0 * GENES_PER_MARK])
+        .chain(std::iter::once(u32::MAX))
+        .collect();
+    let stride = bounds.len();
+    let mut cuts = vec![0u32; rows.len() * stride];
+    cuts.par_chunks_mut(stride * 256)
+        .zip(rows.par_chunks(256))
+        .for_each(|(out, rows)| {
+            for (cut, &(r, _)) in out.chunks_exact_mut(stride).zip(rows) {
+                let idx = x.row(r).0;
+                let mut t = 0;
+                for (p, &c) in idx.iter().enumerate() {
+                    while t < stride && c >= bounds[t] {
+                        cut[t] = p as u32;
+                        t += 1;
+                    }
+                }
+                cut[t..].fill(idx.len() as u32);
+            }
+        });
     let encoded: Vec<(Vec<u8>, Vec<u64>)> = tasks
         .par_iter()
-        .map(|&(m0, m1)| {
+        .enumerate()
+        .map(|(t, &(m0, m1))| {
             let g0 = m0 * GENES_PER_MARK;
             let g1 = (m1 * GENES_PER_MARK).min(ng);
-            let (c0, c1) = (first_col[g0], first_col[g1]);
             let bg = g1 - g0;
-            let span = |r: usize| {
-                let idx = x.row(r).0;
-                let lo = idx.partition_point(|&c| c < c0);
-                let hi = lo + idx[lo..].partition_point(|&c| c < c1);
-                lo..hi
-            };
+            let span = |i: usize| cuts[i * stride + t] as usize..cuts[i * stride + t + 1] as usize;
             let mut ptr = vec![0usize; bg + 1];
             let mut raw = false;
-            for &(r, _) in &rows {
-                let sp = span(r);
+            for (i, &(r, _)) in rows.iter().enumerate() {
+                let sp = span(i);
                 let (idx, val) = x.row(r);
                 for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
                     let g = gene_pos[c as usize];
@@ -345,8 +365,8 @@ pub fn encode_segment(
             let mut next = ptr[..bg].to_vec();
             let mut cells = vec![0u32; ptr[bg]];
             let mut vals = vec![0f32; ptr[bg]];
-            for &(r, k) in &rows {
-                let sp = span(r);
+            for (i, &(r, k)) in rows.iter().enumerate() {
+                let sp = span(i);
                 let (idx, val) = x.row(r);
                 for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
                     let g = gene_pos[c as usize];
@@ -358,11 +378,13 @@ pub fn encode_segment(
                     }
                 }
             }
-            let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 1);
+            // The raw flag is per range: one leading byte; the marks are offsets after it.
+            let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 2);
+            out.push(raw as u8);
             let mut marks = Vec::with_capacity(m1 - m0);
             for j in 0..bg {
                 if j % GENES_PER_MARK == 0 {
-                    marks.push(out.len() as u64);
+                    marks.push(out.len() as u64 - 1);
                 }
                 let (lo, hi) = (ptr[j], ptr[j + 1]);
                 put_varint(&mut out, (hi - lo) as u64);
@@ -377,8 +399,6 @@ pub fn encode_segment(
                     }
                 }
             }
-            // The raw flag is per range: one leading byte.
-            out.insert(0, raw as u8);
             (out, marks)
         })
         .collect();
@@ -484,7 +504,9 @@ fn decode(
 
 /// An integer count that the varint encoding holds exactly.
 fn is_count(v: f32) -> bool {
-    v >= 0.0 && v.fract() == 0.0 && v < 4_294_967_296.0
+    // below 2^32 a truncated value is exact as f32 (a non-integer is below 2^23), so the
+    // round trip keeps exactly the integers
+    (0.0..4_294_967_296.0).contains(&v) && (v as u64) as f32 == v
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
