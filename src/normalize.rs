@@ -384,30 +384,38 @@ impl LogMoments {
         expm1: bool,
         mut put: impl FnMut(usize, f32),
     ) {
-        let s = if s == 0.0 { 1.0 } else { s };
-        let mut filled = 0u64;
-        let mut cy = [0f32; 64];
-        let mut ce = [[0f64; 2]; 64];
+        let mut logs = RowLogs::new(s, expm1);
         for (j, (&c, &g)) in cv.iter().zip(idx).enumerate() {
-            let k = c as u32;
-            let (y, e) = if k.wrapping_sub(1) < 63 && k as f32 == c {
-                let k = k as usize & 63;
-                if (filled >> k) & 1 == 0 {
-                    let y = (c / s).ln_1p();
-                    let e = if expm1 { y.exp_m1() } else { y };
-                    cy[k] = y;
-                    ce[k] = [e as f64, (e * e) as f64];
-                    filled |= 1 << k;
-                }
-                (cy[k], ce[k])
-            } else {
-                let y = (c / s).ln_1p();
-                let e = if expm1 { y.exp_m1() } else { y };
-                (y, [e as f64, (e * e) as f64])
-            };
+            let (y, e) = logs.get(c);
             put(j, y);
             let g = g as usize;
             if let (Some(a), Some(n)) = (self.acc.get_mut(g), self.nz.get_mut(g)) {
+                a[0] += e[0];
+                a[1] += e[1];
+                *n += (y != 0.0) as u32;
+            }
+        }
+    }
+
+    /// [`add_row`](Self::add_row) for the genes `g0..g0 + acc.len()` alone, into their sums
+    /// `acc` and `nz` (slices of a [`LogMoments`]); the other entries are skipped before any
+    /// logarithm. Each gene gets the same terms in the same order as from `add_row`, so
+    /// tasks holding disjoint ranges of genes of one block give its sums bit for bit.
+    #[inline]
+    pub(crate) fn add_row_part(
+        acc: &mut [[f64; 2]],
+        nz: &mut [u32],
+        g0: usize,
+        idx: &[u32],
+        cv: &[f32],
+        s: f32,
+        expm1: bool,
+    ) {
+        let mut logs = RowLogs::new(s, expm1);
+        for (&c, &g) in cv.iter().zip(idx) {
+            let k = (g as usize).wrapping_sub(g0);
+            if let (Some(a), Some(n)) = (acc.get_mut(k), nz.get_mut(k)) {
+                let (y, e) = logs.get(c);
                 a[0] += e[0];
                 a[1] += e[1];
                 *n += (y != 0.0) as u32;
@@ -454,6 +462,51 @@ impl LogMoments {
             total.add(p)?;
         }
         Ok(total.finish())
+    }
+}
+
+/// The log values of one cell: `y = ln(1 + c / s)` (a size factor of 0 taken as 1) and
+/// `[e, e * e]` with `e = expm1(y)` or `y`, computed once per distinct integer count 1..64.
+struct RowLogs {
+    s: f32,
+    expm1: bool,
+    filled: u64,
+    cy: [f32; 64],
+    ce: [[f64; 2]; 64],
+}
+
+impl RowLogs {
+    #[inline(always)]
+    fn new(s: f32, expm1: bool) -> Self {
+        RowLogs {
+            s: if s == 0.0 { 1.0 } else { s },
+            expm1,
+            filled: 0,
+            cy: [0f32; 64],
+            ce: [[0f64; 2]; 64],
+        }
+    }
+
+    #[inline(always)]
+    fn compute(&self, c: f32) -> (f32, [f64; 2]) {
+        let y = (c / self.s).ln_1p();
+        let e = if self.expm1 { y.exp_m1() } else { y };
+        (y, [e as f64, (e * e) as f64])
+    }
+
+    #[inline(always)]
+    fn get(&mut self, c: f32) -> (f32, [f64; 2]) {
+        let k = c as u32;
+        if k.wrapping_sub(1) < 63 && k as f32 == c {
+            let k = k as usize & 63;
+            if (self.filled >> k) & 1 == 0 {
+                (self.cy[k], self.ce[k]) = self.compute(c);
+                self.filled |= 1 << k;
+            }
+            (self.cy[k], self.ce[k])
+        } else {
+            self.compute(c)
+        }
     }
 }
 

@@ -197,21 +197,33 @@ impl HvgPart {
             stored: vec![0u64; n_kg],
             size_factors: Vec::new(),
         };
+        // Ranges of genes summed in parallel, each over every cell in order: the sums of a
+        // gene do not depend on the ranges, so neither on the thread count.
+        let per = n_kg.div_ceil(rayon::current_num_threads().max(1)).max(1);
         for &(a, b) in cell_blocks {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
                 let (x, totals) = inp.kept_block(a, &reader.read(a, b)?)?;
-                for (r, t) in totals.into_iter().enumerate() {
-                    let (idx, val) = x.row(r);
-                    let s = t / inp.target;
-                    part.moments.add_row(idx, val, s, inp.seurat, None);
-                    for &c in idx {
-                        if let Some(n) = part.stored.get_mut(c as usize) {
-                            *n += 1;
+                let sf: Vec<f32> = totals.iter().map(|&t| t / inp.target).collect();
+                part.moments
+                    .acc
+                    .par_chunks_mut(per)
+                    .zip(part.moments.nz.par_chunks_mut(per))
+                    .zip(part.stored.par_chunks_mut(per))
+                    .enumerate()
+                    .for_each(|(t, ((acc, nz), stored))| {
+                        let g0 = t * per;
+                        for (r, &s) in sf.iter().enumerate() {
+                            let (idx, val) = x.row(r);
+                            LogMoments::add_row_part(acc, nz, g0, idx, val, s, inp.seurat);
+                            for &c in idx {
+                                if let Some(n) = stored.get_mut((c as usize).wrapping_sub(g0)) {
+                                    *n += 1;
+                                }
+                            }
                         }
-                    }
-                    part.size_factors.push(s);
-                }
+                    });
+                part.size_factors.extend(sf);
             }
         }
         Ok(part)
