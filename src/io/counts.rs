@@ -8,6 +8,16 @@
 //! expected counts from a pseudo-aligner) are read with `ReadOptions::assume_counts`, which
 //! still refuses negative and non-finite values (they are never counts).
 
+use rayon::prelude::*;
+
+/// Whether the finite `v` has no fractional part (`v.fract() == 0`) without a call to
+/// `trunc`: from 2^23 up every `f32` is an integer, and below it the truncation to `i32` and
+/// back is exact.
+#[inline]
+fn is_integer(v: f32) -> bool {
+    v.abs() >= 8_388_608.0 || (v as i32) as f32 == v
+}
+
 /// What the stored values of a matrix hold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValueSummary {
@@ -39,8 +49,18 @@ impl Default for ValueSummary {
 }
 
 impl ValueSummary {
-    /// The summary of `values`.
+    /// The summary of `values`: fixed pieces summarised in parallel and merged in order, so
+    /// the result does not depend on the thread count.
     pub fn of(values: &[f32]) -> ValueSummary {
+        let parts: Vec<ValueSummary> = values.par_chunks(1 << 16).map(Self::of_piece).collect();
+        let mut s = ValueSummary::default();
+        for p in &parts {
+            s.merge(p);
+        }
+        s
+    }
+
+    fn of_piece(values: &[f32]) -> ValueSummary {
         let mut s = ValueSummary {
             n_values: values.len(),
             ..Default::default()
@@ -53,7 +73,7 @@ impl ValueSummary {
             s.min = s.min.min(v);
             s.max = s.max.max(v);
             s.n_negative += (v < 0.0) as usize;
-            s.n_non_integer += (v.fract() != 0.0) as usize;
+            s.n_non_integer += !is_integer(v) as usize;
         }
         s
     }
@@ -150,6 +170,30 @@ pub(crate) const HOW_TO_PROCEED: &str = "the analysis needs raw counts: give the
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_as_fract_says() {
+        for v in [
+            0.0f32,
+            -0.0,
+            1.0,
+            2.5,
+            -3.0,
+            -3.5,
+            0.1,
+            1e-30,
+            8_388_607.5,
+            8_388_608.0,
+            1e30,
+            -1e30,
+        ] {
+            assert_eq!(is_integer(v), v.fract() == 0.0, "{v}");
+        }
+        let big: Vec<f32> = (0..200_000).map(|i| i as f32 * 0.5).collect();
+        let s = ValueSummary::of(&big);
+        assert_eq!((s.n_values, s.n_non_integer), (200_000, 100_000));
+        assert_eq!((s.min, s.max), (0.0, 99_999.5));
+    }
 
     #[test]
     fn counts_pass_and_log_values_are_described() {

@@ -6,6 +6,7 @@ use crate::io::hdf5_util::{self, guard, RangeReader};
 use crate::io::tenx_h5::{kept_features, read_header};
 use crate::io::ReadOptions;
 use crate::sparse::CsrMatrix;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// A 10x HDF5 file (Cell Ranger 1/2 or 3+, as [`crate::io::tenx_h5::read_10x_h5`]) opened for
@@ -248,8 +249,8 @@ impl CellChunks {
             )
         })?;
         if let Some(pos) = indices
-            .iter()
-            .position(|&i| i as usize >= self.n_file_genes)
+            .par_iter()
+            .position_first(|&i| i as usize >= self.n_file_genes)
         {
             return Err(Error::hdf5(
                 &self.path,

@@ -6,6 +6,7 @@ use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 use hdf5_pure::{AttrValue, DType};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -353,7 +354,7 @@ pub(crate) fn build_csr(
         && indptr.windows(2).all(|w| w[0] <= w[1])
         && indptr.last() == Some(&indices.len())
         && indptr
-            .windows(2)
+            .par_windows(2)
             .all(|w| indices[w[0]..w[1]].windows(2).all(|p| p[0] < p[1]));
     if sorted {
         CsrMatrix::try_new(r, c, indptr, indices, data)
