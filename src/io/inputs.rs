@@ -9,7 +9,6 @@ use crate::dataset::{Column, Dataset};
 use crate::error::{Error, Result};
 use crate::qc::{filter_cells_by_metrics, metrics, FilterOptions};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 /// The cell-table column [`read_inputs`] adds: per cell, the file and matrix its counts came
 /// from ([`ReadResult::describe`]).
@@ -197,33 +196,24 @@ pub fn counts_source_by_sample(cells: &crate::dataset::CellTable) -> Vec<(String
     out
 }
 
-/// A fingerprint of a sample: its barcodes and its counts (shape, CSR arrays, value bits).
-fn fingerprint(ds: &Dataset) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    ds.cells.barcodes.hash(&mut h);
-    (ds.counts.n_rows(), ds.counts.n_cols()).hash(&mut h);
-    ds.counts.indptr().hash(&mut h);
-    ds.counts.indices().hash(&mut h);
-    for v in ds.counts.data() {
-        v.to_bits().hash(&mut h);
-    }
-    h.finish()
-}
-
-/// Pairs `(a, b)`, `a < b`, of samples with the same barcodes and counts (the fingerprints
-/// agree and the data are compared to confirm).
+/// Pairs `(a, b)`, `a < b`, of samples with the same barcodes and counts: the shapes and the
+/// numbers of stored values first, then the barcodes, and only then the counts are compared,
+/// so that distinct samples (and a single one) cost no pass over the counts.
 fn identical_samples(parts: &[ReadResult]) -> Vec<(usize, usize)> {
-    let mut first_of: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
+    let mut firsts: Vec<usize> = Vec::new();
     for (k, r) in parts.iter().enumerate() {
-        let seen = first_of.entry(fingerprint(&r.dataset)).or_default();
-        if let Some(&a) = seen.iter().find(|&&a| {
-            let (x, y) = (&parts[a].dataset, &r.dataset);
-            x.cells.barcodes == y.cells.barcodes && x.counts == y.counts
-        }) {
-            out.push((a, k));
-        } else {
-            seen.push(k);
+        let y = &r.dataset;
+        let same = firsts.iter().copied().find(|&a| {
+            let x = &parts[a].dataset;
+            x.counts.shape() == y.counts.shape()
+                && x.counts.nnz() == y.counts.nnz()
+                && x.cells.barcodes == y.cells.barcodes
+                && x.counts == y.counts
+        });
+        match same {
+            Some(a) => out.push((a, k)),
+            None => firsts.push(k),
         }
     }
     out
