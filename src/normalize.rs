@@ -547,6 +547,46 @@ mod tests {
     }
 
     #[test]
+    fn moments_by_gene_ranges_equal_whole_rows() {
+        // 50 cells x 23 genes: small counts (cached), large and non-integer ones, zeros
+        let rows: Vec<Vec<f32>> = (0..50)
+            .map(|i| {
+                (0..23)
+                    .map(|j| match (i * 7 + j * 3) % 11 {
+                        0..=2 => 0.0,
+                        3 => 0.5 + j as f32,
+                        4 => 200.0 + i as f32,
+                        k => k as f32,
+                    })
+                    .collect()
+            })
+            .collect();
+        let x = CsrMatrix::from_dense_rows(&rows);
+        for expm1 in [true, false] {
+            let mut whole = LogMoments::new(23);
+            for r in 0..50 {
+                let (idx, cv) = x.row(r);
+                whole.add_row(idx, cv, 0.37 + r as f32, expm1, None);
+            }
+            for per in [1, 5, 23, 40] {
+                let mut parts = LogMoments::new(23);
+                for (t, (acc, nz)) in parts
+                    .acc
+                    .chunks_mut(per)
+                    .zip(parts.nz.chunks_mut(per))
+                    .enumerate()
+                {
+                    for r in 0..50 {
+                        let (idx, cv) = x.row(r);
+                        LogMoments::add_row_part(acc, nz, t * per, idx, cv, 0.37 + r as f32, expm1);
+                    }
+                }
+                assert_eq!(parts, whole, "ranges of {per} genes, expm1 {expm1}");
+            }
+        }
+    }
+
+    #[test]
     fn scanpy_docstring_examples() {
         let x = m(&[
             &[3., 3., 3., 6., 6.],

@@ -109,7 +109,9 @@ def streamed(n, h5, exe, args):
     med = median_runs(runs, STREAM_STEPS)
     summary = steps_of(os.path.join(out, "summary.json"))[1]
     wall = statistics.median(p[0] for p in procs)
-    rss = statistics.median(p[1] for p in procs)
+    # the example resets the peak at every step, which also resets the maximum that
+    # /usr/bin/time reads: the process' peak is the larger of it and the steps' peaks
+    rss = max(statistics.median(p[1] for p in procs), max(v[1] for v in med.values()))
     steps = sum(v[0] for v in med.values())
     lines = [f"### {n:,} cells x 20,000 genes, streamed ({summary['cells_after_qc']:,} after QC, "
              f"{summary['n_clusters']} clusters, {summary['stored_values']:,} stored values, "
@@ -120,11 +122,13 @@ def streamed(n, h5, exe, args):
         if s in med:
             lines.append(f"| {s} | {med[s][0]:.1f} | {med[s][1]:.0f} |")
     lines.append(f"| **steps** | **{steps:.1f}** | {max(v[1] for v in med.values()):.0f} |")
+    goal = lambda met, text: f"; goal at a million cells {text}: {'met' if met else 'not met'}" \
+        if n == 1000000 else ""
     lines += ["", f"Whole process (wall seconds and maximum RSS from /usr/bin/time, medians): "
-              f"**{wall:.1f} s** ({wall / 60:.1f} min; goal at most 240 s: "
-              f"{'met' if wall <= 240 else 'not met'}), **{rss:.0f} MB** (goal at most 8,192 MB: "
-              f"{'met' if rss <= 8192 else 'not met'}); runs: "
-              + ", ".join(f"{p[0]:.1f} s / {p[1]:.0f} MB" for p in procs) + ".",
+              f"**{wall:.1f} s** ({wall / 60:.1f} min{goal(wall <= 240, 'at most 240 s')}), "
+              f"**{rss:.0f} MB** (the largest of the process' and the steps' peaks"
+              f"{goal(rss <= 8192, 'at most 8,192 MB')}); runs: "
+              + ", ".join(f"{p[0]:.1f} s" for p in procs) + ".",
               "Scanpy not run at this size (it holds the whole matrix in memory).", ""]
     return lines
 
@@ -217,7 +221,10 @@ def main():
         lines.append(row("read to markers", ()))
         lines.append(row("without UMAP", ("umap",)))
         wall = lambda k: statistics.median(p[0] for p in procs[k])
-        rss = lambda k: statistics.median(p[1] for p in procs[k])
+        # scrna's example resets the peak at every step, which also resets the maximum that
+        # /usr/bin/time reads: its process peak is the larger of that and the steps' peaks
+        rss = lambda k: max([statistics.median(p[1] for p in procs[k])]
+                            + ([peak(s2 if k == 2 else s1)] if k in (1, 2) else []))
         wr = lambda k: statistics.median(writes[k]) if writes[k] else 0.0
         lines += ["", "Whole process, as a user waits for it (start-up, reading, every step and "
                   "every output file; wall seconds and maximum RSS from /usr/bin/time, medians):", "",
