@@ -59,7 +59,7 @@ pub(super) fn rank_range(
     let mut parts = Vec::with_capacity(blocks.len());
     for (bi, &(a, b)) in blocks.iter().enumerate() {
         let mut c = spill.columns(a - g0, b - g0)?;
-        c.lognormalize(logs)?;
+        c.lognormalize_with(logs)?;
         parts.push(rank_genes_csc(
             logs.size_factors().len(),
             &c.ptr,

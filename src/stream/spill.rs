@@ -445,9 +445,15 @@ impl Drop for Spill {
 }
 
 impl Columns {
-    /// Replaces the counts by the log-normalized values `ln(1 + x / s)` of their cells (the
-    /// size factors of `logs`, `s = 1` where it is 0), as the matrix loaded from the file.
-    pub(crate) fn lognormalize(&mut self, logs: &LogTable<'_>) -> Result<()> {
+    /// Replaces the counts by the log-normalized values `ln(1 + x / s)` of their cells
+    /// (`size_factors[cell]`, `s = 1` where it is 0), as the matrix loaded from the file.
+    pub fn lognormalize(&mut self, size_factors: &[f32]) -> Result<()> {
+        self.lognormalize_with(&LogTable::new(size_factors))
+    }
+
+    /// [`lognormalize`](Self::lognormalize) with the size factors and log values of `logs`
+    /// (made once for every block of genes).
+    pub(crate) fn lognormalize_with(&mut self, logs: &LogTable<'_>) -> Result<()> {
         let n = logs.size_factors().len();
         if self.cells.iter().any(|&k| k as usize >= n) {
             return Err(Error::data("spill", "cell index past the kept cells"));
@@ -684,13 +690,13 @@ mod tests {
         // The log-normalized values.
         let sf = [2.0f32, 1.0, 0.0, 4.0];
         let mut l = all.clone();
-        l.lognormalize(&LogTable::new(&sf)).unwrap();
+        l.lognormalize(&sf).unwrap();
         let want: Vec<f32> = [1.5f32, 0.25, 0.5, 1.25, 200.0, 0.0]
             .iter()
             .map(|v| v.ln_1p())
             .collect();
         assert_eq!(l.values, want);
-        assert!(l.lognormalize(&LogTable::new(&sf[..2])).is_err());
+        assert!(l.lognormalize(&sf[..2]).is_err());
         drop(s);
         assert!(!spill_dir.exists());
     }
