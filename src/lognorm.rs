@@ -91,7 +91,7 @@ impl<'a> LogTable<'a> {
 }
 
 /// The log-normalized values `ln(1 + x_ij / s_i)` of `counts`, computed when read (see the
-/// module docs). Integer counts below 32 are looked up in a per-cell table ([`LogTable`], 128
+/// module docs). Integer counts below 32 are looked up in a per-cell table (128
 /// bytes per cell) filled when the view is made.
 #[derive(Debug, Clone)]
 pub struct LogCounts<'a> {
