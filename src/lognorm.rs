@@ -81,11 +81,20 @@ impl<'a> LogTable<'a> {
     /// The log value of count `c` in cell `cell` (`cell < size_factors().len()`).
     #[inline]
     pub(crate) fn value(&self, cell: usize, c: f32) -> f32 {
-        let k = c as usize;
-        if k < TABLE && k as f32 == c {
-            self.table[cell][k]
-        } else {
-            log_value(c, self.size_factors[cell])
+        self.of_cell(cell)(c)
+    }
+
+    /// The log values of cell `cell`'s counts, the cell's table row looked up once.
+    #[inline]
+    fn of_cell(&self, cell: usize) -> impl Fn(f32) -> f32 + '_ {
+        let (table, s) = (&self.table[cell], self.size_factors[cell]);
+        move |c| {
+            let k = c as usize;
+            if k < TABLE && k as f32 == c {
+                table[k]
+            } else {
+                log_value(c, s)
+            }
         }
     }
 }
@@ -131,8 +140,9 @@ impl<'a> LogCounts<'a> {
     /// Rewrites the values of row `row` (counts) into log values in place.
     #[inline]
     fn transform_row(&self, row: usize, vals: &mut [f32]) {
+        let log = self.table.of_cell(row);
         for v in vals {
-            *v = self.table.value(row, *v);
+            *v = log(*v);
         }
     }
 
@@ -159,16 +169,8 @@ impl MatrixValues for LogCounts<'_> {
     }
     #[inline]
     fn values_into(&self, row: usize, range: Range<usize>, out: &mut Vec<f32>) {
-        let table = &self.table.table[row];
-        let s = self.table.size_factors[row];
-        out.extend(self.counts.data()[range].iter().map(|&c| {
-            let k = c as usize;
-            if k < TABLE && k as f32 == c {
-                table[k]
-            } else {
-                log_value(c, s)
-            }
-        }));
+        let log = self.table.of_cell(row);
+        out.extend(self.counts.data()[range].iter().map(|&c| log(c)));
     }
 }
 
