@@ -16,9 +16,10 @@
 //!    of zeros as a hole (read back as zeros) instead of writing it, so the placeholders
 //!    cost neither memory nor disk writes;
 //! 3. the file is reopened, each dataset's contiguous region located (`Dataset::layout`)
-//!    and the real bytes written into it with positioned writes of about 8 MB, straight
-//!    from the matrices' own arrays where the stored bytes are the file's (`f32` values and
-//!    `u32` column indices, which below 2^31 have the bits of `int32`, on a little-endian
+//!    and the real bytes written into it front to back by a [`RegionFiller`] (direct
+//!    writes of 8 MB that bypass the page cache, see [`super::direct`]), taken from the
+//!    matrices' own arrays where the stored bytes are the file's (`f32` values and `u32`
+//!    column indices, which below 2^31 have the bits of `int32`, on a little-endian
 //!    machine), or converted a piece at a time into one reusable buffer (the log values of
 //!    `X`, row pointers).
 //!
@@ -27,6 +28,7 @@
 //! can be written later). The file is not synchronized to disk, as h5py does not either;
 //! [`super::write_h5ad`] renames it into place once complete.
 
+use super::direct::{write_at, RegionFiller};
 use crate::error::{Error, Result};
 use crate::lognorm::{row_values, MatrixValues};
 use crate::sparse::CsrMatrix;
@@ -39,7 +41,7 @@ use std::path::Path;
 /// given to the builder with their values).
 pub(super) const PLACEHOLDER_MIN: usize = 1 << 20;
 
-/// Bytes per positioned write when filling a region (and values computed per piece).
+/// Bytes of `X`'s log values computed per piece.
 const PIECE_BYTES: usize = 8 << 20;
 
 /// Runs of zeros [`HoleWriter`] leaves unwritten are whole blocks of this many bytes.
@@ -113,20 +115,6 @@ impl HoleWriter {
     pub(super) fn finish(self) -> std::io::Result<()> {
         self.file.set_len(self.pos)
     }
-}
-
-/// Writes all of `buf` at `offset` of `f` (a positioned write on Unix).
-#[cfg(unix)]
-fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn write_at(f: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = f;
-    f.seek(SeekFrom::Start(offset))?;
-    f.write_all(buf)
 }
 
 fn is_zero(b: &[u8]) -> bool {
@@ -209,43 +197,32 @@ pub(super) fn region(file: &hdf5_pure::File, path: &Path, name: &str, bytes: usi
     }
 }
 
-/// Writes `bytes` into the file at `offset`, [`PIECE_BYTES`] at a time.
-pub(super) fn write_region(
-    out: &std::fs::File,
-    path: &Path,
-    offset: u64,
-    bytes: &[u8],
-) -> Result<()> {
-    let mut at = offset;
-    for piece in bytes.chunks(PIECE_BYTES) {
-        write_at(out, piece, at).map_err(|e| Error::io(path, e))?;
-        at += piece.len() as u64;
-    }
-    Ok(())
+/// Writes `bytes` into the region of the file at `offset`.
+pub(super) fn write_region(out: &mut RegionFiller, offset: u64, bytes: &[u8]) -> Result<()> {
+    out.begin(offset);
+    out.push(bytes)?;
+    out.finish()
 }
 
 /// Writes the values of `x` (row after row) as `float32` into the region at `offset`,
 /// computing about [`PIECE_BYTES`] at a time into one reusable buffer.
 pub(super) fn write_values(
-    out: &std::fs::File,
-    path: &Path,
+    out: &mut RegionFiller,
     offset: u64,
     x: &dyn MatrixValues,
 ) -> Result<()> {
     let p = x.pattern();
     let piece = PIECE_BYTES / 4;
     let mut buf: Vec<f32> = Vec::with_capacity(p.nnz().min(piece) + p.n_cols());
-    let mut at = offset;
+    out.begin(offset);
     for r in 0..p.n_rows() {
         row_values(x, r, &mut buf);
         if buf.len() >= piece || r + 1 == p.n_rows() {
-            let b = f32_bytes(&buf);
-            write_at(out, &b, at).map_err(|e| Error::io(path, e))?;
-            at += b.len() as u64;
+            out.push(&f32_bytes(&buf))?;
             buf.clear();
         }
     }
-    Ok(())
+    out.finish()
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! written into contiguous regions, see [`super::contiguous`]).
 
 use super::contiguous::{self, f32_bytes, index_bytes, Values};
+use super::direct::RegionFiller;
 use super::elements::enc;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::hdf5_util::{self, chunk_len};
 use crate::lognorm::row_values;
 use crate::sparse::CsrMatrix;
@@ -114,7 +115,7 @@ pub(super) fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, v: Value
 /// regions), `out` the same file opened for writing.
 pub(super) fn fill_csr_contiguous(
     file: &hdf5_pure::File,
-    out: &std::fs::File,
+    out: &mut RegionFiller,
     path: &Path,
     name: &str,
     v: Values,
@@ -124,27 +125,19 @@ pub(super) fn fill_csr_contiguous(
     if pending.data {
         let at = contiguous::region(file, path, &format!("{name}/data"), m.nnz() * 4)?;
         match v {
-            Values::Stored(s) => contiguous::write_region(out, path, at, &f32_bytes(s.data()))?,
-            Values::Computed(x) => contiguous::write_values(out, path, at, x)?,
+            Values::Stored(s) => contiguous::write_region(out, at, &f32_bytes(s.data()))?,
+            Values::Computed(x) => contiguous::write_values(out, at, x)?,
         }
     }
     if pending.indices {
         let at = contiguous::region(file, path, &format!("{name}/indices"), m.nnz() * 4)?;
         // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
-        contiguous::write_region(out, path, at, &index_bytes(m.indices()))?;
+        contiguous::write_region(out, at, &index_bytes(m.indices()))?;
     }
     if pending.indptr {
         let bytes = indptr_bytes(m);
         let at = contiguous::region(file, path, &format!("{name}/indptr"), bytes.len())?;
-        contiguous::write_region(out, path, at, &bytes)?;
+        contiguous::write_region(out, at, &bytes)?;
     }
     Ok(())
-}
-
-/// Opens the written file `tmp` for positioned writes; errors name `path`.
-pub(super) fn open_for_fill(tmp: &Path, path: &Path) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(tmp)
-        .map_err(|e| Error::io(path, e))
 }

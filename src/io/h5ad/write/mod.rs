@@ -2,6 +2,7 @@
 
 mod contiguous;
 mod csr;
+mod direct;
 mod elements;
 
 use super::super::hdf5_util;
@@ -10,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::lognorm::MatrixValues;
 use crate::sparse::CsrMatrix;
 use contiguous::{HoleWriter, Values};
-use csr::{declare_csr, fill_csr, fill_csr_contiguous, open_for_fill};
+use csr::{declare_csr, fill_csr, fill_csr_contiguous};
+use direct::RegionFiller;
 use elements::{enc, enc_ds, write_dataframe, write_uns};
 use hdf5_pure::{AttrValue, FileBuilder};
 use ndarray::ArrayView2;
@@ -330,9 +332,9 @@ fn write_contiguous(
         .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))?;
     w.finish().map_err(|e| Error::io(path, e))?;
     let file = hdf5_util::open(tmp)?;
-    let out = open_for_fill(tmp, path)?;
+    let mut out = RegionFiller::open(tmp, path, true)?;
     for (name, v, pending) in sparse {
-        fill_csr_contiguous(&file, &out, path, name, *v, *pending)?;
+        fill_csr_contiguous(&file, &mut out, path, name, *v, *pending)?;
     }
     Ok(())
 }
