@@ -96,9 +96,9 @@ pub fn write_all(a: &Analysis, opts: &PipelineOptions, dir: &Path) -> Result<Vec
 /// [`write_all`], returning the time and size of every file (`summary.json` last, whose
 /// `outputs` list holds the others' and `write_seconds` their wall time together).
 ///
-/// `analysis.h5ad` is written on one thread while the CSV tables and then the figures are
-/// written on another; the files and their bytes are the same as written one after the
-/// other.
+/// `analysis.h5ad` is written on one thread (mostly waiting for the disk) while the CSV
+/// tables and then the figures are written on another; the files and their bytes are the
+/// same as written one after the other.
 pub fn write_all_timed(
     a: &Analysis,
     opts: &PipelineOptions,
@@ -108,9 +108,8 @@ pub fn write_all_timed(
 }
 
 /// [`write_all_timed`], and with `report` also `report.html`
-/// ([`crate::html_report::write_report`], no condition comparison), written after the
-/// figures on the thread that is not writing `analysis.h5ad`; `summary.json` lists it with
-/// the others and counts it in `write_seconds`.
+/// ([`crate::html_report::write_report`], no condition comparison), written on a third
+/// thread; `summary.json` lists it after the figures and counts it in `write_seconds`.
 pub fn write_all_with_report(
     a: &Analysis,
     opts: &PipelineOptions,
@@ -120,30 +119,39 @@ pub fn write_all_with_report(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let started = Instant::now();
     let h5 = dir.join("analysis.h5ad");
-    let (h5ad, rest) = std::thread::scope(|s| {
+    let failed = |what: &str| {
+        Error::data(
+            "writing outputs",
+            format!("the thread writing {what} failed"),
+        )
+    };
+    let (h5ad, rest, html) = std::thread::scope(|s| {
         let other = s.spawn(|| -> Result<Vec<WrittenFile>> {
             let mut files = write_csv_tables(a, opts, dir)?;
             files.extend(write_plots_timed(a, dir)?);
-            if let Some(ro) = report {
+            Ok(files)
+        });
+        let html = report.map(|ro| {
+            s.spawn(move || -> Result<WrittenFile> {
                 let path = dir.join("report.html");
                 let t = Instant::now();
                 crate::html_report::write_report(a, None, &path, ro)?;
-                files.push(WrittenFile::timed(path, t));
-            }
-            Ok(files)
+                Ok(WrittenFile::timed(path, t))
+            })
         });
         let t = Instant::now();
         let h5ad = write_h5ad_file(a, opts, &h5).map(|()| WrittenFile::timed(h5.clone(), t));
-        let rest = other.join().unwrap_or_else(|_| {
-            Err(Error::data(
-                "writing outputs",
-                "the thread writing the tables and figures failed",
-            ))
-        });
-        (h5ad, rest)
+        let rest = other
+            .join()
+            .unwrap_or_else(|_| Err(failed("the tables and figures")));
+        let html = html.map(|h| h.join().unwrap_or_else(|_| Err(failed("report.html"))));
+        (h5ad, rest, html)
     });
     let mut files = rest?;
     files.insert(files.len().min(5), h5ad?);
+    if let Some(html) = html {
+        files.push(html?);
+    }
     let wall = started.elapsed().as_secs_f64();
     let t = Instant::now();
     let summary = write_summary(a, opts, dir, &files, Some(wall))?;
