@@ -7,10 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Crc, FlushCompress};
 use rand::SeedableRng;
-use std::io::Write;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -120,9 +118,11 @@ fn encode_record(col: &[(u32, f32)], record: &mut Vec<u8>) -> f32 {
 /// positions among the shown cells as varint gaps from the previous position (the first from
 /// -1), then one byte per cell, `round(255 v / max)` clamped to 1..=255 (so a non-zero value
 /// never reads as zero; the page maps byte `q` back to `q / 255 * max`). Records are
-/// concatenated and gzip-compressed; a gene whose record would take the compressed stream
-/// past `max_bytes` is left out together with every later gene (counted in `left_out`; the
-/// check is at the compressor's flush points, so the bound holds to within one record).
+/// concatenated and gzip-compressed, one sync flush after each; a gene whose record would
+/// take the compressed stream past `max_bytes` is cut off at the previous flush point and
+/// left out together with every later gene (counted in `left_out`), so the whole member,
+/// with its 2-byte final block and 8-byte trailer, is at most `max_bytes + 10` bytes (or
+/// holds the first gene alone).
 pub fn pack_expression(
     counts: &CsrMatrix,
     size_factors: &[f32],
@@ -172,7 +172,9 @@ pub fn pack_expression(
             }
         }
     }
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    let mut deflate = Compress::new(Compression::default(), false);
+    let mut gzip = GZIP_HEADER.to_vec();
+    let mut crc = Crc::new();
     let mut out = PackedExpression {
         genes: Vec::new(),
         max: Vec::new(),
@@ -184,33 +186,45 @@ pub fn pack_expression(
     let mut total = 0usize;
     for (k, col) in cols.iter().enumerate() {
         let max = encode_record(col, &mut record);
-        enc.write_all(&record)
-            .and_then(|_| enc.flush())
-            .map_err(|e| Error::data("html_report", e.to_string()))?;
-        if max_bytes.is_some_and(|b| enc.get_ref().len() > b) && !out.genes.is_empty() {
+        let kept = gzip.len();
+        deflate_sync(&mut deflate, &record, &mut gzip)?;
+        if max_bytes.is_some_and(|b| gzip.len() > b) && !out.genes.is_empty() {
+            // The stream up to the previous flush point is whole: cut this record off.
+            gzip.truncate(kept);
             out.left_out = genes.len() - k;
             break;
         }
+        crc.update(&record);
         total += record.len();
         out.genes.push(genes[k]);
         out.max.push(max);
         out.offsets.push(total);
     }
-    // A record that went past the budget is in the stream already: rebuild it without.
-    if out.left_out > 0 {
-        let mut enc2 = GzEncoder::new(Vec::new(), Compression::default());
-        for &g in &out.genes {
-            let col = &cols[slot[g] as usize];
-            encode_record(col, &mut record);
-            enc2.write_all(&record)
-                .map_err(|e| Error::data("html_report", e.to_string()))?;
-        }
-        enc = enc2;
-    }
-    out.gzip = enc
-        .finish()
-        .map_err(|e| Error::data("html_report", e.to_string()))?;
+    // The final (empty, fixed-code) block, then the CRC-32 and length of the records kept.
+    gzip.extend_from_slice(&[0x03, 0x00]);
+    gzip.extend_from_slice(&crc.sum().to_le_bytes());
+    gzip.extend_from_slice(&(total as u32).to_le_bytes());
+    out.gzip = gzip;
     Ok(out)
+}
+
+/// A gzip member's header (RFC 1952): deflate, no flags, no time, unknown system.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// Compresses `input` into `out` and ends with a sync flush, so that `out` then holds a
+/// whole prefix of the deflate stream that ends on a byte boundary.
+fn deflate_sync(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    loop {
+        out.reserve(input.len() / 2 + 4096);
+        let before = c.total_in();
+        c.compress_vec(input, out, FlushCompress::Sync)
+            .map_err(|e| Error::data("html_report", e.to_string()))?;
+        input = &input[(c.total_in() - before) as usize..];
+        // Spare room left behind: the compressor had nothing more to give.
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +262,7 @@ mod tests {
         flate2::read::GzDecoder::new(&p.gzip[..])
             .read_to_end(&mut raw)
             .unwrap();
+        assert_eq!(Some(&raw.len()), p.offsets.last());
         let mut at = p.offsets[k];
         let varint = |at: &mut usize| {
             let (mut v, mut shift) = (0u32, 0);
@@ -309,6 +324,17 @@ mod tests {
         }
         let small = pack_expression(&m, &sf, &shown, &[2, 0, 1], Some(60)).unwrap();
         assert!(small.left_out > 0 && small.genes.len() + small.left_out == 3);
+        // A budget that the first two genes fit and the third does not: the cut stream is a
+        // whole gzip member (CRC and length checked) of the kept records, within the bound.
+        let all = pack_expression(&m, &sf, &shown, &[0, 1, 2], None).unwrap();
+        let budget = all.gzip.len() - 30;
+        let cut = pack_expression(&m, &sf, &shown, &[0, 1, 2], Some(budget)).unwrap();
+        assert_eq!((cut.genes.clone(), cut.left_out), (vec![0, 1], 1));
+        assert!(cut.gzip.len() <= budget + 10);
+        for k in 0..2 {
+            assert_eq!(cut.max[k], all.max[k]);
+            assert_eq!(decode(&cut, k, shown.len()), decode(&all, k, shown.len()));
+        }
         assert!(pack_expression(&m, &sf, &shown, &[2, 2], None).is_err());
         assert!(pack_expression(&m, &sf, &shown, &[3], None).is_err());
     }

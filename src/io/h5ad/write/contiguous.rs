@@ -72,10 +72,19 @@ impl<'a> Values<'a> {
     }
 }
 
+/// Where a zero placeholder handed to the builder lives in memory (address and length): the
+/// builder moves the buffer and passes that very memory to its writer, which then knows the
+/// bytes are zeros without reading them ([`HoleWriter::with_known_zeros`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Placeholder {
+    addr: usize,
+    len: usize,
+}
+
 /// Declares the 1-D dataset `name` of `n` elements of `dtype` (`esize` bytes each): with the
-/// values `small()` gives when it is smaller than [`PLACEHOLDER_MIN`] bytes (`true`
+/// values `small()` gives when it is smaller than [`PLACEHOLDER_MIN`] bytes (`None`
 /// returned: nothing left to write), otherwise contiguous with a zero placeholder that
-/// `csr::fill_csr_contiguous` overwrites once the file is written (`false`).
+/// `csr::fill_csr_contiguous` overwrites once the file is written (its [`Placeholder`]).
 pub(super) fn declare(
     g: &mut GroupBuilder,
     name: &str,
@@ -83,18 +92,23 @@ pub(super) fn declare(
     n: usize,
     esize: usize,
     small: impl FnOnce() -> Vec<u8>,
-) -> bool {
+) -> Option<Placeholder> {
     let d = g.create_dataset(name);
     let bytes = n.saturating_mul(esize);
     if n == 0 {
         d.with_dtype(dtype).with_shape(&[0]);
-        true
+        None
     } else if bytes < PLACEHOLDER_MIN {
         d.with_raw_data(dtype, small(), n as u64);
-        true
+        None
     } else {
-        d.with_raw_data(dtype, vec![0u8; bytes], n as u64);
-        false
+        let zeros = vec![0u8; bytes];
+        let at = Placeholder {
+            addr: zeros.as_ptr() as usize,
+            len: bytes,
+        };
+        d.with_raw_data(dtype, zeros, n as u64);
+        Some(at)
     }
 }
 
@@ -104,11 +118,31 @@ pub(super) fn declare(
 pub(super) struct HoleWriter {
     file: std::fs::File,
     pos: u64,
+    /// Memory known to hold zeros (the placeholders), sorted by address.
+    zeros: Vec<Placeholder>,
 }
 
 impl HoleWriter {
-    pub(super) fn new(file: std::fs::File) -> Self {
-        HoleWriter { file, pos: 0 }
+    /// A writer into `file`, which must be new (empty): bytes left unwritten read as zeros.
+    /// A write of bytes inside one of `zeros` is left unwritten without reading
+    /// them (a placeholder's 500 MB of fresh zero pages would otherwise be read through).
+    pub(super) fn with_known_zeros(file: std::fs::File, mut zeros: Vec<Placeholder>) -> Self {
+        zeros.sort_by_key(|z| z.addr);
+        HoleWriter {
+            file,
+            pos: 0,
+            zeros,
+        }
+    }
+
+    /// Whether the memory of `buf` lies inside a known placeholder.
+    fn known_zeros(&self, buf: &[u8]) -> bool {
+        let (a, n) = (buf.as_ptr() as usize, buf.len());
+        let i = self.zeros.partition_point(|z| z.addr <= a);
+        i > 0 && {
+            let z = self.zeros[i - 1];
+            a + n <= z.addr + z.len
+        }
     }
 
     /// Sets the file's length to the bytes written, holes included.
@@ -125,6 +159,10 @@ fn is_zero(b: &[u8]) -> bool {
 
 impl Write for HoleWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.known_zeros(buf) {
+            self.pos += buf.len() as u64;
+            return Ok(buf.len());
+        }
         let mut run = 0; // start of the bytes not yet written
                          // blocks aligned to the file's offsets, so that holes are whole file-system blocks
         let first = (HOLE_BLOCK - (self.pos as usize % HOLE_BLOCK)) % HOLE_BLOCK;
@@ -234,7 +272,7 @@ mod tests {
     fn hole_writer_keeps_every_byte() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("holes");
-        let mut w = HoleWriter::new(std::fs::File::create(&p).unwrap());
+        let mut w = HoleWriter::with_known_zeros(std::fs::File::create(&p).unwrap(), Vec::new());
         let mut expect = Vec::new();
         // small writes, an unaligned large write with zero and non-zero blocks, a trailing
         // run of zeros (the file's length must cover it)
@@ -257,6 +295,29 @@ mod tests {
             .unwrap();
         assert_eq!(got.len(), expect.len());
         assert!(got == expect);
+    }
+
+    /// A write of memory inside a known placeholder is left as a hole without being read:
+    /// here the "placeholder" holds non-zero bytes, which must not reach the file.
+    #[test]
+    fn known_zeros_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("known");
+        let fake = vec![7u8; 3 * HOLE_BLOCK];
+        let known = Placeholder {
+            addr: fake.as_ptr() as usize + 10,
+            len: 2 * HOLE_BLOCK,
+        };
+        let mut w = HoleWriter::with_known_zeros(std::fs::File::create(&p).unwrap(), vec![known]);
+        w.write_all(&[1, 2]).unwrap();
+        w.write_all(&fake[10..10 + 2 * HOLE_BLOCK]).unwrap(); // inside: skipped
+        w.write_all(&fake[5..20]).unwrap(); // starts before it: written
+        w.finish().unwrap();
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(got.len(), 2 + 2 * HOLE_BLOCK + 15);
+        assert_eq!(&got[..2], &[1, 2]);
+        assert!(got[2..2 + 2 * HOLE_BLOCK].iter().all(|&b| b == 0));
+        assert!(got[2 + 2 * HOLE_BLOCK..].iter().all(|&b| b == 7));
     }
 
     #[test]

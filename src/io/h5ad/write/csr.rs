@@ -2,7 +2,7 @@
 //! arrays filled once it is written (compressed: appended chunk by chunk; uncompressed:
 //! written into contiguous regions, see [`super::contiguous`]).
 
-use super::contiguous::{self, f32_bytes, index_bytes, Values};
+use super::contiguous::{self, f32_bytes, index_bytes, Placeholder, Values};
 use super::direct::RegionFiller;
 use super::elements::enc;
 use crate::error::Result;
@@ -12,12 +12,20 @@ use crate::sparse::CsrMatrix;
 use hdf5_pure::{AttrValue, GroupBuilder};
 use std::path::Path;
 
-/// Which arrays of a matrix declared by [`declare_csr`] are still to be written.
+/// The placeholders of a matrix declared uncompressed by [`declare_csr`], still to be
+/// filled (none when compressed: [`fill_csr`] appends every array).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Pending {
-    data: bool,
-    indices: bool,
-    indptr: bool,
+    data: Option<Placeholder>,
+    indices: Option<Placeholder>,
+    indptr: Option<Placeholder>,
+}
+
+impl Pending {
+    /// The placeholders still to be filled.
+    pub(super) fn placeholders(&self) -> impl Iterator<Item = Placeholder> {
+        [self.data, self.indices, self.indptr].into_iter().flatten()
+    }
 }
 
 /// Declares the sparse matrix group `g` (encoding attributes, `shape`) with `data`
@@ -45,20 +53,20 @@ pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -
             hdf5_util::declare_appendable::<i32>(g, "indptr", &[], np, level);
         }
         return Pending {
-            data: true,
-            indices: true,
-            indptr: true,
+            data: None,
+            indices: None,
+            indptr: None,
         };
     }
     let nnz = m.nnz();
-    let data = !contiguous::declare(g, "data", hdf5_pure::make_f32_type(), nnz, 4, || {
+    let data = contiguous::declare(g, "data", hdf5_pure::make_f32_type(), nnz, 4, || {
         let mut vals = Vec::with_capacity(nnz);
         for r in 0..m.n_rows() {
             row_values(v.as_dyn(), r, &mut vals);
         }
         f32_bytes(&vals).into_owned()
     });
-    let indices = !contiguous::declare(g, "indices", hdf5_pure::make_i32_type(), nnz, 4, || {
+    let indices = contiguous::declare(g, "indices", hdf5_pure::make_i32_type(), nnz, 4, || {
         index_bytes(m.indices()).into_owned()
     });
     let (t, w) = if wide {
@@ -66,7 +74,7 @@ pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -
     } else {
         (hdf5_pure::make_i32_type(), 4)
     };
-    let indptr = !contiguous::declare(g, "indptr", t, m.indptr().len(), w, || indptr_bytes(m));
+    let indptr = contiguous::declare(g, "indptr", t, m.indptr().len(), w, || indptr_bytes(m));
     Pending {
         data,
         indices,
@@ -122,19 +130,19 @@ pub(super) fn fill_csr_contiguous(
     pending: Pending,
 ) -> Result<()> {
     let m = v.pattern();
-    if pending.data {
+    if pending.data.is_some() {
         let at = contiguous::region(file, path, &format!("{name}/data"), m.nnz() * 4)?;
         match v {
             Values::Stored(s) => contiguous::write_region(out, at, &f32_bytes(s.data()))?,
             Values::Computed(x) => contiguous::write_values(out, at, x)?,
         }
     }
-    if pending.indices {
+    if pending.indices.is_some() {
         let at = contiguous::region(file, path, &format!("{name}/indices"), m.nnz() * 4)?;
         // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
         contiguous::write_region(out, at, &index_bytes(m.indices()))?;
     }
-    if pending.indptr {
+    if pending.indptr.is_some() {
         let bytes = indptr_bytes(m);
         let at = contiguous::region(file, path, &format!("{name}/indptr"), bytes.len())?;
         contiguous::write_region(out, at, &bytes)?;

@@ -327,7 +327,8 @@ fn write_contiguous(
     sparse: &[(String, Values, csr::Pending)],
 ) -> Result<()> {
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(path, e))?;
-    let mut w = HoleWriter::new(f);
+    let zeros = sparse.iter().flat_map(|(_, _, p)| p.placeholders());
+    let mut w = HoleWriter::with_known_zeros(f, zeros.collect());
     fb.finish_to(&mut w)
         .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))?;
     w.finish().map_err(|e| Error::io(path, e))?;
