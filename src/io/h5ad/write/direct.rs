@@ -7,9 +7,10 @@
 //! A direct write (`O_DIRECT`, Linux) hands the disk the process' own buffer instead, which
 //! needs the buffer's address, the file offset and the length to be multiples of the
 //! block size ([`ALIGN`]). [`RegionFiller`] therefore copies a region's bytes, in order, into
-//! one aligned buffer of [`PIECE`] bytes and writes it directly whenever it is full; the
-//! region's unaligned first and last bytes go through the ordinary (buffered) descriptor, in
-//! pages no direct write touches. Where direct writes are not available (another system, a
+//! an aligned window of [`PIECE`] bytes and, whenever it is full, hands it to a thread that
+//! writes it directly while the next window is filled (two windows); the region's unaligned
+//! first and last bytes go through the ordinary (buffered) descriptor, in pages no direct
+//! write touches. Where direct writes are not available (another system, a
 //! file system that refuses `O_DIRECT` such as tmpfs), every byte is written buffered; the
 //! file's bytes are the same either way.
 
@@ -53,17 +54,151 @@ fn open_direct(_tmp: &Path) -> Option<File> {
     None
 }
 
+#[cfg(unix)]
+fn einval() -> i32 {
+    libc::EINVAL
+}
+
+#[cfg(not(unix))]
+fn einval() -> i32 {
+    22
+}
+
+/// A buffer of `PIECE + ALIGN` bytes whose aligned window of [`PIECE`] bytes starts at
+/// `start`.
+struct Window {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Window {
+    fn new() -> Self {
+        let buf = vec![0u8; PIECE + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN);
+        Window { buf, start }
+    }
+
+    fn bytes(&self, len: usize) -> &[u8] {
+        &self.buf[self.start..self.start + len]
+    }
+}
+
+/// A window's first `len` bytes to be written at file offset `at`.
+struct Job {
+    window: Window,
+    len: usize,
+    at: u64,
+}
+
+/// The thread that writes full windows directly while the next one is filled, so that the
+/// disk's transfer overlaps the copying (and computing) of the bytes. Windows are written
+/// at their own offsets, so the order in which they complete does not matter. A direct
+/// write the file system refuses (`EINVAL`: an alignment it does not accept) is written
+/// buffered, and so is every later one.
+struct Writer {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    done: std::sync::mpsc::Receiver<(Window, std::io::Result<()>)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Windows not in flight.
+    free: Vec<Window>,
+    in_flight: usize,
+}
+
+/// Windows per filler: one filled while the other is written.
+const WINDOWS: usize = 2;
+
+impl Writer {
+    fn spawn(direct: File, buffered: File) -> Self {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(WINDOWS);
+        let (tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut refused = false;
+            for job in rx {
+                let bytes = job.window.bytes(job.len);
+                let mut r = if refused {
+                    Err(std::io::Error::from_raw_os_error(einval()))
+                } else {
+                    write_at(&direct, bytes, job.at)
+                };
+                if matches!(&r, Err(e) if e.raw_os_error() == Some(einval())) {
+                    refused = true;
+                    r = write_at(&buffered, bytes, job.at);
+                }
+                if tx.send((job.window, r)).is_err() {
+                    return;
+                }
+            }
+        });
+        Writer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            free: (0..WINDOWS).map(|_| Window::new()).collect(),
+            in_flight: 0,
+        }
+    }
+
+    /// Waits for one window in flight to be written.
+    fn wait_one(&mut self, path: &Path) -> Result<()> {
+        let (w, r) = self.done.recv().map_err(|_| stopped(path))?;
+        self.in_flight -= 1;
+        self.free.push(w);
+        r.map_err(|e| Error::io(path, e))
+    }
+
+    /// A free window, waiting for one in flight if need be.
+    fn take(&mut self, path: &Path) -> Result<Window> {
+        if self.free.is_empty() {
+            self.wait_one(path)?;
+        }
+        self.free.pop().ok_or_else(|| stopped(path))
+    }
+
+    fn send(&mut self, path: &Path, job: Job) -> Result<()> {
+        let jobs = self.jobs.as_ref().ok_or_else(|| stopped(path))?;
+        jobs.send(job).map_err(|_| stopped(path))?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits for every window in flight; the first error, if any.
+    fn drain(&mut self, path: &Path) -> Result<()> {
+        let mut first = Ok(());
+        while self.in_flight > 0 {
+            let r = self.wait_one(path);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn stopped(path: &Path) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other("the thread writing the file stopped"),
+    )
+}
+
 /// Writes regions of a written file, each front to back (see the module docs).
 pub(super) struct RegionFiller<'p> {
     path: &'p Path,
     buffered: File,
-    direct: Option<File>,
-    /// `PIECE + ALIGN` bytes; the aligned window starts at `start`.
-    buf: Vec<u8>,
-    start: usize,
+    /// The direct writer and the window being filled, when direct writes are used.
+    direct: Option<(Writer, Window)>,
     /// Bytes of the window in use.
     len: usize,
-    /// File offset of the window's first byte (aligned while direct writes are used).
+    /// File offset of the window's first byte (of the next byte when writing buffered).
     at: u64,
     /// Bytes still to be written buffered before the region's first aligned offset.
     head: usize,
@@ -76,15 +211,19 @@ impl<'p> RegionFiller<'p> {
             .write(true)
             .open(tmp)
             .map_err(|e| Error::io(path, e))?;
-        let direct = if direct { open_direct(tmp) } else { None };
-        let buf = vec![0u8; PIECE + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN);
+        let direct = match direct.then(|| open_direct(tmp)).flatten() {
+            Some(d) => {
+                let b = buffered.try_clone().map_err(|e| Error::io(path, e))?;
+                let mut w = Writer::spawn(d, b);
+                let window = w.take(path)?;
+                Some((w, window))
+            }
+            None => None,
+        };
         Ok(RegionFiller {
             path,
             buffered,
             direct,
-            buf,
-            start,
             len: 0,
             at: 0,
             head: 0,
@@ -105,28 +244,34 @@ impl<'p> RegionFiller<'p> {
         self.head = (ALIGN - (offset % ALIGN as u64) as usize) % ALIGN;
     }
 
+    fn write_buffered(&mut self, bytes: &[u8]) -> Result<()> {
+        write_at(&self.buffered, bytes, self.at).map_err(|e| Error::io(self.path, e))?;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
     /// Appends `bytes` to the region.
     pub(super) fn push(&mut self, mut bytes: &[u8]) -> Result<()> {
         if self.direct.is_none() {
-            write_at(&self.buffered, bytes, self.at).map_err(|e| Error::io(self.path, e))?;
-            self.at += bytes.len() as u64;
-            return Ok(());
+            return self.write_buffered(bytes);
         }
         if self.head > 0 {
             let n = self.head.min(bytes.len());
-            write_at(&self.buffered, &bytes[..n], self.at).map_err(|e| Error::io(self.path, e))?;
-            self.at += n as u64;
+            self.write_buffered(&bytes[..n])?;
             self.head -= n;
             bytes = &bytes[n..];
         }
         while !bytes.is_empty() {
+            let Some((_, window)) = self.direct.as_mut() else {
+                return self.write_buffered(bytes);
+            };
             let n = (PIECE - self.len).min(bytes.len());
-            let w = self.start + self.len;
-            self.buf[w..w + n].copy_from_slice(&bytes[..n]);
+            let w = window.start + self.len;
+            window.buf[w..w + n].copy_from_slice(&bytes[..n]);
             self.len += n;
             bytes = &bytes[n..];
             if self.len == PIECE {
-                self.write_window(PIECE)?;
+                self.send_window(PIECE)?;
             }
         }
         Ok(())
@@ -134,57 +279,53 @@ impl<'p> RegionFiller<'p> {
 
     /// Writes the region's last bytes.
     pub(super) fn finish(&mut self) -> Result<()> {
+        let Some((_, window)) = &self.direct else {
+            return Ok(());
+        };
         let aligned = self.len - self.len % ALIGN;
+        // the unaligned tail first (buffered), from the window about to be sent
+        if self.len > aligned {
+            let tail = &window.buf[window.start + aligned..window.start + self.len];
+            write_at(&self.buffered, tail, self.at + aligned as u64)
+                .map_err(|e| Error::io(self.path, e))?;
+        }
+        let tail = (self.len - aligned) as u64;
+        self.len = aligned;
         if aligned > 0 {
-            self.write_window(aligned)?;
+            self.send_window(aligned)?;
         }
-        if self.len > 0 {
-            let w = &self.buf[self.start..self.start + self.len];
-            write_at(&self.buffered, w, self.at).map_err(|e| Error::io(self.path, e))?;
-            self.at += self.len as u64;
-            self.len = 0;
-        }
+        self.at += tail;
         Ok(())
     }
 
-    /// Writes the window's first `n` bytes (a multiple of [`ALIGN`]) directly and moves the
-    /// rest to its front; a refused direct write (`EINVAL`: an alignment the file system
-    /// does not accept) turns direct writes off and writes the whole window buffered.
-    fn write_window(&mut self, n: usize) -> Result<()> {
-        let w = &self.buf[self.start..self.start + n];
-        let refused = match &self.direct {
-            Some(direct) => match write_at(direct, w, self.at) {
-                Ok(()) => false,
-                Err(e) if e.raw_os_error() == Some(einval()) => true,
-                Err(e) => return Err(Error::io(self.path, e)),
-            },
-            None => true,
-        };
-        if refused {
-            // every byte of the window, then the rest of the file, buffered
-            self.direct = None;
-            let w = &self.buf[self.start..self.start + self.len];
-            write_at(&self.buffered, w, self.at).map_err(|e| Error::io(self.path, e))?;
-            self.at += self.len as u64;
-            self.len = 0;
-            return Ok(());
+    /// Sends the window's `n` bytes (a multiple of [`ALIGN`], all it holds) to the writer
+    /// and takes a free window.
+    fn send_window(&mut self, n: usize) -> Result<()> {
+        debug_assert_eq!(n, self.len);
+        if let Some((writer, window)) = &mut self.direct {
+            let next = writer.take(self.path)?;
+            let full = std::mem::replace(window, next);
+            writer.send(
+                self.path,
+                Job {
+                    window: full,
+                    len: n,
+                    at: self.at,
+                },
+            )?;
         }
         self.at += n as u64;
-        self.buf
-            .copy_within(self.start + n..self.start + self.len, self.start);
-        self.len -= n;
+        self.len = 0;
         Ok(())
     }
-}
 
-#[cfg(unix)]
-fn einval() -> i32 {
-    libc::EINVAL
-}
-
-#[cfg(not(unix))]
-fn einval() -> i32 {
-    22
+    /// Waits until every byte is written; the first error of a direct write, if any.
+    pub(super) fn close(mut self) -> Result<()> {
+        match &mut self.direct {
+            Some((writer, _)) => writer.drain(self.path),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +361,7 @@ mod tests {
                 f.finish().unwrap();
                 expect[offset..offset + len].copy_from_slice(&bytes);
             }
-            drop(f);
+            f.close().unwrap();
             assert!(std::fs::read(&tmp).unwrap() == expect);
         }
     }

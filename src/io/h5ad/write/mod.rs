@@ -337,7 +337,7 @@ fn write_contiguous(
     for (name, v, pending) in sparse {
         fill_csr_contiguous(&file, &mut out, path, name, *v, *pending)?;
     }
-    Ok(())
+    out.close()
 }
 
 fn validate(out: &H5adOutput) -> Result<()> {
