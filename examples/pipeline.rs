@@ -23,7 +23,7 @@ mod cli;
 
 use clap::Parser;
 use cli::StepBar;
-use scrna::io::inputs::{check_samples_pass_qc, read_inputs, InputOptions};
+use scrna::io::inputs::{read_inputs, InputOptions};
 use scrna::io::samples::resolve_inputs;
 use scrna::pipeline::{self, PipelineOptions, StepReport};
 use scrna::report::{check_output_dir, peak_rss_bytes, reset_peak_rss};
@@ -257,8 +257,7 @@ fn run(args: &Args) -> scrna::Result<()> {
     for l in inputs.report.lines() {
         eprintln!("{l}");
     }
-    // A sample none of whose cells passes QC stops the run before any long step.
-    check_samples_pass_qc(&inputs.dataset, &opts.filter)?;
+    // A sample none of whose cells passes QC stops the run in the QC step (the first).
     analyse(
         inputs.dataset,
         args,

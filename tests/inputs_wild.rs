@@ -350,6 +350,14 @@ fn a_sample_whose_cells_all_fail_qc_is_named() {
     low.min_genes = Some(1);
     let per = check_samples_pass_qc(&r.dataset, &low).unwrap();
     assert!(per.iter().all(|s| s.n_passing > 0));
+    // The pipeline's QC step stops with the same error, before any later step.
+    let e = pipeline::run(&r.dataset, &PipelineOptions::default(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sample \"tiny\"") && e.contains("none of its 1107 cells"),
+        "{e}"
+    );
 }
 
 /// The example binary `name` (built by `cargo build --example` when missing or older than

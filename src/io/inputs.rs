@@ -7,7 +7,7 @@ use super::samples::{check_names, concat_report, ConcatOptions, JoinReport, Samp
 use super::{read_counts, ReadOptions, ReadResult};
 use crate::dataset::{Column, Dataset};
 use crate::error::{Error, Result};
-use crate::qc::{filter_cells_by_metrics, metrics, FilterOptions};
+use crate::qc::{filter_cells_by_metrics, metrics, FilterOptions, QcMetrics};
 use std::collections::HashMap;
 
 /// The cell-table column [`read_inputs`] adds: per cell, the file and matrix its counts came
@@ -234,10 +234,21 @@ pub struct SampleQc {
 /// pipeline's first step does) to count, per sample, the cells that pass; a sample none of
 /// whose cells passes is an error naming it, its cells and why they fail (the first failing
 /// criterion of each cell), so that a wrong file (a raw matrix of empty droplets, another
-/// assay) stops the run before any long step. One pass over the counts.
+/// assay) stops the run before any long step. One pass over the counts; the pipeline's QC
+/// step makes the same check on the metrics it computes ([`samples_passing_qc`]).
 pub fn check_samples_pass_qc(ds: &Dataset, opts: &FilterOptions) -> Result<Vec<SampleQc>> {
     let m = metrics(ds, &opts.qc)?;
-    let f = filter_cells_by_metrics(&m, &ds.cells.sample, opts)?;
+    samples_passing_qc(ds, &m, opts)
+}
+
+/// [`check_samples_pass_qc`] on the QC metrics `m` of `ds` already computed (no pass over
+/// the counts).
+pub fn samples_passing_qc(
+    ds: &Dataset,
+    m: &QcMetrics,
+    opts: &FilterOptions,
+) -> Result<Vec<SampleQc>> {
+    let f = filter_cells_by_metrics(m, &ds.cells.sample, opts)?;
     let mut order: Vec<&str> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for s in &ds.cells.sample {

@@ -14,6 +14,7 @@ use crate::hvg::{
     highly_variable_from_moments, highly_variable_genes, log1p_moments, moments_from_col_sums,
     Flavor, Hvg,
 };
+use crate::io::inputs::samples_passing_qc;
 use crate::lognorm::LogCounts;
 use crate::normalize::{cell_total, normalize_total_log1p, LogMoments};
 use crate::qc::{
@@ -118,6 +119,8 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
     let n_input_cells = data.n_cells();
     let (qc, mut filtered, kept_totals, rode) = timer.step("qc", |progress| {
         let qc = metrics(&data, &opts.filter.qc)?;
+        // A sample none of whose cells passes stops the run here, named, with the reasons.
+        samples_passing_qc(&data, &qc, &opts.filter)?;
         progress(0.4);
         // The metrics of the kept cells and genes come with the filter (the same values as
         // `metrics` on the filtered dataset).
