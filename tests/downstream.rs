@@ -1,6 +1,7 @@
 //! The downstream check: builds and runs `tests/downstream/`, a crate that depends on scrna by
-//! path and uses only `scrna::prelude`, in scrna's own target folder (so the dependencies built
-//! for the tests are reused) and with `--locked` against its committed `Cargo.lock`. A type or
+//! path and uses only `scrna::prelude`, as a member of scrna's workspace (so scrna and the
+//! dependencies built for the tests are reused) and with `--locked` against the workspace's
+//! `Cargo.lock`. A type or
 //! function the main job needs and the public API lacks fails the build; the run fails unless
 //! the comparison finds the simulated resistant-only state (at least 90% of the called
 //! cluster's cells planted there).
