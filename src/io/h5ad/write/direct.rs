@@ -140,7 +140,11 @@ impl Writer {
 
     /// Waits for one window in flight to be written.
     fn wait_one(&mut self, path: &Path) -> Result<()> {
-        let (w, r) = self.done.recv().map_err(|_| stopped(path))?;
+        let Ok((w, r)) = self.done.recv() else {
+            // the thread is gone (it panicked): nothing more will come back
+            self.in_flight = 0;
+            return Err(stopped(path));
+        };
         self.in_flight -= 1;
         self.free.push(w);
         r.map_err(|e| Error::io(path, e))
