@@ -81,6 +81,13 @@ pub(super) struct Placeholder {
     len: usize,
 }
 
+impl Placeholder {
+    /// Its length in bytes.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Declares the 1-D dataset `name` of `n` elements of `dtype` (`esize` bytes each): with the
 /// values `small()` gives when it is smaller than [`PLACEHOLDER_MIN`] bytes (`None`
 /// returned: nothing left to write), otherwise contiguous with a zero placeholder that
@@ -120,18 +127,24 @@ pub(super) struct HoleWriter {
     pos: u64,
     /// Memory known to hold zeros (the placeholders), sorted by address.
     zeros: Vec<Placeholder>,
+    /// Writes left unwritten because their memory was a known placeholder.
+    skipped: Vec<(u64, usize)>,
 }
 
 impl HoleWriter {
     /// A writer into `file`, which must be new (empty): bytes left unwritten read as zeros.
     /// A write of bytes inside one of `zeros` is left unwritten without reading
     /// them (a placeholder's 500 MB of fresh zero pages would otherwise be read through).
+    /// That the memory is still the placeholder (not freed and reused by the builder) is
+    /// checked afterwards: each such write must be a region that the filling overwrites
+    /// (see [`HoleWriter::finish`]).
     pub(super) fn with_known_zeros(file: std::fs::File, mut zeros: Vec<Placeholder>) -> Self {
         zeros.sort_by_key(|z| z.addr);
         HoleWriter {
             file,
             pos: 0,
             zeros,
+            skipped: Vec::new(),
         }
     }
 
@@ -146,8 +159,11 @@ impl HoleWriter {
     }
 
     /// Sets the file's length to the bytes written, holes included.
-    pub(super) fn finish(self) -> std::io::Result<()> {
-        self.file.set_len(self.pos)
+    /// Returns where the writes left unwritten as known zeros went (file offset, length),
+    /// for the caller to check that the filling overwrites every one of them.
+    pub(super) fn finish(self) -> std::io::Result<Vec<(u64, usize)>> {
+        self.file.set_len(self.pos)?;
+        Ok(self.skipped)
     }
 }
 
@@ -160,6 +176,7 @@ fn is_zero(b: &[u8]) -> bool {
 impl Write for HoleWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.known_zeros(buf) {
+            self.skipped.push((self.pos, buf.len()));
             self.pos += buf.len() as u64;
             return Ok(buf.len());
         }
@@ -312,7 +329,7 @@ mod tests {
         w.write_all(&[1, 2]).unwrap();
         w.write_all(&fake[10..10 + 2 * HOLE_BLOCK]).unwrap(); // inside: skipped
         w.write_all(&fake[5..20]).unwrap(); // starts before it: written
-        w.finish().unwrap();
+        assert_eq!(w.finish().unwrap(), vec![(2, 2 * HOLE_BLOCK)]);
         let got = std::fs::read(&p).unwrap();
         assert_eq!(got.len(), 2 + 2 * HOLE_BLOCK + 15);
         assert_eq!(&got[..2], &[1, 2]);

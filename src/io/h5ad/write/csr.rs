@@ -22,9 +22,15 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    /// The placeholders still to be filled.
-    pub(super) fn placeholders(&self) -> impl Iterator<Item = Placeholder> {
-        [self.data, self.indices, self.indptr].into_iter().flatten()
+    /// The placeholders still to be filled, with the names of their arrays.
+    pub(super) fn placeholders(&self) -> impl Iterator<Item = (&'static str, Placeholder)> {
+        [
+            ("data", self.data),
+            ("indices", self.indices),
+            ("indptr", self.indptr),
+        ]
+        .into_iter()
+        .filter_map(|(name, p)| Some((name, p?)))
     }
 }
 

@@ -328,11 +328,31 @@ fn write_contiguous(
 ) -> Result<()> {
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(path, e))?;
     let zeros = sparse.iter().flat_map(|(_, _, p)| p.placeholders());
-    let mut w = HoleWriter::with_known_zeros(f, zeros.collect());
+    let mut w = HoleWriter::with_known_zeros(f, zeros.map(|(_, z)| z).collect());
     fb.finish_to(&mut w)
         .map_err(|e| Error::hdf5(path, "/", format!("write failed: {e}")))?;
-    w.finish().map_err(|e| Error::io(path, e))?;
+    let skipped = w.finish().map_err(|e| Error::io(path, e))?;
     let file = hdf5_util::open(tmp)?;
+    // Every write left unwritten as a placeholder must lie in a region filled below.
+    let mut regions = Vec::new();
+    for (name, _, pending) in sparse {
+        for (array, z) in pending.placeholders() {
+            let at = contiguous::region(&file, path, &format!("{name}/{array}"), z.len())?;
+            regions.push((at, z.len()));
+        }
+    }
+    let filled = |&(at, n): &(u64, usize)| {
+        regions
+            .iter()
+            .any(|&(r, m)| at >= r && at + n as u64 <= r + m as u64)
+    };
+    if let Some(&(at, n)) = skipped.iter().find(|s| !filled(s)) {
+        return Err(Error::hdf5(
+            path,
+            "/",
+            format!("{n} bytes at offset {at} were left unwritten outside the arrays to fill"),
+        ));
+    }
     let mut out = RegionFiller::open(tmp, path, true)?;
     for (name, v, pending) in sparse {
         fill_csr_contiguous(&file, &mut out, path, name, *v, *pending)?;
