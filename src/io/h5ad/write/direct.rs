@@ -32,7 +32,7 @@ pub(super) fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()>
 
 #[cfg(not(unix))]
 pub(super) fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
+    use std::io::{Seek, SeekFrom, Write};
     let mut f = f;
     f.seek(SeekFrom::Start(offset))?;
     f.write_all(buf)
