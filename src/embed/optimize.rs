@@ -3,7 +3,7 @@
 use super::edges::Edges;
 use super::kernel::{apply_samples, Step};
 use super::pow::PowTable;
-use super::schedule::{due_samples, splitmix, Chunk};
+use super::schedule::{due_epoch, due_samples, splitmix, Chunk};
 use super::UmapOptions;
 use rayon::prelude::*;
 
@@ -30,6 +30,7 @@ pub(super) fn optimize(
     };
     // next epoch at which each out-edge and each in-edge is sampled
     let mut out_next = edges.eps.clone();
+    let mut out_due: Vec<u32> = out_next.iter().map(|&x| due_epoch(x)).collect();
     let mut in_next = if edges.symmetric {
         Vec::new()
     } else {
@@ -39,6 +40,7 @@ pub(super) fn optimize(
     let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
     {
         let (mut o, mut g, mut t) = (&mut out_next[..], &mut neg_next[..], &mut in_next[..]);
+        let mut d = &mut out_due[..];
         for first in (0..n).step_by(CHUNK) {
             let last = (first + CHUNK).min(n);
             let ne = edges.indptr[last] - edges.indptr[first];
@@ -48,15 +50,17 @@ pub(super) fn optimize(
                 edges.t_indptr[last] - edges.t_indptr[first]
             };
             let (o1, o2) = std::mem::take(&mut o).split_at_mut(ne);
+            let (d1, d2) = std::mem::take(&mut d).split_at_mut(ne);
             let (g1, g2) = std::mem::take(&mut g).split_at_mut(ne);
             let (t1, t2) = std::mem::take(&mut t).split_at_mut(nt);
             chunks.push(Chunk {
                 first,
                 out_next: o1,
+                out_due: d1,
                 neg_next: g1,
                 in_next: t1,
             });
-            (o, g, t) = (o2, g2, t2);
+            (o, g, t, d) = (o2, g2, t2, d2);
         }
     }
     let seed = splitmix(opts.seed ^ 0x005E_ED0F_0A11);

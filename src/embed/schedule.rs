@@ -25,7 +25,8 @@ impl Xs {
 }
 
 /// Whether an edge sampled every `eps` epochs is due at epoch `n`, umap-learn's schedule:
-/// due when `next <= n`, and then `next += eps` (`next` starts at `eps`).
+/// due when `next <= n`, and then `next += eps` (`next` starts at `eps`). (The out-edges keep
+/// [`due_epoch`] of `next` beside it and test that.)
 #[inline]
 fn due(next: &mut f64, eps: f64, n: usize) -> bool {
     if *next <= n as f64 {
@@ -33,6 +34,19 @@ fn due(next: &mut f64, eps: f64, n: usize) -> bool {
         true
     } else {
         false
+    }
+}
+
+/// The first whole epoch at which an edge whose next sample is at `next` is due: `ceil(next)`,
+/// so that `next <= n` exactly when `due_epoch(next) <= n` for every whole `n` below
+/// `u32::MAX` (an epoch too far to count is `u32::MAX`, never reached).
+#[inline]
+pub(super) fn due_epoch(next: f64) -> u32 {
+    let c = next.ceil();
+    if c < u32::MAX as f64 {
+        c as u32
+    } else {
+        u32::MAX
     }
 }
 
@@ -45,6 +59,8 @@ pub(super) struct Chunk<'a> {
     pub(super) first: usize,
     /// next epoch at which each out-edge is sampled
     pub(super) out_next: &'a mut [f64],
+    /// [`due_epoch`] of `out_next`: the test of each edge reads 4 bytes
+    pub(super) out_due: &'a mut [u32],
     /// next epoch at which each out-edge draws negative samples
     pub(super) neg_next: &'a mut [f64],
     /// next epoch at which each in-edge is sampled
@@ -73,16 +89,29 @@ pub(super) fn due_samples(
     let n = edges.n;
     let (e0, t0) = (edges.indptr[ch.first], edges.t_indptr[ch.first]);
     let now = epoch as f64;
+    let epoch32 = u32::try_from(epoch).unwrap_or(u32::MAX);
     for j in ch.first..ch.first + n_cells {
         let mut rng = Xs(splitmix(epoch_seed ^ splitmix(j as u64)) | 1);
+        let (a, b) = (edges.indptr[j], edges.indptr[j + 1]);
+        // The due out-edges (offsets from `a`), listed without a branch per edge: whether an
+        // edge is due changes from epoch to epoch and is hard to predict.
         due_out.clear();
-        for e in edges.indptr[j]..edges.indptr[j + 1] {
+        due_out.resize(b - a, 0);
+        let mut m = 0;
+        for (o, &d) in ch.out_due[a - e0..b - e0].iter().enumerate() {
+            due_out[m] = o as u32;
+            m += usize::from(d <= epoch32);
+        }
+        due_out.truncate(m);
+        for &o in due_out.iter() {
+            let e = a + o as usize;
             let eps = edges.eps[e];
-            if !due(&mut ch.out_next[e - e0], eps, epoch) {
-                continue;
-            }
+            // due: `next <= epoch` exactly when `due_epoch(next) <= epoch`
+            let next = &mut ch.out_next[e - e0];
+            debug_assert!(*next <= now);
+            *next += eps;
+            ch.out_due[e - e0] = due_epoch(*next);
             samples.push(edges.tail[e]);
-            due_out.push(edges.tail[e]);
             if nsr <= 0.0 {
                 continue;
             }
@@ -104,7 +133,7 @@ pub(super) fn due_samples(
             }
         }
         if edges.symmetric {
-            samples.extend_from_slice(due_out);
+            samples.extend(due_out.iter().map(|&o| edges.tail[a + o as usize]));
         } else {
             for t in edges.t_indptr[j]..edges.t_indptr[j + 1] {
                 if due(&mut ch.in_next[t - t0], edges.t_eps[t], epoch) {
