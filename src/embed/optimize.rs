@@ -23,8 +23,9 @@ pub(super) fn optimize(
     let nsr = opts.negative_sample_rate as f64;
     let gamma = opts.repulsion_strength;
     // umap-learn: epochs_per_negative_sample = eps / rate, next negative sample at that epoch
+    let eps_neg: Vec<f64> = edges.eps.iter().map(|&e| e / nsr).collect();
     let mut neg_next: Vec<f64> = if nsr > 0.0 {
-        edges.eps.iter().map(|&e| e / nsr).collect()
+        eps_neg.clone()
     } else {
         vec![f64::INFINITY; edges.eps.len()]
     };
@@ -58,6 +59,7 @@ pub(super) fn optimize(
                 out_next: o1,
                 out_due: d1,
                 neg_next: g1,
+                eps_neg: &eps_neg[edges.indptr[first]..edges.indptr[last]],
                 in_next: t1,
             });
             (o, g, t, d) = (o2, g2, t2, d2);

@@ -63,6 +63,8 @@ pub(super) struct Chunk<'a> {
     pub(super) out_due: &'a mut [u32],
     /// next epoch at which each out-edge draws negative samples
     pub(super) neg_next: &'a mut [f64],
+    /// epochs between two negative samplings of each out-edge (`eps / negative_sample_rate`)
+    pub(super) eps_neg: &'a [f64],
     /// next epoch at which each in-edge is sampled
     pub(super) in_next: &'a mut [f64],
 }
@@ -116,7 +118,7 @@ pub(super) fn due_samples(
                 continue;
             }
             let slot = &mut ch.neg_next[e - e0];
-            let epn = eps / nsr;
+            let epn = ch.eps_neg[e - e0];
             let q = (now - *slot) / epn;
             if q.is_nan() || q < 1.0 {
                 continue;
