@@ -42,9 +42,12 @@ fn due(next: &mut f64, eps: f64, n: usize) -> bool {
 /// `u32::MAX` (an epoch too far to count is `u32::MAX`, never reached).
 #[inline]
 pub(super) fn due_epoch(next: f64) -> u32 {
-    let c = next.ceil();
-    if c < u32::MAX as f64 {
-        c as u32
+    // `ceil` without the library call it is on processors without SSE4.1
+    if next <= 0.0 {
+        0
+    } else if next < (u32::MAX - 1) as f64 {
+        let t = next as u32;
+        t + u32::from((t as f64) < next)
     } else {
         u32::MAX
     }
@@ -144,5 +147,31 @@ pub(super) fn due_samples(
             }
         }
         ends.push(samples.len() as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_epoch_is_the_test_of_the_schedule() {
+        let mut nexts = vec![0.0, 1.0, 2.0, 1e-300, f64::NAN, f64::INFINITY, 4e9, 1e20];
+        for k in 0..400 {
+            let x = k as f64 * 0.137;
+            nexts.extend([x, x.next_up(), x.next_down().max(0.0)]);
+        }
+        for &next in &nexts {
+            for n in 0..60usize {
+                assert_eq!(
+                    due_epoch(next) <= n as u32,
+                    next <= n as f64,
+                    "{next} at {n}"
+                );
+            }
+        }
+        assert_eq!(due_epoch(f64::NAN), u32::MAX);
+        assert_eq!(due_epoch(7.0), 7);
+        assert_eq!(due_epoch(7.0f64.next_up()), 8);
     }
 }

@@ -53,6 +53,7 @@
 //! squares, rank sums), `keys` sorts the values, `statistics` turns a row into scores and
 //! p-values, and `table` gives the tidy table and its CSV ([`RankGenes::table`], [`write_csv`]).
 
+mod dots;
 mod gene_rows;
 mod keys;
 mod passes;
@@ -60,6 +61,7 @@ mod rank;
 mod statistics;
 mod table;
 
+pub use dots::{dot_values, DotValues};
 pub use rank::{rank_genes, rank_genes_csc, rank_genes_with_progress};
 pub use table::{write_csv, write_csv_to, MarkerRow, TableFilter};
 

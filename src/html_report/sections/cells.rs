@@ -339,36 +339,16 @@ pub fn add_markers(p: &mut Page, a: &Analysis, opts: &ReportOptions) -> Result<(
             }
         }
     }
-    let k = a.clustering.n_clusters;
-    let mut slot = vec![usize::MAX; d.n_genes()];
-    for (j, &g) in genes.iter().enumerate() {
-        slot[g] = j;
-    }
-    let mut sum = vec![vec![0f64; genes.len()]; k];
-    let mut nz = vec![vec![0usize; genes.len()]; k];
-    for (i, &l) in a.clustering.labels.iter().enumerate() {
-        let (idx, val) = d.counts.row(i);
-        let sf = f64::from(a.size_factors.get(i).copied().unwrap_or(1.0));
-        for (&g, &v) in idx.iter().zip(val) {
-            let j = slot[g as usize];
-            if j != usize::MAX && v != 0.0 && (l as usize) < k {
-                sum[l as usize][j] += (1.0 + f64::from(v) / sf).ln();
-                nz[l as usize][j] += 1;
-            }
-        }
-    }
-    let sizes = a.cluster_sizes();
-    let frac: Vec<Vec<f64>> = (0..k)
-        .map(|c| {
-            nz[c]
-                .iter()
-                .map(|&x| x as f64 / sizes[c].max(1) as f64)
-                .collect()
-        })
-        .collect();
-    let mean: Vec<Vec<f64>> = (0..k)
-        .map(|c| sum[c].iter().map(|&x| x / sizes[c].max(1) as f64).collect())
-        .collect();
+    let dots = crate::markers::dot_values(
+        &a.log_normalized()?,
+        &a.clustering.labels,
+        a.clustering.n_clusters,
+        &genes,
+    )?;
+    let rows = |m: &ndarray::Array2<f64>| -> Vec<Vec<f64>> {
+        m.outer_iter().map(|r| r.to_vec()).collect()
+    };
+    let (frac, mean) = (rows(&dots.fractions), rows(&dots.means));
     body.push_str(
         "<h3>Dot plot</h3><p>Dot area: fraction of the cluster's cells expressing the \
                    gene; colour: mean log expression, scaled to the gene's highest cluster.</p>",

@@ -97,33 +97,14 @@ pub(super) fn write_plots_timed(a: &Analysis, dir: &Path) -> Result<Vec<WrittenF
         }
     }
     if !genes.is_empty() {
-        let mut sorted = genes.clone();
-        sorted.sort_unstable();
-        let sub = a.log_normalized()?.select_cols(&sorted)?;
-        // Column of `sub` -> position in `genes` (the plot's order).
-        let plot_pos: Vec<usize> = sorted
-            .iter()
-            .map(|g| genes.iter().position(|x| x == g).unwrap_or(0))
-            .collect();
-        let k = a.clustering.n_clusters;
-        let mut frac = ndarray::Array2::<f32>::zeros((k, genes.len()));
-        let mut mean = ndarray::Array2::<f32>::zeros((k, genes.len()));
-        let sizes = a.cluster_sizes();
-        for (cell, &l) in a.clustering.labels.iter().enumerate() {
-            let (idx, val) = sub.row(cell);
-            for (&c, &v) in idx.iter().zip(val) {
-                let j = plot_pos[c as usize];
-                if v > 0.0 {
-                    frac[(l as usize, j)] += 1.0;
-                }
-                mean[(l as usize, j)] += v;
-            }
-        }
-        for (c, &s) in sizes.iter().enumerate() {
-            let s = s.max(1) as f32;
-            frac.row_mut(c).mapv_inplace(|x| x / s);
-            mean.row_mut(c).mapv_inplace(|x| x / s);
-        }
+        let dots = crate::markers::dot_values(
+            &a.log_normalized()?,
+            &a.clustering.labels,
+            a.clustering.n_clusters,
+            &genes,
+        )?;
+        let frac = dots.fractions.mapv(|x| x as f32);
+        let mean = dots.means.mapv(|x| x as f32);
         let names: Vec<String> = genes.iter().map(|&g| d.genes.symbols[g].clone()).collect();
         files.extend(plot::dot_plot(
             frac.view(),
