@@ -69,9 +69,10 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
         .map(|b| {
             let mut acc = vec![0f64; 2 * cells];
             let mut v = Vec::with_capacity(1);
-            for r in b * ROWS..((b + 1) * ROWS).min(n_rows) {
+            let rows = b * ROWS..((b + 1) * ROWS).min(n_rows);
+            for (r, &label) in rows.clone().zip(&labels[rows]) {
                 let (a, e) = (p.indptr()[r], p.indptr()[r + 1]);
-                let base = labels[r] as usize * k;
+                let base = label as usize * k;
                 for (at, &c) in (a..e).zip(&p.indices()[a..e]) {
                     let j = slot[c as usize];
                     if j == u32::MAX {
