@@ -248,10 +248,7 @@ impl CellChunks {
                 ),
             )
         })?;
-        if let Some(pos) = indices
-            .par_iter()
-            .position_first(|&i| i as usize >= self.n_file_genes)
-        {
+        if let Some(pos) = first_at_or_above(&indices, self.n_file_genes) {
             return Err(Error::hdf5(
                 &self.path,
                 format!("{g}/indices"),
@@ -287,6 +284,20 @@ impl CellChunks {
         crate::io::h5ad::build_csr(b - a, self.n_genes(), indptr, indices, data)
             .map_err(|e| Error::hdf5(&self.path, g.clone(), e))
     }
+}
+
+/// The position of the first value at or above `limit`, scanned in parallel over fixed chunks
+/// (a test per value inside a chunk, not a parallel task per value).
+fn first_at_or_above(values: &[u32], limit: usize) -> Option<usize> {
+    const CHUNK: usize = 1 << 16;
+    values
+        .par_chunks(CHUNK)
+        .enumerate()
+        .find_map_first(|(c, part)| {
+            part.iter()
+                .position(|&i| i as usize >= limit)
+                .map(|p| c * CHUNK + p)
+        })
 }
 
 /// The group of the counts in an `.h5ad` without a layer given: `/X` when its first
@@ -357,4 +368,22 @@ fn check_lengths(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_at_or_above;
+
+    #[test]
+    fn first_value_past_the_limit_is_found_in_any_chunk() {
+        let mut v = vec![3u32; 200_000];
+        assert_eq!(first_at_or_above(&v, 4), None);
+        v[150_001] = 4;
+        v[199_999] = 9;
+        assert_eq!(first_at_or_above(&v, 4), Some(150_001));
+        v[65_536] = 5;
+        assert_eq!(first_at_or_above(&v, 4), Some(65_536));
+        assert_eq!(first_at_or_above(&v, 3), Some(0));
+        assert_eq!(first_at_or_above(&[], 0), None);
+    }
 }
