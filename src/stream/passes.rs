@@ -203,7 +203,9 @@ impl HvgPart {
         for &(a, b) in cell_blocks {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
-                let (x, totals) = inp.kept_block(a, &reader.read(a, b)?)?;
+                let block = reader.read(a, b)?;
+                let (x, totals) = inp.kept_block(a, &block)?;
+                reader.recycle(block);
                 let sf: Vec<f32> = totals.iter().map(|&t| t / inp.target).collect();
                 part.moments
                     .acc

@@ -8,6 +8,7 @@ use crate::io::ReadOptions;
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A 10x HDF5 file (Cell Ranger 1/2 or 3+, as [`crate::io::tenx_h5::read_10x_h5`]) opened for
 /// reading its cells block by block.
@@ -35,7 +36,16 @@ pub struct CellChunks {
     genes: GeneTable,
     /// Accept non-integer (non-negative, finite) values ([`ReadOptions::assume_counts`]).
     assume_counts: bool,
+    /// Row pointers, indices and values of blocks given back ([`recycle`](Self::recycle)),
+    /// whose memory the next reads reuse.
+    spare: Mutex<Vec<Buffers>>,
 }
+
+/// Row pointers, column indices and values of a block.
+type Buffers = (Vec<usize>, Vec<u32>, Vec<f32>);
+
+/// Blocks' buffers kept for reuse at most (the passes read one block at a time).
+const SPARE: usize = 1;
 
 /// Stored values of `X` looked at by [`CellChunks::open_h5ad`] to decide whether it holds
 /// counts (every block is checked again as it is read).
@@ -85,6 +95,7 @@ impl CellChunks {
             samples: None,
             genes,
             assume_counts: opts.assume_counts,
+            spare: Mutex::default(),
         })
     }
 
@@ -177,6 +188,7 @@ impl CellChunks {
                 ..genes
             },
             assume_counts: assume,
+            spare: Mutex::default(),
         })
     }
 
@@ -233,8 +245,14 @@ impl CellChunks {
             ));
         }
         let (lo, hi) = (self.indptr[a], self.indptr[b]);
-        let mut indices: Vec<u32> = self.indices.read_range(lo, hi)?;
-        let mut data: Vec<f32> = self.data.read_range(lo, hi)?;
+        let (mut indptr, mut indices, mut data) = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_default();
+        self.indices.read_range_into(lo, hi, &mut indices)?;
+        self.data.read_range_into(lo, hi, &mut data)?;
         crate::io::counts::check(&data, self.assume_counts).map_err(|d| {
             let name = |i: usize| self.barcodes.get(i).map(String::as_str).unwrap_or("?");
             Error::hdf5(
@@ -260,7 +278,8 @@ impl CellChunks {
                 ),
             ));
         }
-        let mut indptr: Vec<usize> = self.indptr[a..=b].iter().map(|&p| p - lo).collect();
+        indptr.clear();
+        indptr.extend(self.indptr[a..=b].iter().map(|&p| p - lo));
         if let Some(m) = &self.remap {
             // Drop the values of dropped features and renumber the rest.
             let mut w = 0;
@@ -283,6 +302,26 @@ impl CellChunks {
         }
         crate::io::h5ad::build_csr(b - a, self.n_genes(), indptr, indices, data)
             .map_err(|e| Error::hdf5(&self.path, g.clone(), e))
+    }
+
+    /// Gives back a block that [`read`](Self::read) returned, once it is no longer needed: the
+    /// next read reuses its memory instead of a new allocation (whose pages are each faulted
+    /// in and cleared as they are first written: a tenth of a pass over the file).
+    pub fn recycle(&self, block: CsrMatrix) {
+        let (_, _, indptr, indices, data) = block.into_parts();
+        if let Ok(mut s) = self.spare.lock() {
+            if s.len() < SPARE {
+                s.push((indptr, indices, data));
+            }
+        }
+    }
+
+    /// Frees the buffers kept for reuse (after the last pass over the file).
+    pub fn release_spare(&self) {
+        if let Ok(mut s) = self.spare.lock() {
+            s.clear();
+            s.shrink_to_fit();
+        }
     }
 }
 

@@ -129,6 +129,7 @@ pub fn run_on<W: Workers>(
                 let (a, b) = cell_blocks[u];
                 let x = reader.read(a, b)?;
                 let p = QcPart::of_block(&x, &flags, fo, local_only);
+                reader.recycle(x);
                 Ok((p, Vec::<(usize, ())>::new()))
             },
             &mut |u, p| {
@@ -174,10 +175,9 @@ pub fn run_on<W: Workers>(
                 &mut |u| {
                     let (a, b) = cell_blocks[u];
                     let x = reader.read(a, b)?;
-                    Ok((
-                        passes::kept_detection(a, &x, &kept_pos),
-                        Vec::<(usize, ())>::new(),
-                    ))
+                    let p = passes::kept_detection(a, &x, &kept_pos);
+                    reader.recycle(x);
+                    Ok((p, Vec::<(usize, ())>::new()))
                 },
                 &mut |u, p: Vec<u32>| {
                     if p.len() != n_genes {
@@ -240,6 +240,7 @@ pub fn run_on<W: Workers>(
                             let (a, b) = cell_blocks[u];
                             let x = reader.read(a, b)?;
                             let t = inputs.kept_totals(a, &x)?;
+                            reader.recycle(x);
                             Ok((t, Vec::<(usize, ())>::new()))
                         },
                         &mut |u, t: Vec<f32>| {
@@ -417,6 +418,7 @@ pub fn run_on<W: Workers>(
                     spill::encode_segment(a, &x, &kept_pos, pos, *n)
                         .map(|s| (*o, LoadPart::Segment(s)))
                 }));
+                reader.recycle(x);
                 Ok(((), parts))
             },
             &mut |u, ()| {
@@ -429,6 +431,7 @@ pub fn run_on<W: Workers>(
             },
         )?;
         passes += 1;
+        reader.release_spare();
         let x = spill.finish().and_then(|()| rows.finish(hvg_genes.len()));
         let others = w.agree("load", x.as_ref().err().map(|e| e.to_string()));
         let x = x?;

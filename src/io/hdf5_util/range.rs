@@ -104,6 +104,19 @@ impl RangeReader {
     /// Elements `a..b`, converted to `T` (an element that does not fit `T` is an error naming
     /// its position). Errors when the range is not within the dataset.
     pub(crate) fn read_range<T: Num>(&self, a: usize, b: usize) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.read_range_into(a, b, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`read_range`](Self::read_range) into `out` (its old contents dropped, its memory reused:
+    /// a large new allocation costs a page fault per page as it is first written).
+    pub(crate) fn read_range_into<T: Num>(
+        &self,
+        a: usize,
+        b: usize,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
         let (path, name) = (self.path.as_path(), self.name.as_str());
         let err = |m: String| Error::hdf5(path, name, m);
         if a > b || b > self.len {
@@ -112,16 +125,17 @@ impl RangeReader {
                 self.len
             )));
         }
-        let mut out = vec![T::default(); b - a];
+        out.clear();
+        out.resize(b - a, T::default());
         if a == b {
-            return Ok(out);
+            return Ok(());
         }
         guard(path, name, || {
             if let Some((clen, slots, filters)) = &self.fast {
                 let clen = *clen;
                 // Split the output at chunk boundaries: (slot, offset in chunk, piece).
                 let mut pieces = Vec::with_capacity((b - a).div_ceil(clen) + 1);
-                let mut rest: &mut [T] = &mut out;
+                let mut rest: &mut [T] = out;
                 let mut pos = a;
                 while pos < b {
                     let slot = pos / clen;
@@ -186,7 +200,6 @@ impl RangeReader {
                 }
             }
             Ok(())
-        })?;
-        Ok(out)
+        })
     }
 }
