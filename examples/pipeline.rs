@@ -280,7 +280,11 @@ fn analyse(
 ) -> scrna::Result<()> {
     eprintln!("{} cells x {} genes", data.n_cells(), data.n_genes());
     let bar = StepBar::new();
-    let mut analysis = pipeline::run_owned(data, opts, &mut |p| bar.show(p))?;
+    // analysis.h5ad is written while the UMAP layout is computed, the last step.
+    std::fs::create_dir_all(&args.out).map_err(|e| scrna::Error::io(&args.out, e))?;
+    let h5ad = args.out.join("analysis.h5ad");
+    let (mut analysis, h5ad) =
+        pipeline::run_owned_with_h5ad(data, opts, &h5ad, &mut |p| bar.show(p))?;
     bar.finish();
     analysis.steps.splice(0..0, read);
     analysis.warnings.splice(0..0, notes);
@@ -290,7 +294,7 @@ fn analyse(
         ..Default::default()
     };
     let report = (!args.no_report).then_some(&ro);
-    let files = pipeline::output::write_all_with_report(&analysis, opts, &args.out, report)?;
+    let files = pipeline::output::write_rest_with_report(&analysis, opts, &args.out, report, h5ad)?;
     let written = started.elapsed().as_secs_f64();
 
     print_steps(&analysis.steps);
@@ -350,7 +354,8 @@ fn analyse(
             .join(", ")
     );
     println!(
-        "{} files written to {} in {written:.1} s",
+        "{} files written to {} in {written:.1} s after the steps (analysis.h5ad during the \
+         umap step)",
         files.len(),
         args.out.display()
     );

@@ -45,6 +45,8 @@ use ndarray::Array2;
 use preprocess::preprocess_timed;
 use runner::StepRunner;
 use std::borrow::Cow;
+use std::path::Path;
+use std::time::Instant;
 
 /// Options of every step of [`run`]. `Default` gives Scanpy's standard tutorial settings.
 #[derive(Debug, Clone)]
@@ -358,11 +360,10 @@ fn plan(data: &Dataset, opts: &PipelineOptions) -> Vec<&'static str> {
     if integration_wanted(data, opts) {
         steps.push("integrate");
     }
-    steps.extend(["neighbors", "leiden"]);
+    steps.extend(["neighbors", "leiden", "markers"]);
     if !opts.skip_umap {
         steps.push("umap");
     }
-    steps.push("markers");
     steps
 }
 
@@ -411,7 +412,7 @@ pub fn run(
     opts: &PipelineOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Analysis> {
-    in_pool(opts, || run_cow(Cow::Borrowed(data), opts, progress))
+    in_pool(opts, || run_cow(Cow::Borrowed(data), opts, progress, None)).map(|r| r.0)
 }
 
 /// Runs `f` in a rayon pool of `opts.threads` threads (the global pool when `None`), after
@@ -439,14 +440,38 @@ pub fn run_owned(
     opts: &PipelineOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Analysis> {
-    in_pool(opts, || run_cow(Cow::Owned(data), opts, progress))
+    in_pool(opts, || run_cow(Cow::Owned(data), opts, progress, None)).map(|r| r.0)
+}
+
+/// [`run_owned`], writing `analysis.h5ad` ([`output::write_h5ad_file`]) to `h5ad` while the
+/// UMAP layout is computed, the last step: every other part of the file is known by then,
+/// and its layout depends on the shape of the UMAP coordinates only, so the file is written
+/// (the writer mostly waiting for the disk) while the layout keeps the processors busy, and
+/// the coordinates go into their place at the end. The file's bytes are those
+/// [`output::write_h5ad_file`] writes after the run. Returns the analysis and the file, whose
+/// time is the writer's own (most of it during the `umap` step); give it to
+/// [`output::write_rest_with_report`] for the other outputs.
+pub fn run_owned_with_h5ad(
+    data: Dataset,
+    opts: &PipelineOptions,
+    h5ad: &Path,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<(Analysis, output::WrittenFile)> {
+    let (a, file) = in_pool(opts, || {
+        run_cow(Cow::Owned(data), opts, progress, Some(h5ad))
+    })?;
+    match file {
+        Some(f) => Ok((a, f)),
+        None => Err(Error::data("pipeline", "the .h5ad writer returned nothing")),
+    }
 }
 
 fn run_cow(
     data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
-) -> Result<Analysis> {
+    h5ad: Option<&Path>,
+) -> Result<(Analysis, Option<output::WrittenFile>)> {
     if data.n_cells() == 0 || data.n_genes() == 0 {
         return Err(Error::data(
             "pipeline",
@@ -548,20 +573,12 @@ fn run_cow(
         },
     )?;
 
-    let layout = if opts.skip_umap {
-        Array2::zeros((0, 2))
-    } else {
-        timer.step("umap", |progress| {
-            umap_with_progress(&connectivities, Init::Spectral, &opts.umap, progress)
-        })?
-    };
-
     let markers = timer.step("markers", |progress| {
         let x = LogCounts::new(&filtered.dataset.counts, &size_factors)?;
         rank_genes_with_progress(&x, &clustering.labels, &opts.markers, progress)
     })?;
 
-    Ok(Analysis {
+    let mut analysis = Analysis {
         input_shape,
         input_cells,
         qc,
@@ -574,12 +591,72 @@ fn run_cow(
         distances,
         connectivities,
         clustering,
-        umap: layout,
+        umap: Array2::zeros((0, 2)),
         markers,
-        steps: timer.into_steps(),
+        steps: Vec::new(),
         doublets,
         integration,
         design_limits,
         warnings,
+    };
+    let (layout, written) = if opts.skip_umap {
+        let written = match h5ad {
+            Some(path) => {
+                let t = Instant::now();
+                output::write_h5ad_file(&analysis, opts, path)?;
+                Some(output::WrittenFile::measured(
+                    path.to_path_buf(),
+                    t.elapsed().as_secs_f64(),
+                ))
+            }
+            None => None,
+        };
+        (Array2::zeros((0, 2)), written)
+    } else {
+        umap_writing_h5ad(&analysis, opts, &mut timer, h5ad)?
+    };
+    analysis.umap = layout;
+    analysis.steps = timer.into_steps();
+    Ok((analysis, written))
+}
+
+/// The `umap` step of [`run_cow`], with `analysis.h5ad` written meanwhile on another thread
+/// when `h5ad` is given (see [`run_owned_with_h5ad`]).
+fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
+    analysis: &Analysis,
+    opts: &PipelineOptions,
+    timer: &mut StepRunner<'_, P>,
+    h5ad: Option<&Path>,
+) -> Result<(Array2<f32>, Option<output::WrittenFile>)> {
+    let graph = &analysis.connectivities;
+    let layout = |timer: &mut StepRunner<'_, P>| {
+        timer.step("umap", |progress| {
+            umap_with_progress(graph, Init::Spectral, &opts.umap, progress)
+        })
+    };
+    let Some(path) = h5ad else {
+        return Ok((layout(timer)?, None));
+    };
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || {
+            let t = Instant::now();
+            output::write_h5ad_file_pending(analysis, opts, path).map(|p| (p, t.elapsed()))
+        });
+        let layout = layout(timer);
+        let pending = writer.join().unwrap_or_else(|_| {
+            Err(Error::data(
+                "writing outputs",
+                "the thread writing analysis.h5ad failed",
+            ))
+        });
+        let layout = layout?;
+        let (pending, busy) = pending?;
+        let t = Instant::now();
+        pending.finish(&[("X_umap", layout.view())])?;
+        let seconds = (busy + t.elapsed()).as_secs_f64();
+        Ok((
+            layout,
+            Some(output::WrittenFile::measured(path.to_path_buf(), seconds)),
+        ))
     })
 }

@@ -2,7 +2,9 @@
 
 use super::super::{Analysis, PipelineOptions};
 use crate::error::Result;
-use crate::io::h5ad::{write_h5ad, H5adOutput, RecField, UnsValue};
+use crate::io::h5ad::{
+    write_h5ad, write_h5ad_pending, H5adOutput, PendingH5ad, RecField, UnsValue,
+};
 use std::path::Path;
 
 /// Scanpy's `uns["rank_genes_groups"]` for the analysis' markers (all genes, ranked).
@@ -78,6 +80,31 @@ pub fn rank_genes_groups_uns(a: &Analysis, opts: &PipelineOptions) -> UnsValue {
 /// `uns["rank_genes_groups"]` (left out when no cluster could be tested, see
 /// [`crate::markers::RankGenes::warnings`]).
 pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Result<()> {
+    let umap = (a.umap.nrows() == a.dataset().n_cells()).then_some(&a.umap);
+    with_output(a, opts, umap, |out| write_h5ad(out, path))
+}
+
+/// [`write_h5ad_file`] of an analysis whose UMAP layout is still being computed (`a.umap`
+/// not yet set): `obsm["X_umap"]` is left for [`PendingH5ad::finish`], the rest written now.
+pub(crate) fn write_h5ad_file_pending(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    path: &Path,
+) -> Result<PendingH5ad> {
+    let zeros = ndarray::Array2::<f32>::zeros((a.dataset().n_cells(), 2));
+    with_output(a, opts, Some(&zeros), |out| {
+        write_h5ad_pending(out, path, &["X_umap"])
+    })
+}
+
+/// The AnnData content of the analysis (see [`write_h5ad_file`]) with `umap` as
+/// `obsm["X_umap"]`, given to `f`.
+fn with_output<T>(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    umap: Option<&ndarray::Array2<f32>>,
+    f: impl FnOnce(&H5adOutput) -> Result<T>,
+) -> Result<T> {
     let d = a.dataset();
     let x = a.log_normalized()?;
     let mut out = H5adOutput::new(&x, &d.cells, &d.genes);
@@ -87,8 +114,8 @@ pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Res
         out.obsm
             .push(("X_pca_harmony".to_string(), i.harmony.embedding.view()));
     }
-    if a.umap.nrows() == d.n_cells() {
-        out.obsm.push(("X_umap".to_string(), a.umap.view()));
+    if let Some(u) = umap {
+        out.obsm.push(("X_umap".to_string(), u.view()));
     }
     let k = a.pca.loadings.ncols();
     let mut pcs = ndarray::Array2::<f32>::zeros((d.n_genes(), k));
@@ -107,5 +134,5 @@ pub fn write_h5ad_file(a: &Analysis, opts: &PipelineOptions, path: &Path) -> Res
         ));
     }
     out.compression = opts.h5ad_compression;
-    write_h5ad(&out, path)
+    f(&out)
 }

@@ -22,6 +22,7 @@ pub(crate) use summary::steps_json;
 mod tables;
 
 pub use figures::write_plots;
+pub(crate) use h5ad::write_h5ad_file_pending;
 pub use h5ad::{rank_genes_groups_uns, write_h5ad_file};
 pub use summary::summary_json;
 pub(crate) use tables::{write_clusters, write_clusters_csv};
@@ -48,10 +49,15 @@ pub struct WrittenFile {
 
 impl WrittenFile {
     fn timed(path: PathBuf, started: Instant) -> WrittenFile {
+        Self::measured(path, started.elapsed().as_secs_f64())
+    }
+
+    /// The file at `path`, written in `seconds` (its size read from the file system).
+    pub(crate) fn measured(path: PathBuf, seconds: f64) -> WrittenFile {
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         WrittenFile {
             path,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             bytes,
         }
     }
@@ -116,6 +122,29 @@ pub fn write_all_with_report(
     dir: &Path,
     report: Option<&crate::html_report::ReportOptions>,
 ) -> Result<Vec<WrittenFile>> {
+    write_outputs(a, opts, dir, report, None)
+}
+
+/// [`write_all_with_report`] after `analysis.h5ad` was written during the run
+/// ([`super::run_owned_with_h5ad`], which returns `h5ad`): the other files, and `summary.json`
+/// listing `h5ad` among them.
+pub fn write_rest_with_report(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    dir: &Path,
+    report: Option<&crate::html_report::ReportOptions>,
+    h5ad: WrittenFile,
+) -> Result<Vec<WrittenFile>> {
+    write_outputs(a, opts, dir, report, Some(h5ad))
+}
+
+fn write_outputs(
+    a: &Analysis,
+    opts: &PipelineOptions,
+    dir: &Path,
+    report: Option<&crate::html_report::ReportOptions>,
+    h5ad_written: Option<WrittenFile>,
+) -> Result<Vec<WrittenFile>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let started = Instant::now();
     let h5 = dir.join("analysis.h5ad");
@@ -139,8 +168,13 @@ pub fn write_all_with_report(
                 Ok(WrittenFile::timed(path, t))
             })
         });
-        let t = Instant::now();
-        let h5ad = write_h5ad_file(a, opts, &h5).map(|()| WrittenFile::timed(h5.clone(), t));
+        let h5ad = match h5ad_written {
+            Some(f) => Ok(f),
+            None => {
+                let t = Instant::now();
+                write_h5ad_file(a, opts, &h5).map(|()| WrittenFile::timed(h5.clone(), t))
+            }
+        };
         let rest = other
             .join()
             .unwrap_or_else(|_| Err(failed("the tables and figures")));

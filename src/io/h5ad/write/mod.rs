@@ -190,6 +190,110 @@ impl<'a> H5adOutput<'a> {
 /// `obsp` cells x cells; record-array fields of equal length): a mismatch is
 /// [`Error::InvalidData`] and nothing is written.
 pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
+    let tmp = write_temporary(out, path)?;
+    rename_into_place(&tmp, path)
+}
+
+/// An `.h5ad` file written by [`write_h5ad_pending`] but for the values of some `obsm` arrays,
+/// under its temporary name until [`finish`](Self::finish) writes them and renames it into
+/// place (the temporary file is removed if it is dropped unfinished).
+#[derive(Debug)]
+pub struct PendingH5ad {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    /// name, offset of its values in the file, rows, columns
+    slots: Vec<(String, u64, usize, usize)>,
+    done: bool,
+}
+
+/// [`write_h5ad`] with the values of the `obsm` arrays named in `later` left for
+/// [`PendingH5ad::finish`]: `out` holds placeholders of their final shape (zeros, say), and
+/// the file's layout depends only on shapes, so the finished file has the bytes
+/// [`write_h5ad`] writes with the final values. The rest of the file can then be written
+/// while those values are still being computed. Errors as [`write_h5ad`], and for a name
+/// in `later` that is not in `out.obsm`.
+pub fn write_h5ad_pending(out: &H5adOutput, path: &Path, later: &[&str]) -> Result<PendingH5ad> {
+    let mut shapes = Vec::with_capacity(later.len());
+    for &name in later {
+        match out.obsm.iter().find(|(n, _)| n == name) {
+            Some((_, a)) => shapes.push((name, a.nrows(), a.ncols())),
+            None => {
+                return Err(Error::option(
+                    "later",
+                    format!("obsm {name:?} is not among the arrays to write"),
+                ))
+            }
+        }
+    }
+    let tmp = write_temporary(out, path)?;
+    let mut pending = PendingH5ad {
+        tmp,
+        path: path.to_path_buf(),
+        slots: Vec::new(),
+        done: false,
+    };
+    let file = hdf5_util::open(&pending.tmp)?;
+    for (name, rows, cols) in shapes {
+        let at = contiguous::region(&file, path, &format!("obsm/{name}"), 4 * rows * cols)?;
+        pending.slots.push((name.to_string(), at, rows, cols));
+    }
+    Ok(pending)
+}
+
+impl PendingH5ad {
+    /// Writes the values of the arrays left for later (each name once, each of the shape it was
+    /// declared with, as `float32` row after row) and renames the file into place.
+    pub fn finish(mut self, values: &[(&str, ArrayView2<f32>)]) -> Result<()> {
+        let err = |m: String| Error::data("h5ad output", m);
+        if values.len() != self.slots.len() {
+            return Err(err(format!(
+                "{} arrays given for the {} left to write",
+                values.len(),
+                self.slots.len()
+            )));
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.tmp)
+            .map_err(|e| Error::io(&self.path, e))?;
+        for (name, at, rows, cols) in &self.slots {
+            let a = match values.iter().find(|(n, _)| n == name) {
+                Some((_, a)) if a.dim() == (*rows, *cols) => a,
+                Some((_, a)) => {
+                    return Err(err(format!(
+                        "obsm {name} is {:?}, declared {rows} x {cols}",
+                        a.dim()
+                    )))
+                }
+                None => return Err(err(format!("no values for obsm {name}"))),
+            };
+            let bytes: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+            direct::write_at(&f, &bytes, *at).map_err(|e| Error::io(&self.path, e))?;
+        }
+        drop(f);
+        self.done = true;
+        rename_into_place(&self.tmp, &self.path)
+    }
+}
+
+impl Drop for PendingH5ad {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Renames the finished temporary file into place (removed on failure).
+fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Writes `out` under the temporary name of `path` and returns that name (see [`write_h5ad`]).
+fn write_temporary(out: &H5adOutput, path: &Path) -> Result<std::path::PathBuf> {
     out.compression.validate()?;
     validate(out)?;
     let fbe = |obj: &str| {
@@ -312,10 +416,7 @@ pub fn write_h5ad(out: &H5adOutput, path: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    Ok(tmp)
 }
 
 /// The uncompressed file: streamed through a [`HoleWriter`] with the large arrays as
