@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use rand::SeedableRng;
+use rayon::prelude::*;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -154,24 +155,39 @@ pub fn pack_expression(
             }
         }
     }
-    // Transpose the selected columns: per gene, (position among shown cells, value).
-    let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); genes.len()];
-    for (pos, &cell) in shown.iter().enumerate() {
-        if cell >= counts.n_rows() {
-            return Err(Error::data(
-                "html_report",
-                format!("cell {cell} out of range"),
-            ));
-        }
-        let (idx, val) = counts.row(cell);
-        let sf = size_factors[cell];
-        for (&j, &v) in idx.iter().zip(val) {
-            let s = slot[j as usize];
-            if s != u32::MAX && v != 0.0 {
-                cols[s as usize].push((pos as u32, (1.0 + v / sf).ln()));
-            }
-        }
+    if let Some(&cell) = shown.iter().find(|&&c| c >= counts.n_rows()) {
+        return Err(Error::data(
+            "html_report",
+            format!("cell {cell} out of range"),
+        ));
     }
+    // Transpose the selected columns: per gene, (position among shown cells, value); fixed
+    // blocks of cells in parallel, each gene's pieces then joined in block order.
+    const CELLS: usize = 4096;
+    let blocks: Vec<Vec<Vec<(u32, f32)>>> = shown
+        .par_chunks(CELLS)
+        .enumerate()
+        .map(|(b, cells)| {
+            let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); genes.len()];
+            for (i, &cell) in cells.iter().enumerate() {
+                let pos = (b * CELLS + i) as u32;
+                let (idx, val) = counts.row(cell);
+                let sf = size_factors[cell];
+                for (&j, &v) in idx.iter().zip(val) {
+                    let s = slot[j as usize];
+                    if s != u32::MAX && v != 0.0 {
+                        cols[s as usize].push((pos, (1.0 + v / sf).ln()));
+                    }
+                }
+            }
+            cols
+        })
+        .collect();
+    let cols: Vec<Vec<(u32, f32)>> = (0..genes.len())
+        .into_par_iter()
+        .map(|k| blocks.iter().flat_map(|b| b[k].iter().copied()).collect())
+        .collect();
+    drop(blocks);
     let mut deflate = Compress::new(Compression::default(), false);
     let mut gzip = GZIP_HEADER.to_vec();
     let mut crc = Crc::new();

@@ -61,6 +61,15 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
             Some(s) => *s = j as u32,
         }
     }
+    // The listed genes in column order with their place in the plot: each row's stored
+    // entries of them are found by binary search (a few dozen genes among thousands of
+    // stored entries per row), not by looking at every entry.
+    let mut sorted: Vec<(u32, u32)> = genes
+        .iter()
+        .enumerate()
+        .map(|(j, &g)| (g as u32, j as u32))
+        .collect();
+    sorted.sort_unstable();
     let k = genes.len();
     let cells = n_groups * k;
     // per block: [detected; groups x genes] then [sum; groups x genes]
@@ -73,17 +82,23 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
             for (r, &label) in rows.clone().zip(&labels[rows]) {
                 let (a, e) = (p.indptr()[r], p.indptr()[r + 1]);
                 let base = label as usize * k;
-                for (at, &c) in (a..e).zip(&p.indices()[a..e]) {
-                    let j = slot[c as usize];
-                    if j == u32::MAX {
+                let idx = &p.indices()[a..e];
+                let mut lo = 0;
+                for &(g, j) in &sorted {
+                    lo += idx[lo..].partition_point(|&c| c < g);
+                    if lo == idx.len() {
+                        break;
+                    }
+                    if idx[lo] != g {
                         continue;
                     }
                     v.clear();
-                    x.values_into(r, at..at + 1, &mut v);
+                    x.values_into(r, a + lo..a + lo + 1, &mut v);
                     if v[0] != 0.0 {
                         acc[base + j as usize] += 1.0;
                         acc[cells + base + j as usize] += f64::from(v[0]);
                     }
+                    lo += 1;
                 }
             }
             acc
