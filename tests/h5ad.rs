@@ -5,7 +5,8 @@
 use ndarray::Array2;
 use scrna::dataset::{CellTable, Column, GeneTable};
 use scrna::io::h5ad::{
-    read_h5ad, write_h5ad, H5adCompression, H5adOutput, H5adReadOptions, RecField, UnsValue,
+    read_h5ad, write_h5ad, write_h5ad_pending, H5adCompression, H5adOutput, H5adReadOptions,
+    RecField, UnsValue,
 };
 use scrna::sparse::CsrMatrix;
 use std::path::{Path, PathBuf};
@@ -286,6 +287,51 @@ fn rank_genes_groups() -> (String, UnsValue) {
             ("pvals_adj".into(), UnsValue::RecArray(num64(1e-4))),
         ]),
     )
+}
+
+/// An `obsm` array left for later: the finished file is the one written with the values at
+/// once; a wrong shape or a missing array is an error, and an unfinished file is removed.
+#[test]
+fn obsm_written_later_gives_the_same_file() {
+    let (x, counts, obs, var) = small();
+    let umap = Array2::from_shape_fn((4, 2), |(i, j)| (i * 3 + j) as f32 - 2.5);
+    let zeros = Array2::<f32>::zeros((4, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let build = |u: &Array2<f32>, p: &Path, later: bool| {
+        let mut out = H5adOutput::new(&x, &obs, &var);
+        out.layers.push(("counts".into(), &counts));
+        out.obsm.push(("X_umap".into(), u.view()));
+        out.uns.push(rank_genes_groups());
+        if later {
+            Some(write_h5ad_pending(&out, p, &["X_umap"]).unwrap())
+        } else {
+            write_h5ad(&out, p).unwrap();
+            None
+        }
+    };
+    let (at_once, later) = (dir.path().join("a.h5ad"), dir.path().join("b.h5ad"));
+    build(&umap, &at_once, false);
+    let pending = build(&zeros, &later, true).unwrap();
+    assert!(!later.exists());
+    pending.finish(&[("X_umap", umap.view())]).unwrap();
+    assert_eq!(
+        std::fs::read(&at_once).unwrap(),
+        std::fs::read(&later).unwrap()
+    );
+
+    let other = dir.path().join("c.h5ad");
+    let pending = build(&zeros, &other, true).unwrap();
+    let wrong = Array2::<f32>::zeros((3, 2));
+    assert!(pending.finish(&[("X_umap", wrong.view())]).is_err());
+    let pending = build(&zeros, &other, true).unwrap();
+    assert!(pending.finish(&[]).is_err());
+    drop(build(&zeros, &other, true));
+    assert!(!other.exists());
+    // only a.h5ad and b.h5ad: no temporary file is left behind
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    let mut out = H5adOutput::new(&x, &obs, &var);
+    out.obsm.push(("X_umap".into(), zeros.view()));
+    assert!(write_h5ad_pending(&out, &other, &["X_pca"]).is_err());
 }
 
 #[test]

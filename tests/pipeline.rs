@@ -249,6 +249,64 @@ fn same_seed_same_files_whatever_the_thread_count() {
     assert!(outputs[0].1 == outputs[1].1, "markers.csv differs");
 }
 
+/// The `.h5ad` written while the UMAP layout is computed is the file written after the run,
+/// byte for byte, and the other outputs written next to it list it; with the layout
+/// skipped it is written after the markers.
+#[test]
+fn h5ad_written_during_the_layout_is_the_one_written_after() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 400,
+        n_genes: 1500,
+        n_clusters: 3,
+        n_markers: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    for skip_umap in [false, true] {
+        let opts = PipelineOptions {
+            umap: scrna::embed::UmapOptions {
+                n_epochs: Some(30),
+                ..Default::default()
+            },
+            skip_umap,
+            ..Default::default()
+        };
+        let during = tempfile::tempdir().unwrap();
+        let path = during.path().join("analysis.h5ad");
+        let (a, file) =
+            scrna::pipeline::run_owned_with_h5ad(sim.dataset.clone(), &opts, &path, &mut |_| {})
+                .unwrap();
+        assert_eq!(file.path, path);
+        assert_eq!(file.bytes, std::fs::metadata(&path).unwrap().len());
+        let n = a.dataset().n_cells();
+        assert_eq!(a.umap.nrows(), if skip_umap { 0 } else { n });
+        let files = output::write_rest_with_report(&a, &opts, during.path(), None, file).unwrap();
+        assert_eq!(
+            files
+                .iter()
+                .filter(|f| f.path.ends_with("analysis.h5ad"))
+                .count(),
+            1
+        );
+        // no temporary file left behind
+        let names: Vec<String> = std::fs::read_dir(during.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+
+        let after = tempfile::tempdir().unwrap();
+        let b = scrna::pipeline::run_owned(sim.dataset.clone(), &opts, &mut |_| {}).unwrap();
+        assert_eq!(a.umap, b.umap);
+        output::write_h5ad_file(&b, &opts, &after.path().join("analysis.h5ad")).unwrap();
+        let bytes = |d: &Path| std::fs::read(d.join("analysis.h5ad")).unwrap();
+        assert!(
+            bytes(during.path()) == bytes(after.path()),
+            "the .h5ad differs (skip_umap {skip_umap})"
+        );
+    }
+}
+
 /// A bad option is reported before any step starts (no progress call), named by its path.
 #[test]
 fn bad_options_fail_before_any_step() {

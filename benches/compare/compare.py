@@ -18,7 +18,8 @@ included: its wall time and maximum RSS are reported for scrna (which writes its
 and uncompressed analysis.h5ad) and for Scanpy (whose script also writes its .h5ad, uncompressed
 as anndata does by default; the time of that write is shown in its own column, so Scanpy's run
 with and without it both show). scrna's outputs' own time is the `write_seconds` of its
-summary.json. The markdown table is printed and written to benches/compare/RESULTS.md (or
+summary.json: the wall time of writing after the steps (the example writes analysis.h5ad during
+the UMAP step, the last one, so that time is inside the step's and the whole process'). The markdown table is printed and written to benches/compare/RESULTS.md (or
 --out).
 
 Sizes of at least --stream-from cells (default 500,000; e.g. `--sizes 1000000`) run the
@@ -228,7 +229,7 @@ def main():
         wr = lambda k: statistics.median(writes[k]) if writes[k] else 0.0
         lines += ["", "Whole process, as a user waits for it (start-up, reading, every step and "
                   "every output file; wall seconds and maximum RSS from /usr/bin/time, medians):", "",
-                  "| run | whole process s | of which writing outputs s | outputs share | "
+                  "| run | whole process s | of which writing outputs after the steps s | outputs share | "
                   "peak MB | Scanpy without .h5ad / this | Scanpy peak / this |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         base = wall("scanpy") - wr("scanpy") if sp else None

@@ -13,7 +13,8 @@
 //!
 //! [`write_all`] writes `analysis.h5ad` on one thread while the tables and figures are
 //! written on another (the `.h5ad` writer is one sequential stream), then `summary.json`
-//! last, with the time each file took.
+//! last, with the time each file took. [`write_rest_with_report`] writes the other files
+//! after [`super::run_owned_with_h5ad`] has written `analysis.h5ad` during the `umap` step.
 
 mod figures;
 mod h5ad;

@@ -7,8 +7,10 @@ use crate::report::write_atomic;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `summary.json` into `dir`, with `outputs` (the other files written, in order) and
-/// `write_seconds` (their wall time, `None` when not measured).
+/// Writes `summary.json` into `dir`, with `outputs` (the other files written, in order, each
+/// with its own seconds) and `write_seconds` (the wall time of writing them after the steps,
+/// `None` when not measured; an `analysis.h5ad` written during the `umap` step by
+/// [`crate::pipeline::run_owned_with_h5ad`] is listed with its own seconds but not in it).
 pub(super) fn write_summary(
     a: &Analysis,
     opts: &PipelineOptions,
