@@ -34,7 +34,9 @@ use crate::graph::{distances_matrix, umap_connectivities, UmapGraphOptions};
 use crate::hvg::{Flavor, Hvg, HvgOptions};
 use crate::integrate::{Harmony, HarmonyOptions};
 use crate::lognorm::LogCounts;
-use crate::markers::{rank_genes_with_progress, RankGenes, RankGenesOptions, TableFilter};
+use crate::markers::{
+    dot_values, rank_genes_with_progress, DotValues, RankGenes, RankGenesOptions, TableFilter,
+};
 use crate::neighbors::{knn, Knn, KnnOptions};
 use crate::normalize::NormalizeOptions;
 use crate::pca::{pca, Pca, PcaOptions};
@@ -339,6 +341,26 @@ impl Analysis {
     /// read; `.to_matrix()` stores them).
     pub fn log_normalized(&self) -> Result<LogCounts<'_>> {
         LogCounts::new(&self.filtered.dataset.counts, &self.size_factors)
+    }
+    /// The dot plot of the `per_cluster` best marker genes of each cluster (each gene once,
+    /// in the order of the clusters and then of the ranks): the genes and their fractions and
+    /// mean log values per cluster ([`crate::markers::dot_values`]).
+    pub fn marker_dots(&self, per_cluster: usize) -> Result<(Vec<usize>, DotValues)> {
+        let mut genes: Vec<usize> = Vec::new();
+        for grp in &self.markers.groups {
+            for &g in grp.order.iter().take(per_cluster) {
+                if !genes.contains(&(g as usize)) {
+                    genes.push(g as usize);
+                }
+            }
+        }
+        let dots = dot_values(
+            &self.log_normalized()?,
+            &self.clustering.labels,
+            self.clustering.n_clusters,
+            &genes,
+        )?;
+        Ok((genes, dots))
     }
     /// Number of cells in each cluster, by cluster label.
     pub fn cluster_sizes(&self) -> Vec<usize> {

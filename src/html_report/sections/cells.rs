@@ -331,20 +331,7 @@ pub fn add_markers(p: &mut Page, a: &Analysis, opts: &ReportOptions) -> Result<(
         table_rows,
     ));
     // Dot plot: the best genes of each cluster, mean log expression and fraction expressing.
-    let mut genes: Vec<usize> = Vec::new();
-    for grp in &a.markers.groups {
-        for &g in grp.order.iter().take(opts.dot_plot_genes) {
-            if !genes.contains(&(g as usize)) && (g as usize) < d.n_genes() {
-                genes.push(g as usize);
-            }
-        }
-    }
-    let dots = crate::markers::dot_values(
-        &a.log_normalized()?,
-        &a.clustering.labels,
-        a.clustering.n_clusters,
-        &genes,
-    )?;
+    let (genes, dots) = a.marker_dots(opts.dot_plot_genes)?;
     let rows = |m: &ndarray::Array2<f64>| -> Vec<Vec<f64>> {
         m.outer_iter().map(|r| r.to_vec()).collect()
     };

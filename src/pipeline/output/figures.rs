@@ -88,21 +88,8 @@ pub(super) fn write_plots_timed(a: &Analysis, dir: &Path) -> Result<Vec<WrittenF
         &po,
     )?);
     // Dot plot of the top 3 markers of each cluster.
-    let mut genes: Vec<usize> = Vec::new();
-    for g in &a.markers.groups {
-        for &i in g.order.iter().take(3) {
-            if !genes.contains(&(i as usize)) {
-                genes.push(i as usize);
-            }
-        }
-    }
+    let (genes, dots) = a.marker_dots(3)?;
     if !genes.is_empty() {
-        let dots = crate::markers::dot_values(
-            &a.log_normalized()?,
-            &a.clustering.labels,
-            a.clustering.n_clusters,
-            &genes,
-        )?;
         let frac = dots.fractions.mapv(|x| x as f32);
         let mean = dots.means.mapv(|x| x as f32);
         let names: Vec<String> = genes.iter().map(|&g| d.genes.symbols[g].clone()).collect();
