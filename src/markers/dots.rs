@@ -46,30 +46,27 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
             format!("label {l} is not below the {n_groups} groups"),
         ));
     }
-    let mut slot = vec![u32::MAX; n_cols];
-    for (j, &g) in genes.iter().enumerate() {
-        match slot.get_mut(g) {
-            None => {
-                return Err(Error::data(
-                    "dot plot",
-                    format!("gene {g} is not below the {n_cols} genes"),
-                ))
-            }
-            Some(s) if *s != u32::MAX => {
-                return Err(Error::data("dot plot", format!("gene {g} is listed twice")))
-            }
-            Some(s) => *s = j as u32,
-        }
-    }
     // The listed genes in column order with their place in the plot: each row's stored
     // entries of them are found by binary search (a few dozen genes among thousands of
     // stored entries per row), not by looking at every entry.
-    let mut sorted: Vec<(u32, u32)> = genes
+    let mut sorted: Vec<(usize, u32)> = genes
         .iter()
         .enumerate()
-        .map(|(j, &g)| (g as u32, j as u32))
+        .map(|(j, &g)| (g, j as u32))
         .collect();
     sorted.sort_unstable();
+    if let Some(&(g, _)) = sorted.last().filter(|(g, _)| *g >= n_cols) {
+        return Err(Error::data(
+            "dot plot",
+            format!("gene {g} is not below the {n_cols} genes"),
+        ));
+    }
+    if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::data(
+            "dot plot",
+            format!("gene {} is listed twice", w[0].0),
+        ));
+    }
     let k = genes.len();
     let cells = n_groups * k;
     // per block: [detected; groups x genes] then [sum; groups x genes]
@@ -85,11 +82,11 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
                 let idx = &p.indices()[a..e];
                 let mut lo = 0;
                 for &(g, j) in &sorted {
-                    lo += idx[lo..].partition_point(|&c| c < g);
+                    lo += idx[lo..].partition_point(|&c| (c as usize) < g);
                     if lo == idx.len() {
                         break;
                     }
-                    if idx[lo] != g {
+                    if idx[lo] as usize != g {
                         continue;
                     }
                     v.clear();

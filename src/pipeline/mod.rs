@@ -626,10 +626,7 @@ fn run_cow(
             Some(path) => {
                 let t = Instant::now();
                 output::write_h5ad_file(&analysis, opts, path)?;
-                Some(output::WrittenFile::measured(
-                    path.to_path_buf(),
-                    t.elapsed().as_secs_f64(),
-                ))
+                Some(output::WrittenFile::timed(path.to_path_buf(), t))
             }
             None => None,
         };

@@ -125,7 +125,10 @@ impl RangeReader {
                 self.len
             )));
         }
-        out.clear();
+        // Every element is written below (each chunk piece decoded or filled with the fill
+        // value; the rows read otherwise checked to be `b - a`): a reused buffer keeps its old
+        // values until overwritten, only a longer one's new tail is zero-filled.
+        out.truncate(b - a);
         out.resize(b - a, T::default());
         if a == b {
             return Ok(());
@@ -169,34 +172,41 @@ impl RangeReader {
                 return Ok(());
             }
             let (start, count) = (a as u64, (b - a) as u64);
-            let conv_err = |i: usize| err(format!("element {} is out of range for its use", a + i));
+            // The rows read, converted to `T`; as many as asked, else an error.
+            fn convert<S, T>(
+                out: &mut [T],
+                v: Vec<S>,
+                f: impl Fn(S) -> Option<T>,
+                bad: impl Fn(String) -> Error,
+                a: usize,
+            ) -> Result<()> {
+                if v.len() != out.len() {
+                    return Err(bad(format!(
+                        "{} elements read from {a}, {} asked",
+                        v.len(),
+                        out.len()
+                    )));
+                }
+                for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
+                    *o = f(x).ok_or_else(|| {
+                        bad(format!("element {} is out of range for its use", a + i))
+                    })?;
+                }
+                Ok(())
+            }
+            let read_err = |e: hdf5_pure::Error| err(e.to_string());
             match self.kind {
                 Kind::F32 | Kind::F64 => {
-                    let v = self
-                        .ds
-                        .read_f64_rows(start, count)
-                        .map_err(|e| err(e.to_string()))?;
-                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
-                        *o = T::from_f64(x).ok_or_else(|| conv_err(i))?;
-                    }
+                    let v = self.ds.read_f64_rows(start, count).map_err(read_err)?;
+                    convert(out, v, T::from_f64, err, a)?;
                 }
                 Kind::U64 => {
-                    let v = self
-                        .ds
-                        .read_u64_rows(start, count)
-                        .map_err(|e| err(e.to_string()))?;
-                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
-                        *o = T::from_u64(x).ok_or_else(|| conv_err(i))?;
-                    }
+                    let v = self.ds.read_u64_rows(start, count).map_err(read_err)?;
+                    convert(out, v, T::from_u64, err, a)?;
                 }
                 _ => {
-                    let v = self
-                        .ds
-                        .read_i64_rows(start, count)
-                        .map_err(|e| err(e.to_string()))?;
-                    for (i, (o, x)) in out.iter_mut().zip(v).enumerate() {
-                        *o = T::from_i64(x).ok_or_else(|| conv_err(i))?;
-                    }
+                    let v = self.ds.read_i64_rows(start, count).map_err(read_err)?;
+                    convert(out, v, T::from_i64, err, a)?;
                 }
             }
             Ok(())

@@ -49,7 +49,8 @@ pub struct WrittenFile {
 }
 
 impl WrittenFile {
-    fn timed(path: PathBuf, started: Instant) -> WrittenFile {
+    /// The file at `path`, written since `started`.
+    pub(crate) fn timed(path: PathBuf, started: Instant) -> WrittenFile {
         Self::measured(path, started.elapsed().as_secs_f64())
     }
 
