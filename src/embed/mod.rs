@@ -29,7 +29,8 @@
 //! differ from umap-learn's, so layouts agree in structure, not coordinate by coordinate.
 //!
 //! The steps, one module each: the curve fit (`curve`), the edges kept and their sampling
-//! periods (`edges`), the start (`init`, with the spectral eigenvectors in `spectral`), the
+//! periods (`edges`), the start (`init`, with the spectral eigenvectors in `spectral`, found by the thick-restart Lanczos
+//! solver of `lanczos`), the
 //! per-epoch sampling schedule (`schedule`), the gradient steps (`kernel`, with the AVX2 lanes
 //! in `avx2` and the `x^b` table in `pow`) and the epoch loop (`optimize`).
 
@@ -39,6 +40,7 @@ mod curve;
 mod edges;
 mod init;
 mod kernel;
+mod lanczos;
 mod optimize;
 mod pow;
 mod schedule;

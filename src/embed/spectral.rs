@@ -2,25 +2,33 @@
 //! the spectral start.
 
 use super::edges::Edges;
-use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::matrix_free::eigen::{
-    partial_self_adjoint_eigen, partial_self_adjoint_eigen_scratch, PartialEigenParams,
-};
-use faer::matrix_free::LinOp;
-use faer::{Mat, MatMut, MatRef, Par};
+use super::lanczos::largest_eigenpairs;
+use faer::Mat;
 use rayon::prelude::*;
 
 /// Power of the spectral operator (see [`ShiftedNormAdj`]).
 const SPECTRAL_POWER: usize = 3;
 
+/// Relative residual at which an eigenpair of the start is converged: `|B^3 x - theta x| <=
+/// tol theta`. umap-learn asks `eigsh` for `1e-4` with a Krylov basis of `sqrt(n)` vectors
+/// (223 at 50,000 cells), which resolves the close eigenvalues of a graph with several
+/// clusters; with the 40 vectors of [`largest_eigenpairs`] a `1e-4` test can stop on a
+/// neighbouring eigenvector (on the pipeline's 50,000-cell graph, whose eight smallest
+/// Laplacian eigenvalues lie within `2e-3` of each other, a 24-vector basis stops on the fourth
+/// instead of the third). At `1e-8` the pairs found there are those of a `1e-10` solve (the
+/// vectors' cosines 1 to 1e-12), at 40 or 24 vectors.
+const SPECTRAL_TOL: f64 = 1e-8;
+
+/// Restarts of the Krylov basis before the spectral start gives up (a random start then).
+const SPECTRAL_RESTARTS: usize = 300;
+
 /// `B^3 x` with `B = (I + D^-1/2 W D^-1/2) / 2` on one component. `B` has the eigenvectors of
 /// the normalized Laplacian `L = I - D^-1/2 W D^-1/2` with eigenvalues `1 - l/2` in [0, 1],
 /// so the wanted ones (smallest `l`) are the largest, in the same order; the cube widens the
-/// relative gaps between them, and the Krylov solver needs fewer restarts (each of which
-/// re-orthogonalizes its whole basis, the solver's main cost here) for three sparse products
-/// per step. On the pipeline's 50,000-cell graph the start takes 1.8 s instead of 2.6 s with
-/// `B` itself, and the eigenvectors found with powers 3, 4 and 6 give the same layout, while
-/// `B` itself stops at tolerance 1e-4 on a slightly different pair.
+/// relative gaps between them, so the relative residual test tells the close eigenvalues apart
+/// with fewer Lanczos steps, for three sparse products per step. With `B` itself and a `1e-4`
+/// test the third vector found on the pipeline's 50,000-cell graph was another one (cosine
+/// 0.06 with the third).
 #[derive(Debug)]
 struct ShiftedNormAdj {
     indptr: Vec<usize>,
@@ -40,41 +48,20 @@ impl ShiftedNormAdj {
     }
 }
 
-impl LinOp<f64> for ShiftedNormAdj {
-    fn apply_scratch(&self, _rhs_ncols: usize, _par: Par) -> StackReq {
-        StackReq::EMPTY
-    }
-    fn nrows(&self) -> usize {
-        self.indptr.len() - 1
-    }
-    fn ncols(&self) -> usize {
-        self.indptr.len() - 1
-    }
-    fn apply(&self, mut out: MatMut<'_, f64>, rhs: MatRef<'_, f64>, _par: Par, _: &mut MemStack) {
-        let n = self.nrows();
-        let mut a = vec![0.0f64; n];
-        let mut b = vec![0.0f64; n];
-        for c in 0..rhs.ncols() {
-            let x = rhs.col(c);
-            for (i, ai) in a.iter_mut().enumerate() {
-                *ai = x[i];
-            }
-            for _ in 0..SPECTRAL_POWER {
-                let src = &a;
-                b.par_iter_mut()
-                    .enumerate()
-                    .with_min_len(4096)
-                    .for_each(|(i, bi)| *bi = 0.5 * self.row_times(i, |j| src[j]));
-                std::mem::swap(&mut a, &mut b);
-            }
-            let mut y = out.as_mut().col_mut(c);
-            for (i, &ai) in a.iter().enumerate() {
-                y[i] = ai;
-            }
+impl ShiftedNormAdj {
+    /// `out = B^3 x`, each row of each product in parallel.
+    fn apply_to(&self, x: &[f64], out: &mut [f64]) {
+        let mut a = x.to_vec();
+        let mut b = vec![0.0f64; a.len()];
+        for _ in 0..SPECTRAL_POWER {
+            let src = &a;
+            b.par_iter_mut()
+                .enumerate()
+                .with_min_len(4096)
+                .for_each(|(i, bi)| *bi = 0.5 * self.row_times(i, |j| src[j]));
+            std::mem::swap(&mut a, &mut b);
         }
-    }
-    fn conj_apply(&self, out: MatMut<'_, f64>, rhs: MatRef<'_, f64>, par: Par, s: &mut MemStack) {
-        self.apply(out, rhs, par, s)
+        out.copy_from_slice(&a);
     }
 }
 
@@ -150,40 +137,14 @@ pub(super) fn component_spectral(
         }
         return out.iter().all(|v| v.is_finite()).then_some(out);
     }
-    let params = PartialEigenParams {
-        max_restarts: 300,
-        ..Default::default()
-    };
-    let mut mem = MemBuffer::new(partial_self_adjoint_eigen_scratch(&op, k, Par::Seq, params));
-    let mut vecs = Mat::<f64>::zeros(m, k);
-    let mut vals = vec![0.0f64; k];
-    let v0 = faer::Col::<f64>::from_fn(m, |_| 1.0 / (m as f64).sqrt());
-    // the solver asserts on degenerate Krylov spaces; treat that as a failed solve
-    let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        partial_self_adjoint_eigen(
-            vecs.as_mut(),
-            &mut vals,
-            &op,
-            v0.as_ref(),
-            1e-4,
-            Par::Seq,
-            MemStack::new(&mut mem),
-            params,
-        )
-    }))
-    .ok();
-    crate::cpu::clear_upper_simd_state_here();
-    let info = info?;
-    if info.n_converged_eigen < k || vals.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&x, &y| vals[y].total_cmp(&vals[x]));
-    let mut out = Vec::with_capacity(2 * m);
-    for i in 0..m {
-        out.push(vecs[(i, order[1])]);
-        out.push(vecs[(i, order[2])]);
-    }
+    let apply = |x: &[f64], out: &mut [f64]| op.apply_to(x, out);
+    let v0 = vec![1.0 / (m as f64).sqrt(); m];
+    let (_, vecs) = largest_eigenpairs(&apply, m, k, &v0, SPECTRAL_TOL, SPECTRAL_RESTARTS)?;
+    let out: Vec<f64> = vecs[1]
+        .iter()
+        .zip(&vecs[2])
+        .flat_map(|(&x, &y)| [x, y])
+        .collect();
     if out.iter().any(|v| !v.is_finite()) {
         return None;
     }
