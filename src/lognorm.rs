@@ -86,7 +86,7 @@ impl<'a> LogTable<'a> {
 
     /// The log values of cell `cell`'s counts, the cell's table row looked up once.
     #[inline]
-    fn of_cell(&self, cell: usize) -> impl Fn(f32) -> f32 + '_ {
+    pub(crate) fn of_cell(&self, cell: usize) -> impl Fn(f32) -> f32 + '_ {
         let (table, s) = (&self.table[cell], self.size_factors[cell]);
         move |c| {
             let k = c as usize;
