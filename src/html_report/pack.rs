@@ -177,9 +177,10 @@ pub fn pack_expression(
             }
         }
     }
-    // The fastest level: on the 50,000-cell run's records (12.9 MB, quantized bytes and
-    // varints) level 1 gives 3% more bytes than the default level 6 in half the time.
-    let mut deflate = Compress::new(Compression::fast(), false);
+    // Level 3: on the 50,000-cell run's records (12.9 MB of quantized bytes and varints, one
+    // sync flush per gene) the 8 MB budget holds 1,078 genes against 1,087 at the default
+    // level 6, compressed in 0.24 s against 0.33 s; level 1 (static codes) holds 924.
+    let mut deflate = Compress::new(Compression::new(3), false);
     let mut gzip = GZIP_HEADER.to_vec();
     let mut crc = Crc::new();
     let mut out = PackedExpression {
