@@ -27,13 +27,13 @@ const BLOCK: usize = 4096;
 const MAX_BASIS: usize = 40;
 
 /// `out = A x` for the operator whose eigenpairs are sought.
-pub(super) type Apply<'a> = dyn Fn(&[f64], &mut [f64]) + Sync + 'a;
+pub(super) type Apply<'a> = dyn FnMut(&[f64], &mut [f64]) + 'a;
 
 /// The `k` largest eigenvalues (descending) and their unit eigenvectors, each with its largest
 /// absolute entry positive (the first on ties), or `None` when they are not converged after
 /// `max_restarts` restarts or the Krylov space of `v0` has fewer than `k` dimensions.
 pub(super) fn largest_eigenpairs(
-    apply: &Apply<'_>,
+    apply: &mut Apply<'_>,
     n: usize,
     k: usize,
     v0: &[f64],
@@ -290,9 +290,9 @@ mod tests {
     fn largest_pairs_are_those_of_the_dense_decomposition() {
         let n = 400;
         let a = test_matrix(n);
-        let apply = |x: &[f64], out: &mut [f64]| times(&a, n, x, out);
+        let mut apply = |x: &[f64], out: &mut [f64]| times(&a, n, x, out);
         let v0 = vec![1.0 / (n as f64).sqrt(); n];
-        let (vals, vecs) = largest_eigenpairs(&apply, n, 3, &v0, 1e-10, 300).unwrap();
+        let (vals, vecs) = largest_eigenpairs(&mut apply, n, 3, &v0, 1e-10, 300).unwrap();
         let dense = Mat::<f64>::from_fn(n, n, |r, c| a[r * n + c]);
         let evd = dense.self_adjoint_eigen(faer::Side::Lower).unwrap();
         for (i, (&val, vec)) in vals.iter().zip(&vecs).enumerate() {
@@ -316,7 +316,7 @@ mod tests {
     fn invariant_start_gives_its_pairs_or_none() {
         let n = 100;
         let diag: Vec<f64> = (0..n).map(|i| 1.0 / (1.0 + i as f64)).collect();
-        let apply = |x: &[f64], out: &mut [f64]| {
+        let mut apply = |x: &[f64], out: &mut [f64]| {
             for i in 0..n {
                 out[i] = diag[i] * x[i];
             }
@@ -325,10 +325,10 @@ mod tests {
         let mut v0 = vec![0.0; n];
         v0[3] = 1.0;
         v0[5] = 1.0;
-        assert!(largest_eigenpairs(&apply, n, 3, &v0, 1e-8, 50).is_none());
-        let (vals, vecs) = largest_eigenpairs(&apply, n, 2, &v0, 1e-8, 50).unwrap();
+        assert!(largest_eigenpairs(&mut apply, n, 3, &v0, 1e-8, 50).is_none());
+        let (vals, vecs) = largest_eigenpairs(&mut apply, n, 2, &v0, 1e-8, 50).unwrap();
         assert!((vals[0] - 0.25).abs() < 1e-12 && (vals[1] - 1.0 / 6.0).abs() < 1e-12);
         assert!((vecs[0][3] - 1.0).abs() < 1e-12 && (vecs[1][5] - 1.0).abs() < 1e-12);
-        assert!(largest_eigenpairs(&apply, n, 2, &vec![0.0; n], 1e-8, 50).is_none());
+        assert!(largest_eigenpairs(&mut apply, n, 2, &vec![0.0; n], 1e-8, 50).is_none());
     }
 }

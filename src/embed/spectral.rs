@@ -49,19 +49,21 @@ impl ShiftedNormAdj {
 }
 
 impl ShiftedNormAdj {
-    /// `out = B^3 x`, each row of each product in parallel.
-    fn apply_to(&self, x: &[f64], out: &mut [f64]) {
-        let mut a = x.to_vec();
-        let mut b = vec![0.0f64; a.len()];
-        for _ in 0..SPECTRAL_POWER {
-            let src = &a;
-            b.par_iter_mut()
-                .enumerate()
-                .with_min_len(4096)
-                .for_each(|(i, bi)| *bi = 0.5 * self.row_times(i, |j| src[j]));
-            std::mem::swap(&mut a, &mut b);
+    /// `dst = B src`, each row in parallel.
+    fn half_times(&self, src: &[f64], dst: &mut [f64]) {
+        dst.par_iter_mut()
+            .enumerate()
+            .with_min_len(4096)
+            .for_each(|(i, d)| *d = 0.5 * self.row_times(i, |j| src[j]));
+    }
+
+    /// `out = B^3 x`, with `tmp` (as long as `x`) as working space.
+    fn apply_to(&self, x: &[f64], out: &mut [f64], tmp: &mut [f64]) {
+        self.half_times(x, out);
+        for _ in 1..SPECTRAL_POWER {
+            self.half_times(out, tmp);
+            out.copy_from_slice(tmp);
         }
-        out.copy_from_slice(&a);
     }
 }
 
@@ -137,9 +139,10 @@ pub(super) fn component_spectral(
         }
         return out.iter().all(|v| v.is_finite()).then_some(out);
     }
-    let apply = |x: &[f64], out: &mut [f64]| op.apply_to(x, out);
+    let mut tmp = vec![0.0f64; m];
+    let mut apply = |x: &[f64], out: &mut [f64]| op.apply_to(x, out, &mut tmp);
     let v0 = vec![1.0 / (m as f64).sqrt(); m];
-    let (_, vecs) = largest_eigenpairs(&apply, m, k, &v0, SPECTRAL_TOL, SPECTRAL_RESTARTS)?;
+    let (_, vecs) = largest_eigenpairs(&mut apply, m, k, &v0, SPECTRAL_TOL, SPECTRAL_RESTARTS)?;
     let out: Vec<f64> = vecs[1]
         .iter()
         .zip(&vecs[2])
