@@ -251,7 +251,8 @@ fn same_seed_same_files_whatever_the_thread_count() {
 
 /// The `.h5ad` written while the UMAP layout is computed is the file written after the run,
 /// byte for byte, and the other outputs written next to it list it; with the layout
-/// skipped it is written after the markers.
+/// skipped it is written after the markers. An earlier file at its path is replaced, with
+/// nothing left beside it.
 #[test]
 fn h5ad_written_during_the_layout_is_the_one_written_after() {
     let sim = simulate(&SimulateOptions {
@@ -273,6 +274,8 @@ fn h5ad_written_during_the_layout_is_the_one_written_after() {
         };
         let during = tempfile::tempdir().unwrap();
         let path = during.path().join("analysis.h5ad");
+        // an earlier run's file is replaced (moved aside and removed beside the layout)
+        std::fs::write(&path, b"an earlier run's analysis.h5ad").unwrap();
         let (a, file) =
             scrna::pipeline::run_owned_with_h5ad(sim.dataset.clone(), &opts, &path, &mut |_| {})
                 .unwrap();

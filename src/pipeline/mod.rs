@@ -17,6 +17,7 @@
 //! [`run`] returns every intermediate result in an [`Analysis`], with the wall time and peak
 //! memory of each step; [`output::write_all`] writes the result files.
 
+mod background;
 mod multi_sample;
 pub mod output;
 mod preprocess;
@@ -472,7 +473,9 @@ pub fn run_owned(
 /// the coordinates go into their place at the end. The file's bytes are those
 /// [`output::write_h5ad_file`] writes after the run. Returns the analysis and the file, whose
 /// time is the writer's own (most of it during the `umap` step); give it to
-/// [`output::write_rest_with_report`] for the other outputs.
+/// [`output::write_rest_with_report`] for the other outputs. A file already at `h5ad` is
+/// removed while the layout is computed (not freed by the final rename after it), even if the
+/// step then fails.
 pub fn run_owned_with_h5ad(
     data: Dataset,
     opts: &PipelineOptions,
@@ -640,7 +643,10 @@ fn run_cow(
 }
 
 /// The `umap` step of [`run_cow`], with `analysis.h5ad` written meanwhile on another thread
-/// when `h5ad` is given (see [`run_owned_with_h5ad`]).
+/// when `h5ad` is given (see [`run_owned_with_h5ad`]). A file already at `h5ad` (an earlier
+/// run's) is moved aside first and removed on a third thread: replacing it by the final rename
+/// would free its blocks there, after the step (0.9 s for 2 GB on ext4 mounted with `discard`).
+/// It is gone even if the step then fails.
 fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
     analysis: &Analysis,
     opts: &PipelineOptions,
@@ -656,7 +662,11 @@ fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
     let Some(path) = h5ad else {
         return Ok((layout(timer)?, None));
     };
+    let aside = background::move_aside(path)?;
     std::thread::scope(|s| {
+        let remover = aside
+            .as_deref()
+            .map(|old| s.spawn(move || background::remove_aside(old)));
         let writer = s.spawn(move || {
             let t = Instant::now();
             output::write_h5ad_file_pending(analysis, opts, path).map(|p| (p, t.elapsed()))
@@ -672,6 +682,14 @@ fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
         let (pending, busy) = pending?;
         let t = Instant::now();
         pending.finish(&[("X_umap", layout.view())])?;
+        if let Some(remover) = remover {
+            remover.join().unwrap_or_else(|_| {
+                Err(Error::data(
+                    "writing outputs",
+                    "the thread removing the earlier analysis.h5ad failed",
+                ))
+            })?;
+        }
         let seconds = (busy + t.elapsed()).as_secs_f64();
         Ok((
             layout,
