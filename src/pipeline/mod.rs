@@ -682,6 +682,7 @@ fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
         let (pending, busy) = pending?;
         let t = Instant::now();
         pending.finish(&[("X_umap", layout.view())])?;
+        let seconds = (busy + t.elapsed()).as_secs_f64();
         if let Some(remover) = remover {
             remover.join().unwrap_or_else(|_| {
                 Err(Error::data(
@@ -690,7 +691,6 @@ fn umap_writing_h5ad<P: FnMut(&Progress) + ?Sized>(
                 ))
             })?;
         }
-        let seconds = (busy + t.elapsed()).as_secs_f64();
         Ok((
             layout,
             Some(output::WrittenFile::measured(path.to_path_buf(), seconds)),
