@@ -57,11 +57,20 @@ impl ShiftedNormAdj {
             .for_each(|(i, d)| *d = 0.5 * self.row_times(i, |j| src[j]));
     }
 
-    /// `out = B^3 x`, with `tmp` (as long as `x`) as working space.
+    /// `out = B^3 x`, with `tmp` (as long as `x`) as working space: the products alternate
+    /// between `out` and `tmp`, copied only when the last one lands in `tmp`.
     fn apply_to(&self, x: &[f64], out: &mut [f64], tmp: &mut [f64]) {
         self.half_times(x, out);
+        let mut in_out = true;
         for _ in 1..SPECTRAL_POWER {
-            self.half_times(out, tmp);
+            if in_out {
+                self.half_times(out, tmp);
+            } else {
+                self.half_times(tmp, out);
+            }
+            in_out = !in_out;
+        }
+        if !in_out {
             out.copy_from_slice(tmp);
         }
     }
