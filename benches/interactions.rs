@@ -39,7 +39,7 @@ fn data(n_cells: usize) -> (CsrMatrix, Vec<String>, Vec<u32>) {
         .collect();
     let rows: Vec<usize> = (0..n_cells).map(|i| cells[i % cells.len()].0).collect();
     let labels: Vec<u32> = (0..n_cells).map(|i| cells[i % cells.len()].1).collect();
-    let mut x = ds.counts.select_rows(&rows).unwrap();
+    let mut x = ds.counts.select_rows(&rows).unwrap().into_csr();
     x.map_rows_mut(|_, _, vals| {
         let inv = 1.0 / vals.iter().map(|&v| v as f64).sum::<f64>();
         for v in vals.iter_mut() {

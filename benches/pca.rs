@@ -124,7 +124,7 @@ fn hvg_matrix(path: &str) -> CsrMatrix {
     let qc = qc::metrics(&ds, &opts.filter.qc).expect("qc");
     let kept = qc::filter_with_metrics(&ds, &opts.filter, &qc).expect("filter");
     drop(ds);
-    let ln = normalize_total_log1p(&kept.dataset.counts, &opts.normalize)
+    let ln = normalize_total_log1p(&kept.dataset.counts.to_csr(), &opts.normalize)
         .expect("normalize")
         .matrix;
     let hvg = highly_variable_genes(&ln, None, None, &opts.hvg).expect("hvg");

@@ -63,7 +63,7 @@ fn pipeline(ds: &Dataset, report: bool) -> usize {
     .expect("filter");
     lap("filter", &mut t0);
     let (n, moments) = normalize_log1p_moments(
-        &f.dataset.counts,
+        &f.dataset.counts.to_csr(),
         &NormalizeOptions {
             target_sum: Some(1e4),
             ..Default::default()
@@ -196,7 +196,7 @@ fn bench(c: &mut Criterion) {
 fn dump(ds: &Dataset, dir: &std::path::Path) {
     use std::io::Write;
     std::fs::create_dir_all(dir).expect("dump dir");
-    let x = &ds.counts;
+    let x = &*ds.counts.to_csr();
     let w = |name: &str, bytes: Vec<u8>| {
         std::fs::File::create(dir.join(name))
             .and_then(|mut f| f.write_all(&bytes))

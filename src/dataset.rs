@@ -5,6 +5,8 @@
 //! cluster labels, HVG statistics), in the spirit of AnnData's `obs` and `var`.
 
 use crate::error::{Error, Result};
+use crate::sparse::Counts;
+#[cfg(doc)]
 use crate::sparse::CsrMatrix;
 use std::collections::{HashMap, HashSet};
 
@@ -277,8 +279,8 @@ pub fn make_unique(names: &[String]) -> Vec<String> {
 /// Counts and annotations of one or many samples.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
-    /// Raw counts, cells x genes.
-    pub counts: CsrMatrix,
+    /// Raw counts, cells x genes, compact when they fit ([`Counts`]).
+    pub counts: Counts,
     /// One row per cell.
     pub cells: CellTable,
     /// One row per gene.
@@ -286,8 +288,10 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Builds a dataset, checking that the tables fit the matrix.
-    pub fn new(counts: CsrMatrix, cells: CellTable, genes: GeneTable) -> Result<Self> {
+    /// Builds a dataset, checking that the tables fit the matrix. A [`CsrMatrix`] of integer
+    /// counts below 65,536 of at most 65,536 genes is stored compactly ([`Counts::new`]).
+    pub fn new(counts: impl Into<Counts>, cells: CellTable, genes: GeneTable) -> Result<Self> {
+        let counts = counts.into();
         if counts.n_rows() != cells.len() {
             return Err(Error::data(
                 "dataset",
@@ -401,6 +405,7 @@ mod tests {
 
     #[test]
     fn subset_keeps_tables_aligned() {
+        use crate::sparse::CsrMatrix;
         let m = CsrMatrix::from_triplets(3, 2, &[0, 1, 2], &[0, 1, 1], &[1., 2., 3.]).unwrap();
         let mut d = Dataset::new(
             m,

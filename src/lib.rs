@@ -99,7 +99,7 @@ pub mod within_cluster;
 pub use dataset::{CellTable, Column, Dataset, GeneTable};
 pub use error::{Error, Result};
 pub use io::{read_10x, read_10x_with, ReadOptions};
-pub use sparse::CsrMatrix;
+pub use sparse::{Counts, CsrMatrix};
 
 pub mod prelude {
     //! What the main job needs, in one import: `use scrna::prelude::*;`.

@@ -13,27 +13,177 @@
 //! follow the same idea.
 
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// Read access to a matrix whose rows, columns and stored entries are those of a
-/// [`CsrMatrix`] (the pattern) and whose values are the stored ones or computed from them.
+/// The column indices of a matrix, in the index type it stores.
+#[derive(Debug, Clone, Copy)]
+pub enum Indices<'a> {
+    /// `u16` indices (compact counts).
+    U16(&'a [u16]),
+    /// `u32` indices.
+    U32(&'a [u32]),
+}
+
+/// Runs `$body` with `$ix` bound to the index slice of either type of `$indices` (an
+/// [`Indices`]); the body is compiled once per type.
+macro_rules! with_indices {
+    ($indices:expr, $ix:ident => $body:expr) => {
+        match $indices {
+            $crate::lognorm::Indices::U16($ix) => $body,
+            $crate::lognorm::Indices::U32($ix) => $body,
+        }
+    };
+}
+pub(crate) use with_indices;
+
+impl<'a> Indices<'a> {
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        with_indices!(*self, ix => ix.len())
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The indices at positions `range` appended to `out` as `u32`.
+    pub fn extend_into(&self, range: Range<usize>, out: &mut Vec<u32>) {
+        with_indices!(*self, ix => out.extend(ix[range].iter().map(|&c| c.ix() as u32)))
+    }
+}
+
+/// Read access to a sparse matrix whose rows, columns and stored entries are those of a CSR
+/// matrix (the pattern) and whose values are the stored ones or computed from them.
 pub trait MatrixValues: Sync + std::fmt::Debug {
-    /// The stored matrix: shape, row pointers, column indices and stored values.
-    fn pattern(&self) -> &CsrMatrix;
-    /// Appends to `out` the values of the stored entries `range` (positions in
-    /// `pattern().data()`), which all belong to row `row`.
+    /// `(rows, columns)`.
+    fn shape(&self) -> (usize, usize);
+    /// Row pointers (`rows + 1` entries).
+    fn indptr(&self) -> &[usize];
+    /// The column indices of all stored entries.
+    fn indices(&self) -> Indices<'_>;
+    /// Number of stored entries.
+    fn nnz(&self) -> usize {
+        self.indptr().last().copied().unwrap_or(0)
+    }
+    /// Appends to `out` the values of the stored entries `range` (positions in the stored
+    /// arrays), which all belong to row `row`.
     fn values_into(&self, row: usize, range: Range<usize>, out: &mut Vec<f32>);
+    /// The values of all stored entries when they are stored as `f32` (written as they are).
+    fn stored_f32(&self) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl MatrixValues for CsrMatrix {
-    fn pattern(&self) -> &CsrMatrix {
-        self
+    fn shape(&self) -> (usize, usize) {
+        CsrMatrix::shape(self)
+    }
+    fn indptr(&self) -> &[usize] {
+        CsrMatrix::indptr(self)
+    }
+    fn indices(&self) -> Indices<'_> {
+        Indices::U32(CsrMatrix::indices(self))
     }
     #[inline]
     fn values_into(&self, _row: usize, range: Range<usize>, out: &mut Vec<f32>) {
         out.extend_from_slice(&self.data()[range]);
+    }
+    fn stored_f32(&self) -> Option<&[f32]> {
+        Some(self.data())
+    }
+}
+
+/// The counts themselves (as `f32`).
+impl MatrixValues for Counts {
+    fn shape(&self) -> (usize, usize) {
+        Counts::shape(self)
+    }
+    fn indptr(&self) -> &[usize] {
+        Counts::indptr(self)
+    }
+    fn indices(&self) -> Indices<'_> {
+        match self {
+            Counts::Compact(m) => Indices::U16(m.indices()),
+            Counts::Wide(m) => Indices::U32(m.indices()),
+        }
+    }
+    #[inline]
+    fn values_into(&self, _row: usize, range: Range<usize>, out: &mut Vec<f32>) {
+        with_counts!(self, m => out.extend(m.data()[range].iter().map(|&v| v.to_f32())))
+    }
+    fn stored_f32(&self) -> Option<&[f32]> {
+        match self {
+            Counts::Wide(m) => Some(m.data()),
+            Counts::Compact(_) => None,
+        }
+    }
+}
+
+/// A borrowed count matrix of either layout: a [`Counts`] or a plain [`CsrMatrix`].
+#[derive(Debug, Clone, Copy)]
+pub enum CountsRef<'a> {
+    /// Compact counts.
+    Compact(&'a CsrMatrix<u16, u16>),
+    /// `f32` / `u32` counts.
+    Wide(&'a CsrMatrix),
+}
+
+impl<'a> From<&'a Counts> for CountsRef<'a> {
+    fn from(c: &'a Counts) -> Self {
+        match c {
+            Counts::Compact(m) => CountsRef::Compact(m),
+            Counts::Wide(m) => CountsRef::Wide(m),
+        }
+    }
+}
+
+impl<'a> From<&'a CsrMatrix> for CountsRef<'a> {
+    fn from(m: &'a CsrMatrix) -> Self {
+        CountsRef::Wide(m)
+    }
+}
+
+/// [`with_counts`] for a [`CountsRef`].
+macro_rules! with_counts_ref {
+    ($counts:expr, $m:ident => $body:expr) => {
+        match $counts {
+            $crate::lognorm::CountsRef::Compact($m) => $body,
+            $crate::lognorm::CountsRef::Wide($m) => $body,
+        }
+    };
+}
+pub(crate) use with_counts_ref;
+
+impl<'a> CountsRef<'a> {
+    /// `(rows, columns)`.
+    pub fn shape(&self) -> (usize, usize) {
+        with_counts_ref!(*self, m => m.shape())
+    }
+    /// Row pointers.
+    pub fn indptr(&self) -> &'a [usize] {
+        with_counts_ref!(*self, m => m.indptr())
+    }
+    /// Column indices.
+    pub fn indices(&self) -> Indices<'a> {
+        match *self {
+            CountsRef::Compact(m) => Indices::U16(m.indices()),
+            CountsRef::Wide(m) => Indices::U32(m.indices()),
+        }
+    }
+    /// The counts as an `f32` / `u32` matrix (converted when compact).
+    pub fn to_csr(&self) -> std::borrow::Cow<'a, CsrMatrix> {
+        match *self {
+            CountsRef::Compact(m) => std::borrow::Cow::Owned(m.to_wide()),
+            CountsRef::Wide(m) => std::borrow::Cow::Borrowed(m),
+        }
+    }
+    /// The columns `cols` (strictly increasing) as an `f32` / `u32` matrix.
+    pub fn select_cols(&self, cols: &[usize]) -> Result<CsrMatrix> {
+        Ok(match *self {
+            CountsRef::Compact(m) => m.select_cols(cols)?.to_wide(),
+            CountsRef::Wide(m) => m.select_cols(cols)?,
+        })
     }
 }
 
@@ -87,13 +237,20 @@ impl<'a> LogTable<'a> {
     /// The log values of cell `cell`'s counts, the cell's table row looked up once.
     #[inline]
     pub(crate) fn of_cell(&self, cell: usize) -> impl Fn(f32) -> f32 + '_ {
+        self.of_cell_stored(cell)
+    }
+
+    /// [`of_cell`](Self::of_cell) of stored values of any type (an integer type needs no
+    /// check that the value is one).
+    #[inline]
+    pub(crate) fn of_cell_stored<V: StoredValue>(&self, cell: usize) -> impl Fn(V) -> f32 + '_ {
         let (table, s) = (&self.table[cell], self.size_factors[cell]);
-        move |c| {
-            let k = c as usize;
-            if k < TABLE && k as f32 == c {
+        move |c: V| {
+            let k = c.count_index();
+            if k < TABLE {
                 table[k]
             } else {
-                log_value(c, s)
+                log_value(c.to_f32(), s)
             }
         }
     }
@@ -104,21 +261,19 @@ impl<'a> LogTable<'a> {
 /// bytes per cell) filled when the view is made.
 #[derive(Debug, Clone)]
 pub struct LogCounts<'a> {
-    counts: &'a CsrMatrix,
+    counts: CountsRef<'a>,
     table: LogTable<'a>,
 }
 
 impl<'a> LogCounts<'a> {
     /// The view of `counts` with one size factor per cell (`Normalized::size_factors`).
-    pub fn new(counts: &'a CsrMatrix, size_factors: &'a [f32]) -> Result<Self> {
-        if size_factors.len() != counts.n_rows() {
+    pub fn new(counts: impl Into<CountsRef<'a>>, size_factors: &'a [f32]) -> Result<Self> {
+        let counts = counts.into();
+        let n_rows = counts.shape().0;
+        if size_factors.len() != n_rows {
             return Err(Error::data(
                 "log-normalized values",
-                format!(
-                    "{} size factors for {} cells",
-                    size_factors.len(),
-                    counts.n_rows()
-                ),
+                format!("{} size factors for {} cells", size_factors.len(), n_rows),
             ));
         }
         Ok(LogCounts {
@@ -128,7 +283,7 @@ impl<'a> LogCounts<'a> {
     }
 
     /// The counts.
-    pub fn counts(&self) -> &'a CsrMatrix {
+    pub fn counts(&self) -> CountsRef<'a> {
         self.counts
     }
 
@@ -149,7 +304,7 @@ impl<'a> LogCounts<'a> {
     /// The stored matrix of the log values: bit for bit
     /// `normalize_total_log1p(counts, ..).matrix` for these size factors.
     pub fn to_matrix(&self) -> CsrMatrix {
-        let mut m = self.counts.clone();
+        let mut m = self.counts.to_csr().into_owned();
         m.map_rows_mut(|r, _, vals| self.transform_row(r, vals));
         m
     }
@@ -164,19 +319,27 @@ impl<'a> LogCounts<'a> {
 }
 
 impl MatrixValues for LogCounts<'_> {
-    fn pattern(&self) -> &CsrMatrix {
-        self.counts
+    fn shape(&self) -> (usize, usize) {
+        self.counts.shape()
+    }
+    fn indptr(&self) -> &[usize] {
+        self.counts.indptr()
+    }
+    fn indices(&self) -> Indices<'_> {
+        self.counts.indices()
     }
     #[inline]
     fn values_into(&self, row: usize, range: Range<usize>, out: &mut Vec<f32>) {
-        let log = self.table.of_cell(row);
-        out.extend(self.counts.data()[range].iter().map(|&c| log(c)));
+        with_counts_ref!(self.counts, m => {
+            let log = self.table.of_cell_stored(row);
+            out.extend(m.data()[range].iter().map(|&c| log(c)))
+        })
     }
 }
 
 /// The values of row `row` of `x` (all of its stored entries), appended to `out`.
 pub fn row_values<X: MatrixValues + ?Sized>(x: &X, row: usize, out: &mut Vec<f32>) {
-    let p = x.pattern().indptr();
+    let p = x.indptr();
     x.values_into(row, p[row]..p[row + 1], out);
 }
 
@@ -195,7 +358,7 @@ mod tests {
         })
         .unwrap();
         // Non-integer and large counts take the direct path; an empty cell keeps factor 0.
-        let (n, m, indptr, indices, mut data) = sim.dataset.counts.into_parts();
+        let (n, m, indptr, indices, mut data) = sim.dataset.counts.into_csr().into_parts();
         for (k, v) in data.iter_mut().enumerate() {
             match k % 11 {
                 0 => *v *= 0.37,
@@ -235,7 +398,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let counts = &sim.dataset.counts;
+        let counts = &*sim.dataset.counts.to_csr();
         let norm = normalize_total_log1p(counts, &NormalizeOptions::default()).unwrap();
         let view = LogCounts::new(counts, &norm.size_factors).unwrap();
         let labels: Vec<u32> = (0..counts.n_rows()).map(|i| (i % 4) as u32).collect();

@@ -11,7 +11,7 @@
 //! 4. `y_ij = f32(x_ij / s_i)`.
 
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 
 /// Options of [`normalize_total`].
@@ -91,7 +91,7 @@ pub struct Normalized {
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// let n = scrna::normalize::normalize_total(&data.counts, &Default::default())?;
+/// let n = scrna::normalize::normalize_total(&data.counts.to_csr(), &Default::default())?;
 /// assert_eq!(n.totals.len(), data.n_cells());
 /// # Ok::<(), scrna::Error>(())
 /// ```
@@ -200,11 +200,11 @@ fn size_factors(
 /// the sum of its stored `values`; stored as `f32`. A non-zero sum is the same number in either
 /// order of zeros, so this is the total that `normalize_total` sums itself.
 #[inline]
-pub(crate) fn cell_total(known: f64, values: &[f32]) -> f32 {
+pub(crate) fn cell_total<V: StoredValue>(known: f64, values: &[V]) -> f32 {
     if known != 0.0 {
         known as f32
     } else {
-        crate::sparse::sum_f64(values) as f32
+        crate::sparse::sum_values(values) as f32
     }
 }
 
@@ -356,10 +356,10 @@ impl LogMoments {
     /// as 1), writing its log values to `out` when given. For the integer counts 1..64 of the
     /// cell, `y` and `e` are computed once per distinct count.
     #[inline]
-    pub(crate) fn add_row(
+    pub(crate) fn add_row<V: StoredValue, I: ColIndex>(
         &mut self,
-        idx: &[u32],
-        cv: &[f32],
+        idx: &[I],
+        cv: &[V],
         s: f32,
         expm1: bool,
         out: Option<&mut [f32]>,
@@ -376,19 +376,19 @@ impl LogMoments {
 
     /// [`add_row`](Self::add_row), handing each log value to `put(position, y)`.
     #[inline(always)]
-    fn add_row_with(
+    fn add_row_with<V: StoredValue, I: ColIndex>(
         &mut self,
-        idx: &[u32],
-        cv: &[f32],
+        idx: &[I],
+        cv: &[V],
         s: f32,
         expm1: bool,
         mut put: impl FnMut(usize, f32),
     ) {
         let mut logs = RowLogs::new(s, expm1);
         for (j, (&c, &g)) in cv.iter().zip(idx).enumerate() {
-            let (y, e) = logs.get(c);
+            let (y, e) = logs.get(c.to_f32());
             put(j, y);
-            let g = g as usize;
+            let g = g.ix();
             if let (Some(a), Some(n)) = (self.acc.get_mut(g), self.nz.get_mut(g)) {
                 a[0] += e[0];
                 a[1] += e[1];

@@ -15,8 +15,9 @@
 //! an error: a variance cannot be estimated from one replicate.
 
 use crate::error::{Error, Result};
+use crate::lognorm::{with_counts_ref, CountsRef};
 use crate::markers::Correction;
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, CsrMatrix, StoredValue};
 use crate::stats;
 use std::collections::BTreeMap;
 
@@ -32,12 +33,13 @@ pub struct PseudobulkSums {
 }
 
 /// Sums the raw counts of the cells of each (sample, cluster) pair present.
-pub fn pseudobulk_sums(
-    counts: &CsrMatrix,
+pub fn pseudobulk_sums<'a>(
+    counts: impl Into<CountsRef<'a>>,
     samples: &[u32],
     clusters: &[u32],
 ) -> Result<PseudobulkSums> {
-    let n = counts.n_rows();
+    let counts = counts.into();
+    let (n, n_genes) = counts.shape();
     if samples.len() != n || clusters.len() != n {
         return Err(Error::data(
             "pseudobulk",
@@ -55,16 +57,18 @@ pub fn pseudobulk_sums(
     for (i, v) in index.values_mut().enumerate() {
         *v = i;
     }
-    let mut sums = ndarray::Array2::<f64>::zeros((index.len(), counts.n_cols()));
+    let mut sums = ndarray::Array2::<f64>::zeros((index.len(), n_genes));
     let mut n_cells = vec![0usize; index.len()];
     for r in 0..n {
         let p = index[&(samples[r], clusters[r])];
         n_cells[p] += 1;
-        let (idx, val) = counts.row(r);
         let mut row = sums.row_mut(p);
-        for (&c, &v) in idx.iter().zip(val) {
-            row[c as usize] += v as f64;
-        }
+        with_counts_ref!(counts, m => {
+            let (idx, val) = m.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                row[c.ix()] += v.to_f32() as f64;
+            }
+        });
     }
     Ok(PseudobulkSums {
         keys: index.into_keys().collect(),

@@ -127,7 +127,7 @@ fn agrees_with_scanpy_on_mixture() {
     )
     .unwrap();
     assert_eq!(ds.n_cells(), rf.scores.len());
-    let res = scrublet(&ds.counts, &ScrubletOptions::default()).unwrap();
+    let res = scrublet(&ds.counts.to_csr(), &ScrubletOptions::default()).unwrap();
     assert_eq!(res.n_scored, ds.n_cells());
     assert_eq!(
         res.n_neighbors as u64,
@@ -205,6 +205,7 @@ fn simulated_with_doublets(
     })
     .unwrap();
     let ds = &sim.dataset;
+    let wide = ds.counts.to_csr();
     let mut names: Vec<String> = ds.cells.sample.clone();
     names.sort();
     names.dedup();
@@ -229,7 +230,7 @@ fn simulated_with_doublets(
                 continue;
             }
             for c in [a, b] {
-                let (idx, v) = ds.counts.row(c);
+                let (idx, v) = wide.row(c);
                 rows.extend(std::iter::repeat_n(n_doublets, idx.len()));
                 cols.extend_from_slice(idx);
                 vals.extend_from_slice(v);
@@ -241,7 +242,7 @@ fn simulated_with_doublets(
     }
     let extra =
         CsrMatrix::from_triplets(n_doublets as usize, ds.n_genes(), &rows, &cols, &vals).unwrap();
-    let counts = CsrMatrix::vstack(&[&ds.counts, &extra]).unwrap();
+    let counts = CsrMatrix::vstack(&[&wide, &extra]).unwrap();
     let mut known = vec![false; ds.n_cells()];
     known.extend(std::iter::repeat_n(true, n_doublets as usize));
     (counts, codes, names, known)

@@ -142,7 +142,7 @@ fn cells_emptied_by_the_gene_filter_normalize_without_nan() {
         },
     )
     .unwrap();
-    let kept = &f.dataset.counts;
+    let kept = &*f.dataset.counts.to_csr();
     assert_eq!(kept.shape(), (10, 4));
     assert_eq!(kept.row_sums()[0], 0.0);
     for target_sum in [None, Some(1e4)] {

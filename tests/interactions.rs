@@ -43,7 +43,7 @@ fn reference_data() -> (CsrMatrix, Vec<String>, Vec<u32>) {
         rows.push(pos[b]);
         labels.push(c.parse::<u32>().unwrap());
     }
-    let mut x = ds.counts.select_rows(&rows).unwrap();
+    let mut x = ds.counts.select_rows(&rows).unwrap().into_csr();
     x.map_rows_mut(|_, _, vals| {
         let total: f64 = vals.iter().map(|&v| v as f64).sum();
         let inv = 1.0 / total;
@@ -234,7 +234,7 @@ fn log_normalized(counts: &CsrMatrix) -> CsrMatrix {
 fn resistance_diff(resource: &Resource) -> (InteractionDiff, Vec<u32>) {
     let sim = scrna::comparison::simulate_resistance(0).unwrap();
     let d = &sim.dataset;
-    let x = log_normalized(&d.counts);
+    let x = log_normalized(&d.counts.to_csr());
     let spec = sim.truth.condition_specific_clusters.clone();
     let input = DiffInput {
         labels: &sim.truth.cluster,
@@ -312,7 +312,7 @@ fn null_design_gives_few_calls() {
         *s = n.clone();
     }
     let d = &sim.dataset;
-    let x = log_normalized(&d.counts);
+    let x = log_normalized(&d.counts.to_csr());
     let conds: Vec<&String> = {
         let mut c: Vec<&String> = d.cells.condition.iter().collect();
         c.sort();

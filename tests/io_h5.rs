@@ -173,7 +173,9 @@ fn write_then_read_round_trip() {
     assert_eq!(back, ds);
     // Non-integer values are stored as float32.
     let mut frac = ds.clone();
-    frac.counts.data_mut()[0] = 0.5;
+    let mut m = std::mem::take(&mut frac.counts).into_csr();
+    m.data_mut()[0] = 0.5;
+    frac.counts = m.into();
     write_10x_h5(&frac, &out).unwrap();
     let as_stored = ReadOptions {
         assume_counts: true,

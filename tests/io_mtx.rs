@@ -61,7 +61,8 @@ fn check_against_scanpy(ds: &Dataset, key: &str) {
     let genes = read_csv(&format!("fixtures/reference/io/{key}_mtx_genes.csv"));
     let gtot = ds.counts.col_sums();
     let mut gcells = vec![0usize; ds.n_genes()];
-    for (&j, &v) in ds.counts.indices().iter().zip(ds.counts.data()) {
+    let counts = ds.counts.to_csr();
+    for (&j, &v) in counts.indices().iter().zip(counts.data()) {
         if v > 0.0 {
             gcells[j as usize] += 1;
         }

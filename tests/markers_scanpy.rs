@@ -31,13 +31,13 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let ds = scrna::read_10x(DATA).unwrap();
-        let keep_cells: Vec<usize> = (0..ds.n_cells())
-            .filter(|&r| ds.counts.row(r).1.iter().filter(|&&v| v > 0.0).count() >= 200)
-            .collect();
+        let nnz = ds.counts.row_nnz();
+        let keep_cells: Vec<usize> = (0..ds.n_cells()).filter(|&r| nnz[r] >= 200).collect();
         let ds = ds.select_cells(&keep_cells).unwrap();
         let mut cells_per_gene = vec![0usize; ds.n_genes()];
+        let counts = ds.counts.to_csr();
         for r in 0..ds.n_cells() {
-            let (idx, val) = ds.counts.row(r);
+            let (idx, val) = counts.row(r);
             for (&c, &v) in idx.iter().zip(val) {
                 if v > 0.0 {
                     cells_per_gene[c as usize] += 1;
@@ -48,7 +48,7 @@ fn fixture() -> &'static Fixture {
             .filter(|&g| cells_per_gene[g] >= 3)
             .collect();
         let ds = ds.select_genes(&keep_genes).unwrap();
-        let mut x = ds.counts.clone();
+        let mut x = ds.counts.to_csr().into_owned();
         x.map_rows_mut(|_, _, vals| {
             let total: f64 = vals.iter().map(|&v| v as f64).sum();
             let size = total as f32 / 1e4f32;

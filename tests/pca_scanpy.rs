@@ -58,12 +58,12 @@ fn celltypist_input() -> CsrMatrix {
         .collect();
     let ds = ds.select_cells(&cells).unwrap();
     let mut n_cells = vec![0usize; ds.n_genes()];
-    for &j in ds.counts.indices() {
+    for &j in ds.counts.to_csr().indices() {
         n_cells[j as usize] += 1;
     }
     let genes: Vec<usize> = (0..ds.n_genes()).filter(|&j| n_cells[j] >= 3).collect();
     let ds = ds.select_genes(&genes).unwrap();
-    let x = normalize_log1p(&ds.counts);
+    let x = normalize_log1p(&ds.counts.to_csr());
     let pos: HashMap<&str, usize> = ds
         .genes
         .ids
@@ -89,7 +89,7 @@ fn sim_input() -> CsrMatrix {
         &ReadOptions::default(),
     )
     .unwrap();
-    normalize_log1p(&ds.counts)
+    normalize_log1p(&ds.counts.to_csr())
 }
 
 /// Compares a result with the reference in `fixtures/reference/pca/<name>/`.

@@ -217,7 +217,7 @@ fn log_normalized(counts: &CsrMatrix) -> (CsrMatrix, CsrMatrix) {
 
 fn check_normalize(tag: &str) {
     let d = filtered(tag);
-    let (norm, log) = log_normalized(&d.counts);
+    let (norm, log) = log_normalized(&d.counts.to_csr());
     let cells = Csv::read(&format!("{tag}_norm_cells.csv"));
     for (i, (a, b)) in norm
         .row_sums()
@@ -258,7 +258,7 @@ fn check_normalize(tag: &str) {
             },
         ),
     ] {
-        let n = normalize_total(&d.counts, &opts).unwrap();
+        let n = normalize_total(&d.counts.to_csr(), &opts).unwrap();
         let r = Csv::read(&format!("{tag}_norm_{suffix}.csv"));
         let sums = n.matrix.row_sums();
         let (nf, ns, fv) = (
@@ -418,7 +418,7 @@ fn check_hvg(
 
 fn hvg_checks(tag: &str, n_top: usize) {
     let d = filtered(tag);
-    let (_, log) = log_normalized(&d.counts);
+    let (_, log) = log_normalized(&d.counts.to_csr());
     let disp = |h: &scrna::hvg::Hvg| {
         [
             ("means", Some(&h.means)),
@@ -430,7 +430,7 @@ fn hvg_checks(tag: &str, n_top: usize) {
         .collect::<Vec<_>>()
     };
     let run = |file: String, o: HvgOptions, batch: Option<&[u32]>| {
-        let h = highly_variable_genes(&log, Some(&d.counts), batch, &o).unwrap();
+        let h = highly_variable_genes(&log, Some(&d.counts.to_csr()), batch, &o).unwrap();
         let cols: Vec<(&str, Option<Vec<f64>>)> = match o.flavor {
             Flavor::SeuratV3 => vec![
                 ("means", Some(h.means.clone())),
@@ -453,7 +453,7 @@ fn hvg_checks(tag: &str, n_top: usize) {
                 let mut t = vec![0usize; d.n_genes()];
                 for code in [0u32, 1] {
                     let rows: Vec<usize> = (0..b.len()).filter(|&i| b[i] == code).collect();
-                    let sub = d.counts.select_rows(&rows).unwrap();
+                    let sub = d.counts.select_rows(&rows).unwrap().into_csr();
                     let hb = highly_variable_genes(&log, Some(&sub), None, &o).unwrap();
                     let vn = hb.variances_norm.unwrap();
                     for g in 0..vn.len() {

@@ -151,7 +151,9 @@ proptest! {
         let mut ds = dataset(&dense, m, &symbols);
         if !integral {
             // Non-integral values make the writer store float32 instead of int32.
-            ds.counts.data_mut().iter_mut().for_each(|v| *v /= 3.0);
+            let mut m = std::mem::take(&mut ds.counts).into_csr();
+            m.data_mut().iter_mut().for_each(|v| *v /= 3.0);
+            ds.counts = m.into();
         }
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.h5");

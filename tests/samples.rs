@@ -69,8 +69,9 @@ fn genes_in_another_order_are_aligned_by_id() {
         let n = ds.n_genes();
         let rev: Vec<u32> = (0..n as u32).rev().collect();
         let (mut r, mut c, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        let counts = ds.counts.to_csr();
         for i in 0..ds.n_cells() {
-            let (idx, val) = ds.counts.row(i);
+            let (idx, val) = counts.row(i);
             for (&j, &x) in idx.iter().zip(val) {
                 r.push(i as u32);
                 c.push(rev[j as usize]);

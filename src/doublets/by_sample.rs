@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::{scrublet_rows, Scrublet, ScrubletOptions};
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::lognorm::CountsRef;
 
 /// One sample's summary in [`Doublets`].
 #[derive(Debug, Clone, PartialEq)]
@@ -70,14 +70,15 @@ pub struct Doublets {
 /// errors naming it.
 ///
 /// Errors: invalid options; `sample_codes` not one per cell; a code without a name.
-pub fn scrublet_by_sample(
-    counts: &CsrMatrix,
+pub fn scrublet_by_sample<'a>(
+    counts: impl Into<CountsRef<'a>>,
     sample_codes: &[u32],
     sample_names: &[String],
     opts: &ScrubletOptions,
 ) -> Result<Doublets> {
     opts.validate()?;
-    let n_cells = counts.n_rows();
+    let counts = counts.into();
+    let n_cells = counts.shape().0;
     if sample_codes.len() != n_cells {
         return Err(Error::data(
             "scrublet_by_sample",
@@ -108,8 +109,12 @@ pub fn scrublet_by_sample(
                 seed: opts.seed.wrapping_add(s as u64),
                 ..opts.clone()
             };
-            scrublet_rows(counts, Some(rows), &o)
-                .map(Some)
+            // Compact counts: this sample's rows as an `f32` matrix (the same rows in order).
+            let run = match counts {
+                CountsRef::Wide(m) => scrublet_rows(m, Some(rows), &o),
+                CountsRef::Compact(m) => scrublet_rows(&m.select_rows(rows)?.to_wide(), None, &o),
+            };
+            run.map(Some)
                 .map_err(|e| Error::data(format!("sample \"{}\"", sample_names[s]), e.to_string()))
         })
         .collect();

@@ -259,7 +259,7 @@ pub struct Scrublet {
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// let s = scrna::doublets::scrublet(&data.counts, &Default::default())?;
+/// let s = scrna::doublets::scrublet(&data.counts.to_csr(), &Default::default())?;
 /// assert_eq!(s.scores.len(), data.n_cells());
 /// # Ok::<(), scrna::Error>(())
 /// ```
@@ -633,7 +633,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let x = &sim.dataset.counts;
+        let x = &*sim.dataset.counts.to_csr();
         let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
         for i in 0..x.n_rows() {
             if i == 5 {

@@ -6,8 +6,8 @@
 //! the expression with the browser's `DecompressionStream("gzip")`.
 
 use crate::error::{Error, Result};
-use crate::lognorm::LogTable;
-use crate::sparse::CsrMatrix;
+use crate::lognorm::{with_counts_ref, CountsRef, LogTable};
+use crate::sparse::{ColIndex, StoredValue};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use rand::SeedableRng;
 
@@ -125,22 +125,19 @@ fn encode_record(col: &[(u32, f32)], record: &mut Vec<u8>) -> f32 {
 /// with its 2-byte final block and 8-byte trailer, is at most `max_bytes + 10` bytes (or
 /// holds the first gene alone). The values are the analysis' own (`ln_1p(count / s)` in `f32`,
 /// small counts looked up per cell as [`crate::lognorm::LogCounts`] does).
-pub fn pack_expression(
-    counts: &CsrMatrix,
+pub fn pack_expression<'a>(
+    counts: impl Into<CountsRef<'a>>,
     size_factors: &[f32],
     shown: &[usize],
     genes: &[usize],
     max_bytes: Option<usize>,
 ) -> Result<PackedExpression> {
-    let n_genes = counts.n_cols();
-    if size_factors.len() != counts.n_rows() {
+    let counts = counts.into();
+    let (n_rows, n_genes) = counts.shape();
+    if size_factors.len() != n_rows {
         return Err(Error::data(
             "html_report",
-            format!(
-                "{} size factors for {} cells",
-                size_factors.len(),
-                counts.n_rows()
-            ),
+            format!("{} size factors for {n_rows} cells", size_factors.len()),
         ));
     }
     let mut slot = vec![u32::MAX; n_genes];
@@ -156,7 +153,7 @@ pub fn pack_expression(
             }
         }
     }
-    if let Some(&cell) = shown.iter().find(|&&c| c >= counts.n_rows()) {
+    if let Some(&cell) = shown.iter().find(|&&c| c >= n_rows) {
         return Err(Error::data(
             "html_report",
             format!("cell {cell} out of range"),
@@ -167,15 +164,19 @@ pub fn pack_expression(
     // while they were joined (about 45 MB at 50,000 cells, at the run's peak).
     let log = LogTable::new(size_factors);
     let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); genes.len()];
+    let indptr = counts.indptr();
     for (pos, &cell) in shown.iter().enumerate() {
-        let (idx, val) = counts.row(cell);
         let value = log.of_cell(cell);
-        for (&j, &v) in idx.iter().zip(val) {
-            let s = slot[j as usize];
-            if s != u32::MAX && v != 0.0 {
-                cols[s as usize].push((pos as u32, value(v)));
+        let range = indptr[cell]..indptr[cell + 1];
+        with_counts_ref!(counts, m => {
+            let (idx, val) = (&m.indices()[range.clone()], &m.data()[range]);
+            for (&j, &v) in idx.iter().zip(val) {
+                let (s, v) = (slot[j.ix()], v.to_f32());
+                if s != u32::MAX && v != 0.0 {
+                    cols[s as usize].push((pos as u32, value(v)));
+                }
             }
-        }
+        });
     }
     // Level 3: on the 50,000-cell run's records (12.9 MB of quantized bytes and varints, one
     // sync flush per gene) the 8 MB budget holds 1,078 genes against 1,087 at the default
@@ -238,6 +239,7 @@ fn deflate_sync(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sparse::CsrMatrix;
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
@@ -324,7 +326,7 @@ mod tests {
                 let want = idx
                     .iter()
                     .position(|&j| j as usize == g)
-                    .map_or(0.0, |t| (1.0 + val[t] / 1.5).ln());
+                    .map_or(0.0, |t| (1.0f32 + val[t] / 1.5).ln());
                 // Quantization to 1/255 of the gene's maximum (half a step when rounding).
                 assert!((got[pos] - want).abs() <= 0.5 / 255.0 * p.max[k] + 1e-6);
                 assert_eq!(got[pos] == 0.0, want == 0.0);

@@ -234,7 +234,7 @@ fn check_options(opts: &HvgOptions) -> Result<()> {
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts.to_csr(), &Default::default())?.matrix;
 /// let mut opts = scrna::hvg::HvgOptions::default();
 /// opts.n_top_genes = Some(100);
 /// let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &opts)?;

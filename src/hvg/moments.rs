@@ -4,10 +4,10 @@
 
 use super::Flavor;
 use crate::error::{Error, Result};
-use crate::lognorm::{LogCounts, MatrixValues};
+use crate::lognorm::{with_indices, LogCounts, MatrixValues};
 use crate::normalize::{normalize_log1p_col_sums, ColSums, NormalizeOptions, Normalized};
 use crate::qc::col_reduce;
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, CsrMatrix};
 
 /// Per column over `rows`: whether every cell holds the same value (implicit zeros included).
 pub(super) fn constant_columns(x: &CsrMatrix, rows: Option<&[usize]>) -> Vec<bool> {
@@ -36,13 +36,16 @@ pub(super) fn constant_columns(x: &CsrMatrix, rows: Option<&[usize]>) -> Vec<boo
 /// Whether column `c` of `x` holds the same value in every one of `rows` (all of them
 /// stored), checked row by row until two values differ.
 fn same_in_every_row<X: MatrixValues + ?Sized>(x: &X, rows: Option<&[usize]>, c: u32) -> bool {
-    let p = x.pattern();
-    let n = rows.map_or(p.n_rows(), |r| r.len());
+    let n = rows.map_or(x.shape().0, |r| r.len());
+    let (indptr, indices) = (x.indptr(), x.indices());
     let mut buf = Vec::with_capacity(1);
     let mut value = |i: usize| {
         let r = rows.map_or(i, |r| r[i]);
-        let k = p.row(r).0.binary_search(&c).ok()?;
-        let at = p.indptr()[r] + k;
+        let (a, b) = (indptr[r], indptr[r + 1]);
+        let k =
+            with_indices!(indices, ix => ix[a..b].binary_search_by(|v| v.ix().cmp(&(c as usize))))
+                .ok()?;
+        let at = a + k;
         buf.clear();
         x.values_into(r, at..at + 1, &mut buf);
         buf.first().copied()
@@ -80,7 +83,7 @@ fn finish_mean_var<X: MatrixValues + ?Sized>(
     x: &X,
     rows: Option<&[usize]>,
 ) -> (Vec<f64>, Vec<f64>, Vec<u32>) {
-    let n_rows = rows.map_or(x.pattern().n_rows(), |r| r.len());
+    let n_rows = rows.map_or(x.shape().0, |r| r.len());
     mean_var_from_sums(s, n_rows, |c| same_in_every_row(x, rows, c as u32))
 }
 
@@ -225,7 +228,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let x = sim.dataset.counts;
+        let x = sim.dataset.counts.into_csr();
         let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
         for i in 0..x.n_rows() {
             if i == 7 {

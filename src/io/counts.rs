@@ -8,6 +8,7 @@
 //! expected counts from a pseudo-aligner) are read with `ReadOptions::assume_counts`, which
 //! still refuses negative and non-finite values (they are never counts).
 
+use crate::sparse::{with_counts, Counts, StoredValue};
 use rayon::prelude::*;
 
 /// Whether the finite `v` has no fractional part (`v.fract() == 0`) without a call to
@@ -52,6 +53,15 @@ impl ValueSummary {
     /// The summary of `values`: fixed pieces summarised in parallel and merged in order, so
     /// the result does not depend on the thread count.
     pub fn of(values: &[f32]) -> ValueSummary {
+        Self::of_values(values)
+    }
+
+    /// [`of`](Self::of) the stored counts of either layout.
+    pub fn of_counts(counts: &Counts) -> ValueSummary {
+        with_counts!(counts, m => Self::of_values(m.data()))
+    }
+
+    fn of_values<V: StoredValue>(values: &[V]) -> ValueSummary {
         let parts: Vec<ValueSummary> = values.par_chunks(1 << 16).map(Self::of_piece).collect();
         let mut s = ValueSummary::default();
         for p in &parts {
@@ -60,12 +70,13 @@ impl ValueSummary {
         s
     }
 
-    fn of_piece(values: &[f32]) -> ValueSummary {
+    fn of_piece<V: StoredValue>(values: &[V]) -> ValueSummary {
         let mut s = ValueSummary {
             n_values: values.len(),
             ..Default::default()
         };
         for &v in values {
+            let v = v.to_f32();
             if !v.is_finite() {
                 s.n_non_finite += 1;
                 continue;

@@ -197,7 +197,7 @@ pub fn read_counts(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<ReadRes
             h5ad::read_h5ad_counts(path, &h)?
         }
     };
-    let values = counts::ValueSummary::of(dataset.counts.data());
+    let values = counts::ValueSummary::of_counts(&dataset.counts);
     Ok(ReadResult {
         dataset,
         path: r.path.clone(),

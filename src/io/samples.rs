@@ -332,7 +332,7 @@ pub fn concat_report(
     let matrices: Vec<CsrMatrix> = parts
         .par_iter()
         .zip(&maps)
-        .map(|(p, map)| remap_cols(&p.counts, map, chosen.len()))
+        .map(|(p, map)| remap_cols(&p.counts.to_csr(), map, chosen.len()))
         .collect::<Result<_>>()?;
     let refs: Vec<&CsrMatrix> = matrices.iter().collect();
     let counts = CsrMatrix::vstack(&refs)?;

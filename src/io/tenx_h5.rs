@@ -23,6 +23,7 @@ use super::hdf5_util::{self, chunk_len, guard};
 use super::ReadOptions;
 use crate::dataset::{make_unique, CellTable, Dataset, GeneTable};
 use crate::error::{Error, Result};
+use crate::sparse::{ColIndex, Counts};
 use hdf5_pure::{AttrValue, FileBuilder};
 use std::path::Path;
 
@@ -207,44 +208,16 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
 
     let indptr: Vec<usize> = hdf5_util::read_numeric(&file, path, &format!("{g}/indptr"))?;
     check_indptr(path, &format!("{g}/indptr"), &indptr, n_cells)?;
-    let nnz = indptr[n_cells];
-    let indices: Vec<u32> = hdf5_util::read_numeric(&file, path, &format!("{g}/indices"))?;
-    if indices.len() != nnz {
-        return Err(Error::hdf5(
-            path,
-            format!("{g}/indices"),
-            format!("{} entries, but indptr ends at {nnz}", indices.len()),
-        ));
-    }
-    if let Some(pos) = indices.iter().position(|&i| i as usize >= n_genes) {
-        return Err(Error::hdf5(
-            path,
-            format!("{g}/indices"),
-            format!(
-                "entry {pos} is gene {}, past the {n_genes} features",
-                indices[pos]
-            ),
-        ));
-    }
-    let data: Vec<f32> = hdf5_util::read_numeric(&file, path, &format!("{g}/data"))?;
-    if data.len() != nnz {
-        return Err(Error::hdf5(
-            path,
-            format!("{g}/data"),
-            format!("{} values, but indptr ends at {nnz}", data.len()),
-        ));
-    }
-    super::counts::check(&data, opts.assume_counts).map_err(|d| {
-        Error::hdf5(
-            path,
-            format!("{g}/data"),
-            format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
-        )
-    })?;
+    let compact = if n_genes <= u16::LIMIT {
+        read_compact(&file, path, g, &indptr, n_genes)?
+    } else {
+        None
+    };
+    let counts = match compact {
+        Some(c) => c,
+        None => read_wide(&file, path, g, indptr, n_genes, opts)?,
+    };
     drop(file);
-    // Cell Ranger does not always sort gene indices inside a cell: sort them when needed.
-    let counts = super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
-        .map_err(|e| Error::hdf5(path, g, e))?;
     let cells = CellTable::new(barcodes, &opts.sample, &opts.condition);
     let genes = GeneTable {
         ids,
@@ -262,6 +235,100 @@ fn read_inner(path: &Path, opts: &ReadOptions) -> Result<(Dataset, String)> {
     }
     let name = g.trim_start_matches('/').to_string();
     Ok((super::keep_feature_types(ds, opts)?, name))
+}
+
+/// The counts of group `g` in the compact layout ([`Counts::Compact`]): gene indices and
+/// counts read straight into `u16` (no wide copy is ever held). `None` when a stored value is
+/// not an integer from 0 to 65,535 (the caller then reads the wide layout).
+fn read_compact(
+    file: &hdf5_pure::File,
+    path: &Path,
+    g: &str,
+    indptr: &[usize],
+    n_genes: usize,
+) -> Result<Option<Counts>> {
+    let n_cells = indptr.len() - 1;
+    let nnz = indptr[n_cells];
+    // An element that does not fit u16 fails these reads; the wide read then reports the
+    // real errors (an index past the genes, a value that is not a count).
+    let name = format!("{g}/indices");
+    let Ok(indices) = hdf5_util::read_numeric::<u16>(file, path, &name) else {
+        return Ok(None);
+    };
+    check_len(path, &name, indices.len(), nnz, "entries")?;
+    check_indices(path, &name, &indices, n_genes)?;
+    let name = format!("{g}/data");
+    let Ok(data) = hdf5_util::read_numeric::<u16>(file, path, &name) else {
+        return Ok(None);
+    };
+    check_len(path, &name, data.len(), nnz, "values")?;
+    // Every u16 value is a count: nothing for `assume_counts` to allow.
+    let m = super::h5ad::build_compact(n_cells, n_genes, indptr.to_vec(), indices, data)
+        .map_err(|e| Error::hdf5(path, g, e))?;
+    Ok(Some(m))
+}
+
+/// The counts of group `g` as `f32` values and `u32` indices, checked as counts (compacted
+/// by [`Counts::new`] when they fit after all).
+fn read_wide(
+    file: &hdf5_pure::File,
+    path: &Path,
+    g: &str,
+    indptr: Vec<usize>,
+    n_genes: usize,
+    opts: &ReadOptions,
+) -> Result<Counts> {
+    let n_cells = indptr.len() - 1;
+    let nnz = indptr[n_cells];
+    let name = format!("{g}/indices");
+    let indices: Vec<u32> = hdf5_util::read_numeric(file, path, &name)?;
+    check_len(path, &name, indices.len(), nnz, "entries")?;
+    check_indices(path, &name, &indices, n_genes)?;
+    let data: Vec<f32> = hdf5_util::read_numeric(file, path, &format!("{g}/data"))?;
+    check_len(path, &format!("{g}/data"), data.len(), nnz, "values")?;
+    super::counts::check(&data, opts.assume_counts).map_err(|d| {
+        Error::hdf5(
+            path,
+            format!("{g}/data"),
+            format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
+        )
+    })?;
+    // Cell Ranger does not always sort gene indices inside a cell: sort them when needed.
+    let m = super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
+        .map_err(|e| Error::hdf5(path, g, e))?;
+    Ok(Counts::new(m))
+}
+
+/// An error naming `name` when it holds `len` elements where `indptr` ends at `nnz`.
+fn check_len(path: &Path, name: &str, len: usize, nnz: usize, what: &str) -> Result<()> {
+    if len != nnz {
+        return Err(Error::hdf5(
+            path,
+            name,
+            format!("{len} {what}, but indptr ends at {nnz}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An error naming the first gene index past the `n_genes` features.
+fn check_indices<I: ColIndex>(
+    path: &Path,
+    name: &str,
+    indices: &[I],
+    n_genes: usize,
+) -> Result<()> {
+    if let Some(pos) = indices.iter().position(|&i| i.ix() >= n_genes) {
+        return Err(Error::hdf5(
+            path,
+            name,
+            format!(
+                "entry {pos} is gene {}, past the {n_genes} features",
+                indices[pos].ix()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The genome group of a Cell Ranger 1/2 file.
@@ -370,7 +437,7 @@ pub(crate) fn tenx_file(library_id: &str) -> FileBuilder {
 /// Note: the HDF5 writer copies the arrays it is given, so peak memory is about twice the
 /// matrix; compression runs on one thread.
 pub fn write_10x_h5(ds: &Dataset, path: &Path) -> Result<()> {
-    let x = &ds.counts;
+    let x = &*ds.counts.to_csr();
     let (n_cells, n_genes) = x.shape();
     let library_id = ds
         .cells

@@ -4,7 +4,8 @@
 //! the log-normalized values.
 
 use crate::error::{Error, Result};
-use crate::lognorm::MatrixValues;
+use crate::lognorm::{with_indices, MatrixValues};
+use crate::sparse::ColIndex;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -32,8 +33,8 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
     n_groups: usize,
     genes: &[usize],
 ) -> Result<DotValues> {
-    let p = x.pattern();
-    let (n_rows, n_cols) = p.shape();
+    let (n_rows, n_cols) = x.shape();
+    let (indptr, indices) = (x.indptr(), x.indices());
     if labels.len() != n_rows {
         return Err(Error::data(
             "dot plot",
@@ -77,16 +78,20 @@ pub fn dot_values<X: MatrixValues + ?Sized>(
             let mut v = Vec::with_capacity(1);
             let rows = b * ROWS..((b + 1) * ROWS).min(n_rows);
             for (r, &label) in rows.clone().zip(&labels[rows]) {
-                let (a, e) = (p.indptr()[r], p.indptr()[r + 1]);
+                let (a, e) = (indptr[r], indptr[r + 1]);
                 let base = label as usize * k;
-                let idx = &p.indices()[a..e];
                 let mut lo = 0;
                 for &(g, j) in &sorted {
-                    lo += idx[lo..].partition_point(|&c| (c as usize) < g);
-                    if lo == idx.len() {
+                    let (at, found) = with_indices!(indices, ix => {
+                        let idx = &ix[a..e];
+                        let at = lo + idx[lo..].partition_point(|&c| c.ix() < g);
+                        (at, at < idx.len() && idx[at].ix() == g)
+                    });
+                    lo = at;
+                    if lo == e - a {
                         break;
                     }
-                    if idx[lo] as usize != g {
+                    if !found {
                         continue;
                     }
                     v.clear();

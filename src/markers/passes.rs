@@ -5,7 +5,8 @@
 use super::gene_rows::{gene_row, Comparison, GeneRowLayout, Groups, Scratch};
 use super::keys::order_key;
 use crate::error::{Error, Result};
-use crate::lognorm::{row_values, MatrixValues};
+use crate::lognorm::{row_values, with_indices, MatrixValues};
+use crate::sparse::ColIndex;
 use rayon::prelude::*;
 
 /// A block of rows that is transposed piece by piece: for the current gene block, `ptr` and
@@ -23,9 +24,19 @@ struct Segment {
 
 impl Segment {
     fn fill<X: MatrixValues + ?Sized>(&mut self, x: &X, codes: &[u32], g0: usize, g1: usize) {
-        let p = x.pattern();
-        let indptr = p.indptr();
-        let indices = p.indices();
+        with_indices!(x.indices(), ix => self.fill_from(x, ix, codes, g0, g1))
+    }
+
+    /// [`fill`](Self::fill) with the matrix's column indices in their stored type.
+    fn fill_from<X: MatrixValues + ?Sized, I: ColIndex>(
+        &mut self,
+        x: &X,
+        indices: &[I],
+        codes: &[u32],
+        g0: usize,
+        g1: usize,
+    ) {
+        let indptr = x.indptr();
         let bg = g1 - g0;
         self.ptr.clear();
         self.ptr.resize(bg + 1, 0);
@@ -34,14 +45,14 @@ impl Segment {
             let end = indptr[r + 1];
             let start = self.cursor[ci];
             let mut k = start;
-            while k < end && (indices[k] as usize) < g1 {
+            while k < end && indices[k].ix() < g1 {
                 k += 1;
             }
             let at = self.vals.len();
             x.values_into(r, start..k, &mut self.vals);
             for (&g, &v) in indices[start..k].iter().zip(&self.vals[at..]) {
                 if v != 0.0 {
-                    self.ptr[g as usize - g0 + 1] += 1;
+                    self.ptr[g.ix() - g0 + 1] += 1;
                 }
             }
         }
@@ -56,13 +67,13 @@ impl Segment {
             let start = self.cursor[ci];
             let code = codes[r] as u64;
             let mut k = start;
-            while k < indptr[r + 1] && (indices[k] as usize) < g1 {
+            while k < indptr[r + 1] && indices[k].ix() < g1 {
                 let v = self.vals[at + k - start];
                 if v != 0.0 {
                     if v.is_nan() {
                         self.nan = true;
                     }
-                    let slot = &mut next[indices[k] as usize - g0];
+                    let slot = &mut next[indices[k].ix() - g0];
                     self.keys[*slot] = ((order_key(v) as u64) << 32) | code;
                     *slot += 1;
                 }
@@ -91,14 +102,16 @@ pub(super) fn gene_pass<X: MatrixValues + ?Sized>(
     if !ranks {
         return row_pass(x, groups, lay);
     }
-    let (n_rows, n_genes) = x.pattern().shape();
+    let (n_rows, n_genes) = x.shape();
     let w = lay.width();
     let mut acc = vec![0f64; n_genes * w];
     // Stored entries per gene (an upper bound of the non-zeros), to size the blocks.
     let mut col_nnz = vec![0usize; n_genes];
-    for &c in x.pattern().indices() {
-        col_nnz[c as usize] += 1;
-    }
+    with_indices!(x.indices(), ix => {
+        for &c in ix {
+            col_nnz[c.ix()] += 1;
+        }
+    });
     // Fixed segments of rows (independent of the thread count).
     let seg_rows = n_rows.div_ceil(32).max(256);
     let mut segments: Vec<Segment> = (0..n_rows)
@@ -107,7 +120,7 @@ pub(super) fn gene_pass<X: MatrixValues + ?Sized>(
             let b = (a + seg_rows).min(n_rows);
             Segment {
                 rows: a..b,
-                cursor: x.pattern().indptr()[a..b].to_vec(),
+                cursor: x.indptr()[a..b].to_vec(),
                 ptr: Vec::new(),
                 keys: Vec::new(),
                 vals: Vec::new(),
@@ -115,7 +128,7 @@ pub(super) fn gene_pass<X: MatrixValues + ?Sized>(
             }
         })
         .collect();
-    let target = block_target(x.pattern().nnz());
+    let target = block_target(x.nnz());
     let mut g0 = 0;
     while g0 < n_genes {
         let mut g1 = g0;
@@ -159,12 +172,12 @@ fn row_pass<X: MatrixValues + ?Sized>(
     groups: &Groups,
     lay: GeneRowLayout,
 ) -> Result<Vec<f64>> {
-    let (n_rows, n_genes) = x.pattern().shape();
+    let (n_rows, n_genes) = x.shape();
     let ng = lay.n_groups;
     let w = lay.width();
     let per_chunk = 3 * ng * n_genes;
     // At most 8 chunks, and their partial sums at most a quarter of the matrix's size.
-    let n_chunks = (x.pattern().nnz() * 2 / per_chunk.max(1))
+    let n_chunks = (x.nnz() * 2 / per_chunk.max(1))
         .clamp(1, 8)
         .min(n_rows.max(1));
     let chunk_rows = n_rows.div_ceil(n_chunks).max(1);
@@ -176,9 +189,12 @@ fn row_pass<X: MatrixValues + ?Sized>(
             let mut p = vec![0f64; per_chunk];
             let mut nan = false;
             let mut val = Vec::new();
+            let mut idx = Vec::new();
+            let indices = x.indices();
             for r in a..(a + chunk_rows).min(n_rows) {
                 let c = groups.codes[r] as usize;
-                let idx = x.pattern().row(r).0;
+                idx.clear();
+                indices.extend_into(x.indptr()[r]..x.indptr()[r + 1], &mut idx);
                 val.clear();
                 row_values(x, r, &mut val);
                 let (nnz, rest) = p.split_at_mut(ng * n_genes);

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts.to_csr(), &Default::default())?.matrix;
 /// # let mut h = scrna::hvg::HvgOptions::default();
 /// # h.n_top_genes = Some(200);
 /// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();
@@ -58,7 +58,7 @@ pub fn rank_genes_with_progress<X: MatrixValues + ?Sized>(
     opts: &RankGenesOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<RankGenes> {
-    let (n_cells, n_genes) = x.pattern().shape();
+    let (n_cells, n_genes) = x.shape();
     rank_with(n_cells, n_genes, groups, opts, |gi, comps, lay, ranks| {
         gene_pass(x, gi, comps, lay, ranks, progress)
     })

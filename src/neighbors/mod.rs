@@ -207,7 +207,7 @@ impl Knn {
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts.to_csr(), &Default::default())?.matrix;
 /// # let mut h = scrna::hvg::HvgOptions::default();
 /// # h.n_top_genes = Some(200);
 /// # let hvg = scrna::hvg::highly_variable_genes(&log, None, None, &h)?.selected();

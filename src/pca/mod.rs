@@ -272,7 +272,7 @@ pub struct Pca {
 /// # sim.n_genes = 500;
 /// # sim.n_clusters = 3;
 /// # let data = scrna::simulate::simulate(&sim)?.dataset;
-/// # let log = scrna::normalize::normalize_total_log1p(&data.counts, &Default::default())?.matrix;
+/// # let log = scrna::normalize::normalize_total_log1p(&data.counts.to_csr(), &Default::default())?.matrix;
 /// let mut opts = scrna::pca::PcaOptions::default();
 /// opts.n_comps = 10;
 /// let pca = scrna::pca::pca(&log, &opts)?;

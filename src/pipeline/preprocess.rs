@@ -19,8 +19,9 @@ use crate::lognorm::LogCounts;
 use crate::normalize::{cell_total, normalize_total_log1p, LogMoments};
 use crate::qc::{
     filter_owned_fold, filter_owned_with_kept_metrics, filter_with_kept_metrics, metrics, CellSums,
-    Filtered, Fold, QcMetrics,
+    Filtered, Fold, QcMetrics, Visit,
 };
+use crate::sparse::{ColIndex, StoredValue};
 use std::borrow::Cow;
 
 /// The QC, normalization and HVG steps of [`run`](super::run): what [`preprocess`] returns.
@@ -93,6 +94,28 @@ fn preprocess_cow(
     out
 }
 
+/// The normalization's pass riding on the filter's compaction of the kept cells: each kept
+/// cell's size factor (its QC total over the kept genes / `target`, in `f32`, as `normalize`)
+/// and its terms of the per-gene HVG moments.
+struct NormalizeVisit {
+    target: f32,
+    expm1: bool,
+}
+
+impl Visit<(LogMoments, Vec<f32>)> for NormalizeVisit {
+    fn visit<V: StoredValue, I: ColIndex>(
+        &self,
+        st: &mut (LogMoments, Vec<f32>),
+        idx: &[I],
+        vals: &[V],
+        sums: &CellSums,
+    ) {
+        let s = cell_total(sums.0, vals) / self.target;
+        st.0.add_row(idx, vals, s, self.expm1, None);
+        st.1.push(s);
+    }
+}
+
 pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
     data: Cow<'_, Dataset>,
     opts: &PipelineOptions,
@@ -130,17 +153,11 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
                 (f, k, None)
             }
             Cow::Owned(d) if ride => {
-                let target = opts.normalize.target_sum.unwrap_or(1e4) as f32;
-                let init = || (LogMoments::new(n_input_genes), Vec::new());
-                let visit = |st: &mut (LogMoments, Vec<f32>),
-                             idx: &[u32],
-                             vals: &[f32],
-                             sums: &CellSums| {
-                    // `normalize`'s size factor: the QC total of the kept genes (in f32)
-                    let s = cell_total(sums.0, vals) / target;
-                    st.0.add_row(idx, vals, s, expm1, None);
-                    st.1.push(s);
+                let visit = NormalizeVisit {
+                    target: opts.normalize.target_sum.unwrap_or(1e4) as f32,
+                    expm1,
                 };
+                let init = || (LogMoments::new(n_input_genes), Vec::new());
                 let (f, k, parts) = filter_owned_fold(
                     d,
                     &opts.filter,
@@ -204,11 +221,15 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
             let m = moments_from_col_sums(&sums, &LogCounts::new(counts, &sf)?);
             Ok((sf, Some(m), None))
         } else if fused {
-            let (norm, m) =
-                log1p_moments(counts, &opts.normalize, opts.hvg.flavor, Some(&kept_totals))?;
+            let (norm, m) = log1p_moments(
+                &counts.to_csr(),
+                &opts.normalize,
+                opts.hvg.flavor,
+                Some(&kept_totals),
+            )?;
             Ok((norm.size_factors, Some(m), None))
         } else {
-            let norm = normalize_total_log1p(counts, &opts.normalize)?;
+            let norm = normalize_total_log1p(&counts.to_csr(), &opts.normalize)?;
             Ok((norm.size_factors, None, Some(norm.matrix)))
         }
     })?;
@@ -225,7 +246,7 @@ pub(super) fn preprocess_timed<P: FnMut(&Progress) + ?Sized>(
                 };
                 highly_variable_genes(
                     &log,
-                    Some(&filtered.dataset.counts),
+                    Some(&*filtered.dataset.counts.to_csr()),
                     batch.as_deref(),
                     &opts.hvg,
                 )?

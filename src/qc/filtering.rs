@@ -8,7 +8,7 @@ use super::parts::GeneSums;
 use super::sums::{col_block_len, row_sums, CellSums};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -143,7 +143,7 @@ fn check_filter_options(opts: &FilterOptions) -> Result<()> {
 pub fn filter(ds: &Dataset, opts: &FilterOptions) -> Result<Filtered> {
     opts.validate()?;
     let m = metrics(ds, &opts.qc)?;
-    Ok(filter_by::<()>(Cow::Borrowed(ds), opts, &m, None)?.0)
+    Ok(filter_by::<(), NoVisit>(Cow::Borrowed(ds), opts, &m, None)?.0)
 }
 
 /// [`filter`] with the QC metrics of `ds` already computed (by [`metrics`] with `opts.qc`),
@@ -167,7 +167,7 @@ pub fn filter_with_kept_metrics(
     m: &QcMetrics,
 ) -> Result<(Filtered, QcMetrics)> {
     check_metrics(ds, opts, m)?;
-    let (f, kept, _) = filter_by::<()>(Cow::Borrowed(ds), opts, m, None)?;
+    let (f, kept, _) = filter_by::<(), NoVisit>(Cow::Borrowed(ds), opts, m, None)?;
     Ok((f, kept))
 }
 
@@ -180,7 +180,7 @@ pub fn filter_owned_with_kept_metrics(
     m: &QcMetrics,
 ) -> Result<(Filtered, QcMetrics)> {
     check_metrics(&ds, opts, m)?;
-    let (f, kept, _) = filter_by::<()>(Cow::Owned(ds), opts, m, None)?;
+    let (f, kept, _) = filter_by::<(), NoVisit>(Cow::Owned(ds), opts, m, None)?;
     Ok((f, kept))
 }
 
@@ -188,22 +188,39 @@ pub fn filter_owned_with_kept_metrics(
 /// ([`filter_owned_fold`]): blocks of [`col_block_len`] kept cells each start from `init()`,
 /// and `visit(state, indices, values, sums)` is called on every kept cell in order, with its
 /// compacted row and its QC sums over the kept genes.
-pub(crate) struct Fold<'a, S> {
+pub(crate) struct Fold<'a, S, F: Visit<S>> {
     pub init: &'a (dyn Fn() -> S + Sync),
-    pub visit: &'a Visit<'a, S>,
+    pub visit: &'a F,
 }
 
-/// `visit(state, indices, values, sums)` of a [`Fold`].
-pub(crate) type Visit<'a, S> = dyn Fn(&mut S, &[u32], &[f32], &CellSums) + Sync + 'a;
+/// `visit(state, indices, values, sums)` of a [`Fold`], for rows of either layout of
+/// [`crate::sparse::Counts`].
+pub(crate) trait Visit<S>: Sync {
+    /// Visits one kept cell: its compacted row and its QC sums over the kept genes.
+    fn visit<V: StoredValue, I: ColIndex>(
+        &self,
+        st: &mut S,
+        idx: &[I],
+        vals: &[V],
+        sums: &CellSums,
+    );
+}
+
+/// The visit of no fold.
+pub(crate) struct NoVisit;
+
+impl Visit<()> for NoVisit {
+    fn visit<V: StoredValue, I: ColIndex>(&self, _: &mut (), _: &[I], _: &[V], _: &CellSums) {}
+}
 
 /// [`filter_owned_with_kept_metrics`] that also folds `fold` over the kept cells while it
 /// compacts them (one pass even when nothing is removed), returning the block states in
 /// order: a later per-cell pass (as the normalization) can ride on the filter's.
-pub(crate) fn filter_owned_fold<S: Send>(
+pub(crate) fn filter_owned_fold<S: Send, F: Visit<S>>(
     ds: Dataset,
     opts: &FilterOptions,
     m: &QcMetrics,
-    fold: Fold<'_, S>,
+    fold: Fold<'_, S, F>,
 ) -> Result<(Filtered, QcMetrics, Vec<S>)> {
     check_metrics(&ds, opts, m)?;
     filter_by(Cow::Owned(ds), opts, m, Some(fold))
@@ -233,11 +250,11 @@ fn check_metrics(ds: &Dataset, opts: &FilterOptions, m: &QcMetrics) -> Result<()
 
 /// The filter of a borrowed dataset (the kept values are copied) or an owned one (filtered in
 /// place).
-fn filter_by<S: Send>(
+fn filter_by<S: Send, F: Visit<S>>(
     input: Cow<'_, Dataset>,
     opts: &FilterOptions,
     m: &QcMetrics,
-    fold: Option<Fold<'_, S>>,
+    fold: Option<Fold<'_, S, F>>,
 ) -> Result<(Filtered, QcMetrics, Vec<S>)> {
     let ds: &Dataset = &input;
     let CellFilter {
@@ -256,7 +273,7 @@ fn filter_by<S: Send>(
             totals: m.gene_total_counts.clone(),
         }
     } else {
-        GeneSums::of_rows(&ds.counts, Some(&keep_cells))
+        with_counts!(&ds.counts, x => GeneSums::of_rows(x, Some(&keep_cells)))
     };
     let mut keep_genes: Vec<usize> = Vec::with_capacity(ds.n_genes());
     let mut removed_genes = Vec::new();
@@ -275,69 +292,28 @@ fn filter_by<S: Send>(
     let all_genes = keep_genes.len() == ds.n_genes();
     let cells = ds.cells.select(&keep_cells);
     let genes = ds.genes.select(&keep_genes);
-    let block = col_block_len(keep_cells.len());
-    let mut states = Vec::new();
-    let (counts_new, per_cell) = if all_genes {
-        let per_cell: Vec<CellSums> = keep_cells
-            .iter()
-            .map(|&i| {
-                (
-                    m.total_counts[i],
-                    m.n_genes_by_counts[i],
-                    m.total_counts_mt[i],
-                    m.total_counts_ribo[i],
-                )
-            })
-            .collect();
-        let counts = match (input, all_cells, fold) {
-            (Cow::Owned(ds), _, Some(fold)) => {
-                let (x, st) =
-                    ds.counts
-                        .retain_fold(&keep_cells, None, block, fold.init, |st, k, i, v| {
-                            (fold.visit)(st, i, v, &per_cell[k])
-                        })?;
-                states = st;
-                x
-            }
-            (Cow::Borrowed(ds), true, _) => ds.counts.clone(),
-            (Cow::Borrowed(ds), false, _) => ds.counts.select_rows(&keep_cells)?,
-            (Cow::Owned(ds), true, None) => ds.counts,
-            (Cow::Owned(ds), false, None) => ds.counts.retain(&keep_cells, None)?,
-        };
-        (counts, per_cell)
-    } else {
-        let flags: Vec<u8> = keep_genes
+    let plan = Plan {
+        keep_cells: &keep_cells,
+        keep_genes: (!all_genes).then_some(&keep_genes[..]),
+        all_cells,
+        block: col_block_len(keep_cells.len()),
+        flags: keep_genes
             .iter()
             .map(|&g| m.mt[g] as u8 | (m.ribo[g] as u8) << 1)
-            .collect();
-        match (input, fold) {
-            (Cow::Borrowed(ds), _) => subset(&ds.counts, &keep_cells, &keep_genes, &flags)?,
-            (Cow::Owned(ds), None) => {
-                ds.counts
-                    .retain_with(&keep_cells, Some(&keep_genes), |i, v| {
-                        row_sums(i, v, &flags)
-                    })?
-            }
-            (Cow::Owned(ds), Some(fold)) => {
-                let (x, st) = ds.counts.retain_fold(
-                    &keep_cells,
-                    Some(&keep_genes),
-                    block,
-                    || (Vec::with_capacity(block), (fold.init)()),
-                    |st, _, i, v| {
-                        let c = row_sums(i, v, &flags);
-                        (fold.visit)(&mut st.1, i, v, &c);
-                        st.0.push(c);
-                    },
-                )?;
-                let mut per_cell = Vec::with_capacity(keep_cells.len());
-                for (cells, state) in st {
-                    per_cell.extend(cells);
-                    states.push(state);
-                }
-                (x, per_cell)
-            }
-        }
+            .collect(),
+        m,
+    };
+    let mut states = Vec::new();
+    let (counts_new, per_cell) = match input {
+        Cow::Borrowed(ds) => with_counts!(&ds.counts, x => {
+            let (y, per_cell) = plan.copy(x)?;
+            (Counts::from_layout(y), per_cell)
+        }),
+        Cow::Owned(ds) => with_counts!(ds.counts, x => {
+            let (y, per_cell, st) = plan.in_place(x, fold)?;
+            states = st;
+            (Counts::from_layout(y), per_cell)
+        }),
     };
     let kept_cols = GeneSums {
         detected: keep_genes.iter().map(|&g| gene_sums.detected[g]).collect(),
@@ -364,16 +340,108 @@ fn filter_by<S: Send>(
     ))
 }
 
+/// The kept matrix, the kept cells' QC sums and the fold's block states.
+type Kept<V, I, S> = (CsrMatrix<V, I>, Vec<CellSums>, Vec<S>);
+
+/// The kept cells and genes of a filter, and how to make the kept matrix of either layout.
+struct Plan<'a> {
+    keep_cells: &'a [usize],
+    /// `None`: every gene is kept.
+    keep_genes: Option<&'a [usize]>,
+    all_cells: bool,
+    /// Kept cells per fold block.
+    block: usize,
+    /// Per kept gene: bit 0 mitochondrial, bit 1 ribosomal.
+    flags: Vec<u8>,
+    m: &'a QcMetrics,
+}
+
+impl Plan<'_> {
+    /// The per-cell sums of the kept cells when every gene is kept (those of the metrics).
+    fn kept_sums(&self) -> Vec<CellSums> {
+        let m = self.m;
+        self.keep_cells
+            .iter()
+            .map(|&i| {
+                (
+                    m.total_counts[i],
+                    m.n_genes_by_counts[i],
+                    m.total_counts_mt[i],
+                    m.total_counts_ribo[i],
+                )
+            })
+            .collect()
+    }
+
+    /// The kept part of a borrowed matrix (copied).
+    fn copy<V: StoredValue, I: ColIndex>(
+        &self,
+        x: &CsrMatrix<V, I>,
+    ) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
+        match self.keep_genes {
+            None if self.all_cells => Ok((x.clone(), self.kept_sums())),
+            None => Ok((x.select_rows(self.keep_cells)?, self.kept_sums())),
+            Some(genes) => subset(x, self.keep_cells, genes, &self.flags),
+        }
+    }
+
+    /// The kept part of an owned matrix, compacted in its own buffers, with `fold` over the
+    /// kept cells.
+    fn in_place<V: StoredValue, I: ColIndex, S: Send, F: Visit<S>>(
+        &self,
+        x: CsrMatrix<V, I>,
+        fold: Option<Fold<'_, S, F>>,
+    ) -> Result<Kept<V, I, S>> {
+        let (cells, block, flags) = (self.keep_cells, self.block, &self.flags);
+        match (self.keep_genes, fold) {
+            (None, Some(fold)) => {
+                let per_cell = self.kept_sums();
+                let (y, st) = x.retain_fold(cells, None, block, fold.init, |st, k, i, v| {
+                    fold.visit.visit(st, i, v, &per_cell[k])
+                })?;
+                Ok((y, per_cell, st))
+            }
+            (None, None) if self.all_cells => Ok((x, self.kept_sums(), Vec::new())),
+            (None, None) => Ok((x.retain(cells, None)?, self.kept_sums(), Vec::new())),
+            (Some(genes), None) => {
+                let (y, per_cell) =
+                    x.retain_with(cells, Some(genes), |i, v| row_sums(i, v, flags))?;
+                Ok((y, per_cell, Vec::new()))
+            }
+            (Some(genes), Some(fold)) => {
+                let (y, st) = x.retain_fold(
+                    cells,
+                    Some(genes),
+                    block,
+                    || (Vec::with_capacity(block), (fold.init)()),
+                    |st, _, i, v| {
+                        let c = row_sums(i, v, flags);
+                        fold.visit.visit(&mut st.1, i, v, &c);
+                        st.0.push(c);
+                    },
+                )?;
+                let mut per_cell = Vec::with_capacity(cells.len());
+                let mut states = Vec::with_capacity(st.len());
+                for (c, state) in st {
+                    per_cell.extend(c);
+                    states.push(state);
+                }
+                Ok((y, per_cell, states))
+            }
+        }
+    }
+}
+
 /// Rows `rows` (any order) and columns `cols` (strictly increasing) of `x`, in one pass, with
 /// the per-cell sums of the new rows ([`row_sums`] with `flags`, indexed by the new columns):
 /// the filter's copy of the kept cells and genes, also used by the streamed analysis on each
 /// block of cells it reads.
-pub(crate) fn subset(
-    x: &CsrMatrix,
+pub(crate) fn subset<V: StoredValue, I: ColIndex>(
+    x: &CsrMatrix<V, I>,
     rows: &[usize],
     cols: &[usize],
     flags: &[u8],
-) -> Result<(CsrMatrix, Vec<CellSums>)> {
+) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
     let mut map = vec![u32::MAX; x.n_cols()];
     for (new, &old) in cols.iter().enumerate() {
         map[old] = new as u32;
@@ -385,7 +453,7 @@ pub(crate) fn subset(
             x.row(r)
                 .0
                 .iter()
-                .filter(|&&c| map[c as usize] != u32::MAX)
+                .filter(|&&c| map[c.ix()] != u32::MAX)
                 .count()
         })
         .collect();
@@ -395,10 +463,10 @@ pub(crate) fn subset(
         indptr.push(indptr[indptr.len() - 1] + l);
     }
     let nnz = *indptr.last().unwrap_or(&0);
-    let mut indices = vec![0u32; nnz];
-    let mut data = vec![0f32; nnz];
+    let mut indices = vec![I::default(); nnz];
+    let mut data = vec![V::default(); nnz];
     let per_cell = {
-        let mut slices: Vec<(&mut [u32], &mut [f32], usize)> = Vec::with_capacity(rows.len());
+        let mut slices: Vec<(&mut [I], &mut [V], usize)> = Vec::with_capacity(rows.len());
         let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
         for (k, &l) in lens.iter().enumerate() {
             let (a, b) = std::mem::take(&mut ri).split_at_mut(l);
@@ -413,9 +481,9 @@ pub(crate) fn subset(
                 let (idx, val) = x.row(r);
                 let mut w = 0;
                 for (&c, &v) in idx.iter().zip(val) {
-                    let m = map[c as usize];
+                    let m = map[c.ix()];
                     if m != u32::MAX && w < oi.len() {
-                        oi[w] = m;
+                        oi[w] = I::from_ix(m as usize);
                         ov[w] = v;
                         w += 1;
                     }
@@ -425,7 +493,7 @@ pub(crate) fn subset(
             .collect()
     };
     Ok((
-        CsrMatrix::try_new(rows.len(), cols.len(), indptr, indices, data)?,
+        CsrMatrix::try_from_parts(rows.len(), cols.len(), indptr, indices, data)?,
         per_cell,
     ))
 }
@@ -602,7 +670,7 @@ mod tests {
             ds.genes.symbols[g] = format!("RPL{g}");
         }
         // Non-integer values, so that the order of the sums matters; one empty cell.
-        let (n_rows, n_cols, indptr, indices, mut data) = ds.counts.clone().into_parts();
+        let (n_rows, n_cols, indptr, indices, mut data) = ds.counts.clone().into_csr().into_parts();
         for (k, v) in data.iter_mut().enumerate() {
             if k % 7 == 0 {
                 *v *= 0.37;
@@ -611,7 +679,9 @@ mod tests {
         for v in &mut data[indptr[5]..indptr[6]] {
             *v = 0.0;
         }
-        ds.counts = CsrMatrix::try_new(n_rows, n_cols, indptr, indices, data).unwrap();
+        ds.counts = CsrMatrix::try_new(n_rows, n_cols, indptr, indices, data)
+            .unwrap()
+            .into();
         let qc = QcOptions::default();
         let m = metrics(&ds, &qc).unwrap();
         let cases = [

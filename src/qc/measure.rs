@@ -6,6 +6,7 @@ use super::parts::{GeneSums, QcSums};
 use super::sums::{gene_flags, CellSums};
 use crate::dataset::{Column, Dataset};
 use crate::error::{Error, Result};
+use crate::sparse::with_counts;
 
 /// Which genes count as mitochondrial and ribosomal.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +135,8 @@ pub fn metrics(ds: &Dataset, opts: &QcOptions) -> Result<QcMetrics> {
         .map(|s| has_prefix(s, &opts.ribo_prefixes))
         .collect();
     // One pass: the fixed row blocks' sums, added in block order.
-    Ok(QcSums::of_block(x, &gene_flags(&mt, &ribo)).finish(mt, ribo))
+    let flags = gene_flags(&mt, &ribo);
+    Ok(with_counts!(x, m => QcSums::of_block(m, &flags)).finish(mt, ribo))
 }
 
 impl QcMetrics {

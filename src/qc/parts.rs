@@ -19,7 +19,7 @@ use super::measure::{assemble, QcMetrics};
 use super::sums::{col_block_len, row_sums_with, CellSums};
 use super::FilterOptions;
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -54,7 +54,10 @@ impl GeneSums {
     /// The sums of `x` over `rows` (all rows when `None`), in the fixed row blocks of
     /// [`col_block_len`] (summed in parallel, added in block order): the order of every
     /// per-gene sum of the QC step, whatever the number of threads.
-    pub fn of_rows(x: &CsrMatrix, rows: Option<&[usize]>) -> GeneSums {
+    pub fn of_rows<V: StoredValue, I: ColIndex>(
+        x: &CsrMatrix<V, I>,
+        rows: Option<&[usize]>,
+    ) -> GeneSums {
         let n = rows.map_or(x.n_rows(), |r| r.len());
         let block = col_block_len(n);
         let parts: Vec<GeneSums> = (0..n.div_ceil(block))
@@ -64,7 +67,7 @@ impl GeneSums {
                 for i in b * block..((b + 1) * block).min(n) {
                     let (idx, val) = x.row(rows.map_or(i, |r| r[i]));
                     for (&c, &v) in idx.iter().zip(val) {
-                        part.add_value(c as usize, v);
+                        part.add_value(c.ix(), v.to_f32());
                     }
                 }
                 part
@@ -125,7 +128,12 @@ impl QcSums {
 
     /// Adds the cells `rows` of `x` in order, one loop over their values; `flags` per gene: bit
     /// 0 mitochondrial, bit 1 ribosomal (`gene_flags`).
-    pub(crate) fn add_rows(&mut self, x: &CsrMatrix, rows: Range<usize>, flags: &[u8]) {
+    pub(crate) fn add_rows<V: StoredValue, I: ColIndex>(
+        &mut self,
+        x: &CsrMatrix<V, I>,
+        rows: Range<usize>,
+        flags: &[u8],
+    ) {
         self.per_cell.reserve(rows.len());
         for r in rows {
             let (idx, val) = x.row(r);
@@ -137,7 +145,10 @@ impl QcSums {
 
     /// The sums of the cells of `x` (a whole matrix or a block of cells read from a file): its
     /// fixed row blocks ([`col_block_len`]) summed in parallel and added in block order.
-    pub(crate) fn of_block(x: &CsrMatrix, flags: &[u8]) -> QcSums {
+    pub(crate) fn of_block<V: StoredValue, I: ColIndex>(
+        x: &CsrMatrix<V, I>,
+        flags: &[u8],
+    ) -> QcSums {
         let n = x.n_rows();
         let block = col_block_len(n);
         let parts: Vec<QcSums> = (0..n.div_ceil(block))
@@ -172,13 +183,16 @@ impl QcSums {
 
 /// Per gene of `x`, the cells of `rows` with a non-zero count (the gene filter's count over
 /// the kept cells of a block).
-pub fn detected_in(x: &CsrMatrix, rows: impl Iterator<Item = usize>) -> Vec<u32> {
+pub fn detected_in<V: StoredValue, I: ColIndex>(
+    x: &CsrMatrix<V, I>,
+    rows: impl Iterator<Item = usize>,
+) -> Vec<u32> {
     let mut g = vec![0u32; x.n_cols()];
     for r in rows {
         let (idx, val) = x.row(r);
         for (&c, &v) in idx.iter().zip(val) {
-            if let Some(a) = g.get_mut(c as usize) {
-                *a += (v != 0.0) as u32;
+            if let Some(a) = g.get_mut(c.ix()) {
+                *a += (v.to_f32() != 0.0) as u32;
             }
         }
     }
@@ -217,7 +231,7 @@ mod tests {
     #[test]
     fn blocks_added_in_order_give_the_metrics() {
         let ds = toy();
-        let x = &ds.counts;
+        let x = &*ds.counts.to_csr();
         let m = crate::qc::metrics(&ds, &Default::default()).unwrap();
         let flags = gene_flags(&m.mt, &m.ribo);
         // one block of every cell, and blocks of 1 and 3 cells added in order
@@ -238,7 +252,7 @@ mod tests {
 
     #[test]
     fn gene_sums_and_detection_over_kept_cells() {
-        let x = toy().counts;
+        let x = toy().counts.into_csr();
         let s = GeneSums::of_rows(&x, Some(&[0, 2]));
         assert_eq!(s.detected, vec![2, 2, 1, 1, 1]);
         assert_eq!(s.totals, vec![60.0, 6.0, 1.0, 20.0, 15.0]);

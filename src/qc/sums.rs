@@ -1,7 +1,7 @@
 //! Per-cell and per-column sums of a count matrix in a fixed order (fixed row blocks added in
 //! block order), so that every QC sum agrees bit for bit whatever the number of threads.
 
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 
 /// Number of fixed row blocks for column reductions: fixed so that results never depend on
@@ -74,24 +74,28 @@ pub(crate) fn gene_flags(mt: &[bool], ribo: &[bool]) -> Vec<u8> {
 /// sets in `flags` ([`gene_flags`]). Every per-cell sum of this module
 /// goes through here, so that they agree bit for bit.
 #[inline]
-pub(super) fn row_sums(idx: &[u32], val: &[f32], flags: &[u8]) -> CellSums {
+pub(super) fn row_sums<V: StoredValue, I: ColIndex>(
+    idx: &[I],
+    val: &[V],
+    flags: &[u8],
+) -> CellSums {
     row_sums_with(idx, val, flags, |_, _| {})
 }
 
 /// [`row_sums`], calling `each(column, value)` for every stored value in order on the way (a
 /// caller's per-gene sums ride on the same loop).
 #[inline(always)]
-pub(super) fn row_sums_with(
-    idx: &[u32],
-    val: &[f32],
+pub(super) fn row_sums_with<V: StoredValue, I: ColIndex>(
+    idx: &[I],
+    val: &[V],
     flags: &[u8],
     mut each: impl FnMut(usize, f32),
 ) -> CellSums {
-    let t = crate::sparse::sum_f64(val);
-    let n = val.iter().map(|&v| (v != 0.0) as u32).sum::<u32>();
+    let t = crate::sparse::sum_values(val);
+    let n = val.iter().map(|&v| (v.to_f32() != 0.0) as u32).sum::<u32>();
     let (mut m, mut r) = (0f64, 0f64);
     for (&c, &v) in idx.iter().zip(val) {
-        let c = c as usize;
+        let (c, v) = (c.ix(), v.to_f32());
         each(c, v);
         let f = flags.get(c).copied().unwrap_or(0);
         if f != 0 {

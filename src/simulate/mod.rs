@@ -604,7 +604,7 @@ mod tests {
     fn counts_in_chunks_equal_the_whole() {
         let o = small();
         let sim = Simulator::new(&o).unwrap();
-        let whole = simulate(&o).unwrap().dataset.counts;
+        let whole = simulate(&o).unwrap().dataset.counts.into_csr();
         let mut rows = 0;
         for (a, b) in [(0, 7), (7, 7), (7, 250), (250, 400)] {
             let part = sim.counts(a..b).unwrap();
@@ -636,8 +636,9 @@ mod tests {
         let m = &s.truth.markers[0];
         let (mut inside, mut n_in, mut outside, mut n_out) = (0.0, 0, 0.0, 0);
         let totals = d.counts.row_sums();
+        let counts = d.counts.to_csr();
         for (i, &total) in totals.iter().enumerate() {
-            let (idx, val) = d.counts.row(i);
+            let (idx, val) = counts.row(i);
             let e: f64 = idx
                 .iter()
                 .zip(val)

@@ -1,7 +1,7 @@
 //! Building a [`CsrMatrix`] from its arrays or from triplets, with the checks that make it
 //! canonical.
 
-use super::CsrMatrix;
+use super::{ColIndex, CsrMatrix};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -16,71 +16,7 @@ impl CsrMatrix {
         indices: Vec<u32>,
         data: Vec<f32>,
     ) -> Result<Self> {
-        let ctx = "CSR matrix";
-        if indptr.len() != n_rows + 1 {
-            return Err(Error::data(
-                ctx,
-                format!(
-                    "indptr has {} entries, expected rows + 1 = {}",
-                    indptr.len(),
-                    n_rows + 1
-                ),
-            ));
-        }
-        if indices.len() != data.len() {
-            return Err(Error::data(
-                ctx,
-                format!("{} indices but {} values", indices.len(), data.len()),
-            ));
-        }
-        if n_cols > u32::MAX as usize {
-            return Err(Error::data(
-                ctx,
-                format!("{n_cols} columns exceed u32 indices"),
-            ));
-        }
-        if indptr[0] != 0 {
-            return Err(Error::data(
-                ctx,
-                format!("indptr[0] is {}, expected 0", indptr[0]),
-            ));
-        }
-        if indptr[n_rows] != indices.len() {
-            return Err(Error::data(
-                ctx,
-                format!(
-                    "indptr ends at {}, expected nnz = {}",
-                    indptr[n_rows],
-                    indices.len()
-                ),
-            ));
-        }
-        for r in 0..n_rows {
-            let (a, b) = (indptr[r], indptr[r + 1]);
-            if b < a {
-                return Err(Error::data(
-                    ctx,
-                    format!("indptr decreases at row {r} ({a} -> {b})"),
-                ));
-            }
-        }
-        let bad_row = (0..n_rows).into_par_iter().find_first(|&r| {
-            let idx = &indices[indptr[r]..indptr[r + 1]];
-            idx.iter().any(|&c| c as usize >= n_cols) || idx.windows(2).any(|w| w[0] >= w[1])
-        });
-        if let Some(r) = bad_row {
-            return Err(Error::data(
-                ctx,
-                format!("row {r}: column indices must be increasing and below {n_cols}"),
-            ));
-        }
-        Ok(CsrMatrix {
-            n_rows,
-            n_cols,
-            indptr,
-            indices,
-            data,
-        })
+        Self::try_from_parts(n_rows, n_cols, indptr, indices, data)
     }
 
     /// Test matrices written densely: row `i` of `rows` is row `i` of the matrix (all rows of
@@ -244,6 +180,76 @@ impl CsrMatrix {
         data.truncate(w);
         Self::try_new(n_rows, n_cols, new_ptr, indices, data)
     }
+}
+
+/// The checks of [`CsrMatrix::try_from_parts`]: `indptr` has `n_rows + 1` entries from 0 to
+/// `nnz`, never decreasing; the indices of each row strictly increase and stay below `n_cols`.
+pub(super) fn check_parts<I: ColIndex>(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[usize],
+    indices: &[I],
+    n_data: usize,
+) -> Result<()> {
+    let ctx = "CSR matrix";
+    if indptr.len() != n_rows + 1 {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "indptr has {} entries, expected rows + 1 = {}",
+                indptr.len(),
+                n_rows + 1
+            ),
+        ));
+    }
+    if indices.len() != n_data {
+        return Err(Error::data(
+            ctx,
+            format!("{} indices but {} values", indices.len(), n_data),
+        ));
+    }
+    if n_cols > I::LIMIT {
+        return Err(Error::data(
+            ctx,
+            format!("{n_cols} columns exceed the index type"),
+        ));
+    }
+    if indptr[0] != 0 {
+        return Err(Error::data(
+            ctx,
+            format!("indptr[0] is {}, expected 0", indptr[0]),
+        ));
+    }
+    if indptr[n_rows] != indices.len() {
+        return Err(Error::data(
+            ctx,
+            format!(
+                "indptr ends at {}, expected nnz = {}",
+                indptr[n_rows],
+                indices.len()
+            ),
+        ));
+    }
+    for r in 0..n_rows {
+        let (a, b) = (indptr[r], indptr[r + 1]);
+        if b < a {
+            return Err(Error::data(
+                ctx,
+                format!("indptr decreases at row {r} ({a} -> {b})"),
+            ));
+        }
+    }
+    let bad_row = (0..n_rows).into_par_iter().find_first(|&r| {
+        let idx = &indices[indptr[r]..indptr[r + 1]];
+        idx.iter().any(|&c| c.ix() >= n_cols) || idx.windows(2).any(|w| w[0] >= w[1])
+    });
+    if let Some(r) = bad_row {
+        return Err(Error::data(
+            ctx,
+            format!("row {r}: column indices must be increasing and below {n_cols}"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
-//! Compressed sparse row matrices: `f32` values, `u32` column indices, `usize` row pointers.
+//! Compressed sparse row matrices: `f32` values, `u32` column indices, `usize` row pointers;
+//! raw counts in a compact layout ([`Counts`]: `u16` values and indices when they fit).
 //!
 //! This is the one matrix type of the crate. Rows are cells and columns are genes for counts
-//! and log-normalized values. A [`CsrMatrix`] is always *canonical*: row pointers start at 0,
+//! and log-normalized values. The element types are parameters ([`StoredValue`],
+//! [`ColIndex`]) with `f32` and `u32` as defaults; raw counts use `u16` for both when the
+//! genes and the counts fit (4 bytes per stored count instead of 8), as libscran's matrices
+//! are templated on their value and index types. A [`CsrMatrix`] is always *canonical*: row pointers start at 0,
 //! never decrease and end at `nnz`; inside a row the column indices are strictly increasing and
 //! below `n_cols`. Constructors check this, so code that takes a `&CsrMatrix` can rely on it.
 
 mod build;
+mod counts;
+mod elements;
 mod select;
+
+pub(crate) use counts::with_counts;
+pub use counts::{Counts, CountsLayout};
+pub use elements::{ColIndex, StoredValue};
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -18,42 +28,58 @@ use rayon::prelude::*;
 /// partial sums let the additions overlap instead of waiting on one another.
 #[inline]
 pub fn sum_f64(v: &[f32]) -> f64 {
+    sum_values(v)
+}
+
+/// [`sum_f64`] of stored values of any type (each taken as its `f32` value): the same sum, in
+/// the same order, so a count stored as `u16` sums to the bit the `f32` one does.
+#[inline]
+pub fn sum_values<V: StoredValue>(v: &[V]) -> f64 {
     let mut s = [0f64; 4];
     let chunks = v.chunks_exact(4);
     let tail = chunks.remainder();
     for c in chunks {
         for k in 0..4 {
-            s[k] += c[k] as f64;
+            s[k] += c[k].to_f32() as f64;
         }
     }
     for (k, &x) in tail.iter().enumerate() {
-        s[k] += x as f64;
+        s[k] += x.to_f32() as f64;
     }
     (s[0] + s[1]) + (s[2] + s[3])
 }
 
-/// A canonical CSR matrix (see the module docs).
+/// A canonical CSR matrix (see the module docs) with values of type `V` and column indices
+/// of type `I`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct CsrMatrix {
+pub struct CsrMatrix<V: StoredValue = f32, I: ColIndex = u32> {
     n_rows: usize,
     n_cols: usize,
     indptr: Vec<usize>,
-    indices: Vec<u32>,
-    data: Vec<f32>,
+    indices: Vec<I>,
+    data: Vec<V>,
 }
 
-impl CsrMatrix {
-    /// An empty (all-zero) matrix of the given shape.
-    pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
-        CsrMatrix {
+impl<V: StoredValue, I: ColIndex> CsrMatrix<V, I> {
+    /// Builds a matrix from its three arrays, checking that it is canonical (errors name the
+    /// first offending row or entry); for the default element types this is
+    /// [`CsrMatrix::try_new`].
+    pub fn try_from_parts(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: Vec<usize>,
+        indices: Vec<I>,
+        data: Vec<V>,
+    ) -> Result<Self> {
+        build::check_parts(n_rows, n_cols, &indptr, &indices, data.len())?;
+        Ok(CsrMatrix {
             n_rows,
             n_cols,
-            indptr: vec![0; n_rows + 1],
-            indices: Vec::new(),
-            data: Vec::new(),
-        }
+            indptr,
+            indices,
+            data,
+        })
     }
-
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.n_rows
@@ -75,35 +101,127 @@ impl CsrMatrix {
         &self.indptr
     }
     /// Column indices of all entries.
-    pub fn indices(&self) -> &[u32] {
+    pub fn indices(&self) -> &[I] {
         &self.indices
     }
     /// Values of all entries.
-    pub fn data(&self) -> &[f32] {
+    pub fn data(&self) -> &[V] {
         &self.data
-    }
-    /// Mutable values (the sparsity pattern cannot change through this).
-    pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
     }
     /// Column indices and values of row `r`.
     #[inline]
-    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+    pub fn row(&self, r: usize) -> (&[I], &[V]) {
         let (a, b) = (self.indptr[r], self.indptr[r + 1]);
         (&self.indices[a..b], &self.data[a..b])
+    }
+    /// Parallel iterator over rows as `(row, indices, values)`.
+    pub fn par_rows(&self) -> impl IndexedParallelIterator<Item = (usize, &[I], &[V])> + '_ {
+        (0..self.n_rows).into_par_iter().map(move |r| {
+            let (i, v) = self.row(r);
+            (r, i, v)
+        })
+    }
+    /// Consumes the matrix into `(n_rows, n_cols, indptr, indices, data)`.
+    pub fn into_parts(self) -> (usize, usize, Vec<usize>, Vec<I>, Vec<V>) {
+        (
+            self.n_rows,
+            self.n_cols,
+            self.indptr,
+            self.indices,
+            self.data,
+        )
+    }
+
+    /// Sum of each row, accumulated in `f64` ([`sum_f64`]).
+    pub fn row_sums(&self) -> Vec<f64> {
+        self.par_rows().map(|(_, _, v)| sum_values(v)).collect()
+    }
+    /// Number of stored non-zero values of each row.
+    pub fn row_nnz(&self) -> Vec<usize> {
+        self.par_rows()
+            .map(|(_, _, v)| v.iter().filter(|&&x| x.to_f32() != 0.0).count())
+            .collect()
+    }
+    /// Sum of each column, accumulated in `f64` (deterministic: sequential over rows).
+    pub fn col_sums(&self) -> Vec<f64> {
+        let mut s = vec![0f64; self.n_cols];
+        for (&c, &v) in self.indices.iter().zip(&self.data) {
+            s[c.ix()] += v.to_f32() as f64;
+        }
+        s
+    }
+    /// Sum of all values in `f64`.
+    pub fn total(&self) -> f64 {
+        self.row_sums().iter().sum()
+    }
+
+    /// Value at `(r, c)` (binary search in the row; zero when not stored).
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        let (idx, val) = self.row(r);
+        if c >= self.n_cols {
+            return 0.0;
+        }
+        match idx.binary_search(&I::from_ix(c)) {
+            Ok(k) => val[k].to_f32(),
+            Err(_) => 0.0,
+        }
+    }
+
+    /// Dense row-major copy. Only for small matrices (tests, tiny examples).
+    pub fn to_dense(&self) -> ndarray::Array2<f32> {
+        let mut a = ndarray::Array2::zeros((self.n_rows, self.n_cols));
+        for r in 0..self.n_rows {
+            let (idx, val) = self.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                a[(r, c.ix())] = v.to_f32();
+            }
+        }
+        a
+    }
+
+    /// The same matrix with `f32` values and `u32` indices (a copy, converted in parallel).
+    pub fn to_wide(&self) -> CsrMatrix {
+        const BLOCK: usize = 1 << 16;
+        let mut indices = vec![0u32; self.indices.len()];
+        indices
+            .par_chunks_mut(BLOCK)
+            .zip(self.indices.par_chunks(BLOCK))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = s.ix() as u32));
+        let mut data = vec![0f32; self.data.len()];
+        data.par_chunks_mut(BLOCK)
+            .zip(self.data.par_chunks(BLOCK))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = s.to_f32()));
+        CsrMatrix {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr: self.indptr.clone(),
+            indices,
+            data,
+        }
+    }
+}
+
+impl CsrMatrix {
+    /// An empty (all-zero) matrix of the given shape.
+    pub fn zeros(n_rows: usize, n_cols: usize) -> Self {
+        CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr: vec![0; n_rows + 1],
+            indices: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Mutable values (the sparsity pattern cannot change through this).
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
     }
     /// Column indices and mutable values of row `r`.
     #[inline]
     pub fn row_mut(&mut self, r: usize) -> (&[u32], &mut [f32]) {
         let (a, b) = (self.indptr[r], self.indptr[r + 1]);
         (&self.indices[a..b], &mut self.data[a..b])
-    }
-    /// Parallel iterator over rows as `(row, indices, values)`.
-    pub fn par_rows(&self) -> impl IndexedParallelIterator<Item = (usize, &[u32], &[f32])> + '_ {
-        (0..self.n_rows).into_par_iter().map(move |r| {
-            let (i, v) = self.row(r);
-            (r, i, v)
-        })
     }
     /// Applies `f(row, col, value) -> new value` to every stored entry, in parallel over rows.
     pub fn map_rows_mut<F>(&mut self, f: F)
@@ -142,40 +260,6 @@ impl CsrMatrix {
             data: vec![0.0; self.data.len()],
         }
     }
-    /// Consumes the matrix into `(n_rows, n_cols, indptr, indices, data)`.
-    pub fn into_parts(self) -> (usize, usize, Vec<usize>, Vec<u32>, Vec<f32>) {
-        (
-            self.n_rows,
-            self.n_cols,
-            self.indptr,
-            self.indices,
-            self.data,
-        )
-    }
-
-    /// Sum of each row, accumulated in `f64` ([`sum_f64`]).
-    pub fn row_sums(&self) -> Vec<f64> {
-        self.par_rows().map(|(_, _, v)| sum_f64(v)).collect()
-    }
-    /// Number of stored non-zero values of each row.
-    pub fn row_nnz(&self) -> Vec<usize> {
-        self.par_rows()
-            .map(|(_, _, v)| v.iter().filter(|&&x| x != 0.0).count())
-            .collect()
-    }
-    /// Sum of each column, accumulated in `f64` (deterministic: sequential over rows).
-    pub fn col_sums(&self) -> Vec<f64> {
-        let mut s = vec![0f64; self.n_cols];
-        for (&c, &v) in self.indices.iter().zip(&self.data) {
-            s[c as usize] += v as f64;
-        }
-        s
-    }
-    /// Sum of all values in `f64`.
-    pub fn total(&self) -> f64 {
-        self.row_sums().iter().sum()
-    }
-
     /// The transpose, again canonical (a CSR of the transpose is a CSC of `self`).
     pub fn transpose(&self) -> Self {
         let mut counts = vec![0usize; self.n_cols + 1];
@@ -236,15 +320,6 @@ impl CsrMatrix {
         })
     }
 
-    /// Value at `(r, c)` (binary search in the row; zero when not stored).
-    pub fn get(&self, r: usize, c: usize) -> f32 {
-        let (idx, val) = self.row(r);
-        match idx.binary_search(&(c as u32)) {
-            Ok(k) => val[k],
-            Err(_) => 0.0,
-        }
-    }
-
     /// Converts into an `sprs` matrix (copies the arrays).
     pub fn to_sprs(&self) -> sprs::CsMatI<f32, u32, usize> {
         sprs::CsMatI::new(
@@ -253,18 +328,6 @@ impl CsrMatrix {
             self.indices.clone(),
             self.data.clone(),
         )
-    }
-
-    /// Dense row-major copy. Only for small matrices (tests, tiny examples).
-    pub fn to_dense(&self) -> ndarray::Array2<f32> {
-        let mut a = ndarray::Array2::zeros((self.n_rows, self.n_cols));
-        for r in 0..self.n_rows {
-            let (idx, val) = self.row(r);
-            for (&c, &v) in idx.iter().zip(val) {
-                a[(r, c as usize)] = v;
-            }
-        }
-        a
     }
 }
 

@@ -1,7 +1,7 @@
 //! Row and column selection: copies ([`CsrMatrix::select_rows`], [`CsrMatrix::select_cols`])
 //! and the in-place filter of an owned matrix ([`CsrMatrix::retain`] and its folds).
 
-use super::CsrMatrix;
+use super::{ColIndex, CsrMatrix, StoredValue};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -60,7 +60,7 @@ fn close_gaps<T: Copy + Send + Sync>(buf: &mut [T], starts: &[usize], lens: &[us
     total
 }
 
-impl CsrMatrix {
+impl<V: StoredValue, Idx: ColIndex> CsrMatrix<V, Idx> {
     /// The rows `rows` (in that order; repeats allowed).
     pub fn select_rows(&self, rows: &[usize]) -> Result<Self> {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.n_rows) {
@@ -115,7 +115,7 @@ impl CsrMatrix {
     ) -> Result<(Self, Vec<T>)>
     where
         T: Send,
-        F: Fn(&[u32], &[f32]) -> T + Sync,
+        F: Fn(&[Idx], &[V]) -> T + Sync,
     {
         let per_block = rows.len().div_ceil(64).max(1);
         let (m, parts) = self.retain_fold(rows, cols, per_block, Vec::new, |out, _, i, v| {
@@ -139,7 +139,7 @@ impl CsrMatrix {
     where
         S: Send,
         I: Fn() -> S + Sync,
-        F: Fn(&mut S, usize, &[u32], &[f32]) + Sync,
+        F: Fn(&mut S, usize, &[Idx], &[V]) + Sync,
     {
         let increasing = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
         if !increasing(rows) || !cols.is_none_or(increasing) {
@@ -208,11 +208,11 @@ impl CsrMatrix {
                     let before = w;
                     for k in indptr[r] - base..indptr[r + 1] - base {
                         let c = match &map {
-                            Some(m) => m[bi[k] as usize],
-                            None => bi[k],
+                            Some(m) => m[bi[k].ix()],
+                            None => bi[k].ix() as u32,
                         };
                         if c != u32::MAX {
-                            bi[w] = c;
+                            bi[w] = Idx::from_ix(c as usize);
                             bv[w] = bv[k];
                             w += 1;
                         }
@@ -283,7 +283,7 @@ impl CsrMatrix {
         // fixed blocks of rows in parallel, each into its own buffers (row ends relative to
         // the block), then concatenated in order
         const ROWS: usize = 256;
-        let blocks: Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> = (0..self.n_rows.div_ceil(ROWS))
+        let blocks: Vec<(Vec<usize>, Vec<Idx>, Vec<V>)> = (0..self.n_rows.div_ceil(ROWS))
             .into_par_iter()
             .map(|b| {
                 let rows = b * ROWS..((b + 1) * ROWS).min(self.n_rows);
@@ -293,9 +293,9 @@ impl CsrMatrix {
                 for r in rows {
                     let (idx, val) = self.row(r);
                     for (&c, &v) in idx.iter().zip(val) {
-                        let m = map[c as usize];
+                        let m = map[c.ix()];
                         if m != u32::MAX {
-                            i2.push(m);
+                            i2.push(Idx::from_ix(m as usize));
                             v2.push(v);
                         }
                     }

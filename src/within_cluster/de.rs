@@ -221,11 +221,12 @@ fn wilcoxon_cluster(
     // Mean normalized count per cell and detection, gene by gene.
     let mut norm_sum = vec![0f64; sub.n_cols()];
     let mut detected = vec![false; sub.n_cols()];
+    let (mut idx, mut val) = (Vec::new(), Vec::new());
     for (r_i, &s) in sf.iter().enumerate() {
         let s = if s == 0.0 { 1.0 } else { f64::from(s) };
-        let (idx, val) = sub.row(r_i);
-        for (&j, &v) in idx.iter().zip(val) {
-            let j = j as usize;
+        sub.row_into(r_i, &mut idx, &mut val);
+        for (&j, &v) in idx.iter().zip(&val) {
+            let (j, v) = (j as usize, v);
             norm_sum[j] += f64::from(v) / s;
             detected[j] |= v != 0.0;
         }

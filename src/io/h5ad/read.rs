@@ -4,7 +4,7 @@ use super::super::counts::{check, HOW_TO_PROCEED};
 use super::super::hdf5_util::{self, guard};
 use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable};
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, Counts, CsrMatrix};
 use hdf5_pure::{AttrValue, DType};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -350,17 +350,43 @@ pub(crate) fn build_csr(
     indices: Vec<u32>,
     data: Vec<f32>,
 ) -> Result<CsrMatrix> {
-    let sorted = indptr.len() == r + 1
-        && indptr.windows(2).all(|w| w[0] <= w[1])
-        && indptr.last() == Some(&indices.len())
-        && indptr
-            .par_windows(2)
-            .all(|w| indices[w[0]..w[1]].windows(2).all(|p| p[0] < p[1]));
-    if sorted {
+    if rows_sorted(r, &indptr, &indices) {
         CsrMatrix::try_new(r, c, indptr, indices, data)
     } else {
         CsrMatrix::from_unsorted_rows(r, c, indptr, indices, data)
     }
+}
+
+/// [`build_csr`] of compact counts: kept compact when every row is sorted, else sorted (and
+/// duplicates summed) as `f32` and compacted again when the sums fit ([`Counts::new`]).
+pub(crate) fn build_compact(
+    r: usize,
+    c: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u16>,
+    data: Vec<u16>,
+) -> Result<Counts> {
+    if rows_sorted(r, &indptr, &indices) {
+        return Ok(Counts::Compact(CsrMatrix::try_from_parts(
+            r, c, indptr, indices, data,
+        )?));
+    }
+    let indices = indices.into_iter().map(u32::from).collect();
+    let data = data.into_iter().map(f32::from).collect();
+    Ok(Counts::new(CsrMatrix::from_unsorted_rows(
+        r, c, indptr, indices, data,
+    )?))
+}
+
+/// Whether `indptr` has `r + 1` non-decreasing entries ending at the number of indices and
+/// the indices of every row strictly increase.
+fn rows_sorted<I: ColIndex>(r: usize, indptr: &[usize], indices: &[I]) -> bool {
+    indptr.len() == r + 1
+        && indptr.windows(2).all(|w| w[0] <= w[1])
+        && indptr.last() == Some(&indices.len())
+        && indptr
+            .par_windows(2)
+            .all(|w| indices[w[0]..w[1]].windows(2).all(|p| p[0] < p[1]))
 }
 
 fn read_dataframe(

@@ -83,9 +83,8 @@ pub(crate) fn append_values(
     let err = |e: hdf5_pure::Error| Error::hdf5(path, name, format!("append failed: {e}"));
     let mut ds = file.dataset(name).map_err(err)?;
     let mut app = ds.buffered_appender().map_err(err)?;
-    let p = x.pattern();
-    let mut buf: Vec<f32> = Vec::with_capacity(p.nnz().min(APPEND_PIECE));
-    for r in 0..p.n_rows() {
+    let mut buf: Vec<f32> = Vec::with_capacity(x.nnz().min(APPEND_PIECE));
+    for r in 0..x.shape().0 {
         row_values(x, r, &mut buf);
         if buf.len() >= APPEND_PIECE {
             app.append(&buf).map_err(err)?;

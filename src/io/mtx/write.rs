@@ -133,7 +133,7 @@ fn write_10x_mtx_files(ds: &Dataset, dir: &Path, opts: &MtxWriteOptions) -> Resu
     }
     let bc = write_file("barcodes.tsv", &mut one_shot(barcodes))?;
 
-    let x = &ds.counts;
+    let x = &*ds.counts.to_csr();
     let integer = x
         .data()
         .par_iter()

@@ -30,8 +30,7 @@
 
 use super::direct::{write_at, RegionFiller};
 use crate::error::{Error, Result};
-use crate::lognorm::{row_values, MatrixValues};
-use crate::sparse::CsrMatrix;
+use crate::lognorm::{row_values, Indices, MatrixValues};
 use hdf5_pure::{Datatype, GroupBuilder, Layout};
 use std::borrow::Cow;
 use std::io::Write;
@@ -46,31 +45,6 @@ const PIECE_BYTES: usize = 8 << 20;
 
 /// Runs of zeros [`HoleWriter`] leaves unwritten are whole blocks of this many bytes.
 const HOLE_BLOCK: usize = 64 << 10;
-
-/// The values of a sparse matrix: computed when written (`X`), or stored (`layers`, `obsp`).
-#[derive(Clone, Copy)]
-pub(super) enum Values<'a> {
-    /// Values computed a row at a time (e.g. [`crate::lognorm::LogCounts`]).
-    Computed(&'a dyn MatrixValues),
-    /// The stored values of a matrix, written as they are.
-    Stored(&'a CsrMatrix),
-}
-
-impl<'a> Values<'a> {
-    pub(super) fn pattern(&self) -> &'a CsrMatrix {
-        match *self {
-            Values::Computed(x) => x.pattern(),
-            Values::Stored(m) => m,
-        }
-    }
-
-    pub(super) fn as_dyn(&self) -> &'a dyn MatrixValues {
-        match *self {
-            Values::Computed(x) => x,
-            Values::Stored(m) => m,
-        }
-    }
-}
 
 /// Where a zero placeholder handed to the builder lives in memory (address and length): the
 /// builder moves the buffer and passes that very memory to its writer, which then knows the
@@ -237,6 +211,28 @@ pub(super) fn index_bytes(v: &[u32]) -> Cow<'_, [u8]> {
     le_bytes(v, u32::to_le_bytes)
 }
 
+/// Writes the column indices of `x` as `int32` into the region at `offset`: straight from
+/// the array when stored as `u32`, else converted about [`PIECE_BYTES`] at a time.
+pub(super) fn write_indices(
+    out: &mut RegionFiller,
+    offset: u64,
+    x: &dyn MatrixValues,
+) -> Result<()> {
+    out.begin(offset);
+    match x.indices() {
+        Indices::U32(ix) => out.push(&index_bytes(ix))?,
+        Indices::U16(ix) => {
+            let mut buf: Vec<u32> = Vec::with_capacity(ix.len().min(PIECE_BYTES / 4));
+            for piece in ix.chunks(PIECE_BYTES / 4) {
+                buf.clear();
+                buf.extend(piece.iter().map(|&c| u32::from(c)));
+                out.push(&index_bytes(&buf))?;
+            }
+        }
+    }
+    out.finish()
+}
+
 /// Where the contiguous dataset `name` of `file` starts, checking that it holds `bytes`.
 pub(super) fn region(file: &hdf5_pure::File, path: &Path, name: &str, bytes: usize) -> Result<u64> {
     let err = |m: String| Error::hdf5(path, name, m);
@@ -266,13 +262,13 @@ pub(super) fn write_values(
     offset: u64,
     x: &dyn MatrixValues,
 ) -> Result<()> {
-    let p = x.pattern();
+    let (n_rows, n_cols) = x.shape();
     let piece = PIECE_BYTES / 4;
-    let mut buf: Vec<f32> = Vec::with_capacity(p.nnz().min(piece) + p.n_cols());
+    let mut buf: Vec<f32> = Vec::with_capacity(x.nnz().min(piece) + n_cols);
     out.begin(offset);
-    for r in 0..p.n_rows() {
+    for r in 0..n_rows {
         row_values(x, r, &mut buf);
-        if buf.len() >= piece || r + 1 == p.n_rows() {
+        if buf.len() >= piece || r + 1 == n_rows {
             out.push(&f32_bytes(&buf))?;
             buf.clear();
         }

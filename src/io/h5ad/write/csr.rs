@@ -2,13 +2,13 @@
 //! arrays filled once it is written (compressed: appended chunk by chunk; uncompressed:
 //! written into contiguous regions, see [`super::contiguous`]).
 
-use super::contiguous::{self, f32_bytes, index_bytes, Placeholder, Values};
+use super::contiguous::{self, f32_bytes, index_bytes, Placeholder};
 use super::direct::RegionFiller;
 use super::elements::enc;
 use crate::error::Result;
 use crate::io::hdf5_util::{self, chunk_len};
-use crate::lognorm::row_values;
-use crate::sparse::CsrMatrix;
+use crate::lognorm::{row_values, with_indices, MatrixValues};
+use crate::sparse::ColIndex;
 use hdf5_pure::{AttrValue, GroupBuilder};
 use std::path::Path;
 
@@ -40,12 +40,16 @@ impl Pending {
 /// Compressed (`level` is `Some`): the three are empty, chunked and appendable, filled by
 /// [`fill_csr`]. Uncompressed: contiguous, small ones given their values here and large ones
 /// a zero placeholder, filled by [`fill_csr_contiguous`].
-pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -> Pending {
-    let m = v.pattern();
+pub(super) fn declare_csr(
+    g: &mut GroupBuilder,
+    m: &dyn MatrixValues,
+    level: Option<u32>,
+) -> Pending {
+    let (n_rows, n_cols) = m.shape();
     enc(g, "csr_matrix", "0.1.0");
     g.set_attr(
         "shape",
-        AttrValue::I64Array(vec![m.n_rows() as i64, m.n_cols() as i64]),
+        AttrValue::I64Array(vec![n_rows as i64, n_cols as i64]),
     );
     let wide = !indptr_is_i32(m);
     if level.is_some() {
@@ -67,13 +71,15 @@ pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -
     let nnz = m.nnz();
     let data = contiguous::declare(g, "data", hdf5_pure::make_f32_type(), nnz, 4, || {
         let mut vals = Vec::with_capacity(nnz);
-        for r in 0..m.n_rows() {
-            row_values(v.as_dyn(), r, &mut vals);
+        for r in 0..n_rows {
+            row_values(m, r, &mut vals);
         }
         f32_bytes(&vals).into_owned()
     });
     let indices = contiguous::declare(g, "indices", hdf5_pure::make_i32_type(), nnz, 4, || {
-        index_bytes(m.indices()).into_owned()
+        let mut ix = Vec::with_capacity(nnz);
+        m.indices().extend_into(0..nnz, &mut ix);
+        index_bytes(&ix).into_owned()
     });
     let (t, w) = if wide {
         (hdf5_pure::make_i64_type(), 8)
@@ -88,12 +94,12 @@ pub(super) fn declare_csr(g: &mut GroupBuilder, v: Values, level: Option<u32>) -
     }
 }
 
-fn indptr_is_i32(m: &CsrMatrix) -> bool {
+fn indptr_is_i32(m: &dyn MatrixValues) -> bool {
     m.nnz() <= i32::MAX as usize
 }
 
 /// The row pointers of `m` as the file stores them (little-endian `int32` or `int64`).
-fn indptr_bytes(m: &CsrMatrix) -> Vec<u8> {
+fn indptr_bytes(m: &dyn MatrixValues) -> Vec<u8> {
     if indptr_is_i32(m) {
         m.indptr()
             .iter()
@@ -109,13 +115,19 @@ fn indptr_bytes(m: &CsrMatrix) -> Vec<u8> {
 
 /// Appends the arrays of `x` to the group `name` declared by [`declare_csr`] with
 /// compression, a bounded piece at a time.
-pub(super) fn fill_csr(file: &hdf5_pure::File, path: &Path, name: &str, v: Values) -> Result<()> {
+pub(super) fn fill_csr(
+    file: &hdf5_pure::File,
+    path: &Path,
+    name: &str,
+    m: &dyn MatrixValues,
+) -> Result<()> {
     let data = format!("{name}/data");
-    hdf5_util::append_values(file, path, &data, v.as_dyn())?;
-    let m = v.pattern();
+    hdf5_util::append_values(file, path, &data, m)?;
     let indices = format!("{name}/indices");
     // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
-    hdf5_util::append_converted(file, path, &indices, m.indices(), |i: u32| i as i32)?;
+    with_indices!(m.indices(), ix => {
+        hdf5_util::append_converted(file, path, &indices, ix, |i| i.ix() as i32)?
+    });
     let indptr = format!("{name}/indptr");
     if indptr_is_i32(m) {
         hdf5_util::append_converted(file, path, &indptr, m.indptr(), |p: usize| p as i32)
@@ -132,21 +144,20 @@ pub(super) fn fill_csr_contiguous(
     out: &mut RegionFiller,
     path: &Path,
     name: &str,
-    v: Values,
+    m: &dyn MatrixValues,
     pending: Pending,
 ) -> Result<()> {
-    let m = v.pattern();
     if pending.data.is_some() {
         let at = contiguous::region(file, path, &format!("{name}/data"), m.nnz() * 4)?;
-        match v {
-            Values::Stored(s) => contiguous::write_region(out, at, &f32_bytes(s.data()))?,
-            Values::Computed(x) => contiguous::write_values(out, at, x)?,
+        match m.stored_f32() {
+            Some(d) => contiguous::write_region(out, at, &f32_bytes(d))?,
+            None => contiguous::write_values(out, at, m)?,
         }
     }
     if pending.indices.is_some() {
         let at = contiguous::region(file, path, &format!("{name}/indices"), m.nnz() * 4)?;
         // Column indices are below the number of genes, which `validate` bounds by i32::MAX.
-        contiguous::write_region(out, at, &index_bytes(m.indices()))?;
+        contiguous::write_indices(out, at, m)?;
     }
     if pending.indptr.is_some() {
         let bytes = indptr_bytes(m);

@@ -10,7 +10,7 @@ use crate::dataset::{CellTable, Column, GeneTable};
 use crate::error::{Error, Result};
 use crate::lognorm::MatrixValues;
 use crate::sparse::CsrMatrix;
-use contiguous::{HoleWriter, Values};
+use contiguous::HoleWriter;
 use csr::{declare_csr, fill_csr, fill_csr_contiguous};
 use direct::RegionFiller;
 use elements::{enc, enc_ds, write_dataframe, write_uns};
@@ -137,7 +137,7 @@ pub struct H5adOutput<'a> {
     /// [`crate::lognorm::LogCounts`]).
     pub x: &'a dyn MatrixValues,
     /// `layers` (e.g. `counts`), each the shape of `x`.
-    pub layers: Vec<(String, &'a CsrMatrix)>,
+    pub layers: Vec<(String, &'a dyn MatrixValues)>,
     /// `obs`: index = barcodes, columns `sample`, `condition` (categorical) and every extra
     /// column of the table.
     pub obs: &'a CellTable,
@@ -307,7 +307,7 @@ fn write_temporary(out: &H5adOutput, path: &Path) -> Result<std::path::PathBuf> 
 
     // The large arrays of the sparse matrices are filled once the rest is written.
     let mut g = fb.create_group("X");
-    let x = Values::Computed(out.x);
+    let x = out.x;
     let mut sparse = vec![("/X".to_string(), x, declare_csr(&mut g, x, level))];
     fb.add_group(g.finish());
 
@@ -315,7 +315,7 @@ fn write_temporary(out: &H5adOutput, path: &Path) -> Result<std::path::PathBuf> 
     enc(&mut layers, "dict", "0.1.0");
     for (name, m) in &out.layers {
         let mut g = layers.create_group(name);
-        let v = Values::Stored(m);
+        let v: &dyn MatrixValues = *m;
         let pending = declare_csr(&mut g, v, level);
         layers.add_group(g.finish());
         sparse.push((format!("/layers/{name}"), v, pending));
@@ -374,7 +374,7 @@ fn write_temporary(out: &H5adOutput, path: &Path) -> Result<std::path::PathBuf> 
     enc(&mut obsp, "dict", "0.1.0");
     for (name, m) in &out.obsp {
         let mut g = obsp.create_group(name);
-        let v = Values::Stored(m);
+        let v: &dyn MatrixValues = *m;
         let pending = declare_csr(&mut g, v, level);
         obsp.add_group(g.finish());
         sparse.push((format!("/obsp/{name}"), v, pending));
@@ -425,7 +425,7 @@ fn write_contiguous(
     fb: FileBuilder,
     tmp: &Path,
     path: &Path,
-    sparse: &[(String, Values, csr::Pending)],
+    sparse: &[(String, &dyn MatrixValues, csr::Pending)],
 ) -> Result<()> {
     let f = std::fs::File::create(tmp).map_err(|e| Error::io(path, e))?;
     let zeros = sparse.iter().flat_map(|(_, _, p)| p.placeholders());
@@ -462,7 +462,7 @@ fn write_contiguous(
 }
 
 fn validate(out: &H5adOutput) -> Result<()> {
-    let (n, m) = out.x.pattern().shape();
+    let (n, m) = out.x.shape();
     let ctx = "h5ad output";
     if n > i32::MAX as usize || m > i32::MAX as usize {
         return Err(Error::data(
