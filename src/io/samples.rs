@@ -8,7 +8,7 @@
 use super::{read_10x_with, ReadOptions};
 use crate::dataset::{CellTable, Dataset, GeneTable};
 use crate::error::{Error, Result};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{ColIndex, Counts, CsrMatrix};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -329,14 +329,34 @@ pub fn concat_report(
             map
         })
         .collect();
-    let matrices: Vec<CsrMatrix> = parts
-        .par_iter()
+    // Compact samples stay compact when no two of a sample's genes land on one column (which
+    // would sum their counts, possibly past 65,535): no `f32` copy of any sample is made.
+    let injective = |map: &[Option<u32>]| {
+        let mut seen = vec![false; chosen.len()];
+        map.iter()
+            .flatten()
+            .all(|&c| !std::mem::replace(&mut seen[c as usize], true))
+    };
+    let compact: Option<Vec<&CsrMatrix<u16, u16>>> = parts
+        .iter()
         .zip(&maps)
-        .map(|(p, map)| remap_cols(&p.counts.to_csr(), map, chosen.len()))
-        .collect::<Result<_>>()?;
-    let refs: Vec<&CsrMatrix> = matrices.iter().collect();
-    let counts = CsrMatrix::vstack(&refs)?;
-    drop(matrices);
+        .map(|(p, map)| match &p.counts {
+            Counts::Compact(m) if chosen.len() <= u16::LIMIT && injective(map) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let counts = match compact {
+        Some(ms) => Counts::Compact(stack_remapped(&ms, &maps, chosen.len())?),
+        None => {
+            let matrices: Vec<CsrMatrix> = parts
+                .par_iter()
+                .zip(&maps)
+                .map(|(p, map)| remap_cols(&p.counts.to_csr(), map, chosen.len()))
+                .collect::<Result<_>>()?;
+            let refs: Vec<&CsrMatrix> = matrices.iter().collect();
+            Counts::new(CsrMatrix::vstack(&refs)?)
+        }
+    };
 
     let mut cells = CellTable::default();
     for (p, n) in parts.iter().zip(names) {
@@ -373,6 +393,53 @@ fn id_index<'a>(genes: &'a GeneTable, name: &str) -> Result<HashMap<&'a str, usi
         }
     }
     Ok(m)
+}
+
+/// The compact samples' matrices, each with its columns moved by its map, stacked.
+fn stack_remapped(
+    parts: &[&CsrMatrix<u16, u16>],
+    maps: &[Vec<Option<u32>>],
+    n_cols: usize,
+) -> Result<CsrMatrix<u16, u16>> {
+    let matrices: Vec<CsrMatrix<u16, u16>> = parts
+        .par_iter()
+        .zip(maps)
+        .map(|(p, map)| remap_compact(p, map, n_cols))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&CsrMatrix<u16, u16>> = matrices.iter().collect();
+    CsrMatrix::vstack(&refs)
+}
+
+/// [`remap_cols`] of compact counts, for a map that sends no two columns to one (checked by
+/// the caller; the result's check refuses a repeated column) and at most 65,536 columns.
+fn remap_compact(
+    x: &CsrMatrix<u16, u16>,
+    map: &[Option<u32>],
+    n_cols: usize,
+) -> Result<CsrMatrix<u16, u16>> {
+    let identity = map.len() == n_cols && map.iter().enumerate().all(|(j, m)| *m == Some(j as u32));
+    if identity {
+        return Ok(x.clone());
+    }
+    let mut indptr = Vec::with_capacity(x.n_rows() + 1);
+    indptr.push(0usize);
+    let mut indices = Vec::with_capacity(x.nnz());
+    let mut data = Vec::with_capacity(x.nnz());
+    let mut row: Vec<(u16, u16)> = Vec::new();
+    for r in 0..x.n_rows() {
+        let (idx, val) = x.row(r);
+        row.clear();
+        for (&j, &v) in idx.iter().zip(val) {
+            if let Some(new) = map.get(j as usize).copied().flatten() {
+                row.push((new as u16, v));
+            }
+        }
+        row.sort_unstable_by_key(|p| p.0);
+        indices.extend(row.iter().map(|p| p.0));
+        data.extend(row.iter().map(|p| p.1));
+        indptr.push(indices.len());
+    }
+    CsrMatrix::try_from_parts(x.n_rows(), n_cols, indptr, indices, data)
 }
 
 /// Moves column `j` to `map[j]` (dropping it when `None`).
@@ -531,6 +598,31 @@ fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_remap_is_the_wide_remap() {
+        // 3 cells x 5 genes; genes moved to reversed places among 6, gene 2 dropped
+        let wide = CsrMatrix::try_new(
+            3,
+            5,
+            vec![0, 3, 3, 7],
+            vec![0, 2, 4, 0, 1, 3, 4],
+            vec![1., 7., 65535., 2., 3., 4., 5.],
+        )
+        .unwrap();
+        let map = [Some(5), Some(4), None, Some(1), Some(0)];
+        let Counts::Compact(c) = Counts::new(wide.clone()) else {
+            panic!("integer counts below 65,536 are compact")
+        };
+        let got = remap_compact(&c, &map, 6).unwrap();
+        assert_eq!(got.to_wide(), remap_cols(&wide, &map, 6).unwrap());
+        assert_eq!(got.row(0), (&[0u16, 5][..], &[65535u16, 1][..]));
+        let stacked = stack_remapped(&[&c, &c], &[map.to_vec(), map.to_vec()], 6).unwrap();
+        assert_eq!(stacked.n_rows(), 6);
+        assert_eq!(stacked.row(5), got.row(2));
+        // two genes on one column: refused (the caller takes the wide path then)
+        assert!(remap_compact(&c, &[Some(0), Some(0), None, None, None], 6).is_err());
+    }
 
     #[test]
     fn csv_fields() {

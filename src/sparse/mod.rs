@@ -179,6 +179,36 @@ impl<V: StoredValue, I: ColIndex> CsrMatrix<V, I> {
         a
     }
 
+    /// Stacks matrices with the same number of columns on top of each other.
+    pub fn vstack(parts: &[&CsrMatrix<V, I>]) -> Result<Self> {
+        let n_cols = parts.first().map_or(0, |m| m.n_cols);
+        if let Some((k, m)) = parts.iter().enumerate().find(|(_, m)| m.n_cols != n_cols) {
+            return Err(Error::data(
+                "vstack",
+                format!("part {k} has {} columns, expected {n_cols}", m.n_cols),
+            ));
+        }
+        let nnz: usize = parts.iter().map(|m| m.nnz()).sum();
+        let n_rows: usize = parts.iter().map(|m| m.n_rows).sum();
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        let mut indices = Vec::with_capacity(nnz);
+        let mut data = Vec::with_capacity(nnz);
+        for m in parts {
+            let off = indices.len();
+            indptr.extend(m.indptr[1..].iter().map(|&p| p + off));
+            indices.extend_from_slice(&m.indices);
+            data.extend_from_slice(&m.data);
+        }
+        Ok(CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
     /// The same matrix with `f32` values and `u32` indices (a copy, converted in parallel).
     pub fn to_wide(&self) -> CsrMatrix {
         const BLOCK: usize = 1 << 16;
@@ -288,36 +318,6 @@ impl CsrMatrix {
             indices,
             data,
         }
-    }
-
-    /// Stacks matrices with the same number of columns on top of each other.
-    pub fn vstack(parts: &[&CsrMatrix]) -> Result<Self> {
-        let n_cols = parts.first().map_or(0, |m| m.n_cols);
-        if let Some((k, m)) = parts.iter().enumerate().find(|(_, m)| m.n_cols != n_cols) {
-            return Err(Error::data(
-                "vstack",
-                format!("part {k} has {} columns, expected {n_cols}", m.n_cols),
-            ));
-        }
-        let nnz: usize = parts.iter().map(|m| m.nnz()).sum();
-        let n_rows: usize = parts.iter().map(|m| m.n_rows).sum();
-        let mut indptr = Vec::with_capacity(n_rows + 1);
-        indptr.push(0);
-        let mut indices = Vec::with_capacity(nnz);
-        let mut data = Vec::with_capacity(nnz);
-        for m in parts {
-            let off = indices.len();
-            indptr.extend(m.indptr[1..].iter().map(|&p| p + off));
-            indices.extend_from_slice(&m.indices);
-            data.extend_from_slice(&m.data);
-        }
-        Ok(CsrMatrix {
-            n_rows,
-            n_cols,
-            indptr,
-            indices,
-            data,
-        })
     }
 
     /// Converts into an `sprs` matrix (copies the arrays).
