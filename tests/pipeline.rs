@@ -402,3 +402,43 @@ fn threads_option_and_lowered_values() {
         a1.warnings
     );
 }
+
+/// The counts' layout (compact `u16` or `f32` / `u32`) changes nothing: every count reads as
+/// the same `f32`, so the borrowed and the owned analysis give the same numbers, bit for bit,
+/// from either layout.
+#[test]
+fn compact_and_wide_counts_give_the_same_analysis() {
+    let sim = simulate(&SimulateOptions {
+        n_cells: 1500,
+        n_genes: 1500,
+        ..Default::default()
+    })
+    .unwrap();
+    let compact = sim.dataset;
+    assert!(compact.counts.is_compact());
+    let mut wide = compact.clone();
+    wide.counts = scrna::sparse::Counts::Wide(compact.counts.to_csr().into_owned());
+    assert!(!wide.counts.is_compact());
+    let opts = PipelineOptions::default();
+    let same = |a: &scrna::pipeline::Analysis, b: &scrna::pipeline::Analysis, how: &str| {
+        assert_eq!(format!("{:?}", a.qc), format!("{:?}", b.qc), "{how}");
+        assert_eq!(a.size_factors, b.size_factors, "{how}");
+        assert_eq!(a.hvg_genes, b.hvg_genes, "{how}");
+        assert_eq!(a.pca.embedding, b.pca.embedding, "{how}");
+        assert_eq!(a.clustering.labels, b.clustering.labels, "{how}");
+        assert_eq!(a.umap, b.umap, "{how}");
+        assert_eq!(
+            format!("{:?}", a.markers),
+            format!("{:?}", b.markers),
+            "{how}"
+        );
+    };
+    let a = run(&compact, &opts, &mut |_| {}).unwrap();
+    let b = run(&wide, &opts, &mut |_| {}).unwrap();
+    same(&a, &b, "borrowed");
+    let c = scrna::pipeline::run_owned(compact, &opts, &mut |_| {}).unwrap();
+    let d = scrna::pipeline::run_owned(wide, &opts, &mut |_| {}).unwrap();
+    assert!(c.dataset().counts.is_compact());
+    same(&c, &d, "owned");
+    same(&a, &c, "borrowed and owned");
+}
