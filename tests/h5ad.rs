@@ -507,3 +507,52 @@ fn compression_settings_round_trip() {
     assert!(write_h5ad(&out, &p).is_err());
     assert!(!p.exists());
 }
+
+/// Integer counts below 65,536 are read straight into the compact layout, from `X` or from a
+/// counts layer beside log values in `X`; other values stay `f32` and read the same.
+#[test]
+fn counts_are_read_compact_when_they_fit() {
+    let sim = scrna::simulate::simulate(&scrna::simulate::SimulateOptions {
+        n_cells: 300,
+        n_genes: 1000,
+        ..Default::default()
+    })
+    .unwrap();
+    let d = sim.dataset;
+    assert!(d.counts.is_compact());
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.h5ad");
+    write_h5ad(&H5adOutput::new(&d.counts, &d.cells, &d.genes), &raw).unwrap();
+    let back = read_h5ad(&raw, &H5adReadOptions::default()).unwrap();
+    assert!(back.counts.is_compact());
+    assert_eq!(back.counts, d.counts);
+
+    let sf = vec![1.5f32; d.n_cells()];
+    let log = scrna::lognorm::LogCounts::new(&d.counts, &sf).unwrap();
+    let mut out = H5adOutput::new(&log, &d.cells, &d.genes);
+    out.layers.push(("counts".into(), &d.counts));
+    let processed = dir.path().join("processed.h5ad");
+    write_h5ad(&out, &processed).unwrap();
+    let (back, name) =
+        scrna::io::h5ad::read_h5ad_counts(&processed, &H5adReadOptions::default()).unwrap();
+    assert_eq!(name, "layers/counts");
+    assert!(back.counts.is_compact());
+    assert_eq!(back.counts, d.counts);
+
+    // Non-integer values (read as stored): the f32 layout, the same numbers.
+    let half = CsrMatrix::try_new(2, 3, vec![0, 1, 2], vec![0, 2], vec![0.5, 70_000.0]).unwrap();
+    let cells = CellTable::new(vec!["a".into(), "b".into()], "s", "c");
+    let genes = GeneTable::new(
+        vec!["g1".into(), "g2".into(), "g3".into()],
+        vec!["G1".into(), "G2".into(), "G3".into()],
+    );
+    let p = dir.path().join("half.h5ad");
+    write_h5ad(&H5adOutput::new(&half, &cells, &genes), &p).unwrap();
+    let as_stored = H5adReadOptions {
+        assume_counts: true,
+        ..Default::default()
+    };
+    let back = read_h5ad(&p, &as_stored).unwrap();
+    assert!(!back.counts.is_compact());
+    assert_eq!(back.counts, half);
+}

@@ -121,16 +121,31 @@ fn pick_matrix(
     file: &hdf5_pure::File,
     path: &Path,
     opts: &H5adReadOptions,
-) -> Result<(CsrMatrix, String)> {
+) -> Result<(Counts, String)> {
     let assume = opts.assume_counts;
+    // The matrix `name` as counts, or what it holds instead.
+    let candidate = |name: &str| -> Result<std::result::Result<Counts, String>> {
+        if let Some(c) = read_compact(file, path, name)? {
+            return Ok(Ok(c));
+        }
+        // A sparse matrix's values alone first: log values are described (and left) without
+        // their indices being read.
+        if sparse_group(file, path, name)?.is_some() {
+            let data: Vec<f32> = hdf5_util::read_numeric(file, path, &format!("{name}/data"))?;
+            if let Err(d) = check(&data, assume) {
+                return Ok(Err(d));
+            }
+        }
+        let m = read_matrix(file, path, name)?;
+        Ok(check(m.data(), assume).map(|_| Counts::new(m)))
+    };
     if let Some(l) = &opts.layer {
         let name = if l == "X" {
             "X".to_string()
         } else {
             format!("layers/{l}")
         };
-        let m = read_matrix(file, path, &format!("/{name}"))?;
-        check(m.data(), assume).map_err(|d| {
+        let m = candidate(&format!("/{name}"))?.map_err(|d| {
             Error::hdf5(
                 path,
                 format!("/{name}"),
@@ -139,12 +154,10 @@ fn pick_matrix(
         })?;
         return Ok((m, name));
     }
-    let x = read_matrix(file, path, "/X")?;
-    let xs = match check(x.data(), assume) {
-        Ok(_) => return Ok((x, "X".to_string())),
+    let xs = match candidate("/X")? {
+        Ok(x) => return Ok((x, "X".to_string())),
         Err(d) => d,
     };
-    drop(x);
     let mut tried = Vec::new();
     let exists = |name: &str| file.group(name).is_ok() || file.dataset(name).is_ok();
     for l in COUNTS_LAYERS {
@@ -152,16 +165,14 @@ fn pick_matrix(
         if !exists(&format!("/{name}")) {
             continue;
         }
-        let m = read_matrix(file, path, &format!("/{name}"))?;
-        match check(m.data(), assume) {
-            Ok(_) => return Ok((m, name)),
+        match candidate(&format!("/{name}"))? {
+            Ok(m) => return Ok((m, name)),
             Err(d) => tried.push(format!("{name} holds {d}")),
         }
     }
     if exists("/raw/X") {
-        let m = read_matrix(file, path, "/raw/X")?;
-        match check(m.data(), assume) {
-            Ok(_) => return Ok((m, "raw/X".to_string())),
+        match candidate("/raw/X")? {
+            Ok(m) => return Ok((m, "raw/X".to_string())),
             Err(d) => tried.push(format!("raw/X holds {d}")),
         }
     }
@@ -281,6 +292,33 @@ pub(crate) fn sparse_group(
         return Err(Error::hdf5(path, name, "negative shape"));
     }
     Ok(Some((ty, r as usize, c as usize)))
+}
+
+/// The CSR matrix `name` in the compact counts layout, read straight into `u16` (no `f32`
+/// copy): `None` when it is not a CSR group of at most 65,536 columns whose values are all
+/// integers from 0 to 65,535 (the caller then reads it with [`read_matrix`], which reports
+/// what is wrong with it, if anything).
+fn read_compact(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<Option<Counts>> {
+    let Some((ty, r, c)) = sparse_group(file, path, name)? else {
+        return Ok(None);
+    };
+    if ty != "csr_matrix" || c > u16::LIMIT {
+        return Ok(None);
+    }
+    // The values first: log-normalized values fail at once, before the indices are read.
+    let Ok(data) = hdf5_util::read_numeric::<u16>(file, path, &format!("{name}/data")) else {
+        return Ok(None);
+    };
+    let Ok(indices) = hdf5_util::read_numeric::<u16>(file, path, &format!("{name}/indices")) else {
+        return Ok(None);
+    };
+    let indptr: Vec<usize> = hdf5_util::read_numeric(file, path, &format!("{name}/indptr"))?;
+    if indices.len() != data.len() || indices.iter().any(|&i| usize::from(i) >= c) {
+        return Ok(None);
+    }
+    build_compact(r, c, indptr, indices, data)
+        .map(Some)
+        .map_err(|e| Error::hdf5(path, name, e))
 }
 
 pub(crate) fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Result<CsrMatrix> {
