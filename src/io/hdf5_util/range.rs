@@ -3,6 +3,7 @@
 
 use super::decode::{ChunkDecoder, Scratch, StoredChunk};
 use super::num::{little_endian, Kind, Num};
+use super::read::fill_contiguous;
 use super::{dataset, guard};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -13,7 +14,9 @@ use std::path::Path;
 ///
 /// For the common layout (chunked, deflate and/or shuffle, little-endian) the chunk index is
 /// read once when opening and [`read_range`](Self::read_range) decodes only the chunks the
-/// range overlaps, in parallel, straight into the output. Any other layout goes through
+/// range overlaps, in parallel, straight into the output; a contiguous unfiltered dataset
+/// (anndata's default) is read with parallel positioned reads of the range. Any other layout
+/// goes through
 /// `hdf5-pure`'s windowed reader (`Dataset::read_*_rows`), which also reads only the storage
 /// the window overlaps, on one thread.
 pub(crate) struct RangeReader {
@@ -24,6 +27,8 @@ pub(crate) struct RangeReader {
     kind: Kind,
     /// Chunk length, stored chunks by slot and the filter ids, on the fast path.
     fast: Option<(usize, Vec<Option<StoredChunk>>, Vec<u16>)>,
+    /// Byte address of a contiguous, unfiltered, little-endian dataset's elements.
+    contiguous: Option<u64>,
     file_len: u64,
 }
 
@@ -45,6 +50,7 @@ impl RangeReader {
             let kind = Kind::from_dtype(&dtype)
                 .ok_or_else(|| err(format!("expected numbers, found element type {dtype}")))?;
             let filters = ds.filters();
+            let unfiltered = filters.is_empty();
             let mut fast = None;
             if ds.is_chunked()
                 && filters.iter().all(|&f| f == 1 || f == 2)
@@ -84,6 +90,18 @@ impl RangeReader {
             let file_len = std::fs::metadata(path)
                 .map_err(|e| Error::io(path, e))?
                 .len();
+            let mut contiguous = None;
+            if unfiltered && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false) {
+                if let Ok(hdf5_pure::Layout::Contiguous {
+                    address: Some(at),
+                    size,
+                }) = ds.layout()
+                {
+                    if size == (len * kind.size()) as u64 {
+                        contiguous = Some(at);
+                    }
+                }
+            }
             Ok(RangeReader {
                 ds,
                 path: path.to_path_buf(),
@@ -91,6 +109,7 @@ impl RangeReader {
                 len,
                 kind,
                 fast,
+                contiguous,
                 file_len,
             })
         })
@@ -171,6 +190,9 @@ impl RangeReader {
                 )?;
                 return Ok(());
             }
+            if let Some(at) = self.contiguous {
+                return fill_contiguous(path, name, at, self.kind, a, out);
+            }
             let (start, count) = (a as u64, (b - a) as u64);
             // The rows read, converted to `T`; as many as asked, else an error.
             fn convert<S, T>(
@@ -211,5 +233,43 @@ impl RangeReader {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::hdf5_util::open;
+    use crate::io::hdf5_util::read::CONTIGUOUS_BLOCK;
+
+    /// Ranges of a contiguous dataset (anndata's default layout) across read blocks: the
+    /// positioned reads give the stored values, name an element that does not fit, and refuse
+    /// a range outside the dataset.
+    #[test]
+    fn contiguous_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.h5");
+        let n = CONTIGUOUS_BLOCK + 1000;
+        let mut v: Vec<i64> = (0..n as i64).map(|i| (i * 31) % 50_000).collect();
+        v[n - 3] = -1;
+        let mut fb = hdf5_pure::FileBuilder::new();
+        fb.create_dataset("a").with_i64_data(&v);
+        fb.write(&p).unwrap();
+        let f = open(&p).unwrap();
+        let r = RangeReader::open(&f, &p, "a").unwrap();
+        assert!(r.contiguous.is_some() && r.fast.is_none());
+        for (a, b) in [
+            (0, 10),
+            (CONTIGUOUS_BLOCK - 5, CONTIGUOUS_BLOCK + 7),
+            (7, 7),
+        ] {
+            let got: Vec<u32> = r.read_range(a, b).unwrap();
+            let want: Vec<u32> = v[a..b].iter().map(|&x| x as u32).collect();
+            assert_eq!(got, want, "{a}..{b}");
+        }
+        let e = r.read_range::<u32>(n - 10, n).unwrap_err().to_string();
+        assert!(e.contains(&format!("element {}", n - 3)), "{e}");
+        assert!(r.read_range::<i64>(n - 10, n).is_ok());
+        assert!(r.read_range::<u32>(0, n + 1).is_err());
     }
 }

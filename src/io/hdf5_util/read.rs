@@ -148,13 +148,12 @@ fn read_chunks_parallel<T: Num>(
     Ok(Some(out))
 }
 
-/// Elements read and converted per task by [`read_contiguous_parallel`].
-const CONTIGUOUS_BLOCK: usize = 1 << 20;
+/// Elements read and converted per task by [`fill_contiguous`].
+pub(super) const CONTIGUOUS_BLOCK: usize = 1 << 20;
 
 /// A contiguous (unfiltered, little-endian) dataset of `n` elements of `kind` stored at byte
-/// `at`: fixed blocks of elements read with positioned reads and converted in parallel, each
-/// task into its part of the output (anndata writes its arrays this way by default; the
-/// crate's reader would hold them as `f64` / `i64` first).
+/// `at`, read whole with [`fill_contiguous`] (anndata writes its arrays this way by default;
+/// the crate's reader would hold them as `f64` / `i64` first).
 fn read_contiguous_parallel<T: Num>(
     path: &Path,
     name: &str,
@@ -162,20 +161,38 @@ fn read_contiguous_parallel<T: Num>(
     n: usize,
     kind: Kind,
 ) -> Result<Vec<T>> {
+    let mut out = vec![T::default(); n];
+    fill_contiguous(path, name, at, kind, 0, &mut out)?;
+    Ok(out)
+}
+
+/// Fills `out` with the elements `first..first + out.len()` of the contiguous dataset of
+/// `kind` stored at byte `at`: fixed blocks of elements read with positioned reads and
+/// converted in parallel, each task into its part of `out`. An element that does not fit `T`
+/// is an error naming its position; a range past the end of the file is an error.
+pub(super) fn fill_contiguous<T: Num>(
+    path: &Path,
+    name: &str,
+    at: u64,
+    kind: Kind,
+    first: usize,
+    out: &mut [T],
+) -> Result<()> {
     let err = |m: String| Error::hdf5(path, name, m);
     let esize = kind.size();
     let file_len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
-    if at
-        .checked_add((n * esize) as u64)
+    let start = at + (first * esize) as u64;
+    if start
+        .checked_add((out.len() * esize) as u64)
         .is_none_or(|end| end > file_len)
     {
         return Err(err(format!(
-            "{n} elements at byte {at} lie past the end of the file (truncated file?)"
+            "elements {first}..{} at byte {at} lie past the end of the file (truncated file?)",
+            first + out.len()
         )));
     }
-    let mut out = vec![T::default(); n];
     out.par_chunks_mut(CONTIGUOUS_BLOCK)
         .enumerate()
         .try_for_each_init(
@@ -184,14 +201,17 @@ fn read_contiguous_parallel<T: Num>(
                 let fh = fh
                     .as_mut()
                     .map_err(|e| Error::io(path, std::io::Error::new(e.kind(), e.to_string())))?;
-                let first = b * CONTIGUOUS_BLOCK;
+                let k = b * CONTIGUOUS_BLOCK;
                 raw.resize(dst.len() * esize, 0u8);
-                read_at(fh, raw, at + (first * esize) as u64).map_err(|e| Error::io(path, e))?;
-                kind.decode(raw, dst)
-                    .map_err(|i| err(format!("element {} is out of range for its use", first + i)))
+                read_at(fh, raw, start + (k * esize) as u64).map_err(|e| Error::io(path, e))?;
+                kind.decode(raw, dst).map_err(|i| {
+                    err(format!(
+                        "element {} is out of range for its use",
+                        first + k + i
+                    ))
+                })
             },
-        )?;
-    Ok(out)
+        )
 }
 
 /// Fills `buf` from the file at byte `offset`.
