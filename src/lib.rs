@@ -4,8 +4,9 @@
 //!
 //! - Reading: [`read_10x`] (Matrix Market folder, 10x HDF5 or AnnData `.h5ad`, detected from
 //!   the path), [`io::read_samples`] and [`io::read_sample_sheet`] for many samples, each with a
-//!   sample name and a condition; [`Dataset`] holds the counts ([`CsrMatrix`]) with the cell and
-//!   gene tables.
+//!   sample name and a condition; [`Dataset`] holds the counts ([`Counts`]: a [`CsrMatrix`] of
+//!   `u16` counts and gene indices when they fit, else of `f32` values and `u32` indices) with
+//!   the cell and gene tables.
 //! - The main job: [`pipeline::run`] (or [`pipeline::run_owned`]) with [`pipeline::PipelineOptions`],
 //!   returning a [`pipeline::Analysis`]; [`comparison::compare`] on it; the files:
 //!   [`pipeline::output::write_all`], [`comparison::write_all`] and the one-page HTML report
@@ -114,7 +115,7 @@ pub mod prelude {
     pub use crate::io::{read_10x, read_10x_with, read_sample_sheet, read_samples, ReadOptions};
     pub use crate::pipeline::{run, run_owned, Analysis, PipelineOptions, Progress, Switch};
     pub use crate::simulate::{simulate, SimulateOptions, Simulation};
-    pub use crate::sparse::CsrMatrix;
+    pub use crate::sparse::{Counts, CsrMatrix};
 }
 
 #[doc = include_str!("../README.md")]
