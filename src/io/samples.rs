@@ -410,6 +410,11 @@ fn stack_remapped(
     CsrMatrix::vstack(&refs)
 }
 
+/// Whether `map` leaves every one of `n_cols` columns in its place.
+fn is_identity(map: &[Option<u32>], n_cols: usize) -> bool {
+    map.len() == n_cols && map.iter().enumerate().all(|(j, m)| *m == Some(j as u32))
+}
+
 /// [`remap_cols`] of compact counts, for a map that sends no two columns to one (checked by
 /// the caller; the result's check refuses a repeated column) and at most 65,536 columns.
 fn remap_compact(
@@ -417,8 +422,7 @@ fn remap_compact(
     map: &[Option<u32>],
     n_cols: usize,
 ) -> Result<CsrMatrix<u16, u16>> {
-    let identity = map.len() == n_cols && map.iter().enumerate().all(|(j, m)| *m == Some(j as u32));
-    if identity {
+    if is_identity(map, n_cols) {
         return Ok(x.clone());
     }
     let mut indptr = Vec::with_capacity(x.n_rows() + 1);
@@ -444,8 +448,7 @@ fn remap_compact(
 
 /// Moves column `j` to `map[j]` (dropping it when `None`).
 fn remap_cols(x: &CsrMatrix, map: &[Option<u32>], n_cols: usize) -> Result<CsrMatrix> {
-    let identity = map.len() == n_cols && map.iter().enumerate().all(|(j, m)| *m == Some(j as u32));
-    if identity {
+    if is_identity(map, n_cols) {
         return Ok(x.clone());
     }
     let mut indptr = Vec::with_capacity(x.n_rows() + 1);

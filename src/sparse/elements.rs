@@ -14,31 +14,24 @@ pub trait ColIndex: Copy + Ord + Send + Sync + Debug + Default + 'static {
     fn from_ix(c: usize) -> Self;
 }
 
-impl ColIndex for u32 {
-    const LIMIT: usize = u32::MAX as usize + 1;
-    #[inline(always)]
-    fn ix(self) -> usize {
-        self as usize
-    }
-    #[inline(always)]
-    fn from_ix(c: usize) -> Self {
-        debug_assert!(c < Self::LIMIT);
-        c as u32
-    }
+macro_rules! col_index {
+    ($t:ty) => {
+        impl ColIndex for $t {
+            const LIMIT: usize = <$t>::MAX as usize + 1;
+            #[inline(always)]
+            fn ix(self) -> usize {
+                self as usize
+            }
+            #[inline(always)]
+            fn from_ix(c: usize) -> Self {
+                debug_assert!(c < Self::LIMIT);
+                c as $t
+            }
+        }
+    };
 }
-
-impl ColIndex for u16 {
-    const LIMIT: usize = u16::MAX as usize + 1;
-    #[inline(always)]
-    fn ix(self) -> usize {
-        self as usize
-    }
-    #[inline(always)]
-    fn from_ix(c: usize) -> Self {
-        debug_assert!(c < Self::LIMIT);
-        c as u16
-    }
-}
+col_index!(u32);
+col_index!(u16);
 
 /// A stored value type; every value is read as the `f32` it stands for (exactly, for `u16`).
 pub trait StoredValue: Copy + PartialEq + Send + Sync + Debug + Default + 'static {
