@@ -1,7 +1,7 @@
 //! Building a [`CsrMatrix`] from its arrays or from triplets, with the checks that make it
 //! canonical.
 
-use super::{ColIndex, CsrMatrix};
+use super::{ColIndex, CsrMatrix, StoredValue};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -105,51 +105,7 @@ impl CsrMatrix {
                 ),
             ));
         }
-        // Sort rows in parallel: split the arrays at row boundaries.
-        {
-            let mut idx_rows: Vec<&mut [u32]> = Vec::with_capacity(n_rows);
-            let mut val_rows: Vec<&mut [f32]> = Vec::with_capacity(n_rows);
-            let n_entries = indices.len();
-            let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
-            for r in 0..n_rows {
-                let len = indptr[r + 1].checked_sub(indptr[r]).ok_or_else(|| {
-                    Error::data("CSR matrix", format!("indptr decreases at row {r}"))
-                })?;
-                // indptr may rise past the entries before it decreases back to their count.
-                if len > ri.len() {
-                    return Err(Error::data(
-                        "CSR matrix",
-                        format!(
-                            "indptr {} at row {} is past the {} entries",
-                            indptr[r + 1],
-                            r + 1,
-                            n_entries
-                        ),
-                    ));
-                }
-                let (a, b) = std::mem::take(&mut ri).split_at_mut(len);
-                let (c, d) = std::mem::take(&mut rv).split_at_mut(len);
-                idx_rows.push(a);
-                val_rows.push(c);
-                ri = b;
-                rv = d;
-            }
-            idx_rows
-                .par_iter_mut()
-                .zip(val_rows.par_iter_mut())
-                .for_each(|(ix, vx)| {
-                    if ix.windows(2).all(|w| w[0] < w[1]) {
-                        return;
-                    }
-                    let mut pairs: Vec<(u32, f32)> =
-                        ix.iter().copied().zip(vx.iter().copied()).collect();
-                    pairs.sort_by_key(|p| p.0);
-                    for (k, (i, v)) in pairs.into_iter().enumerate() {
-                        ix[k] = i;
-                        vx[k] = v;
-                    }
-                });
-        }
+        sort_rows(n_rows, &indptr, &mut indices, &mut data)?;
         // Sum duplicates (sequential compaction; rare in practice).
         let has_dup = (0..n_rows).any(|r| {
             indices[indptr[r]..indptr[r + 1]]
@@ -180,6 +136,59 @@ impl CsrMatrix {
         data.truncate(w);
         Self::try_new(n_rows, n_cols, new_ptr, indices, data)
     }
+}
+
+/// Sorts the entries of every row by column index (in parallel over rows), keeping each
+/// value with its index; rows already sorted are left as they are. Errors when `indptr`
+/// decreases or runs past the entries.
+pub(crate) fn sort_rows<V: StoredValue, I: ColIndex>(
+    n_rows: usize,
+    indptr: &[usize],
+    indices: &mut [I],
+    data: &mut [V],
+) -> Result<()> {
+    let mut idx_rows: Vec<&mut [I]> = Vec::with_capacity(n_rows);
+    let mut val_rows: Vec<&mut [V]> = Vec::with_capacity(n_rows);
+    let n_entries = indices.len();
+    let (mut ri, mut rv) = (indices, data);
+    for r in 0..n_rows {
+        let len = indptr[r + 1]
+            .checked_sub(indptr[r])
+            .ok_or_else(|| Error::data("CSR matrix", format!("indptr decreases at row {r}")))?;
+        // indptr may rise past the entries before it decreases back to their count.
+        if len > ri.len() || len > rv.len() {
+            return Err(Error::data(
+                "CSR matrix",
+                format!(
+                    "indptr {} at row {} is past the {} entries",
+                    indptr[r + 1],
+                    r + 1,
+                    n_entries
+                ),
+            ));
+        }
+        let (a, b) = std::mem::take(&mut ri).split_at_mut(len);
+        let (c, d) = std::mem::take(&mut rv).split_at_mut(len);
+        idx_rows.push(a);
+        val_rows.push(c);
+        ri = b;
+        rv = d;
+    }
+    idx_rows
+        .par_iter_mut()
+        .zip(val_rows.par_iter_mut())
+        .for_each(|(ix, vx)| {
+            if ix.windows(2).all(|w| w[0] < w[1]) {
+                return;
+            }
+            let mut pairs: Vec<(I, V)> = ix.iter().copied().zip(vx.iter().copied()).collect();
+            pairs.sort_by_key(|p| p.0);
+            for (k, (i, v)) in pairs.into_iter().enumerate() {
+                ix[k] = i;
+                vx[k] = v;
+            }
+        });
+    Ok(())
 }
 
 /// The checks of [`CsrMatrix::try_from_parts`]: `indptr` has `n_rows + 1` entries from 0 to

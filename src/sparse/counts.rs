@@ -57,7 +57,7 @@ impl PartialEq<CsrMatrix> for Counts {
 
 /// Whether `v` is stored exactly as a `u16` count.
 #[inline]
-fn fits_u16(v: f32) -> bool {
+pub(crate) fn fits_u16(v: f32) -> bool {
     (0.0..=u16::MAX as f32).contains(&v) && v.fract() == 0.0
 }
 

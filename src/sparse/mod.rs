@@ -14,7 +14,8 @@ mod counts;
 mod elements;
 mod select;
 
-pub(crate) use counts::with_counts;
+pub(crate) use build::sort_rows;
+pub(crate) use counts::{fits_u16, with_counts};
 pub use counts::{Counts, CountsLayout};
 pub use elements::{ColIndex, StoredValue};
 

@@ -20,6 +20,7 @@ use read::read_matrix;
 use super::{open_text, ReadOptions};
 use crate::dataset::{make_unique, CellTable, Dataset, GeneTable};
 use crate::error::{Error, Result};
+use crate::sparse::Counts;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -95,12 +96,15 @@ pub fn read_10x_mtx(dir: impl AsRef<Path>, opts: &ReadOptions) -> Result<Dataset
     let genes = read_features(&files.features)?;
     let barcodes = read_barcodes(&files.barcodes)?;
     let counts = read_matrix(&files.matrix, genes.len(), barcodes.len(), &files)?;
-    super::counts::check(counts.data(), opts.assume_counts).map_err(|d| {
-        Error::data(
-            files.matrix.display().to_string(),
-            format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
-        )
-    })?;
+    // Compact counts are integers below 65,536: only the other layout needs the check.
+    if let Counts::Wide(m) = &counts {
+        super::counts::check(m.data(), opts.assume_counts).map_err(|d| {
+            Error::data(
+                files.matrix.display().to_string(),
+                format!("holds {d}; {}", super::counts::HOW_TO_PROCEED),
+            )
+        })?;
+    }
     let cells = CellTable::new(barcodes, &opts.sample, &opts.condition);
     let ds = Dataset::new(counts, cells, genes)?;
     super::keep_feature_types(ds, opts)

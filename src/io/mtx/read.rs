@@ -5,7 +5,7 @@ use super::parse::{line_of_entry, parse_entries, parse_header, Header, LineError
 use super::{read_error, MtxFiles};
 use crate::error::{Error, Result};
 use crate::io::open_text;
-use crate::sparse::CsrMatrix;
+use crate::sparse::{fits_u16, sort_rows, ColIndex, Counts, CsrMatrix};
 use std::io::BufRead;
 use std::path::Path;
 
@@ -98,7 +98,7 @@ pub(super) fn read_matrix(
     n_genes: usize,
     n_cells: usize,
     files: &MtxFiles,
-) -> Result<CsrMatrix> {
+) -> Result<Counts> {
     let max_entries = max_entries(path)?;
     let reader = open_text(path)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Block>>(4);
@@ -140,7 +140,7 @@ fn consume_blocks(
     n_cells: usize,
     max_entries: usize,
     files: &MtxFiles,
-) -> Result<CsrMatrix> {
+) -> Result<Counts> {
     use rayon::prelude::*;
     let mut lines_done = 0u64;
     let io_err = |e: std::io::Error, lines_done: u64| read_error(path, lines_done + 1, e);
@@ -211,14 +211,8 @@ fn consume_blocks(
     let first = head.split_off(offset);
     drop(head);
 
-    let mut indices: Vec<u32> = Vec::new();
-    let mut data: Vec<f32> = Vec::new();
     // Reserve for the declared entries, but never more than the file can hold.
-    let reserve = nnz.min(max_entries);
-    if indices.try_reserve_exact(reserve).is_err() || data.try_reserve_exact(reserve).is_err() {
-        indices = Vec::new();
-        data = Vec::new();
-    }
+    let mut entries = Entries::new(rows, nnz.min(max_entries));
     let mut row_counts = vec![0usize; cols + 1];
     let mut cells_all: Option<Vec<u32>> = None; // kept once entries turn out unsorted
     let mut last_cell = 0u32;
@@ -279,8 +273,7 @@ fn consume_blocks(
                     }
                 }
             }
-            indices.extend_from_slice(&p.genes);
-            data.extend_from_slice(&p.vals);
+            entries.extend(&p.genes, &p.vals);
             seen += k;
             lines_done += p.lines;
         }
@@ -301,9 +294,135 @@ fn consume_blocks(
             for i in 0..cols {
                 row_counts[i + 1] += row_counts[i];
             }
-            CsrMatrix::from_unsorted_rows(cols, rows, row_counts, indices, data)
+            entries.into_rows(cols, rows, row_counts)
         }
-        Some(cells) => CsrMatrix::from_triplets(cols, rows, &cells, &indices, &data),
+        Some(cells) => {
+            let (indices, data) = entries.into_wide();
+            CsrMatrix::from_triplets(cols, rows, &cells, &indices, &data).map(Counts::new)
+        }
     };
     result.map_err(|e| Error::parse(path, lines_done, e.to_string()))
+}
+
+/// The entries read so far, in file order: `u16` gene indices and counts while every count is
+/// an integer below 65,536 (with at most 65,536 genes), else `u32` indices and `f32` values
+/// (the entries so far converted once, when the first other value comes).
+enum Entries {
+    Compact(Vec<u16>, Vec<u16>),
+    Wide(Vec<u32>, Vec<f32>),
+}
+
+impl Entries {
+    /// No entries yet, with room for `reserve` (none when that much memory is refused).
+    fn new(n_genes: usize, reserve: usize) -> Entries {
+        fn room<A, B>(reserve: usize) -> (Vec<A>, Vec<B>) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            if a.try_reserve_exact(reserve).is_err() || b.try_reserve_exact(reserve).is_err() {
+                return (Vec::new(), Vec::new());
+            }
+            (a, b)
+        }
+        if n_genes <= u16::LIMIT {
+            let (i, v) = room(reserve);
+            Entries::Compact(i, v)
+        } else {
+            let (i, v) = room(reserve);
+            Entries::Wide(i, v)
+        }
+    }
+
+    /// Appends entries (gene indices below the number of genes, checked by the parser).
+    fn extend(&mut self, genes: &[u32], vals: &[f32]) {
+        if let Entries::Compact(i, v) = self {
+            if vals.iter().all(|&x| fits_u16(x)) {
+                i.extend(genes.iter().map(|&g| g as u16));
+                v.extend(vals.iter().map(|&x| x as u16));
+                return;
+            }
+            let wide = std::mem::replace(self, Entries::Compact(Vec::new(), Vec::new()));
+            let (i, v) = wide.into_wide();
+            *self = Entries::Wide(i, v);
+        }
+        if let Entries::Wide(i, v) = self {
+            i.extend_from_slice(genes);
+            v.extend_from_slice(vals);
+        }
+    }
+
+    /// The entries as `u32` indices and `f32` values.
+    fn into_wide(self) -> (Vec<u32>, Vec<f32>) {
+        match self {
+            Entries::Wide(i, v) => (i, v),
+            Entries::Compact(i, v) => (
+                i.into_iter().map(u32::from).collect(),
+                v.into_iter().map(f32::from).collect(),
+            ),
+        }
+    }
+
+    /// The matrix of `n_rows` rows whose entries follow one another row by row as `indptr`
+    /// says (each row's genes in any order): compact when every row holds each gene at most
+    /// once, else with the repeated entries summed, as `f32` (compacted again when the sums
+    /// fit).
+    fn into_rows(self, n_rows: usize, n_cols: usize, indptr: Vec<usize>) -> Result<Counts> {
+        match self {
+            Entries::Compact(mut i, mut v) => {
+                if indptr.last() != Some(&i.len()) {
+                    return Err(Error::data(
+                        "CSR matrix",
+                        "indptr does not match the entries",
+                    ));
+                }
+                sort_rows(n_rows, &indptr, &mut i, &mut v)?;
+                let repeated = indptr
+                    .windows(2)
+                    .any(|w| i[w[0]..w[1]].windows(2).any(|p| p[0] == p[1]));
+                if !repeated {
+                    return Ok(Counts::Compact(CsrMatrix::try_from_parts(
+                        n_rows, n_cols, indptr, i, v,
+                    )?));
+                }
+                let (i, v) = Entries::Compact(i, v).into_wide();
+                CsrMatrix::from_unsorted_rows(n_rows, n_cols, indptr, i, v).map(Counts::new)
+            }
+            Entries::Wide(i, v) => {
+                CsrMatrix::from_unsorted_rows(n_rows, n_cols, indptr, i, v).map(Counts::new)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two cells x 3 genes from entries in file order (cell by cell, genes in any order).
+    fn rows(genes: &[u32], vals: &[f32], split: &[usize]) -> Counts {
+        let mut e = Entries::new(3, 0);
+        for w in split.windows(2) {
+            e.extend(&genes[w[0]..w[1]], &vals[w[0]..w[1]]);
+        }
+        e.into_rows(2, 3, vec![0, 2, genes.len()]).unwrap()
+    }
+
+    #[test]
+    fn entries_stay_compact_while_counts_fit() {
+        // genes out of order inside cell 0
+        let c = rows(&[2, 0, 1, 2], &[5., 65535., 1., 2.], &[0, 2, 4]);
+        assert!(c.is_compact());
+        assert_eq!(c.to_dense().row(0).to_vec(), vec![65535., 0., 5.]);
+        assert_eq!(c.to_dense().row(1).to_vec(), vec![0., 1., 2.]);
+        // a non-integer value in the second block: the first block's entries are widened
+        let c = rows(&[2, 0, 1, 2], &[5., 3., 0.5, 2.], &[0, 2, 4]);
+        assert!(!c.is_compact());
+        assert_eq!(c.to_dense().row(0).to_vec(), vec![3., 0., 5.]);
+        assert_eq!(c.to_dense().row(1).to_vec(), vec![0., 0.5, 2.]);
+        // a gene twice in a cell: summed, compact again when the sum fits, else wide
+        let c = rows(&[1, 1, 0, 2], &[4., 5., 1., 1.], &[0, 4]);
+        assert!(c.is_compact());
+        assert_eq!(c.to_dense().row(0).to_vec(), vec![0., 9., 0.]);
+        let c = rows(&[1, 1, 0, 2], &[65535., 5., 1., 1.], &[0, 4]);
+        assert!(!c.is_compact());
+        assert_eq!(c.get(0, 1), 65540.);
+    }
 }
