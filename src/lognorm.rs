@@ -103,10 +103,7 @@ impl MatrixValues for Counts {
         Counts::indptr(self)
     }
     fn indices(&self) -> Indices<'_> {
-        match self {
-            Counts::Compact(m) => Indices::U16(m.indices()),
-            Counts::Wide(m) => Indices::U32(m.indices()),
-        }
+        CountsRef::from(self).indices()
     }
     #[inline]
     fn values_into(&self, _row: usize, range: Range<usize>, out: &mut Vec<f32>) {

@@ -164,15 +164,13 @@ pub fn pack_expression<'a>(
     // while they were joined (about 45 MB at 50,000 cells, at the run's peak).
     let log = LogTable::new(size_factors);
     let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); genes.len()];
-    let indptr = counts.indptr();
     for (pos, &cell) in shown.iter().enumerate() {
-        let value = log.of_cell(cell);
-        let range = indptr[cell]..indptr[cell + 1];
         with_counts_ref!(counts, m => {
-            let (idx, val) = (&m.indices()[range.clone()], &m.data()[range]);
+            let value = log.of_cell_stored(cell);
+            let (idx, val) = m.row(cell);
             for (&j, &v) in idx.iter().zip(val) {
-                let (s, v) = (slot[j.ix()], v.to_f32());
-                if s != u32::MAX && v != 0.0 {
+                let s = slot[j.ix()];
+                if s != u32::MAX && v.to_f32() != 0.0 {
                     cols[s as usize].push((pos as u32, value(v)));
                 }
             }

@@ -6,7 +6,7 @@
 //! matrices (non-integer values, larger counts, more features) stay `f32` / `u32`. Every count
 //! reads as the same `f32` in both layouts, so results do not depend on the layout.
 
-use super::{ColIndex, CsrMatrix, StoredValue};
+use super::{convert, ColIndex, CsrMatrix, StoredValue};
 use crate::error::Result;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -59,16 +59,6 @@ impl PartialEq<CsrMatrix> for Counts {
 #[inline]
 pub(crate) fn fits_u16(v: f32) -> bool {
     (0.0..=u16::MAX as f32).contains(&v) && v.fract() == 0.0
-}
-
-/// Copies `src` into a new vector through `f`, in parallel blocks.
-fn convert<S: Sync, D: Copy + Default + Send>(src: &[S], f: impl Fn(&S) -> D + Sync) -> Vec<D> {
-    const BLOCK: usize = 1 << 16;
-    let mut out = vec![D::default(); src.len()];
-    out.par_chunks_mut(BLOCK)
-        .zip(src.par_chunks(BLOCK))
-        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = f(s)));
-    out
 }
 
 /// A matrix of one of the two layouts of [`Counts`].
@@ -148,10 +138,6 @@ impl Counts {
     pub fn indptr(&self) -> &[usize] {
         with_counts!(self, m => m.indptr())
     }
-    /// Bytes held by the index and value arrays.
-    pub fn stored_bytes(&self) -> usize {
-        with_counts!(self, m => std::mem::size_of_val(m.indices()) + std::mem::size_of_val(m.data()))
-    }
     /// Sum of each row in `f64` ([`super::sum_f64`]; the same in both layouts).
     pub fn row_sums(&self) -> Vec<f64> {
         with_counts!(self, m => m.row_sums())
@@ -186,22 +172,6 @@ impl Counts {
             val.extend(v.iter().map(|&x| x.to_f32()));
         })
     }
-    /// Every stored count, in stored order, as `f32`, to `f` in blocks of at most 65,536
-    /// (in order, on the calling thread).
-    pub fn for_each_value_block(&self, mut f: impl FnMut(&[f32])) {
-        match self {
-            Counts::Wide(m) => m.data().chunks(1 << 16).for_each(f),
-            Counts::Compact(m) => {
-                let mut buf = Vec::with_capacity(1 << 16);
-                for c in m.data().chunks(1 << 16) {
-                    buf.clear();
-                    buf.extend(c.iter().map(|&v| v.to_f32()));
-                    f(&buf);
-                }
-            }
-        }
-    }
-
     /// The counts as an `f32` / `u32` matrix: borrowed when stored so, else converted (a
     /// copy of twice the compact size).
     pub fn to_csr(&self) -> Cow<'_, CsrMatrix> {
@@ -294,7 +264,6 @@ mod tests {
             c.select_rows(&[2, 0]).unwrap().to_dense(),
             w.select_rows(&[2, 0]).unwrap().to_dense()
         );
-        assert_eq!(c.stored_bytes(), 4 * 4);
     }
 
     #[test]

@@ -32,6 +32,17 @@ pub fn sum_f64(v: &[f32]) -> f64 {
     sum_values(v)
 }
 
+/// Copies `src` into a new vector through `f`, in fixed parallel blocks (each block's pages
+/// first touched by the thread that fills them).
+fn convert<S: Sync, D: Copy + Default + Send>(src: &[S], f: impl Fn(&S) -> D + Sync) -> Vec<D> {
+    const BLOCK: usize = 1 << 16;
+    let mut out = vec![D::default(); src.len()];
+    out.par_chunks_mut(BLOCK)
+        .zip(src.par_chunks(BLOCK))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = f(s)));
+    out
+}
+
 /// [`sum_f64`] of stored values of any type (each taken as its `f32` value): the same sum, in
 /// the same order, so a count stored as `u16` sums to the bit the `f32` one does.
 #[inline]
@@ -212,22 +223,12 @@ impl<V: StoredValue, I: ColIndex> CsrMatrix<V, I> {
 
     /// The same matrix with `f32` values and `u32` indices (a copy, converted in parallel).
     pub fn to_wide(&self) -> CsrMatrix {
-        const BLOCK: usize = 1 << 16;
-        let mut indices = vec![0u32; self.indices.len()];
-        indices
-            .par_chunks_mut(BLOCK)
-            .zip(self.indices.par_chunks(BLOCK))
-            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = s.ix() as u32));
-        let mut data = vec![0f32; self.data.len()];
-        data.par_chunks_mut(BLOCK)
-            .zip(self.data.par_chunks(BLOCK))
-            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d = s.to_f32()));
         CsrMatrix {
             n_rows: self.n_rows,
             n_cols: self.n_cols,
             indptr: self.indptr.clone(),
-            indices,
-            data,
+            indices: convert(&self.indices, |c| c.ix() as u32),
+            data: convert(&self.data, |v| v.to_f32()),
         }
     }
 }
