@@ -3,7 +3,7 @@
 
 use super::decode::{ChunkDecoder, Scratch, StoredChunk};
 use super::num::{little_endian, Kind, Num};
-use super::read::fill_contiguous;
+use super::read::{contiguous_address, fill_contiguous};
 use super::{dataset, guard};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -90,18 +90,10 @@ impl RangeReader {
             let file_len = std::fs::metadata(path)
                 .map_err(|e| Error::io(path, e))?
                 .len();
-            let mut contiguous = None;
-            if unfiltered && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false) {
-                if let Ok(hdf5_pure::Layout::Contiguous {
-                    address: Some(at),
-                    size,
-                }) = ds.layout()
-                {
-                    if size == (len * kind.size()) as u64 {
-                        contiguous = Some(at);
-                    }
-                }
-            }
+            let contiguous = (unfiltered
+                && ds.datatype().map(|d| little_endian(&d)).unwrap_or(false))
+            .then(|| contiguous_address(&ds, len, kind))
+            .flatten();
             Ok(RangeReader {
                 ds,
                 path: path.to_path_buf(),

@@ -54,14 +54,8 @@ fn read_numeric_ds<T: Num>(ds: &hdf5_pure::Dataset, path: &Path, name: &str) -> 
         }
     }
     if fast && filters.is_empty() {
-        if let Ok(hdf5_pure::Layout::Contiguous {
-            address: Some(at),
-            size,
-        }) = ds.layout()
-        {
-            if size == (n * kind.size()) as u64 {
-                return read_contiguous_parallel(path, name, at, n, kind);
-            }
+        if let Some(at) = contiguous_address(ds, n, kind) {
+            return read_contiguous_parallel(path, name, at, n, kind);
         }
     }
     // General path through the crate's reader.
@@ -150,6 +144,18 @@ fn read_chunks_parallel<T: Num>(
 
 /// Elements read and converted per task by [`fill_contiguous`].
 pub(super) const CONTIGUOUS_BLOCK: usize = 1 << 20;
+
+/// Byte address of the elements of `ds` when it is stored contiguous, allocated, and exactly
+/// `n` elements of `kind` long (the caller checks that it is unfiltered and little-endian).
+pub(super) fn contiguous_address(ds: &hdf5_pure::Dataset, n: usize, kind: Kind) -> Option<u64> {
+    match ds.layout() {
+        Ok(hdf5_pure::Layout::Contiguous {
+            address: Some(at),
+            size,
+        }) if size == (n * kind.size()) as u64 => Some(at),
+        _ => None,
+    }
+}
 
 /// A contiguous (unfiltered, little-endian) dataset of `n` elements of `kind` stored at byte
 /// `at`, read whole with [`fill_contiguous`] (anndata writes its arrays this way by default;
