@@ -198,10 +198,15 @@ pub(crate) fn log_value(c: f32, s: f32) -> f32 {
 /// The log values `ln(1 + c / s_i)` of every cell's integer counts below 32, looked up
 /// (128 bytes per cell, filled when made), and the size factors for the other values: what
 /// [`LogCounts`] and the streamed markers read, bit for bit [`log_value`].
+///
+/// The table is stored count by count (`table[c * n + i]`, one row of `n` cells per count):
+/// a walk over the cells of a gene in ascending order, as the streamed markers make, then
+/// reads each count's row forward, where a row per cell would cost a cache line per value
+/// once the table outgrows the cache (128 MB at a million cells).
 #[derive(Debug, Clone)]
 pub(crate) struct LogTable<'a> {
     size_factors: &'a [f32],
-    table: Vec<[f32; TABLE]>,
+    table: Vec<f32>,
 }
 
 impl<'a> LogTable<'a> {
@@ -210,10 +215,15 @@ impl<'a> LogTable<'a> {
 
     /// The table of cells with these size factors.
     pub(crate) fn new(size_factors: &'a [f32]) -> Self {
-        let table = size_factors
-            .par_iter()
-            .map(|&s| std::array::from_fn(|c| log_value(c as f32, s)))
-            .collect();
+        let n = size_factors.len();
+        let mut table = vec![0f32; TABLE * n];
+        if n > 0 {
+            table.par_chunks_mut(n).enumerate().for_each(|(c, row)| {
+                for (t, &s) in row.iter_mut().zip(size_factors) {
+                    *t = log_value(c as f32, s);
+                }
+            });
+        }
         LogTable {
             size_factors,
             table,
@@ -231,7 +241,7 @@ impl<'a> LogTable<'a> {
         self.of_cell(cell)(c)
     }
 
-    /// The log values of cell `cell`'s counts, the cell's table row looked up once.
+    /// The log values of cell `cell`'s counts.
     #[inline]
     pub(crate) fn of_cell(&self, cell: usize) -> impl Fn(f32) -> f32 + '_ {
         self.of_cell_stored(cell)
@@ -241,11 +251,12 @@ impl<'a> LogTable<'a> {
     /// check that the value is one).
     #[inline]
     pub(crate) fn of_cell_stored<V: StoredValue>(&self, cell: usize) -> impl Fn(V) -> f32 + '_ {
-        let (table, s) = (&self.table[cell], self.size_factors[cell]);
+        let (n, s) = (self.size_factors.len(), self.size_factors[cell]);
+        let table = &self.table[..];
         move |c: V| {
             let k = c.count_index();
             if k < TABLE {
-                table[k]
+                table[k * n + cell]
             } else {
                 log_value(c.to_f32(), s)
             }
@@ -344,6 +355,27 @@ pub fn row_values<X: MatrixValues + ?Sized>(x: &X, row: usize, out: &mut Vec<f32
 mod tests {
     use super::*;
     use crate::normalize::{normalize_total_log1p, NormalizeOptions};
+
+    #[test]
+    fn table_gives_every_cell_its_own_log_values() {
+        let factors = [0.0f32, 1.0, 0.5, 3.7, 1e-3, 250.0, 1.0];
+        let t = LogTable::new(&factors);
+        for (cell, &s) in factors.iter().enumerate() {
+            for c in (0..40).map(|c| c as f32).chain([0.25, 31.5, 1e6]) {
+                assert_eq!(
+                    t.value(cell, c).to_bits(),
+                    log_value(c, s).to_bits(),
+                    "cell {cell}, count {c}"
+                );
+            }
+        }
+        assert_eq!(
+            t.value(0, 3.0),
+            3.0f32.ln_1p(),
+            "a zero factor is taken as 1"
+        );
+        assert!(LogTable::new(&[]).size_factors().is_empty());
+    }
 
     #[test]
     fn values_are_those_of_the_stored_log_matrix() {
