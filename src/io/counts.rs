@@ -11,12 +11,16 @@
 use crate::sparse::{with_counts, Counts, StoredValue};
 use rayon::prelude::*;
 
-/// Whether the finite `v` has no fractional part (`v.fract() == 0`) without a call to
-/// `trunc`: from 2^23 up every `f32` is an integer, and below it the truncation to `i32` and
-/// back is exact.
+/// Whether the finite `v` has no fractional part (`v.fract() == 0`) in plain arithmetic
+/// that vectorizes (no `trunc` call, no saturating conversion): from 2^23 up every `f32` is
+/// an integer, and below it adding 2^23 rounds `|v|` to the nearest integer (the result lies
+/// in `[2^23, 2^24]`, where the spacing of `f32` is 1), so subtracting it back gives `|v|`
+/// exactly when `|v|` is one.
 #[inline]
 fn is_integer(v: f32) -> bool {
-    v.abs() >= 8_388_608.0 || (v as i32) as f32 == v
+    const TWO_23: f32 = 8_388_608.0;
+    let a = v.abs();
+    (a >= TWO_23) | ((a + TWO_23) - TWO_23 == a)
 }
 
 /// What the stored values of a matrix hold.
@@ -70,23 +74,42 @@ impl ValueSummary {
         s
     }
 
+    /// The summary of one piece, without a branch per value: eight lanes of counts and
+    /// extremes (counts of at most 2^32 - 1 values), merged at the end (the counts and
+    /// extremes do not depend on the order). NaN and infinities count only as non-finite.
     fn of_piece<V: StoredValue>(values: &[V]) -> ValueSummary {
-        let mut s = ValueSummary {
-            n_values: values.len(),
-            ..Default::default()
+        const L: usize = 8;
+        let mut lo = [f32::INFINITY; L];
+        let mut hi = [f32::NEG_INFINITY; L];
+        let (mut negative, mut fraction, mut non_finite) = ([0u32; L], [0u32; L], [0u32; L]);
+        let mut add = |l: usize, v: f32| {
+            let finite = v.abs() <= f32::MAX;
+            non_finite[l] += u32::from(!finite);
+            let low = if finite { v } else { f32::INFINITY };
+            let high = if finite { v } else { f32::NEG_INFINITY };
+            lo[l] = if low < lo[l] { low } else { lo[l] };
+            hi[l] = if high > hi[l] { high } else { hi[l] };
+            negative[l] += u32::from(finite & (v < 0.0));
+            fraction[l] += u32::from(finite & !is_integer(v));
         };
-        for &v in values {
-            let v = v.to_f32();
-            if !v.is_finite() {
-                s.n_non_finite += 1;
-                continue;
+        let mut chunks = values.chunks_exact(L);
+        for c in &mut chunks {
+            for (l, &v) in c.iter().enumerate() {
+                add(l, v.to_f32());
             }
-            s.min = s.min.min(v);
-            s.max = s.max.max(v);
-            s.n_negative += (v < 0.0) as usize;
-            s.n_non_integer += !is_integer(v) as usize;
         }
-        s
+        for &v in chunks.remainder() {
+            add(0, v.to_f32());
+        }
+        let sum = |c: [u32; L]| c.iter().map(|&k| k as usize).sum::<usize>();
+        ValueSummary {
+            n_values: values.len(),
+            n_negative: sum(negative),
+            n_non_integer: sum(fraction),
+            n_non_finite: sum(non_finite),
+            min: lo.iter().copied().fold(f32::INFINITY, f32::min),
+            max: hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        }
     }
 
     /// Adds the values summarised in `other`.
@@ -195,10 +218,25 @@ mod tests {
             1e-30,
             8_388_607.5,
             8_388_608.0,
+            0.5,
+            1.5,
+            -2.5,
+            1_048_575.5,
+            8_388_607.0,
+            16_777_218.0,
+            1e-45,
+            f32::MIN_POSITIVE,
             1e30,
             -1e30,
         ] {
             assert_eq!(is_integer(v), v.fract() == 0.0, "{v}");
+        }
+        // every 997th bit pattern: all exponents, both signs
+        for bits in (0..u32::MAX).step_by(997) {
+            let v = f32::from_bits(bits);
+            if v.is_finite() {
+                assert_eq!(is_integer(v), v.fract() == 0.0, "{v}");
+            }
         }
         let big: Vec<f32> = (0..200_000).map(|i| i as f32 * 0.5).collect();
         let s = ValueSummary::of(&big);
@@ -221,6 +259,42 @@ mod tests {
         assert!(e.contains("NaN"), "{e}");
         let e = check(&[1.5, 300.25], false).unwrap_err();
         assert!(e.contains("normalized (not logged)"), "{e}");
+    }
+
+    #[test]
+    fn summary_counts_every_kind_of_value() {
+        let kinds = [
+            3.0f32,
+            0.0,
+            -0.0,
+            2.5,
+            -4.0,
+            -0.25,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            8_388_607.5,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+        ];
+        for len in [0usize, 1, 7, 8, 9, 63, 1000] {
+            let v: Vec<f32> = (0..len)
+                .map(|i| kinds[(i * 7 + len) % kinds.len()])
+                .collect();
+            let s = ValueSummary::of(&v);
+            let fin: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            assert_eq!(s.n_values, len);
+            assert_eq!(s.n_non_finite, len - fin.len(), "{len}");
+            assert_eq!(s.n_negative, fin.iter().filter(|&&x| x < 0.0).count());
+            assert_eq!(
+                s.n_non_integer,
+                fin.iter().filter(|x| x.fract() != 0.0).count()
+            );
+            assert_eq!(s.min, fin.iter().copied().fold(f32::INFINITY, f32::min));
+            assert_eq!(s.max, fin.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
     }
 
     #[test]
