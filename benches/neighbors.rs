@@ -10,7 +10,10 @@
 //! writes each embedding to `target/neighbors_bench/clustered_<n>x50.f32` (row-major
 //! little-endian `f32`) for `scripts/bench_scanpy_neighbors.py`; `SCRNA_BENCH_EMBEDDING=<file>`
 //! times that embedding (50 columns) instead, `SCRNA_BENCH_CELLS=<n>` only its first `n` rows;
-//! `SCRNA_BENCH_RECALL=1` also prints the recall at k = 15 against the exact search.
+//! `SCRNA_BENCH_RECALL=1` also prints the recall at k = 15 against the exact search;
+//! `SCRNA_BENCH_RECALL_SAMPLE=<m>` the recall of `m` evenly spaced cells only (each against
+//! every cell by brute force), for sizes where the whole exact search takes too long.
+//! `SCRNA_BENCH_TREES=<t>` sets the number of random-projection trees.
 
 #[path = "../tests/support/knn_recall.rs"]
 mod knn_recall;
@@ -154,6 +157,38 @@ fn read_embedding(path: &str, d: usize) -> Array2<f32> {
     Array2::from_shape_vec((v.len() / d, d), v).expect("shape")
 }
 
+/// The recall at k = 15 of `m` evenly spaced cells: each cell's 14 nearest other cells by
+/// brute force (`f64` distances, ties by index) against the approximate result's row.
+fn sampled_recall(x: &Array2<f32>, approx: &scrna::neighbors::Knn, m: usize) -> f64 {
+    let n = x.nrows();
+    let k = approx.n_neighbors;
+    let queries: Vec<usize> = (0..m.min(n)).map(|q| q * n / m.min(n)).collect();
+    let hits: usize = queries
+        .par_iter()
+        .map(|&i| {
+            let xi = x.row(i);
+            let mut d: Vec<(f64, usize)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let s = xi
+                        .iter()
+                        .zip(x.row(j))
+                        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                        .sum::<f64>();
+                    (s, j)
+                })
+                .collect();
+            d.select_nth_unstable_by(k - 2, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let exact: Vec<u32> = d[..k - 1].iter().map(|&(_, j)| j as u32).collect();
+            approx.row_indices(i)[1..]
+                .iter()
+                .filter(|j| exact.contains(j))
+                .count()
+        })
+        .sum();
+    hits as f64 / (queries.len() * (k - 1)) as f64
+}
+
 fn quick(runs: usize) {
     let mut sets: Vec<(String, Array2<f32>)> = Vec::new();
     if let Ok(path) = std::env::var("SCRNA_BENCH_EMBEDDING") {
@@ -185,12 +220,28 @@ fn quick(runs: usize) {
             )
             .unwrap()
         });
+        let sample: Option<usize> = std::env::var("SCRNA_BENCH_RECALL_SAMPLE")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let opts = KnnOptions {
+            n_trees: std::env::var("SCRNA_BENCH_TREES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            ..KnnOptions::default()
+        };
         let (mut t_knn, mut t_all, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let c0 = cpu_seconds();
             let t = Instant::now();
-            let k = knn(x.view(), &KnnOptions::default()).unwrap();
+            let k = knn(x.view(), &opts).unwrap();
             t_knn.push(t.elapsed().as_secs_f64());
+            if let Some(m) = sample {
+                eprintln!(
+                    "recall at k = 15 of {m} evenly spaced cells: {:.4}",
+                    sampled_recall(&x, &k, m)
+                );
+            }
             if let Some(e) = &exact {
                 eprintln!(
                     "recall at k = 15 against the exact search: {:.4}",

@@ -344,61 +344,18 @@ pub fn encode_segment(
         .map(|(t, &(m0, m1))| {
             let g0 = m0 * GENES_PER_MARK;
             let g1 = (m1 * GENES_PER_MARK).min(ng);
-            let bg = g1 - g0;
-            let span = |i: usize| cuts[i * stride + t] as usize..cuts[i * stride + t + 1] as usize;
-            let mut ptr = vec![0usize; bg + 1];
-            let mut raw = false;
-            for (i, &(r, _)) in rows.iter().enumerate() {
-                let sp = span(i);
-                let (idx, val) = x.row(r);
-                for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
-                    let g = gene_pos[c as usize];
-                    if g != u32::MAX {
-                        ptr[g as usize - g0 + 1] += 1;
-                        raw |= !is_count(v);
-                    }
-                }
-            }
-            for j in 0..bg {
-                ptr[j + 1] += ptr[j];
-            }
-            let mut next = ptr[..bg].to_vec();
-            let mut cells = vec![0u32; ptr[bg]];
-            let mut vals = vec![0f32; ptr[bg]];
-            for (i, &(r, k)) in rows.iter().enumerate() {
-                let sp = span(i);
-                let (idx, val) = x.row(r);
-                for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
-                    let g = gene_pos[c as usize];
-                    if g != u32::MAX {
-                        let s = &mut next[g as usize - g0];
-                        cells[*s] = k;
-                        vals[*s] = v;
-                        *s += 1;
-                    }
-                }
-            }
-            // The raw flag is per range: one leading byte; the marks are offsets after it.
-            let mut out = Vec::with_capacity(2 * ptr[bg] + bg + 2);
-            out.push(raw as u8);
-            let mut marks = Vec::with_capacity(m1 - m0);
-            for j in 0..bg {
-                if j % GENES_PER_MARK == 0 {
-                    marks.push(out.len() as u64 - 1);
-                }
-                let (lo, hi) = (ptr[j], ptr[j + 1]);
-                put_varint(&mut out, (hi - lo) as u64);
-                let mut prev = base;
-                for (&k, &v) in cells[lo..hi].iter().zip(&vals[lo..hi]) {
-                    put_varint(&mut out, (k - prev) as u64);
-                    prev = k;
-                    if raw {
-                        out.extend_from_slice(&v.to_le_bytes());
-                    } else {
-                        put_varint(&mut out, v as u64);
-                    }
-                }
-            }
+            let entries = RangeEntries {
+                x,
+                rows: &rows,
+                cuts: &cuts,
+                stride,
+                task: t,
+                gene_pos,
+                g0: g0 as u32,
+            };
+            let sizes = GeneSizes::of(g1 - g0, base, &entries);
+            let (mut out, marks) = sizes.layout();
+            sizes.fill(&mut out, base, &entries);
             (out, marks)
         })
         .collect();
@@ -416,6 +373,139 @@ pub struct EncodedSegment {
     base: u32,
     per_range: usize,
     ranges: Vec<(Vec<u8>, Vec<u64>)>,
+}
+
+/// The entries of one range of genes of a block of cells: the kept rows' values in the
+/// range's input columns (`cuts[i * stride + task]..cuts[i * stride + task + 1]` of kept row
+/// `i`) whose columns are kept genes.
+struct RangeEntries<'a> {
+    x: &'a CsrMatrix,
+    /// (row of `x`, kept cell), cells increasing.
+    rows: &'a [(usize, u32)],
+    cuts: &'a [u32],
+    stride: usize,
+    task: usize,
+    gene_pos: &'a [u32],
+    /// The range's first kept gene.
+    g0: u32,
+}
+
+impl RangeEntries<'_> {
+    /// Calls `f(gene - g0, kept cell, value)` for every entry, row after row (so the cells of
+    /// each gene increase).
+    #[inline(always)]
+    fn each(&self, mut f: impl FnMut(usize, u32, f32)) {
+        for (i, &(r, k)) in self.rows.iter().enumerate() {
+            let at = i * self.stride + self.task;
+            let sp = self.cuts[at] as usize..self.cuts[at + 1] as usize;
+            let (idx, val) = self.x.row(r);
+            for (&c, &v) in idx[sp.clone()].iter().zip(&val[sp]) {
+                let g = self.gene_pos[c as usize];
+                if g != u32::MAX {
+                    f((g - self.g0) as usize, k, v);
+                }
+            }
+        }
+    }
+}
+
+/// The encoded sizes of one range of genes of a segment, counted in a first pass over its
+/// entries so that the second pass writes every entry's bytes straight to their place in the
+/// range's output (no gene-major copy of the entries in between).
+struct GeneSizes {
+    genes: Vec<GeneSize>,
+    /// Some value of the range is not a count: every value is stored as `f32` bits.
+    raw: bool,
+}
+
+/// What the first pass counts of one gene (one cache line's worth, read and written together).
+#[derive(Clone, Copy)]
+struct GeneSize {
+    /// Entries.
+    n: u32,
+    /// Kept cell of the last entry seen (the base before the first).
+    last: u32,
+    /// Bytes of the cell deltas.
+    delta_bytes: u64,
+    /// Bytes of the values as varint counts (meaningless when the range is `raw`).
+    count_bytes: u64,
+}
+
+impl GeneSizes {
+    /// Counts the range's entries (the first delta of each gene is taken from `base`).
+    fn of(n_genes: usize, base: u32, entries: &RangeEntries<'_>) -> Self {
+        let zero = GeneSize {
+            n: 0,
+            last: base,
+            delta_bytes: 0,
+            count_bytes: 0,
+        };
+        let mut genes = vec![zero; n_genes];
+        let mut not_count = false;
+        entries.each(|j, k, v| {
+            let s = &mut genes[j];
+            s.n += 1;
+            s.delta_bytes += varint_len32(k - s.last);
+            s.last = k;
+            // a value from 2^32 on is not a count: its length is not used
+            s.count_bytes += varint_len32(v as u32);
+            not_count |= !is_count(v);
+        });
+        GeneSizes {
+            genes,
+            raw: not_count,
+        }
+    }
+
+    /// Bytes of gene `j`: its length, its deltas and its values.
+    fn gene_bytes(&self, j: usize) -> u64 {
+        let s = &self.genes[j];
+        let n = s.n as u64;
+        let values = if self.raw { 4 * n } else { s.count_bytes };
+        varint_len(n) + s.delta_bytes + values
+    }
+
+    /// The range's output, sized and holding its flag byte, and the offsets of its marks
+    /// (every [`GENES_PER_MARK`]-th gene, counted after the flag byte).
+    fn layout(&self) -> (Vec<u8>, Vec<u64>) {
+        let mut marks = Vec::with_capacity(self.genes.len().div_ceil(GENES_PER_MARK));
+        let mut at = 0u64;
+        for j in 0..self.genes.len() {
+            if j % GENES_PER_MARK == 0 {
+                marks.push(at);
+            }
+            at += self.gene_bytes(j);
+        }
+        let mut out = vec![0u8; 1 + at as usize];
+        out[0] = self.raw as u8;
+        (out, marks)
+    }
+
+    /// Writes every gene's length and then, in a second visit of the entries, each entry's
+    /// delta and value at its gene's cursor: the bytes the module docs describe.
+    fn fill(&self, out: &mut [u8], base: u32, entries: &RangeEntries<'_>) {
+        // per gene: where its next entry goes, and the kept cell of its last entry
+        let mut cursor: Vec<(usize, u32)> = Vec::with_capacity(self.genes.len());
+        let mut at = 1usize;
+        for (j, s) in self.genes.iter().enumerate() {
+            let len = put_varint_at(out, at, s.n as u64);
+            cursor.push((len, base));
+            at += self.gene_bytes(j) as usize;
+        }
+        let raw = self.raw;
+        entries.each(|j, k, v| {
+            let (c, last) = &mut cursor[j];
+            let mut p = put_varint_at(out, *c, (k - *last) as u64);
+            *last = k;
+            p = if raw {
+                out[p..p + 4].copy_from_slice(&v.to_le_bytes());
+                p + 4
+            } else {
+                put_varint_at(out, p, v as u64)
+            };
+            *c = p;
+        });
+    }
 }
 
 impl Wire for EncodedSegment {
@@ -509,18 +599,25 @@ fn decode(
 }
 
 /// An integer count that the varint encoding holds exactly.
+#[inline(always)]
 fn is_count(v: f32) -> bool {
-    // below 2^32 a truncated value is exact as f32 (a non-integer is below 2^23), so the
-    // round trip keeps exactly the integers
-    (0.0..4_294_967_296.0).contains(&v) && (v as u64) as f32 == v
+    // In 0..2^32: from 2^23 on every f32 is an integer; below, adding and taking away 2^23
+    // rounds to an integer, which gives `v` back exactly when it is one. No branch, no
+    // conversion (NaN fails the range test).
+    const TWO_23: f32 = 8_388_608.0;
+    (0.0..4_294_967_296.0).contains(&v) & ((v >= TWO_23) | ((v + TWO_23) - TWO_23 == v))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Writes the varint of `v` at `out[at..]`; returns the position after it.
+#[inline(always)]
+fn put_varint_at(out: &mut [u8], mut at: usize, mut v: u64) -> usize {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out[at] = (v as u8) | 0x80;
         v >>= 7;
+        at += 1;
     }
-    out.push(v as u8);
+    out[at] = v as u8;
+    at + 1
 }
 
 #[inline]
@@ -544,6 +641,15 @@ fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
 /// Bytes of the varint of `v`.
 fn varint_len(v: u64) -> u64 {
     (64 - v.max(1).leading_zeros() as u64).div_ceil(7).max(1)
+}
+
+/// [`varint_len`] of a 32-bit value, without a branch or a bit scan.
+#[inline(always)]
+fn varint_len32(v: u32) -> u64 {
+    1 + u64::from(v >= 1 << 7)
+        + u64::from(v >= 1 << 14)
+        + u64::from(v >= 1 << 21)
+        + u64::from(v >= 1 << 28)
 }
 
 /// Estimated size of the spill: for each kept gene with `stored` values over `n_cells` kept
@@ -623,6 +729,14 @@ fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
     #[test]
     fn varints_round_trip() {
         let mut b = Vec::new();
@@ -644,6 +758,12 @@ mod tests {
                 put_varint(&mut t, v);
                 t.len() as u64
             });
+        }
+        for v in (0..32)
+            .flat_map(|s| [(1u64 << s) - 1, 1 << s])
+            .chain([u32::MAX as u64])
+        {
+            assert_eq!(varint_len32(v as u32), varint_len(v), "{v}");
         }
         let mut at = 0;
         for &v in &vals {
@@ -762,6 +882,140 @@ mod tests {
                     .collect();
                 assert_eq!(got, want, "gene {j} in {g0}..{g1}");
             }
+        }
+    }
+
+    /// The module docs' encoding, written plainly: per range of genes the flag byte, then per
+    /// gene `varint(n)` and its entries `varint(cell delta) value` in cell order.
+    fn plain_segment(
+        x: &CsrMatrix,
+        kept_pos: &[u32],
+        gene_pos: &[u32],
+        ng: usize,
+    ) -> EncodedSegment {
+        let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); ng];
+        for (r, &k) in kept_pos.iter().enumerate() {
+            if k == u32::MAX {
+                continue;
+            }
+            let (idx, val) = x.row(r);
+            for (&c, &v) in idx.iter().zip(val) {
+                if gene_pos[c as usize] != u32::MAX {
+                    cols[gene_pos[c as usize] as usize].push((k, v));
+                }
+            }
+        }
+        let base = *kept_pos.iter().find(|&&k| k != u32::MAX).unwrap();
+        let n_marks = ng.div_ceil(GENES_PER_MARK);
+        let per = n_marks.div_ceil(RANGES).max(1);
+        let mut ranges = Vec::new();
+        for m0 in (0..n_marks).step_by(per) {
+            let genes = m0 * GENES_PER_MARK..((m0 + per) * GENES_PER_MARK).min(ng);
+            let raw = genes
+                .clone()
+                .any(|g| cols[g].iter().any(|&(_, v)| !is_count(v)));
+            let (mut out, mut marks) = (vec![raw as u8], Vec::new());
+            for g in genes.clone() {
+                if (g - genes.start) % GENES_PER_MARK == 0 {
+                    marks.push(out.len() as u64 - 1);
+                }
+                put_varint(&mut out, cols[g].len() as u64);
+                let mut prev = base;
+                for &(k, v) in &cols[g] {
+                    put_varint(&mut out, (k - prev) as u64);
+                    prev = k;
+                    if raw {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    } else {
+                        put_varint(&mut out, v as u64);
+                    }
+                }
+            }
+            ranges.push((out, marks));
+        }
+        EncodedSegment {
+            base,
+            per_range: per,
+            ranges,
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded_as_documented() {
+        // 300 cells x 2500 genes: sparse genes (cell gaps past one varint byte),
+        // counts past 127 and 16,383, removed cells and genes, one gene with a non-integer
+        // value (its range stored as f32 bits).
+        let (n, g) = (300usize, 2500usize);
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let (mut r, mut c, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            for j in 0..g {
+                let p = if j % 10 == 0 { 3 } else { 150 };
+                if next() % p == 0 {
+                    r.push(i as u32);
+                    c.push(j as u32);
+                    let big = [1.0, 127.0, 128.0, 20_000.0][(next() % 4) as usize];
+                    let frac = if j == 1778 { 0.25 } else { 0.0 };
+                    v.push((next() % 5) as f32 * big + frac);
+                }
+            }
+        }
+        let x = CsrMatrix::from_triplets(n, g, &r, &c, &v).unwrap();
+        let mut kept_pos = vec![u32::MAX; n];
+        let mut k = 7u32;
+        for (i, p) in kept_pos.iter_mut().enumerate() {
+            if i % 13 != 5 {
+                *p = k;
+                k += 1;
+            }
+        }
+        let mut gene_pos = vec![u32::MAX; g];
+        let mut ng = 0;
+        for (j, p) in gene_pos.iter_mut().enumerate() {
+            if j % 9 != 4 {
+                *p = ng;
+                ng += 1;
+            }
+        }
+        let seg = encode_segment(0, &x, &kept_pos, &gene_pos, ng as usize).unwrap();
+        let want = plain_segment(&x, &kept_pos, &gene_pos, ng as usize);
+        assert_eq!((seg.base, seg.per_range), (want.base, want.per_range));
+        assert_eq!(seg.ranges.len(), want.ranges.len());
+        let flags: Vec<u8> = want.ranges.iter().map(|(b, _)| b[0]).collect();
+        assert!(flags.contains(&1) && flags.contains(&0), "{flags:?}");
+        for (t, (got, want)) in seg.ranges.iter().zip(&want.ranges).enumerate() {
+            assert_eq!(got, want, "range {t}");
+        }
+    }
+
+    #[test]
+    fn is_count_is_the_round_trip_test() {
+        let plain = |v: f32| (0.0..4_294_967_296.0).contains(&v) && (v as u64) as f32 == v;
+        let mut vals = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            1.0,
+            -1.0,
+            8_388_607.5,
+            8_388_608.0,
+            16_777_217.0,
+            4_294_967_040.0,
+            4_294_967_296.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+        ];
+        vals.extend((0..u32::MAX).step_by(997).map(f32::from_bits));
+        for v in vals {
+            assert_eq!(is_count(v), plain(v), "{v} ({:#x})", v.to_bits());
         }
     }
 
