@@ -418,7 +418,7 @@ struct GeneSizes {
     raw: bool,
 }
 
-/// What the first pass counts of one gene (one cache line's worth, read and written together).
+/// What the first pass counts of one gene, kept together: an entry reads and writes one place.
 #[derive(Clone, Copy)]
 struct GeneSize {
     /// Entries.
