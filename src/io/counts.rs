@@ -17,7 +17,7 @@ use rayon::prelude::*;
 /// in `[2^23, 2^24]`, where the spacing of `f32` is 1), so subtracting it back gives `|v|`
 /// exactly when `|v|` is one.
 #[inline]
-fn is_integer(v: f32) -> bool {
+pub(crate) fn is_integer(v: f32) -> bool {
     const TWO_23: f32 = 8_388_608.0;
     let a = v.abs();
     (a >= TWO_23) | ((a + TWO_23) - TWO_23 == a)

@@ -601,11 +601,8 @@ fn decode(
 /// An integer count that the varint encoding holds exactly.
 #[inline(always)]
 fn is_count(v: f32) -> bool {
-    // In 0..2^32: from 2^23 on every f32 is an integer; below, adding and taking away 2^23
-    // rounds to an integer, which gives `v` back exactly when it is one. No branch, no
-    // conversion (NaN fails the range test).
-    const TWO_23: f32 = 8_388_608.0;
-    (0.0..4_294_967_296.0).contains(&v) & ((v >= TWO_23) | ((v + TWO_23) - TWO_23 == v))
+    // no branch, no conversion (NaN fails the range test)
+    (0.0..4_294_967_296.0).contains(&v) & crate::io::counts::is_integer(v)
 }
 
 /// Writes the varint of `v` at `out[at..]`; returns the position after it.
