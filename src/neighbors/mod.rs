@@ -60,7 +60,15 @@ pub const AUTO_EXACT_MAX_CELLS: usize = 8_191;
 /// - the pipeline's 50-component PCA embedding of the simulator's 50,000 x 20,000 counts
 ///   (`approximate_recall_pipeline_embedding_50k`), whose trailing components are mostly noise
 ///   and so harder: 0.899 with 8, 0.938 with 12, 0.962 with 16 (this value), at 1.35x the
-///   CPU time of 8. umap-learn's NN-descent settings, which Scanpy uses, reach 0.923 there.
+///   CPU time of 8. umap-learn's `nearest_neighbors` settings (60 candidates) reach 0.923
+///   there; Scanpy 1.11.5's `sc.pp.neighbors`, whose `PyNNDescentTransformer` keeps 16
+///   candidates, 0.790 (recall of 1,000 evenly spaced cells,
+///   `scripts/bench_scanpy_neighbors.py --recall`).
+///
+/// The recall falls with the number of cells on such embeddings, for both: on the same
+/// simulator's counts, 0.906 against Scanpy's 0.661 at 200,000 cells and 0.794 against 0.520
+/// at 1,000,000 (`benches/compare/RESULTS.md`, 2026-12-06). At 200,000 cells the search has
+/// converged: more iterations do not raise it.
 pub const APPROX_EXTRA_CANDIDATES: usize = 16;
 
 /// Distance between cells.
