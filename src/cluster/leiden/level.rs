@@ -24,6 +24,21 @@ impl Level {
         let (s, e) = (self.indptr[v], self.indptr[v + 1]);
         (&self.indices[s..e], &self.weights[s..e])
     }
+
+    /// Prefetches where node `v`'s row starts and its weight ([`crate::cpu::prefetch`]).
+    #[inline]
+    pub(super) fn prefetch_node(&self, v: usize) {
+        crate::cpu::prefetch(&self.indptr, v);
+        crate::cpu::prefetch(&self.node_weight, v);
+    }
+
+    /// Prefetches node `v`'s neighbours and edge weights.
+    #[inline]
+    pub(super) fn prefetch_adj(&self, v: usize) {
+        let (cols, w) = self.adj(v);
+        crate::cpu::prefetch_all(cols);
+        crate::cpu::prefetch_all(w);
+    }
 }
 
 /// Level 0 of `graph` for objective `p.objective`, and the resolution as used in move gains
