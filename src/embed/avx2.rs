@@ -79,14 +79,15 @@ pub(super) unsafe fn apply_samples_avx2(
         }
         loop {
             for g in 0..G {
+                // SAFETY: `samples` is not empty (every lane has samples) and n - 1 is the
+                // last cell of `snapshot`; the prefetched samples are clamped to the list.
+                unsafe {
+                    prefetch_ahead(samples, vp[g], snapshot.as_ptr(), n - 1);
+                }
                 // SAFETY: every active lane has samples left (p < end <= stop <=
                 // samples.len()) and every other reads sample 0, so the read is of samples[p];
                 // the cell index is at most n - 1, so the position reads are of snapshot[2 k]
                 // and snapshot[2 k + 1] with 2 k + 1 < 2 n.
-                // SAFETY: the prefetched samples are clamped to the list, their cells to n - 1.
-                unsafe {
-                    prefetch_ahead(samples, vp[g], snapshot.as_ptr(), n - 1);
-                }
                 let (neg, ox, oy) = unsafe {
                     let s = load_u32s(samples.as_ptr(), vp[g]);
                     let k = _mm256_min_epu32(_mm256_and_si256(s, low31), k_max);
