@@ -7,7 +7,8 @@ Run from the repository root, with a Python that has benches/compare/requirement
     python benches/compare/compare.py [--sizes 5000 50000] [--repeats 3] [--skip-scanpy]
 
 For each size it writes the simulator's dataset (N cells x 20,000 genes, seed 0) to a 10x HDF5
-file under target/compare/, runs `examples/pipeline.rs` on it with 2 threads and with 1 thread,
+file under target/compare/ (from 500,000 cells block by block, `pipeline --simulate N --sim-h5`,
+the same counts), runs `examples/pipeline.rs` on it with 2 threads and with 1 thread,
 and `benches/compare/scanpy_pipeline.py` on the same file; both read the HDF5 file, then run
 QC, normalization, HVG, PCA, neighbors, Leiden, UMAP and Wilcoxon markers with the same
 options. Per step it reports the median over repeats of the wall time and of the peak RSS
@@ -45,6 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STEPS = ["read", "qc", "normalize", "hvg", "pca", "neighbors", "leiden", "umap", "markers"]
 STREAM_STEPS = ["qc", "hvg", "load", "pca", "neighbors", "leiden", "umap", "markers"]
+# Sizes from which the input file is simulated block by block (`pipeline --simulate N --sim-h5`).
+BLOCK_SIMULATE_FROM = 500_000
 
 
 def timed(cmd):
@@ -166,7 +169,12 @@ def main():
         h5 = os.path.join(args.workdir, f"sim_{n}.h5")
         if not os.path.exists(h5):
             print(f"simulating {n} cells -> {h5}", file=sys.stderr, flush=True)
-            timed([os.path.join(exe, "simulate"), "--cells", str(n), "--out", h5])
+            if n >= BLOCK_SIMULATE_FROM:
+                # The same counts, barcodes and genes, written block by block: the `simulate`
+                # example holds every cell in memory (killed at 24 GB for a million cells).
+                timed([os.path.join(exe, "pipeline"), "--simulate", str(n), "--sim-h5", h5])
+            else:
+                timed([os.path.join(exe, "simulate"), "--cells", str(n), "--out", h5])
         if n >= args.stream_from:
             lines += streamed(n, h5, exe, args)
             continue
