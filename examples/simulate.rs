@@ -23,13 +23,19 @@
 //! `--truth` writes `barcode,cluster,condition,sample,doublet,second_cluster` of the simulated
 //! cells (`second_cluster` empty for singlets). Bad arguments print one line and exit with
 //! status 1.
+//!
+//! Without `--study` the cells are simulated and written 5,000 at a time
+//! (`scrna::stream::write::write_simulated_cells`): memory stays near the model's, whatever
+//! `--cells` (a million cells in about 0.5 GB). `--study` renames genes over the whole
+//! dataset, so it is simulated in memory (about 24 GB would not hold a million cells).
 
 use scrna::io::tenx_h5::write_10x_h5;
 use scrna::report::write_atomic;
 use scrna::simulate::resistance::simulate_resistance_with;
-use scrna::simulate::{simulate, ProgramShift, SimulateOptions};
+use scrna::simulate::{ProgramShift, SimulateOptions, Simulator, Truth};
+use scrna::stream::write::write_simulated_cells;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -123,76 +129,89 @@ fn run() -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let t = Instant::now();
-    let sim = if study {
-        simulate_resistance_with(&opts)
-    } else {
-        simulate(&opts)
-    }
-    .map_err(|e| e.to_string())?;
-    let simulated = t.elapsed().as_secs_f64();
-    let tr = &sim.truth;
-    if let Some(path) = &truth {
-        write_atomic(path, |w| {
-            writeln!(w, "barcode,cluster,condition,sample,doublet,second_cluster")?;
-            for (i, b) in sim.dataset.cells.barcodes.iter().enumerate() {
-                let second = match tr.doublet_parents[i] {
-                    Some((_, b)) => b.to_string(),
-                    None => String::new(),
-                };
-                writeln!(
-                    w,
-                    "{b},{},{},{},{},{second}",
-                    tr.cluster[i],
-                    opts.conditions[tr.condition[i] as usize],
-                    tr.sample_names[tr.sample[i] as usize],
-                    tr.doublet[i],
-                )?;
+    if study {
+        // The study's gene symbols are chosen over the whole simulated dataset: in memory.
+        let sim = simulate_resistance_with(&opts).map_err(|e| e.to_string())?;
+        let simulated = t.elapsed().as_secs_f64();
+        let tr = &sim.truth;
+        if let Some(path) = &truth {
+            write_truth(path, &sim.dataset.cells.barcodes, tr, &opts)?;
+        }
+        let t = Instant::now();
+        let mut written = Vec::new();
+        if let Some(out) = &out {
+            write_10x_h5(&sim.dataset, out).map_err(|e| e.to_string())?;
+            written.push(out.display().to_string());
+        }
+        if let Some(dir) = &sheet {
+            let mut lines = Vec::new();
+            for (k, name) in tr.sample_names.iter().enumerate() {
+                let cells: Vec<usize> = (0..tr.sample.len())
+                    .filter(|&i| tr.sample[i] as usize == k)
+                    .collect();
+                let part = sim
+                    .dataset
+                    .select_cells(&cells)
+                    .map_err(|e| e.to_string())?;
+                let file = format!("{name}.h5");
+                write_10x_h5(&part, &dir.join(&file)).map_err(|e| e.to_string())?;
+                lines.push(sheet_line(&opts, k, name, &file));
             }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
+            written.push(write_sheet(dir, &lines)?);
+        }
+        eprintln!(
+            "{} cells x {} genes ({} non-zeros, {} doublets): simulated in {simulated:.1} s, \
+             written to {} in {:.1} s",
+            sim.dataset.n_cells(),
+            sim.dataset.n_genes(),
+            sim.dataset.counts.nnz(),
+            tr.doublet.iter().filter(|&&d| d).count(),
+            written.join(" and "),
+            t.elapsed().as_secs_f64()
+        );
+        return Ok(());
     }
-    let t = Instant::now();
+    // Every other design is simulated block by block straight into the files (the counts of
+    // a million cells do not fit in memory); the files hold the same counts as `simulate`.
+    let sim = Simulator::new(&opts).map_err(|e| e.to_string())?;
+    let tr = sim.truth();
+    if let Some(path) = &truth {
+        write_truth(path, &sim.barcodes(), &tr, &opts)?;
+    }
     let mut written = Vec::new();
+    let mut nnz = 0;
     if let Some(out) = &out {
-        write_10x_h5(&sim.dataset, out).map_err(|e| e.to_string())?;
+        let rep = write_simulated_cells(&sim, 0..opts.n_cells, out, CHUNK_CELLS)
+            .map_err(|e| e.to_string())?;
+        nnz = rep.nnz;
         written.push(out.display().to_string());
     }
     if let Some(dir) = &sheet {
-        let mut lines = vec!["sample,condition,path".to_string()];
+        let mut lines = Vec::new();
+        let mut sheet_nnz = 0;
         for (k, name) in tr.sample_names.iter().enumerate() {
-            let cells: Vec<usize> = (0..tr.sample.len())
-                .filter(|&i| tr.sample[i] as usize == k)
-                .collect();
-            let part = sim
-                .dataset
-                .select_cells(&cells)
-                .map_err(|e| e.to_string())?;
+            // The cells are laid out sample by sample.
+            let first = tr.sample.iter().position(|&s| s as usize == k);
+            let end = tr
+                .sample
+                .iter()
+                .rposition(|&s| s as usize == k)
+                .map(|l| l + 1);
+            let cells = first.unwrap_or(0)..end.unwrap_or(0);
             let file = format!("{name}.h5");
-            write_10x_h5(&part, &dir.join(&file)).map_err(|e| e.to_string())?;
-            let condition = &opts.conditions[k / opts.samples_per_condition];
-            lines.push(format!("{name},{condition},{file}"));
+            let rep = write_simulated_cells(&sim, cells, &dir.join(&file), CHUNK_CELLS)
+                .map_err(|e| e.to_string())?;
+            sheet_nnz += rep.nnz;
+            lines.push(sheet_line(&opts, k, name, &file));
         }
-        let path = dir.join("sheet.csv");
-        write_atomic(&path, |w| {
-            for l in &lines {
-                writeln!(w, "{l}")?;
-            }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
-        written.push(format!(
-            "{} ({} samples)",
-            path.display(),
-            tr.sample_names.len()
-        ));
+        nnz = sheet_nnz;
+        written.push(write_sheet(dir, &lines)?);
     }
     eprintln!(
-        "{} cells x {} genes ({} non-zeros, {} doublets): simulated in {simulated:.1} s, \
-         written to {} in {:.1} s",
-        sim.dataset.n_cells(),
-        sim.dataset.n_genes(),
-        sim.dataset.counts.nnz(),
+        "{} cells x {} genes ({nnz} non-zeros, {} doublets): simulated and written to {} in \
+         {:.1} s",
+        opts.n_cells,
+        opts.n_genes,
         tr.doublet.iter().filter(|&&d| d).count(),
         written.join(" and "),
         t.elapsed().as_secs_f64()
@@ -208,4 +227,55 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Cells simulated and written at a time when the design is simulated block by block.
+const CHUNK_CELLS: usize = 5_000;
+
+/// Writes `barcode,cluster,condition,sample,doublet,second_cluster` of every simulated cell.
+fn write_truth(
+    path: &Path,
+    barcodes: &[String],
+    tr: &Truth,
+    opts: &SimulateOptions,
+) -> Result<(), String> {
+    write_atomic(path, |w| {
+        writeln!(w, "barcode,cluster,condition,sample,doublet,second_cluster")?;
+        for (i, b) in barcodes.iter().enumerate() {
+            let second = match tr.doublet_parents[i] {
+                Some((_, b)) => b.to_string(),
+                None => String::new(),
+            };
+            writeln!(
+                w,
+                "{b},{},{},{},{},{second}",
+                tr.cluster[i],
+                opts.conditions[tr.condition[i] as usize],
+                tr.sample_names[tr.sample[i] as usize],
+                tr.doublet[i],
+            )?;
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The sample sheet's line of sample `k` (`name`) written to `file`.
+fn sheet_line(opts: &SimulateOptions, k: usize, name: &str, file: &str) -> String {
+    let condition = &opts.conditions[k / opts.samples_per_condition];
+    format!("{name},{condition},{file}")
+}
+
+/// Writes `dir/sheet.csv` (`sample,condition,path`) and says what it wrote.
+fn write_sheet(dir: &Path, lines: &[String]) -> Result<String, String> {
+    let path = dir.join("sheet.csv");
+    write_atomic(&path, |w| {
+        writeln!(w, "sample,condition,path")?;
+        for l in lines {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(format!("{} ({} samples)", path.display(), lines.len()))
 }

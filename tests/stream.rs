@@ -2,8 +2,8 @@
 
 use scrna::io::tenx_h5::read_10x_h5;
 use scrna::pipeline::{self, Analysis, PipelineOptions, Switch};
-use scrna::simulate::{simulate, SimulateOptions};
-use scrna::stream::write::simulate_10x_h5;
+use scrna::simulate::{simulate, SimulateOptions, Simulator};
+use scrna::stream::write::{simulate_10x_h5, write_simulated_cells};
 use scrna::stream::{self, parse_bytes, CellChunks, StreamAnalysis, StreamOptions};
 use scrna::{Error, ReadOptions};
 use std::path::Path;
@@ -125,6 +125,29 @@ fn streamed_write_equals_simulation() {
         }
     }
     assert!(r.read(10, 701).is_err());
+}
+
+#[test]
+fn a_range_of_simulated_cells_is_those_rows_of_the_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(&sim_opts()).unwrap();
+    let whole = simulate(&sim_opts()).unwrap().dataset;
+    // cells 250..600 cross the boundary of the first two samples (175 cells each)
+    let p = dir.path().join("part.h5");
+    let rep = write_simulated_cells(&sim, 250..600, &p, 64).unwrap();
+    assert_eq!((rep.n_cells, rep.n_genes), (350, 3_000));
+    let back = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let part = whole.select_cells(&(250..600).collect::<Vec<_>>()).unwrap();
+    assert_eq!(rep.nnz, part.counts.nnz() as u64);
+    assert_eq!(back.counts, part.counts);
+    assert_eq!(back.cells.barcodes, part.cells.barcodes);
+    assert_eq!(back.genes.ids, part.genes.ids);
+    // A range past the cells is refused before a file is made.
+    let bad = dir.path().join("bad.h5");
+    let err = write_simulated_cells(&sim, 600..701, &bad, 64).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
+    assert!(err.to_string().contains("600..701"), "{err}");
+    assert!(!bad.exists());
 }
 
 #[test]

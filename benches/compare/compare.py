@@ -6,22 +6,22 @@ Run from the repository root, with a Python that has benches/compare/requirement
 
     python benches/compare/compare.py [--sizes 5000 50000] [--repeats 3] [--skip-scanpy]
 
-For each size it writes the simulator's dataset (N cells x 20,000 genes, seed 0) to a 10x HDF5
-file under target/compare/ (from 500,000 cells block by block, `pipeline --simulate N --sim-h5`,
-the same counts), runs `examples/pipeline.rs` on it with 2 threads and with 1 thread,
-and `benches/compare/scanpy_pipeline.py` on the same file; both read the HDF5 file, then run
-QC, normalization, HVG, PCA, neighbors, Leiden, UMAP and Wilcoxon markers with the same
-options. Per step it reports the median over repeats of the wall time and of the peak RSS
-during the step, the process' maximum RSS (from /usr/bin/time), the adjusted Rand index
-between scrna's and Scanpy's Leiden labels, and whether scrna's clusters.csv and markers.csv
-are byte-identical with 1 and 2 threads. What a user waits for is the whole process, outputs
-included: its wall time and maximum RSS are reported for scrna (which writes its tables, figures
-and uncompressed analysis.h5ad) and for Scanpy (whose script also writes its .h5ad, uncompressed
-as anndata does by default; the time of that write is shown in its own column, so Scanpy's run
-with and without it both show). scrna's outputs' own time is the `write_seconds` of its
-summary.json: the wall time of writing after the steps (the example writes analysis.h5ad during
-the UMAP step, the last one, so that time is inside the step's and the whole process'). The markdown table is printed and written to benches/compare/RESULTS.md (or
---out).
+For each size it writes the simulator's dataset (N cells x 20,000 genes, seed 0) to a 10x HDF5 file
+under target/compare/ (`examples/simulate.rs`, which writes it block by block), runs
+`examples/pipeline.rs` on it with 2 threads and with 1 thread, and
+`benches/compare/scanpy_pipeline.py` on the same file; both read the HDF5 file, then run QC,
+normalization, HVG, PCA, neighbors, Leiden, UMAP and Wilcoxon markers with the same options. Per
+step it reports the median over repeats of the wall time and of the peak RSS during the step, the
+process' maximum RSS (from /usr/bin/time), the adjusted Rand index between scrna's and Scanpy's
+Leiden labels, and whether scrna's clusters.csv and markers.csv are byte-identical with 1 and 2
+threads. What a user waits for is the whole process, outputs included: its wall time and maximum
+RSS are reported for scrna (which writes its tables, figures and uncompressed analysis.h5ad) and
+for Scanpy (whose script also writes its .h5ad, uncompressed as anndata does by default; the time
+of that write is shown in its own column, so Scanpy's run with and without it both show). scrna's
+outputs' own time is the `write_seconds` of its summary.json: the wall time of writing after the
+steps (the example writes analysis.h5ad during the UMAP step, the last one, so that time is inside
+the step's and the whole process'). The markdown table is printed and written to
+benches/compare/RESULTS.md (or --out).
 
 Sizes of at least --stream-from cells (default 500,000; e.g. `--sizes 1000000`) run the
 streamed analysis instead (`pipeline --stream --memory-budget 8G`, 2 threads, once per
@@ -46,8 +46,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STEPS = ["read", "qc", "normalize", "hvg", "pca", "neighbors", "leiden", "umap", "markers"]
 STREAM_STEPS = ["qc", "hvg", "load", "pca", "neighbors", "leiden", "umap", "markers"]
-# Sizes from which the input file is simulated block by block (`pipeline --simulate N --sim-h5`).
-BLOCK_SIMULATE_FROM = 500_000
 
 
 def timed(cmd):
@@ -169,12 +167,8 @@ def main():
         h5 = os.path.join(args.workdir, f"sim_{n}.h5")
         if not os.path.exists(h5):
             print(f"simulating {n} cells -> {h5}", file=sys.stderr, flush=True)
-            if n >= BLOCK_SIMULATE_FROM:
-                # The same counts, barcodes and genes, written block by block: the `simulate`
-                # example holds every cell in memory (killed at 24 GB for a million cells).
-                timed([os.path.join(exe, "pipeline"), "--simulate", str(n), "--sim-h5", h5])
-            else:
-                timed([os.path.join(exe, "simulate"), "--cells", str(n), "--out", h5])
+            # written block by block: a million cells in about 1 GB
+            timed([os.path.join(exe, "simulate"), "--cells", str(n), "--out", h5])
         if n >= args.stream_from:
             lines += streamed(n, h5, exe, args)
             continue

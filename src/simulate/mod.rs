@@ -455,6 +455,12 @@ impl Simulator {
         }
     }
 
+    /// The sample (an index into [`Simulator::sample_names`]) of cell `i`, if there is such a
+    /// cell. The cells are laid out sample by sample.
+    pub fn sample_of(&self, i: usize) -> Option<usize> {
+        self.sample_of.get(i).copied()
+    }
+
     /// The barcodes of all cells (as in [`Simulator::cells`]).
     pub fn barcodes(&self) -> Vec<String> {
         (0..self.opts.n_cells).map(barcode).collect()
