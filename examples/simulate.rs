@@ -25,9 +25,9 @@
 //! status 1.
 //!
 //! Without `--study` the cells are simulated and written 5,000 at a time
-//! (`scrna::stream::write::write_simulated_cells`): memory stays near the model's, whatever
-//! `--cells` (a million cells in about 0.5 GB). `--study` renames genes over the whole
-//! dataset, so it is simulated in memory (about 24 GB would not hold a million cells).
+//! (`scrna::stream::write::write_simulated_cells`): memory grows little with `--cells` (a
+//! million cells peaked at 1.0 GB). `--study` renames genes over the whole dataset, so it is
+//! simulated in memory (24 GB do not hold a million cells).
 
 use scrna::io::tenx_h5::write_10x_h5;
 use scrna::report::write_atomic;

@@ -132,7 +132,7 @@ fn a_range_of_simulated_cells_is_those_rows_of_the_simulation() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::new(&sim_opts()).unwrap();
     let whole = simulate(&sim_opts()).unwrap().dataset;
-    // cells 250..600 cross the boundary of the first two samples (175 cells each)
+    // cells 250..600 span three samples (175 cells a sample)
     let p = dir.path().join("part.h5");
     let rep = write_simulated_cells(&sim, 250..600, &p, 64).unwrap();
     assert_eq!((rep.n_cells, rep.n_genes), (350, 3_000));
