@@ -24,14 +24,12 @@
 //! cells (`second_cluster` empty for singlets). Bad arguments print one line and exit with
 //! status 1.
 //!
-//! Without `--study` the cells are simulated and written 5,000 at a time
+//! The cells are simulated and written 5,000 at a time
 //! (`scrna::stream::write::write_simulated_cells`): memory grows little with `--cells` (a
-//! million cells peaked at 1.0 GB). `--study` renames genes over the whole dataset, so it is
-//! simulated in memory (24 GB do not hold a million cells).
+//! million cells peaked at 1.0 GB, where holding them was killed at 24 GB).
 
-use scrna::io::tenx_h5::write_10x_h5;
 use scrna::report::write_atomic;
-use scrna::simulate::resistance::simulate_resistance_with;
+use scrna::simulate::resistance::name_study_genes;
 use scrna::simulate::{ProgramShift, SimulateOptions, Simulator, Truth};
 use scrna::stream::write::write_simulated_cells;
 use std::io::Write;
@@ -129,59 +127,22 @@ fn run() -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let t = Instant::now();
-    if study {
-        // The study's gene symbols are chosen over the whole simulated dataset: in memory.
-        let sim = simulate_resistance_with(&opts).map_err(|e| e.to_string())?;
-        let simulated = t.elapsed().as_secs_f64();
-        let tr = &sim.truth;
-        if let Some(path) = &truth {
-            write_truth(path, &sim.dataset.cells.barcodes, tr, &opts)?;
-        }
-        let t = Instant::now();
-        let mut written = Vec::new();
-        if let Some(out) = &out {
-            write_10x_h5(&sim.dataset, out).map_err(|e| e.to_string())?;
-            written.push(out.display().to_string());
-        }
-        if let Some(dir) = &sheet {
-            let mut lines = Vec::new();
-            for (k, name) in tr.sample_names.iter().enumerate() {
-                let cells: Vec<usize> = (0..tr.sample.len())
-                    .filter(|&i| tr.sample[i] as usize == k)
-                    .collect();
-                let part = sim
-                    .dataset
-                    .select_cells(&cells)
-                    .map_err(|e| e.to_string())?;
-                let file = format!("{name}.h5");
-                write_10x_h5(&part, &dir.join(&file)).map_err(|e| e.to_string())?;
-                lines.push(sheet_line(&opts, k, name, &file));
-            }
-            written.push(write_sheet(dir, &lines)?);
-        }
-        eprintln!(
-            "{} cells x {} genes ({} non-zeros, {} doublets): simulated in {simulated:.1} s, \
-             written to {} in {:.1} s",
-            sim.dataset.n_cells(),
-            sim.dataset.n_genes(),
-            sim.dataset.counts.nnz(),
-            tr.doublet.iter().filter(|&&d| d).count(),
-            written.join(" and "),
-            t.elapsed().as_secs_f64()
-        );
-        return Ok(());
-    }
-    // Every other design is simulated block by block straight into the files (the counts of
-    // a million cells do not fit in memory); the files hold the same counts as `simulate`.
+    // Simulated block by block straight into the files (the counts of a million cells do not
+    // fit in memory); the files hold the counts of `simulate` (`simulate_resistance_with`
+    // with --study, whose genes are renamed: only their symbols differ).
     let sim = Simulator::new(&opts).map_err(|e| e.to_string())?;
     let tr = sim.truth();
+    let mut genes = sim.genes();
+    if study {
+        name_study_genes(&tr, &mut genes).map_err(|e| e.to_string())?;
+    }
     if let Some(path) = &truth {
         write_truth(path, &sim.barcodes(), &tr, &opts)?;
     }
     let mut written = Vec::new();
     let mut nnz = 0;
     if let Some(out) = &out {
-        let rep = write_simulated_cells(&sim, 0..opts.n_cells, out, CHUNK_CELLS)
+        let rep = write_simulated_cells(&sim, &genes, 0..opts.n_cells, out, CHUNK_CELLS)
             .map_err(|e| e.to_string())?;
         nnz = rep.nnz;
         written.push(out.display().to_string());
@@ -199,7 +160,7 @@ fn run() -> Result<(), String> {
                 .map(|l| l + 1);
             let cells = first.unwrap_or(0)..end.unwrap_or(0);
             let file = format!("{name}.h5");
-            let rep = write_simulated_cells(&sim, cells, &dir.join(&file), CHUNK_CELLS)
+            let rep = write_simulated_cells(&sim, &genes, cells, &dir.join(&file), CHUNK_CELLS)
                 .map_err(|e| e.to_string())?;
             sheet_nnz += rep.nnz;
             lines.push(sheet_line(&opts, k, name, &file));

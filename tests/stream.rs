@@ -2,6 +2,7 @@
 
 use scrna::io::tenx_h5::read_10x_h5;
 use scrna::pipeline::{self, Analysis, PipelineOptions, Switch};
+use scrna::simulate::resistance::{name_study_genes, simulate_resistance_with};
 use scrna::simulate::{simulate, SimulateOptions, Simulator};
 use scrna::stream::write::{simulate_10x_h5, write_simulated_cells};
 use scrna::stream::{self, parse_bytes, CellChunks, StreamAnalysis, StreamOptions};
@@ -134,7 +135,7 @@ fn a_range_of_simulated_cells_is_those_rows_of_the_simulation() {
     let whole = simulate(&sim_opts()).unwrap().dataset;
     // cells 250..600 span three samples (175 cells a sample)
     let p = dir.path().join("part.h5");
-    let rep = write_simulated_cells(&sim, 250..600, &p, 64).unwrap();
+    let rep = write_simulated_cells(&sim, &sim.genes(), 250..600, &p, 64).unwrap();
     assert_eq!((rep.n_cells, rep.n_genes), (350, 3_000));
     let back = read_10x_h5(&p, &ReadOptions::default()).unwrap();
     let part = whole.select_cells(&(250..600).collect::<Vec<_>>()).unwrap();
@@ -144,10 +145,36 @@ fn a_range_of_simulated_cells_is_those_rows_of_the_simulation() {
     assert_eq!(back.genes.ids, part.genes.ids);
     // A range past the cells is refused before a file is made.
     let bad = dir.path().join("bad.h5");
-    let err = write_simulated_cells(&sim, 600..701, &bad, 64).unwrap_err();
+    let err = write_simulated_cells(&sim, &sim.genes(), 600..701, &bad, 64).unwrap_err();
     assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
     assert!(err.to_string().contains("600..701"), "{err}");
+    let mut short = sim.genes();
+    short.ids.pop();
+    short.symbols.pop();
+    short.feature_types.pop();
+    let err = write_simulated_cells(&sim, &short, 0..10, &bad, 64).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
     assert!(!bad.exists());
+}
+
+#[test]
+fn a_study_written_by_blocks_is_the_study_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = SimulateOptions::study(0.2, 3);
+    opts.n_cells = 900;
+    let whole = simulate_resistance_with(&opts).unwrap().dataset;
+    let sim = Simulator::new(&opts).unwrap();
+    let mut genes = sim.genes();
+    name_study_genes(&sim.truth(), &mut genes).unwrap();
+    assert_eq!(genes.symbols, whole.genes.symbols);
+    assert!(genes.symbols.iter().any(|s| s == "CCL2"));
+    let p = dir.path().join("study.h5");
+    write_simulated_cells(&sim, &genes, 0..900, &p, 128).unwrap();
+    let back = read_10x_h5(&p, &ReadOptions::default()).unwrap();
+    assert_eq!(back.counts, whole.counts);
+    assert_eq!(back.genes.symbols, whole.genes.symbols);
+    assert_eq!(back.genes.ids, whole.genes.ids);
+    assert_eq!(back.cells.barcodes, whole.cells.barcodes);
 }
 
 #[test]

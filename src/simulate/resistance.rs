@@ -2,8 +2,9 @@
 //! adhesion and cytokine signaling genes, for the condition comparison
 //! ([`crate::comparison`]).
 
-use super::{simulate, SimulateOptions, Simulation};
+use super::{simulate, SimulateOptions, Simulation, Truth};
 use crate::comparison::PROGRAMS;
+use crate::dataset::GeneTable;
 use crate::error::{Error, Result};
 use crate::genesets::go_biological_process_human;
 
@@ -49,6 +50,15 @@ pub fn simulate_resistance(seed: u64) -> Result<Simulation> {
 /// the first marker of the first shared cluster is the receptor of [`PLANTED_INTERACTION`].
 pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
     let mut sim = simulate(opts)?;
+    name_study_genes(&sim.truth, &mut sim.dataset.genes)?;
+    Ok(sim)
+}
+
+/// Renames the simulated `genes` (as [`super::Simulator::genes`] makes them) of a simulation
+/// with `truth` as [`simulate_resistance_with`] does; only the symbols change, so the counts
+/// of [`super::Simulator::counts`] with these genes are that function's dataset. Errors: no
+/// condition-specific cluster in `truth`.
+pub fn name_study_genes(truth: &Truth, genes: &mut GeneTable) -> Result<()> {
     let sets = go_biological_process_human()?;
     let planted: Vec<&str> = PLANTED_ADHESION
         .iter()
@@ -69,16 +79,14 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
         .collect();
     pool.sort_unstable();
     pool.dedup();
-    let spec = *sim
-        .truth
+    let spec = *truth
         .condition_specific_clusters
         .first()
         .ok_or_else(|| Error::data("simulate resistance", "no condition-specific cluster"))?;
-    let spec_markers = &sim.truth.markers[spec as usize];
-    let receptor_gene = (0..sim.truth.markers.len() as u32)
-        .find(|c| !sim.truth.condition_specific_clusters.contains(c))
-        .and_then(|c| sim.truth.markers[c as usize].first().copied());
-    let genes = &mut sim.dataset.genes;
+    let spec_markers = &truth.markers[spec as usize];
+    let receptor_gene = (0..truth.markers.len() as u32)
+        .find(|c| !truth.condition_specific_clusters.contains(c))
+        .and_then(|c| truth.markers[c as usize].first().copied());
     let mut next = 0;
     for g in 0..genes.len() {
         if genes.symbols[g].starts_with("MT-") {
@@ -98,5 +106,5 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
         genes.symbols[g] = sym;
     }
     genes.symbols = crate::dataset::make_unique(&genes.symbols);
-    Ok(sim)
+    Ok(())
 }

@@ -252,17 +252,21 @@ pub fn simulate_10x_h5(
     chunk_cells: usize,
 ) -> Result<WriteReport> {
     let sim = Simulator::new(opts)?;
-    write_simulated_cells(&sim, 0..sim.n_cells(), path, chunk_cells)
+    write_simulated_cells(&sim, &sim.genes(), 0..sim.n_cells(), path, chunk_cells)
 }
 
 /// Writes the cells `cells` of a drawn [`Simulator`] to a 10x HDF5 file, `chunk_cells` cells
-/// at a time, as [`simulate_10x_h5`] writes all of them: the counts, barcodes and genes of
-/// those cells in [`crate::simulate::simulate`]'s dataset (one sample's file of a sample
-/// sheet is the range of its cells). The file's library id is the sample of the first cell,
-/// as [`crate::io::tenx_h5::write_10x_h5`] names it. Errors: a range past the simulated cells
-/// (`Error::InvalidOption`, before the file is created).
+/// at a time, as [`simulate_10x_h5`] writes all of them: the counts and barcodes of those
+/// cells in [`crate::simulate::simulate`]'s dataset (one sample's file of a sample sheet is
+/// the range of its cells), with `genes` as the features (the simulator's own,
+/// [`Simulator::genes`], or the same renamed, as
+/// [`crate::simulate::resistance::name_study_genes`] does). The file's library id is the
+/// sample of the first cell, as [`crate::io::tenx_h5::write_10x_h5`] names it. Errors: a range
+/// past the simulated cells, or `genes` of another length (`Error::InvalidOption`, before the
+/// file is created).
 pub fn write_simulated_cells(
     sim: &Simulator,
+    genes: &GeneTable,
     cells: std::ops::Range<usize>,
     path: &Path,
     chunk_cells: usize,
@@ -277,15 +281,24 @@ pub fn write_simulated_cells(
             ),
         ));
     }
+    if genes.len() != sim.n_genes() {
+        return Err(Error::option(
+            "genes",
+            format!(
+                "{} genes given for the {} simulated",
+                genes.len(),
+                sim.n_genes()
+            ),
+        ));
+    }
     let barcodes = &sim.barcodes()[cells.clone()];
-    let genes = sim.genes();
     let library_id = sim
         .sample_names()
         .get(sim.sample_of(cells.start).unwrap_or(0))
         .cloned()
         .unwrap_or_else(|| "sample".into());
     let start = cells.start;
-    write_10x_h5_blocks(path, barcodes, &genes, &library_id, chunk_cells, |r| {
+    write_10x_h5_blocks(path, barcodes, genes, &library_id, chunk_cells, |r| {
         sim.counts(start + r.start..start + r.end)
     })
 }
