@@ -17,7 +17,8 @@
 //! 2+2 samples, 7 clusters, doublets, a program shift, ...), which the other flags then
 //! change, with the gene symbols of the resistance example's simulation
 //! (`simulate_resistance_with`: the planted programs and ligand-receptor pair are real
-//! symbols); `--null` removes every difference between conditions (applied last).
+//! symbols); `--null` removes every difference between conditions (applied last; with
+//! `--study` the planted programs then mark a cell type both conditions share).
 //! `--shift-genes`/`--shift-fold` alone shift cluster 0. `--sample-sheet DIR` writes
 //! `DIR/<sample>.h5` for every sample and `DIR/sheet.csv` (`sample,condition,path`).
 //! `--truth` writes `barcode,cluster,condition,sample,doublet,second_cluster` of the simulated

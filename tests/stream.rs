@@ -175,6 +175,23 @@ fn a_study_written_by_blocks_is_the_study_simulation() {
     assert_eq!(back.genes.symbols, whole.genes.symbols);
     assert_eq!(back.genes.ids, whole.genes.ids);
     assert_eq!(back.cells.barcodes, whole.cells.barcodes);
+    // The null study has the same programs, as the markers of a cluster both conditions share.
+    let null = opts.without_condition_effects();
+    let sim = Simulator::new(&null).unwrap();
+    let tr = sim.truth();
+    assert!(tr.condition_specific_clusters.is_empty());
+    let mut genes = sim.genes();
+    name_study_genes(&tr, &mut genes).unwrap();
+    let last = tr.markers.len() - 1;
+    let ccl2 = genes.symbols.iter().position(|s| s == "CCL2").unwrap();
+    assert!(tr.markers[last].contains(&ccl2));
+    let in_last: Vec<u32> = (0..tr.cluster.len())
+        .filter(|&i| tr.cluster[i] as usize == last)
+        .map(|i| tr.condition[i])
+        .collect();
+    assert!(in_last.contains(&0) && in_last.contains(&1));
+    let ccr2 = genes.symbols.iter().position(|s| s == "CCR2").unwrap();
+    assert!(tr.markers[0].first() == Some(&ccr2));
 }
 
 #[test]

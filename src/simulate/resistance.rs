@@ -56,8 +56,11 @@ pub fn simulate_resistance_with(opts: &SimulateOptions) -> Result<Simulation> {
 
 /// Renames the simulated `genes` (as [`super::Simulator::genes`] makes them) of a simulation
 /// with `truth` as [`simulate_resistance_with`] does; only the symbols change, so the counts
-/// of [`super::Simulator::counts`] with these genes are that function's dataset. Errors: no
-/// condition-specific cluster in `truth`.
+/// of [`super::Simulator::counts`] with these genes are that function's dataset. In a design
+/// with no condition-specific cluster (a null design,
+/// [`SimulateOptions::without_condition_effects`]) the last cluster, the one a study plants as
+/// resistant-only, takes the planted symbols: the same programs, in a cell type both
+/// conditions share. Errors: a `truth` with no cluster.
 pub fn name_study_genes(truth: &Truth, genes: &mut GeneTable) -> Result<()> {
     let sets = go_biological_process_human()?;
     let planted: Vec<&str> = PLANTED_ADHESION
@@ -79,13 +82,19 @@ pub fn name_study_genes(truth: &Truth, genes: &mut GeneTable) -> Result<()> {
         .collect();
     pool.sort_unstable();
     pool.dedup();
-    let spec = *truth
+    let last = truth
+        .markers
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| Error::data("simulate resistance", "the simulation has no cluster"))?;
+    let spec = truth
         .condition_specific_clusters
         .first()
-        .ok_or_else(|| Error::data("simulate resistance", "no condition-specific cluster"))?;
+        .copied()
+        .unwrap_or(last as u32);
     let spec_markers = &truth.markers[spec as usize];
     let receptor_gene = (0..truth.markers.len() as u32)
-        .find(|c| !truth.condition_specific_clusters.contains(c))
+        .find(|&c| c != spec && !truth.condition_specific_clusters.contains(&c))
         .and_then(|c| truth.markers[c as usize].first().copied());
     let mut next = 0;
     for g in 0..genes.len() {
