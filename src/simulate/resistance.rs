@@ -42,8 +42,9 @@ pub fn simulate_resistance(seed: u64) -> Result<Simulation> {
     })
 }
 
-/// [`simulate`] with `opts` (which must plant a condition-specific cluster with at least 40
-/// markers, e.g. [`SimulateOptions::study`]), its genes renamed as in [`simulate_resistance`]:
+/// [`simulate`] with `opts` (which should plant a condition-specific cluster with at least 40
+/// markers, e.g. [`SimulateOptions::study`], or be its null version: see
+/// [`name_study_genes`]), its genes renamed as in [`simulate_resistance`]:
 /// the first 40 markers of the condition-specific cluster take the symbols of
 /// [`PLANTED_ADHESION`] and [`PLANTED_CYTOKINE`], the other genes symbols of the bundled GO
 /// library outside the condition programs ([`crate::comparison::PROGRAMS`]), then `GeneN`;
