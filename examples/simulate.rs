@@ -152,14 +152,7 @@ fn run() -> Result<(), String> {
         let mut lines = Vec::new();
         let mut sheet_nnz = 0;
         for (k, name) in tr.sample_names.iter().enumerate() {
-            // The cells are laid out sample by sample.
-            let first = tr.sample.iter().position(|&s| s as usize == k);
-            let end = tr
-                .sample
-                .iter()
-                .rposition(|&s| s as usize == k)
-                .map(|l| l + 1);
-            let cells = first.unwrap_or(0)..end.unwrap_or(0);
+            let cells = sim.cells_of_sample(k);
             let file = format!("{name}.h5");
             let rep = write_simulated_cells(&sim, &genes, cells, &dir.join(&file), CHUNK_CELLS)
                 .map_err(|e| e.to_string())?;

@@ -134,6 +134,9 @@ fn a_range_of_simulated_cells_is_those_rows_of_the_simulation() {
     let sim = Simulator::new(&sim_opts()).unwrap();
     let whole = simulate(&sim_opts()).unwrap().dataset;
     // cells 250..600 span three samples (175 cells a sample)
+    let samples: Vec<_> = (0..5).map(|k| sim.cells_of_sample(k)).collect();
+    assert_eq!(samples, [0..175, 175..350, 350..525, 525..700, 700..700]);
+    assert!((0..700).all(|i| samples[sim.sample_of(i).unwrap()].contains(&i)));
     let p = dir.path().join("part.h5");
     let rep = write_simulated_cells(&sim, &sim.genes(), 250..600, &p, 64).unwrap();
     assert_eq!((rep.n_cells, rep.n_genes), (350, 3_000));

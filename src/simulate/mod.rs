@@ -461,6 +461,13 @@ impl Simulator {
         self.sample_of.get(i).copied()
     }
 
+    /// The cells of sample `s` (an index into [`Simulator::sample_names`]): one range, as the
+    /// cells are laid out sample by sample (empty for a sample with no cell or past the last).
+    pub fn cells_of_sample(&self, s: usize) -> std::ops::Range<usize> {
+        let first = self.sample_of.partition_point(|&x| x < s);
+        first..self.sample_of.partition_point(|&x| x <= s)
+    }
+
     /// The barcodes of all cells (as in [`Simulator::cells`]).
     pub fn barcodes(&self) -> Vec<String> {
         (0..self.opts.n_cells).map(barcode).collect()
