@@ -4,7 +4,7 @@
 //! [`crate::markers::rank_genes`] does. Each gene is ranked on its own, so the result does not
 //! depend on how the genes were cut into blocks or ranges.
 
-use super::spill::Spill;
+use super::spill::{ColumnScratch, Columns, Spill};
 use super::wire::{Reader, Wire};
 use crate::error::{Error, Result};
 use crate::lognorm::LogTable;
@@ -57,8 +57,10 @@ pub(super) fn rank_range(
     rep: &mut dyn FnMut(usize),
 ) -> Result<Option<RankGenes>> {
     let mut parts = Vec::with_capacity(blocks.len());
+    // The columns' memory, reused from block to block.
+    let (mut c, mut scratch) = (Columns::default(), ColumnScratch::default());
     for (bi, &(a, b)) in blocks.iter().enumerate() {
-        let mut c = spill.columns(a - g0, b - g0)?;
+        spill.columns_into(a - g0, b - g0, &mut c, &mut scratch)?;
         c.lognormalize_with(logs)?;
         parts.push(rank_genes_csc(
             logs.size_factors().len(),
