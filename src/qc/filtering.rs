@@ -442,6 +442,38 @@ pub(crate) fn subset<V: StoredValue, I: ColIndex>(
     cols: &[usize],
     flags: &[u8],
 ) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
+    subset_into(x, rows, cols, flags, Default::default())
+}
+
+/// [`subset`] into the row pointers, indices and values of `spare` (a block given back by the
+/// previous call), whose memory is reused: the streamed analysis subsets every block it reads,
+/// and a fresh allocation of a block's size costs a page fault per 4 KB page as it is first
+/// written.
+pub(crate) fn subset_into<V: StoredValue, I: ColIndex>(
+    x: &CsrMatrix<V, I>,
+    rows: &[usize],
+    cols: &[usize],
+    flags: &[u8],
+    spare: (Vec<usize>, Vec<I>, Vec<V>),
+) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
+    let (mut indptr, mut indices, mut data) = spare;
+    // What makes the result canonical without checking it afterwards.
+    let increasing = cols.windows(2).all(|w| w[0] < w[1]);
+    if !increasing || cols.last().is_some_and(|&c| c >= x.n_cols()) {
+        return Err(Error::data(
+            "subset",
+            format!(
+                "columns must be strictly increasing and below {}",
+                x.n_cols()
+            ),
+        ));
+    }
+    if let Some(&r) = rows.iter().find(|&&r| r >= x.n_rows()) {
+        return Err(Error::data(
+            "subset",
+            format!("row {r} is past the {} rows", x.n_rows()),
+        ));
+    }
     let mut map = vec![u32::MAX; x.n_cols()];
     for (new, &old) in cols.iter().enumerate() {
         map[old] = new as u32;
@@ -457,14 +489,19 @@ pub(crate) fn subset<V: StoredValue, I: ColIndex>(
                 .count()
         })
         .collect();
-    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    indptr.clear();
+    indptr.reserve(rows.len() + 1);
     indptr.push(0usize);
     for l in &lens {
         indptr.push(indptr[indptr.len() - 1] + l);
     }
     let nnz = *indptr.last().unwrap_or(&0);
-    let mut indices = vec![I::default(); nnz];
-    let mut data = vec![V::default(); nnz];
+    // Every entry is written below (row `k` gets exactly `lens[k]` values): only a longer
+    // buffer's new tail is filled here.
+    indices.truncate(nnz);
+    indices.resize(nnz, I::default());
+    data.truncate(nnz);
+    data.resize(nnz, V::default());
     let per_cell = {
         let mut slices: Vec<(&mut [I], &mut [V], usize)> = Vec::with_capacity(rows.len());
         let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);
@@ -492,8 +529,10 @@ pub(crate) fn subset<V: StoredValue, I: ColIndex>(
             })
             .collect()
     };
+    // Canonical: the rows of a canonical matrix, each keeping its entries in order under a
+    // strictly increasing renumbering of the columns.
     Ok((
-        CsrMatrix::try_from_parts(rows.len(), cols.len(), indptr, indices, data)?,
+        CsrMatrix::from_canonical_parts(rows.len(), cols.len(), indptr, indices, data),
         per_cell,
     ))
 }

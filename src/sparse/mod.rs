@@ -92,6 +92,25 @@ impl<V: StoredValue, I: ColIndex> CsrMatrix<V, I> {
             data,
         })
     }
+    /// [`try_from_parts`](Self::try_from_parts) without the check (a pass over every index),
+    /// for arrays canonical by construction: a selection of rows and of strictly increasing
+    /// columns of a canonical matrix, in order. Checked in debug builds.
+    pub(crate) fn from_canonical_parts(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: Vec<usize>,
+        indices: Vec<I>,
+        data: Vec<V>,
+    ) -> Self {
+        debug_assert!(build::check_parts(n_rows, n_cols, &indptr, &indices, data.len()).is_ok());
+        CsrMatrix {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        }
+    }
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.n_rows

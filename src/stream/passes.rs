@@ -3,7 +3,7 @@
 //!
 //! The parts are the steps' own block accumulators, fed the blocks this module reads: the QC
 //! step's [`QcSums`] and [`detected_in`] (`crate::qc::parts`), the filter's copy of the kept
-//! cells and genes ([`crate::qc::subset`]) with the normalization's [`cell_total`], and the
+//! cells and genes ([`crate::qc::subset_into`]) with the normalization's [`cell_total`], and the
 //! normalization's per-gene moments [`LogMoments`] (the kernel of the in-memory step, with its
 //! per-cell cache of the log values of small counts). What is left here is the streaming glue:
 //! which cells a unit reads, the wire encoding of the parts ([`Wire`]), and which parts go to
@@ -30,7 +30,7 @@ use super::reader::CellChunks;
 use super::spill::EncodedSegment;
 use super::wire::{Reader, Wire};
 use crate::error::Result;
-use crate::lognorm::log_value;
+use crate::lognorm::CellLogs;
 use crate::normalize::{cell_total, LogMoments};
 use crate::qc::{detected_in, FilterOptions, GeneSums, QcSums};
 use crate::sparse::CsrMatrix;
@@ -130,11 +130,17 @@ pub(super) struct HvgInputs<'a> {
 
 impl HvgInputs<'_> {
     /// The kept cells and genes of block `x` (input cells `a..`), as the in-memory filter copies
-    /// them ([`crate::qc::subset`]), and the total of every kept cell over the kept genes (the
+    /// them ([`crate::qc::subset_into`]), into buffers of `reader`'s (give the block back with
+    /// [`CellChunks::recycle`]), and the total of every kept cell over the kept genes (the
     /// in-memory normalization's [`cell_total`] of the filter's per-cell sums).
-    fn kept_block(&self, a: usize, x: &CsrMatrix) -> Result<(CsrMatrix, Vec<f32>)> {
+    fn kept_block(
+        &self,
+        a: usize,
+        x: &CsrMatrix,
+        reader: &CellChunks,
+    ) -> Result<(CsrMatrix, Vec<f32>)> {
         let rows = kept_rows(a, x, self.kept_pos);
-        let (k, sums) = crate::qc::subset(x, &rows, self.kept_genes, &[])?;
+        let (k, sums) = crate::qc::subset_into(x, &rows, self.kept_genes, &[], reader.spare())?;
         let totals = sums
             .iter()
             .enumerate()
@@ -143,9 +149,12 @@ impl HvgInputs<'_> {
         Ok((k, totals))
     }
 
-    /// The totals over the kept genes of the kept cells of block `x` (input cells `a..`).
-    pub fn kept_totals(&self, a: usize, x: &CsrMatrix) -> Result<Vec<f32>> {
-        Ok(self.kept_block(a, x)?.1)
+    /// The totals over the kept genes of the kept cells of block `x` (input cells `a..`, read
+    /// by `reader`).
+    pub fn kept_totals(&self, a: usize, x: &CsrMatrix, reader: &CellChunks) -> Result<Vec<f32>> {
+        let (k, totals) = self.kept_block(a, x, reader)?;
+        reader.recycle(k);
+        Ok(totals)
     }
 }
 
@@ -204,7 +213,7 @@ impl HvgPart {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
                 let block = reader.read(a, b)?;
-                let (x, totals) = inp.kept_block(a, &block)?;
+                let (x, totals) = inp.kept_block(a, &block, reader)?;
                 reader.recycle(block);
                 let sf: Vec<f32> = totals.iter().map(|&t| t / inp.target).collect();
                 part.moments
@@ -214,9 +223,15 @@ impl HvgPart {
                     .zip(part.stored.par_chunks_mut(per))
                     .enumerate()
                     .for_each(|(t, ((acc, nz), stored))| {
-                        let g0 = t * per;
+                        let (g0, g1) = (t * per, t * per + acc.len());
                         for (r, &s) in sf.iter().enumerate() {
+                            // The row's entries in this task's genes (column indices are
+                            // strictly increasing in a row): the other tasks' entries are
+                            // not even scanned.
                             let (idx, val) = x.row(r);
+                            let lo = idx.partition_point(|&c| (c as usize) < g0);
+                            let n = idx[lo..].partition_point(|&c| (c as usize) < g1);
+                            let (idx, val) = (&idx[lo..lo + n], &val[lo..lo + n]);
                             LogMoments::add_row_part(acc, nz, g0, idx, val, s, inp.seurat);
                             for &c in idx {
                                 if let Some(n) = stored.get_mut((c as usize).wrapping_sub(g0)) {
@@ -226,6 +241,7 @@ impl HvgPart {
                         }
                     });
                 part.size_factors.extend(sf);
+                reader.recycle(x);
             }
         }
         Ok(part)
@@ -297,14 +313,14 @@ impl RowsPart {
             rd = td;
         }
         parts.into_par_iter().for_each(|(r, k, oi, od)| {
-            let s = size_factors[k as usize];
+            let mut logs = CellLogs::new(size_factors[k as usize]);
             let (idx, val) = x.row(r);
             let mut w = 0;
             for (&c, &v) in idx.iter().zip(val) {
                 let j = col_of[c as usize];
                 if j != u32::MAX {
                     oi[w] = j;
-                    od[w] = log_value(v, s);
+                    od[w] = logs.get(v);
                     w += 1;
                 }
             }

@@ -42,10 +42,11 @@ pub struct CellChunks {
 }
 
 /// Row pointers, column indices and values of a block.
-type Buffers = (Vec<usize>, Vec<u32>, Vec<f32>);
+pub(crate) type Buffers = (Vec<usize>, Vec<u32>, Vec<f32>);
 
-/// Blocks' buffers kept for reuse at most (the passes read one block at a time).
-const SPARE: usize = 1;
+/// Blocks' buffers kept for reuse at most (the passes read one block at a time, and some
+/// copy its kept cells and genes into a second block: [`CellChunks::spare`]).
+const SPARE: usize = 2;
 
 /// Stored values of `X` looked at by [`CellChunks::open_h5ad`] to decide whether it holds
 /// counts (every block is checked again as it is read).
@@ -245,12 +246,7 @@ impl CellChunks {
             ));
         }
         let (lo, hi) = (self.indptr[a], self.indptr[b]);
-        let (mut indptr, mut indices, mut data) = self
-            .spare
-            .lock()
-            .ok()
-            .and_then(|mut s| s.pop())
-            .unwrap_or_default();
+        let (mut indptr, mut indices, mut data) = self.spare();
         self.indices.read_range_into(lo, hi, &mut indices)?;
         self.data.read_range_into(lo, hi, &mut data)?;
         crate::io::counts::check(&data, self.assume_counts).map_err(|d| {
@@ -314,6 +310,16 @@ impl CellChunks {
                 s.push((indptr, indices, data));
             }
         }
+    }
+
+    /// Buffers given back by [`recycle`](Self::recycle) (empty ones when there are none), for
+    /// a block derived from one read (given back in turn when done with).
+    pub(crate) fn spare(&self) -> Buffers {
+        self.spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_default()
     }
 
     /// Frees the buffers kept for reuse (after the last pass over the file).
