@@ -28,9 +28,10 @@
 //! 3. **Programs** (`programs`): for each set of [`crate::comparison::PROGRAMS`] present in
 //!    the gene sets, Scanpy's per-cell `score_genes`; the mean score of each (sample,
 //!    cluster) with at least `min_cells` cells; per cluster, numerator samples against
-//!    denominator samples by limma's moderated t (rows = the cluster's programs, columns =
-//!    its samples, design `[1, numerator]`, `eBayes` defaults) when each side has at least
-//!    two samples, Benjamini-Hochberg over all (cluster, program) rows tested; without
+//!    denominator samples by the ordinary t of limma's `lmFit` (rows = the cluster's
+//!    programs, columns = its samples, design `[1, numerator]`; not the moderated t, whose
+//!    prior a handful of programs cannot estimate: see `programs.rs`) when each side has at
+//!    least two samples, Benjamini-Hochberg over all (cluster, program) rows tested; without
 //!    replicates the means are reported with `NaN` t and p and `replicates = false`.
 //!
 //! Every step is deterministic and does not depend on the thread count.
@@ -196,7 +197,8 @@ pub struct ProgramRow {
     pub mean_denominator: f64,
     /// `mean_numerator - mean_denominator`.
     pub difference: f64,
-    /// limma's moderated t (`NaN` without replicates).
+    /// The ordinary t of the linear model over the cluster's samples (`NaN` without
+    /// replicates).
     pub t: f64,
     /// Its two-sided p-value (`NaN` without replicates).
     pub p_value: f64,

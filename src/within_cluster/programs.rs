@@ -1,13 +1,22 @@
 //! Step 3 of [`super::within_cluster`]: program scores per (sample, cluster) and their shift
-//! between conditions, by limma's moderated t across samples.
+//! between conditions, by the ordinary t of a linear model across samples.
+//!
+//! Not limma's moderated t: its empirical Bayes prior on the variances is estimated from the
+//! features of a fit, here the handful of programs of one cluster, whose variances differ
+//! systematically (a set of few genes gives noisier scores). On the null version of the
+//! study design (`tests/study_null.rs`; 40 seeds, 4,000 cells, 2 + 2 samples) the prior's
+//! degrees of freedom ranged from 1.8 to infinity from cluster to cluster, the noisier
+//! programs' variances were shrunk, and 3.0% of the program p-values fell below 0.01 (8.8%
+//! below 0.05); 8 of the 40 runs called a program at Benjamini-Hochberg 0.05. The ordinary t
+//! gave 1.3% and 5.8%, and 3 runs of 40.
 
 use super::{Contrast, ProgramRow, WithinClusterOptions};
 use crate::comparison::PROGRAMS;
 use crate::error::Result;
 use crate::genesets::{score_set_or_skip, GeneSet};
-use crate::limma::{ebayes, lm_fit, EbayesOptions};
+use crate::limma::lm_fit;
 use crate::pipeline::Analysis;
-use crate::stats::benjamini_hochberg;
+use crate::stats::{benjamini_hochberg, t_two_sided};
 use ndarray::Array2;
 
 /// Mean score of each (sample, cluster): `means[s * n_clusters + c]`, with the cell count.
@@ -97,7 +106,7 @@ pub(crate) fn program_shifts(
         };
         let replicates = k1 >= 2 && k0 >= 2;
         let (t, p) = if replicates {
-            moderated_t(&scored, &samples, &side)?
+            ordinary_t(&scored, &samples, &side)?
         } else {
             (vec![f64::NAN; scored.len()], vec![f64::NAN; scored.len()])
         };
@@ -131,11 +140,12 @@ pub(crate) fn program_shifts(
     Ok(rows)
 }
 
-/// limma's moderated t of the numerator indicator in `y ~ 1 + numerator`, rows = programs,
-/// columns = the cluster's samples. A program whose scores are equal in every sample (zero
-/// residual variance) is handled by limma's prior; a fit with a single program and zero
-/// variance gives `NaN`.
-fn moderated_t(
+/// The ordinary t of the numerator indicator in `y ~ 1 + numerator` for each row (program)
+/// of `y` (columns = the cluster's samples): `coefficient / (stdev_unscaled * sigma)` of
+/// limma's `lmFit`, with its residual degrees of freedom (samples - 2), two-sided. A program
+/// whose scores are equal in every sample of a side and across sides (zero residual
+/// variance) gets `NaN`.
+fn ordinary_t(
     scored: &[(&GeneSet, Vec<f64>)],
     samples: &[usize],
     side: &[bool],
@@ -152,9 +162,20 @@ fn moderated_t(
         x[[j, 1]] = if num { 1.0 } else { 0.0 };
     }
     let fit = lm_fit(y.view(), x.view())?;
-    let eb = ebayes(&fit, &EbayesOptions::default())?;
-    let t = eb.t.column(1).to_vec();
-    let p = eb.p_value.column(1).to_vec();
+    let t: Vec<f64> = (0..scored.len())
+        .map(|i| fit.coefficients[[i, 1]] / (fit.stdev_unscaled[[i, 1]] * fit.sigma[i]))
+        .collect();
+    let p = t
+        .iter()
+        .zip(&fit.df_residual)
+        .map(|(&t, &df)| {
+            if t.is_finite() && df > 0.0 {
+                t_two_sided(t, df)
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
     Ok((t, p))
 }
 
@@ -176,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn moderated_t_finds_a_shift() {
+    fn ordinary_t_finds_a_shift() {
         let set = GeneSet {
             id: "A".into(),
             name: "a".into(),
@@ -187,7 +208,7 @@ mod tests {
             (&set, vec![0.0, 0.1, 1.0, 1.1]),
             (&set2, vec![0.5, 0.4, 0.45, 0.52]),
         ];
-        let (t, p) = moderated_t(&scored, &[0, 1, 2, 3], &[false, false, true, true]).unwrap();
+        let (t, p) = ordinary_t(&scored, &[0, 1, 2, 3], &[false, false, true, true]).unwrap();
         assert!(t[0] > 5.0 && p[0] < 0.05, "{t:?} {p:?}");
         assert!(p[1] > 0.2, "{p:?}");
     }
