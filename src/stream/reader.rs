@@ -322,6 +322,13 @@ impl CellChunks {
             .unwrap_or_default()
     }
 
+    /// Frees the buffers kept for reuse beyond `n` (after a pass that used more at once).
+    pub(crate) fn keep_spare(&self, n: usize) {
+        if let Ok(mut s) = self.spare.lock() {
+            s.truncate(n);
+        }
+    }
+
     /// Frees the buffers kept for reuse (after the last pass over the file).
     pub fn release_spare(&self) {
         if let Ok(mut s) = self.spare.lock() {

@@ -332,6 +332,9 @@ pub fn run_on<W: Workers>(
                 (sf.clone(), st.clone(), hg.clone(), kt.clone())
             })
         })?;
+    // The HVG pass held a block and its kept-cell copy; the load pass reads one block at a
+    // time, and the memory plan counts one.
+    reader.keep_spare(1);
     let hvg = leader_hvg.map(|(h, ..)| h);
     let (hvg_nnz, downstream) = downstream_bytes(
         &hvg_genes,
