@@ -8,7 +8,7 @@ use super::parts::GeneSums;
 use super::sums::{col_block_len, row_sums, CellSums};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::sparse::{with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
+use crate::sparse::{resize_for_overwrite, with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -496,12 +496,9 @@ pub(crate) fn subset_into<V: StoredValue, I: ColIndex>(
         indptr.push(indptr[indptr.len() - 1] + l);
     }
     let nnz = *indptr.last().unwrap_or(&0);
-    // Every entry is written below (row `k` gets exactly `lens[k]` values): only a longer
-    // buffer's new tail is filled here.
-    indices.truncate(nnz);
-    indices.resize(nnz, I::default());
-    data.truncate(nnz);
-    data.resize(nnz, V::default());
+    // Every entry is written below (row `k` gets exactly `lens[k]` values).
+    resize_for_overwrite(&mut indices, nnz);
+    resize_for_overwrite(&mut data, nnz);
     let per_cell = {
         let mut slices: Vec<(&mut [I], &mut [V], usize)> = Vec::with_capacity(rows.len());
         let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);

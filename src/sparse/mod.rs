@@ -43,6 +43,19 @@ fn convert<S: Sync, D: Copy + Default + Send>(src: &[S], f: impl Fn(&S) -> D + S
     out
 }
 
+/// Makes `v` a buffer of `n` elements that the caller then overwrites, one by one: its memory
+/// is reused when its capacity suffices (only a tail beyond the old length is zeroed), else it
+/// is a fresh zeroed allocation, whose pages the system zeroes as they are first touched
+/// rather than in one pass on this thread.
+pub(crate) fn resize_for_overwrite<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
+    if v.capacity() < n {
+        *v = vec![T::default(); n];
+    } else {
+        v.truncate(n);
+        v.resize(n, T::default());
+    }
+}
+
 /// [`sum_f64`] of stored values of any type (each taken as its `f32` value): the same sum, in
 /// the same order, so a count stored as `u16` sums to the bit the `f32` one does.
 #[inline]

@@ -137,10 +137,8 @@ impl RangeReader {
             )));
         }
         // Every element is written below (each chunk piece decoded or filled with the fill
-        // value; the rows read otherwise checked to be `b - a`): a reused buffer keeps its old
-        // values until overwritten, only a longer one's new tail is zero-filled.
-        out.truncate(b - a);
-        out.resize(b - a, T::default());
+        // value; the rows read otherwise checked to be `b - a`).
+        crate::sparse::resize_for_overwrite(out, b - a);
         if a == b {
             return Ok(());
         }
