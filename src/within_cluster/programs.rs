@@ -143,8 +143,8 @@ pub(crate) fn program_shifts(
 /// The ordinary t of the numerator indicator in `y ~ 1 + numerator` for each row (program)
 /// of `y` (columns = the cluster's samples): `coefficient / (stdev_unscaled * sigma)` of
 /// limma's `lmFit`, with its residual degrees of freedom (samples - 2), two-sided. A program
-/// whose scores are equal in every sample of a side and across sides (zero residual
-/// variance) gets `NaN`.
+/// with no residual variance (its scores equal within each side) gets a `NaN` p-value and is
+/// left out of the adjustment.
 fn ordinary_t(
     scored: &[(&GeneSet, Vec<f64>)],
     samples: &[usize],
