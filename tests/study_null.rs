@@ -28,7 +28,7 @@ use scrna::within_cluster::DeMethod;
 /// What the comparison of one null study called.
 struct NullCalls {
     what: String,
-    /// (cluster, condition) called condition-specific.
+    /// Number of (cluster, condition) pairs called condition-specific.
     specific: usize,
     milo_significant: usize,
     milo_tested: usize,
