@@ -195,42 +195,6 @@ pub(crate) fn log_value(c: f32, s: f32) -> f32 {
     (c / s).ln_1p()
 }
 
-/// [`log_value`] of one cell's counts, each integer count in `1..64` computed once (a cell's
-/// values are mostly a few small counts): bit for bit [`log_value`].
-pub(crate) struct CellLogs {
-    s: f32,
-    filled: u64,
-    y: [f32; 64],
-}
-
-impl CellLogs {
-    /// The log values of a cell with size factor `s`.
-    #[inline]
-    pub(crate) fn new(s: f32) -> Self {
-        CellLogs {
-            s,
-            filled: 0,
-            y: [0f32; 64],
-        }
-    }
-
-    /// `log_value(c, s)`.
-    #[inline]
-    pub(crate) fn get(&mut self, c: f32) -> f32 {
-        let k = c as u32;
-        if k.wrapping_sub(1) < 63 && k as f32 == c {
-            let k = k as usize & 63;
-            if (self.filled >> k) & 1 == 0 {
-                self.y[k] = log_value(c, self.s);
-                self.filled |= 1 << k;
-            }
-            self.y[k]
-        } else {
-            log_value(c, self.s)
-        }
-    }
-}
-
 /// The log values `ln(1 + c / s_i)` of every cell's integer counts below 32, looked up
 /// (128 bytes per cell, filled when made), and the size factors for the other values: what
 /// [`LogCounts`] and the streamed markers read, bit for bit [`log_value`].
@@ -391,25 +355,6 @@ pub fn row_values<X: MatrixValues + ?Sized>(x: &X, row: usize, out: &mut Vec<f32
 mod tests {
     use super::*;
     use crate::normalize::{normalize_total_log1p, NormalizeOptions};
-
-    #[test]
-    fn cell_logs_are_log_value_bit_for_bit() {
-        for s in [0.0f32, 0.37, 1.0, 2.5e3] {
-            let mut logs = CellLogs::new(s);
-            // each count twice: computed, then remembered
-            for c in (0..70)
-                .chain(0..70)
-                .map(|c| c as f32)
-                .chain([2.5, 63.5, 1e6, 0.0])
-            {
-                assert_eq!(
-                    logs.get(c).to_bits(),
-                    log_value(c, s).to_bits(),
-                    "{c} / {s}"
-                );
-            }
-        }
-    }
 
     #[test]
     fn table_gives_every_cell_its_own_log_values() {

@@ -465,9 +465,10 @@ impl LogMoments {
     }
 }
 
-/// The log values of one cell: `y = ln(1 + c / s)` (a size factor of 0 taken as 1) and
-/// `[e, e * e]` with `e = expm1(y)` or `y`, computed once per distinct integer count 1..64.
-struct RowLogs {
+/// The log values of one cell: `y = ln(1 + c / s)` (a size factor of 0 taken as 1, bit for bit
+/// [`crate::lognorm::log_value`]) and `[e, e * e]` with `e = expm1(y)` or `y`, computed once
+/// per distinct integer count 1..64 (the streamed load pass takes `y` alone).
+pub(crate) struct RowLogs {
     s: f32,
     expm1: bool,
     filled: u64,
@@ -477,7 +478,7 @@ struct RowLogs {
 
 impl RowLogs {
     #[inline(always)]
-    fn new(s: f32, expm1: bool) -> Self {
+    pub(crate) fn new(s: f32, expm1: bool) -> Self {
         RowLogs {
             s: if s == 0.0 { 1.0 } else { s },
             expm1,
@@ -495,7 +496,7 @@ impl RowLogs {
     }
 
     #[inline(always)]
-    fn get(&mut self, c: f32) -> (f32, [f64; 2]) {
+    pub(crate) fn get(&mut self, c: f32) -> (f32, [f64; 2]) {
         let k = c as u32;
         if k.wrapping_sub(1) < 63 && k as f32 == c {
             let k = k as usize & 63;
@@ -582,6 +583,26 @@ mod tests {
                     }
                 }
                 assert_eq!(parts, whole, "ranges of {per} genes, expm1 {expm1}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_logs_are_log_value_bit_for_bit() {
+        use crate::lognorm::log_value;
+        for s in [0.0f32, 0.37, 1.0, 2.5e3] {
+            let mut logs = RowLogs::new(s, false);
+            // each count twice: computed, then remembered
+            for c in (0..70)
+                .chain(0..70)
+                .map(|c| c as f32)
+                .chain([2.5, 63.5, 1e6, 0.0])
+            {
+                assert_eq!(
+                    logs.get(c).0.to_bits(),
+                    log_value(c, s).to_bits(),
+                    "{c} / {s}"
+                );
             }
         }
     }

@@ -30,8 +30,7 @@ use super::reader::CellChunks;
 use super::spill::EncodedSegment;
 use super::wire::{Reader, Wire};
 use crate::error::Result;
-use crate::lognorm::CellLogs;
-use crate::normalize::{cell_total, LogMoments};
+use crate::normalize::{cell_total, LogMoments, RowLogs};
 use crate::qc::{detected_in, FilterOptions, GeneSums, QcSums};
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
@@ -313,14 +312,14 @@ impl RowsPart {
             rd = td;
         }
         parts.into_par_iter().for_each(|(r, k, oi, od)| {
-            let mut logs = CellLogs::new(size_factors[k as usize]);
+            let mut logs = RowLogs::new(size_factors[k as usize], false);
             let (idx, val) = x.row(r);
             let mut w = 0;
             for (&c, &v) in idx.iter().zip(val) {
                 let j = col_of[c as usize];
                 if j != u32::MAX {
                     oi[w] = j;
-                    od[w] = logs.get(v);
+                    od[w] = logs.get(v).0;
                     w += 1;
                 }
             }
