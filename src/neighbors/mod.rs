@@ -19,8 +19,9 @@
 //!   an iteration under the total order (distance, index), which does not depend on the order
 //!   in which threads insert them. Each list holds [`APPROX_EXTRA_CANDIDATES`] more cells than
 //!   asked for, and the best are kept. Final distances are recomputed in `f64`. The search
-//!   renumbers the cells in the leaf order of the first tree (neighbours then sit close in
-//!   memory, which keeps the rows a local join reads in cache) and computes squared distances
+//!   renumbers the cells in the leaf order of the first tree and builds the other trees on the
+//!   renumbered cells (neighbours then sit close in memory, which keeps the rows a split or a
+//!   local join reads in cache) and computes squared distances
 //!   in `f32` over rows padded to a multiple of 8 components, in eight lanes with a fixed
 //!   reduction order, so that the 128-bit and 256-bit code give the same bits.
 //!

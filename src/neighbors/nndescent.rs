@@ -10,7 +10,7 @@ use super::KnnOptions;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// A 64-bit mix (splitmix64 finaliser) for hash-based priorities.
 #[inline]
@@ -139,32 +139,34 @@ pub(super) fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<
     };
     let leaf_size = (2 * cap).max(32);
 
-    // 1. Initial lists from the leaves of the random-projection forest.
-    let forest: Vec<Vec<Vec<u32>>> = (0..n_trees)
-        .into_par_iter()
-        .map(|t| {
-            let mut rng = ChaCha12Rng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
-            rp_tree_leaves(&original, &mut rng, leaf_size)
-        })
-        .collect();
-    // The search runs on the cells renumbered in the leaf order of the first tree: cells
-    // that are close in space are then close in memory, and the rows a local join reads are
-    // mostly in cache.
-    let order: Vec<u32> = forest[0].concat();
+    // 1. Initial lists from the leaves of the random-projection forest. The first tree is
+    // built on the cells as given; the search then runs on the cells renumbered in its leaf
+    // order: cells that are close in space are then close in memory, so the other trees'
+    // splits and the local joins read rows that are mostly in cache.
+    let tree_rng = |t: usize| ChaCha12Rng::seed_from_u64(mix(opts.seed ^ mix(t as u64 + 1)));
+    let first = rp_tree_leaves(&original, &mut tree_rng(0), leaf_size);
+    let order: Vec<u32> = first.concat();
     let mut rank = vec![0u32; n];
     for (new, &old) in order.iter().enumerate() {
         rank[old as usize] = new as u32;
     }
     let points = &original.permuted(&order);
     drop(original);
-    let forest: Vec<Vec<Vec<u32>>> = forest
+    let mut forest: Vec<Vec<Vec<u32>>> = (1..n_trees)
         .into_par_iter()
-        .map(|tree| {
-            tree.into_iter()
-                .map(|leaf| leaf.into_iter().map(|i| rank[i as usize]).collect())
-                .collect()
-        })
+        .map(|t| rp_tree_leaves(points, &mut tree_rng(t), leaf_size))
         .collect();
+    // the first tree's leaves in the new numbering are consecutive runs
+    let mut at = 0u32;
+    forest.push(
+        first
+            .iter()
+            .map(|leaf| {
+                at += leaf.len() as u32;
+                (at - leaf.len() as u32..at).collect()
+            })
+            .collect(),
+    );
     forest.par_iter().flatten().for_each_init(
         || (Vec::new(), Vec::new()),
         |(wn, wo), leaf| {
@@ -272,7 +274,7 @@ pub(super) fn nn_descent(points: &Points, cap: usize, opts: &KnnOptions) -> Vec<
         .collect()
 }
 
-/// Reverse adjacency in CSR form, rows filled in increasing source order.
+/// Reverse adjacency in CSR form (the sources of each row in no particular order).
 struct Rev {
     ptr: Vec<usize>,
     idx: Vec<u32>,
@@ -285,23 +287,25 @@ impl Rev {
 }
 
 fn reverse(fwd: &[Vec<u32>], n: usize) -> Rev {
+    // Counted and filled in parallel with atomic cursors: the order of a row's sources then
+    // depends on the threads, which does not matter, as `gather` sorts each row's union.
+    let count: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+    fwd.par_iter().flatten().for_each(|&j| {
+        count[j as usize].fetch_add(1, Ordering::Relaxed);
+    });
     let mut ptr = vec![0usize; n + 1];
-    for l in fwd {
-        for &j in l {
-            ptr[j as usize + 1] += 1;
-        }
-    }
     for v in 0..n {
-        ptr[v + 1] += ptr[v];
+        ptr[v + 1] = ptr[v] + count[v].load(Ordering::Relaxed) as usize;
     }
-    let mut next = ptr.clone();
-    let mut idx = vec![0u32; ptr[n]];
-    for (i, l) in fwd.iter().enumerate() {
+    let next: Vec<AtomicUsize> = ptr[..n].iter().map(|&p| AtomicUsize::new(p)).collect();
+    let idx: Vec<AtomicU32> = (0..ptr[n]).map(|_| AtomicU32::new(0)).collect();
+    fwd.par_iter().enumerate().for_each(|(i, l)| {
         for &j in l {
-            idx[next[j as usize]] = i as u32;
-            next[j as usize] += 1;
+            let at = next[j as usize].fetch_add(1, Ordering::Relaxed);
+            idx[at].store(i as u32, Ordering::Relaxed);
         }
-    }
+    });
+    let idx = idx.into_iter().map(AtomicU32::into_inner).collect();
     Rev { ptr, idx }
 }
 
