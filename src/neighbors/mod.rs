@@ -21,9 +21,9 @@
 //!   asked for, and the best are kept. Final distances are recomputed in `f64`. The search
 //!   renumbers the cells in the leaf order of the first tree and builds the other trees on the
 //!   renumbered cells (neighbours then sit close in memory, which keeps the rows a split or a
-//!   local join reads in cache) and computes squared distances
-//!   in `f32` over rows padded to a multiple of 8 components, in eight lanes with a fixed
-//!   reduction order, so that the 128-bit and 256-bit code give the same bits.
+//!   local join reads in cache) and computes squared distances in `f32` over rows padded to a
+//!   multiple of 8 components, in eight lanes with a fixed reduction order, so that the
+//!   128-bit and 256-bit code give the same bits.
 //!
 //! [`Method::Auto`] uses the exact search up to [`AUTO_EXACT_MAX_CELLS`] cells.
 //!
