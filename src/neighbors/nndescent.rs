@@ -298,7 +298,10 @@ fn reverse(fwd: &[Vec<u32>], n: usize) -> Rev {
         ptr[v + 1] = ptr[v] + count[v].load(Ordering::Relaxed) as usize;
     }
     let next: Vec<AtomicUsize> = ptr[..n].iter().map(|&p| AtomicUsize::new(p)).collect();
-    let idx: Vec<AtomicU32> = (0..ptr[n]).map(|_| AtomicU32::new(0)).collect();
+    let idx: Vec<AtomicU32> = (0..ptr[n])
+        .into_par_iter()
+        .map(|_| AtomicU32::new(0))
+        .collect();
     fwd.par_iter().enumerate().for_each(|(i, l)| {
         for &j in l {
             let at = next[j as usize].fetch_add(1, Ordering::Relaxed);
