@@ -32,10 +32,9 @@ pub(super) fn optimize(
     // next epoch at which each out-edge and each in-edge is sampled
     let mut out_next = edges.eps.clone();
     let mut out_due: Vec<u32> = out_next.iter().map(|&x| due_epoch(x)).collect();
-    let mut in_next = if edges.symmetric {
-        Vec::new()
-    } else {
-        edges.t_eps.clone()
+    let mut in_next = match &edges.in_edges {
+        None => Vec::new(),
+        Some(t) => t.eps.clone(),
     };
     let mut next = pos.clone();
     let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
@@ -45,10 +44,9 @@ pub(super) fn optimize(
         for first in (0..n).step_by(CHUNK) {
             let last = (first + CHUNK).min(n);
             let ne = edges.indptr[last] - edges.indptr[first];
-            let nt = if edges.symmetric {
-                0
-            } else {
-                edges.t_indptr[last] - edges.t_indptr[first]
+            let nt = match &edges.in_edges {
+                None => 0,
+                Some(t) => t.indptr[last] - t.indptr[first],
             };
             let (o1, o2) = std::mem::take(&mut o).split_at_mut(ne);
             let (d1, d2) = std::mem::take(&mut d).split_at_mut(ne);

@@ -92,7 +92,8 @@ pub(super) fn due_samples(
     samples.clear();
     ends.clear();
     let n = edges.n;
-    let (e0, t0) = (edges.indptr[ch.first], edges.t_indptr[ch.first]);
+    let e0 = edges.indptr[ch.first];
+    let t0 = edges.in_edges.as_ref().map_or(0, |t| t.indptr[ch.first]);
     let now = epoch as f64;
     let epoch32 = u32::try_from(epoch).unwrap_or(u32::MAX);
     for j in ch.first..ch.first + n_cells {
@@ -137,12 +138,13 @@ pub(super) fn due_samples(
                 }
             }
         }
-        if edges.symmetric {
-            samples.extend(due_out.iter().map(|&o| edges.tail[a + o as usize]));
-        } else {
-            for t in edges.t_indptr[j]..edges.t_indptr[j + 1] {
-                if due(&mut ch.in_next[t - t0], edges.t_eps[t], epoch) {
-                    samples.push(edges.t_head[t]);
+        match &edges.in_edges {
+            None => samples.extend(due_out.iter().map(|&o| edges.tail[a + o as usize])),
+            Some(tr) => {
+                for t in tr.indptr[j]..tr.indptr[j + 1] {
+                    if due(&mut ch.in_next[t - t0], tr.eps[t], epoch) {
+                        samples.push(tr.head[t]);
+                    }
                 }
             }
         }

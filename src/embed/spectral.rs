@@ -19,6 +19,9 @@ const SPECTRAL_POWER: usize = 3;
 /// vectors' cosines 1 to 1e-12), at 40 or 24 vectors.
 const SPECTRAL_TOL: f64 = 1e-8;
 
+/// Rows per parallel task when the operator is built.
+const BUILD_ROWS: usize = 4096;
+
 /// Restarts of the Krylov basis before the spectral start gives up (a random start then).
 const SPECTRAL_RESTARTS: usize = 300;
 
@@ -89,35 +92,90 @@ pub(super) fn component_spectral(
         local[i] = li as u32;
     }
     let comp = label[members[0]];
+    let inside = |e: usize| label[edges.tail[e] as usize] == comp;
     // W + W^T over the stored edges gives the symmetric graph umap-learn's Laplacian uses when
-    // the input is symmetric; a stored symmetric graph is used as is.
+    // the input is symmetric; a stored symmetric graph is used as is. The rows are counted and
+    // then copied in blocks of members in parallel.
+    let counts: Vec<usize> = members
+        .par_iter()
+        .map(|&i| {
+            (edges.indptr[i]..edges.indptr[i + 1])
+                .filter(|&e| inside(e))
+                .count()
+        })
+        .collect();
     let mut indptr = Vec::with_capacity(m + 1);
     indptr.push(0);
-    let mut indices = Vec::new();
-    let mut values = Vec::new();
-    for &i in members {
-        for e in edges.indptr[i]..edges.indptr[i + 1] {
-            let c = edges.tail[e] as usize;
-            if label[c] == comp {
-                indices.push(local[c]);
-                values.push(edges.weight[e] as f64);
-            }
+    for c in counts {
+        indptr.push(indptr[indptr.len() - 1] + c);
+    }
+    let mut indices = vec![0u32; indptr[m]];
+    let mut values = vec![0f64; indptr[m]];
+    {
+        let mut blocks = Vec::with_capacity(m.div_ceil(BUILD_ROWS));
+        let (mut ix, mut vs) = (&mut indices[..], &mut values[..]);
+        for r0 in (0..m).step_by(BUILD_ROWS) {
+            let r1 = (r0 + BUILD_ROWS).min(m);
+            let len = indptr[r1] - indptr[r0];
+            let (i1, i2) = std::mem::take(&mut ix).split_at_mut(len);
+            let (v1, v2) = std::mem::take(&mut vs).split_at_mut(len);
+            blocks.push((&members[r0..r1], i1, v1));
+            (ix, vs) = (i2, v2);
         }
-        indptr.push(indices.len());
+        blocks.into_par_iter().for_each(|(rows, ix, vs)| {
+            let mut at = 0;
+            for &i in rows {
+                for e in edges.indptr[i]..edges.indptr[i + 1] {
+                    if inside(e) {
+                        ix[at] = local[edges.tail[e] as usize];
+                        vs[at] = edges.weight[e] as f64;
+                        at += 1;
+                    }
+                }
+            }
+        });
     }
-    // column sums (umap-learn: graph.sum(axis=0))
-    let mut deg = vec![0.0f64; m];
-    for (p, &c) in indices.iter().enumerate() {
-        deg[c as usize] += values[p];
-    }
+    // column sums (umap-learn: graph.sum(axis=0)). When the in-edges are the out-edges (the
+    // rows' tails increasing, each edge's reverse with the same weight; a component holds
+    // every neighbour of its cells), the sum of column c adds the entries of row c in the
+    // same order: the row sums, in parallel, give the same bits.
+    let deg: Vec<f64> = if edges.in_edges.is_none() {
+        (0..m)
+            .into_par_iter()
+            .map(|r| {
+                values[indptr[r]..indptr[r + 1]]
+                    .iter()
+                    .fold(0.0f64, |s, &v| s + v)
+            })
+            .collect()
+    } else {
+        let mut deg = vec![0.0f64; m];
+        for (p, &c) in indices.iter().enumerate() {
+            deg[c as usize] += values[p];
+        }
+        deg
+    };
     if deg.iter().any(|&d| d <= 0.0) {
         return None;
     }
     let sqrt_deg: Vec<f64> = deg.iter().map(|d| d.sqrt()).collect();
-    for r in 0..m {
-        for p in indptr[r]..indptr[r + 1] {
-            values[p] /= sqrt_deg[r] * sqrt_deg[indices[p] as usize];
+    {
+        let mut blocks = Vec::with_capacity(m.div_ceil(BUILD_ROWS));
+        let mut vs = &mut values[..];
+        for r0 in (0..m).step_by(BUILD_ROWS) {
+            let r1 = (r0 + BUILD_ROWS).min(m);
+            let (v1, v2) = std::mem::take(&mut vs).split_at_mut(indptr[r1] - indptr[r0]);
+            blocks.push((r0..r1, v1));
+            vs = v2;
         }
+        blocks.into_par_iter().for_each(|(rows, vs)| {
+            let base = indptr[rows.start];
+            for r in rows {
+                for p in indptr[r]..indptr[r + 1] {
+                    vs[p - base] /= sqrt_deg[r] * sqrt_deg[indices[p] as usize];
+                }
+            }
+        });
     }
     let op = ShiftedNormAdj {
         indptr,
