@@ -2,6 +2,7 @@
 //! epochs between two samples of each, after the graph is checked.
 
 use super::curve::default_n_epochs;
+use super::rows::par_csr;
 use super::schedule::NEG;
 use crate::error::{Error, Result};
 use crate::sparse::CsrMatrix;
@@ -29,9 +30,6 @@ pub(super) struct InEdges {
     /// epochs between two samples of each in-edge
     pub(super) eps: Vec<f64>,
 }
-
-/// Rows per parallel task of [`build_edges`].
-const ROWS: usize = 4096;
 
 pub(super) fn check_graph(graph: &CsrMatrix) -> Result<()> {
     let (r, c) = graph.shape();
@@ -76,42 +74,17 @@ pub(super) fn build_edges(graph: &CsrMatrix, n_epochs: usize) -> Result<Edges> {
     let threshold = max / threshold_epochs as f32;
     let keep = |w: f32| w >= threshold && w > 0.0;
     // the kept edges of each row, counted and then copied in blocks of rows in parallel
-    let counts: Vec<usize> = (0..n)
-        .into_par_iter()
-        .map(|r| graph.row(r).1.iter().filter(|&&w| keep(w)).count())
-        .collect();
-    let mut indptr = Vec::with_capacity(n + 1);
-    indptr.push(0);
-    for c in counts {
-        indptr.push(indptr[indptr.len() - 1] + c);
-    }
-    let mut tail = vec![0u32; indptr[n]];
-    let mut weight = vec![0f32; indptr[n]];
-    let mut blocks = Vec::with_capacity(n.div_ceil(ROWS));
-    {
-        let (mut t, mut w) = (&mut tail[..], &mut weight[..]);
-        for r0 in (0..n).step_by(ROWS) {
-            let r1 = (r0 + ROWS).min(n);
-            let len = indptr[r1] - indptr[r0];
-            let (t1, t2) = std::mem::take(&mut t).split_at_mut(len);
-            let (w1, w2) = std::mem::take(&mut w).split_at_mut(len);
-            blocks.push((r0..r1, t1, w1));
-            (t, w) = (t2, w2);
-        }
-    }
-    blocks.into_par_iter().for_each(|(rows, t, w)| {
-        let mut at = 0;
-        for r in rows {
+    let (indptr, tail, weight) = par_csr(
+        n,
+        |r| graph.row(r).1.iter().filter(|&&w| keep(w)).count(),
+        |r, t: &mut [u32], w: &mut [f32]| {
             let (idx, val) = graph.row(r);
-            for (&c, &v) in idx.iter().zip(val) {
-                if keep(v) {
-                    t[at] = c;
-                    w[at] = v;
-                    at += 1;
-                }
+            let kept = idx.iter().zip(val).filter(|(_, &v)| keep(v));
+            for ((t, w), (&c, &v)) in t.iter_mut().zip(w.iter_mut()).zip(kept) {
+                (*t, *w) = (c, v);
             }
-        }
-    });
+        },
+    );
     let eps: Vec<f64> = weight.par_iter().map(|&w| max as f64 / w as f64).collect();
     let in_edges = if out_edges_are_in_edges(&indptr, &tail, &weight) {
         None

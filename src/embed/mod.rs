@@ -43,6 +43,7 @@ mod kernel;
 mod lanczos;
 mod optimize;
 mod pow;
+mod rows;
 mod schedule;
 mod spectral;
 

@@ -3,6 +3,7 @@
 
 use super::edges::Edges;
 use super::lanczos::largest_eigenpairs;
+use super::rows::{par_csr, par_rows_mut};
 use faer::Mat;
 use rayon::prelude::*;
 
@@ -18,9 +19,6 @@ const SPECTRAL_POWER: usize = 3;
 /// instead of the third). At `1e-8` the pairs found there are those of a `1e-10` solve (the
 /// vectors' cosines 1 to 1e-12), at 40 or 24 vectors.
 const SPECTRAL_TOL: f64 = 1e-8;
-
-/// Rows per parallel task when the operator is built.
-const BUILD_ROWS: usize = 4096;
 
 /// Restarts of the Krylov basis before the spectral start gives up (a random start then).
 const SPECTRAL_RESTARTS: usize = 300;
@@ -96,45 +94,23 @@ pub(super) fn component_spectral(
     // W + W^T over the stored edges gives the symmetric graph umap-learn's Laplacian uses when
     // the input is symmetric; a stored symmetric graph is used as is. The rows are counted and
     // then copied in blocks of members in parallel.
-    let counts: Vec<usize> = members
-        .par_iter()
-        .map(|&i| {
+    let (indptr, indices, mut values) = par_csr(
+        m,
+        |r| {
+            let i = members[r];
             (edges.indptr[i]..edges.indptr[i + 1])
                 .filter(|&e| inside(e))
                 .count()
-        })
-        .collect();
-    let mut indptr = Vec::with_capacity(m + 1);
-    indptr.push(0);
-    for c in counts {
-        indptr.push(indptr[indptr.len() - 1] + c);
-    }
-    let mut indices = vec![0u32; indptr[m]];
-    let mut values = vec![0f64; indptr[m]];
-    {
-        let mut blocks = Vec::with_capacity(m.div_ceil(BUILD_ROWS));
-        let (mut ix, mut vs) = (&mut indices[..], &mut values[..]);
-        for r0 in (0..m).step_by(BUILD_ROWS) {
-            let r1 = (r0 + BUILD_ROWS).min(m);
-            let len = indptr[r1] - indptr[r0];
-            let (i1, i2) = std::mem::take(&mut ix).split_at_mut(len);
-            let (v1, v2) = std::mem::take(&mut vs).split_at_mut(len);
-            blocks.push((&members[r0..r1], i1, v1));
-            (ix, vs) = (i2, v2);
-        }
-        blocks.into_par_iter().for_each(|(rows, ix, vs)| {
-            let mut at = 0;
-            for &i in rows {
-                for e in edges.indptr[i]..edges.indptr[i + 1] {
-                    if inside(e) {
-                        ix[at] = local[edges.tail[e] as usize];
-                        vs[at] = edges.weight[e] as f64;
-                        at += 1;
-                    }
-                }
+        },
+        |r, ix: &mut [u32], vs: &mut [f64]| {
+            let i = members[r];
+            let row = (edges.indptr[i]..edges.indptr[i + 1]).filter(|&e| inside(e));
+            for ((x, v), e) in ix.iter_mut().zip(vs.iter_mut()).zip(row) {
+                *x = local[edges.tail[e] as usize];
+                *v = edges.weight[e] as f64;
             }
-        });
-    }
+        },
+    );
     // column sums (umap-learn: graph.sum(axis=0)). When the in-edges are the out-edges (the
     // rows' tails increasing, each edge's reverse with the same weight; a component holds
     // every neighbour of its cells), the sum of column c adds the entries of row c in the
@@ -159,24 +135,12 @@ pub(super) fn component_spectral(
         return None;
     }
     let sqrt_deg: Vec<f64> = deg.iter().map(|d| d.sqrt()).collect();
-    {
-        let mut blocks = Vec::with_capacity(m.div_ceil(BUILD_ROWS));
-        let mut vs = &mut values[..];
-        for r0 in (0..m).step_by(BUILD_ROWS) {
-            let r1 = (r0 + BUILD_ROWS).min(m);
-            let (v1, v2) = std::mem::take(&mut vs).split_at_mut(indptr[r1] - indptr[r0]);
-            blocks.push((r0..r1, v1));
-            vs = v2;
+    par_rows_mut(&indptr, &mut values, |r, row| {
+        let cols = &indices[indptr[r]..indptr[r + 1]];
+        for (v, &c) in row.iter_mut().zip(cols) {
+            *v /= sqrt_deg[r] * sqrt_deg[c as usize];
         }
-        blocks.into_par_iter().for_each(|(rows, vs)| {
-            let base = indptr[rows.start];
-            for r in rows {
-                for p in indptr[r]..indptr[r + 1] {
-                    vs[p - base] /= sqrt_deg[r] * sqrt_deg[indices[p] as usize];
-                }
-            }
-        });
-    }
+    });
     let op = ShiftedNormAdj {
         indptr,
         indices,
