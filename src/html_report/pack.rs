@@ -190,8 +190,9 @@ fn pack_blocked(
     // order, so no second copy of the values is made to join them.
     let log = LogTable::new(size_factors);
     let slot = &slot;
+    let block = block.max(1);
     let blocks: Vec<Vec<Vec<(u32, f32)>>> = shown
-        .par_chunks(block.max(1))
+        .par_chunks(block)
         .enumerate()
         .map(|(b, cells)| {
             let mut cols: Vec<Vec<(u32, f32)>> = vec![Vec::new(); genes.len()];
