@@ -80,7 +80,7 @@ fn spectral_init(edges: &Edges, rng: &mut ChaCha12Rng) -> Vec<f64> {
     let (n_comp, label) = components(edges);
     if n_comp == 1 {
         let all: Vec<usize> = (0..n).collect();
-        return match component_spectral(edges, &all, &label) {
+        return match component_spectral(edges, &all) {
             Some(v) => v,
             None => (0..2 * n).map(|_| rng.gen_range(-10.0..10.0)).collect(),
         };
@@ -125,7 +125,7 @@ fn spectral_init(edges: &Edges, rng: &mut ChaCha12Rng) -> Vec<f64> {
         let layout = if m.len() < 4 {
             None
         } else {
-            component_spectral(edges, m, &label)
+            component_spectral(edges, m)
         };
         match layout {
             Some(v) => {

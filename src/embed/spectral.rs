@@ -77,34 +77,23 @@ impl ShiftedNormAdj {
     }
 }
 
-/// Eigenvectors 2 and 3 of the normalized Laplacian of one connected component (row-major
-/// m x 2), or `None` if the solver does not converge.
-pub(super) fn component_spectral(
-    edges: &Edges,
-    members: &[usize],
-    label: &[usize],
-) -> Option<Vec<f64>> {
+/// Eigenvectors 2 and 3 of the normalized Laplacian of one connected component (its cells
+/// `members`, in increasing order; row-major m x 2), or `None` if the solver does not converge.
+pub(super) fn component_spectral(edges: &Edges, members: &[usize]) -> Option<Vec<f64>> {
     let m = members.len();
     let mut local = vec![u32::MAX; edges.n];
     for (li, &i) in members.iter().enumerate() {
         local[i] = li as u32;
     }
-    let comp = label[members[0]];
-    let inside = |e: usize| label[edges.tail[e] as usize] == comp;
     // W + W^T over the stored edges gives the symmetric graph umap-learn's Laplacian uses when
-    // the input is symmetric; a stored symmetric graph is used as is. The rows are counted and
-    // then copied in blocks of members in parallel.
+    // the input is symmetric; a stored symmetric graph is used as is. A component holds every
+    // tail of its cells' edges (the components join both ends of every edge), so each row is
+    // the cell's edges, copied in blocks of members in parallel.
     let (indptr, indices, mut values) = par_csr(
         m,
-        |r| {
-            let i = members[r];
-            (edges.indptr[i]..edges.indptr[i + 1])
-                .filter(|&e| inside(e))
-                .count()
-        },
+        |r| edges.indptr[members[r] + 1] - edges.indptr[members[r]],
         |r, ix: &mut [u32], vs: &mut [f64]| {
-            let i = members[r];
-            let row = (edges.indptr[i]..edges.indptr[i + 1]).filter(|&e| inside(e));
+            let row = edges.indptr[members[r]]..edges.indptr[members[r] + 1];
             for ((x, v), e) in ix.iter_mut().zip(vs.iter_mut()).zip(row) {
                 *x = local[edges.tail[e] as usize];
                 *v = edges.weight[e] as f64;

@@ -411,9 +411,15 @@ mod tests {
         let (m, sf) = hashed_counts();
         let shown: Vec<usize> = (0..m.n_rows()).filter(|c| c % 3 != 1).collect();
         let genes: Vec<usize> = (0..m.n_cols()).step_by(3).rev().collect();
-        for budget in [None, Some(20_000)] {
+        let whole = pack_blocked((&m).into(), &sf, &shown, &genes, None, 4096).unwrap();
+        for budget in [None, Some(whole.gzip.len() * 2 / 3)] {
             let one = pack_blocked((&m).into(), &sf, &shown, &genes, budget, shown.len()).unwrap();
             assert!(one.genes.len() > 10);
+            assert_eq!(
+                one.left_out > 0,
+                budget.is_some(),
+                "the budget cuts the stream"
+            );
             for block in [1, 7, 64, 4096] {
                 let p = pack_blocked((&m).into(), &sf, &shown, &genes, budget, block).unwrap();
                 assert_eq!(p, one, "blocks of {block} cells, budget {budget:?}");
