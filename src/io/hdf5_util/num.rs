@@ -11,6 +11,11 @@ pub(crate) trait Num: Copy + Default + Send + Sync + 'static {
     fn from_u64(v: u64) -> Option<Self>;
     /// Converts a float; `None` when it cannot be represented (e.g. negative for unsigned).
     fn from_f64(v: f64) -> Option<Self>;
+    /// `v` as `Self` (an `as` cast) and whether [`Num::from_i64`] accepts it, without a branch,
+    /// so that a loop over many values vectorizes; the cast is `from_i64(v)` when accepted.
+    fn cast_i64(v: i64) -> (Self, bool);
+    /// [`Num::cast_i64`] for [`Num::from_u64`].
+    fn cast_u64(v: u64) -> (Self, bool);
 }
 
 impl Num for f32 {
@@ -23,6 +28,12 @@ impl Num for f32 {
     fn from_f64(v: f64) -> Option<Self> {
         Some(v as f32)
     }
+    fn cast_i64(v: i64) -> (Self, bool) {
+        (v as f32, true)
+    }
+    fn cast_u64(v: u64) -> (Self, bool) {
+        (v as f32, true)
+    }
 }
 impl Num for f64 {
     fn from_i64(v: i64) -> Option<Self> {
@@ -33,6 +44,12 @@ impl Num for f64 {
     }
     fn from_f64(v: f64) -> Option<Self> {
         Some(v)
+    }
+    fn cast_i64(v: i64) -> (Self, bool) {
+        (v as f64, true)
+    }
+    fn cast_u64(v: u64) -> (Self, bool) {
+        (v as f64, true)
     }
 }
 macro_rules! int_num {
@@ -50,6 +67,13 @@ macro_rules! int_num {
                 } else {
                     None
                 }
+            }
+            fn cast_i64(v: i64) -> (Self, bool) {
+                // in range exactly when the value survives the round trip
+                (v as $t, v as $t as i64 == v && (v >= 0 || <$t>::MIN != 0))
+            }
+            fn cast_u64(v: u64) -> (Self, bool) {
+                (v as $t, v as $t as u64 == v && (v as $t >= <$t>::default()))
             }
         }
     };
@@ -107,26 +131,49 @@ impl Kind {
         bytes: &[u8],
         out: &mut [T],
     ) -> std::result::Result<(), usize> {
+        // Integers: every value cast and its range test folded into one flag, with no branch
+        // in the loop (which then vectorizes); the first value out of range is looked for only
+        // when the flag says there is one.
+        macro_rules! cast {
+            ($n:expr, $ty:ty, $conv:ident, $wide:ty) => {{
+                let mut ok = true;
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact($n)) {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(b);
+                    let (v, fits) = T::$conv(<$ty>::from_le_bytes(a) as $wide);
+                    *o = v;
+                    ok &= fits;
+                }
+                if !ok {
+                    let first = bytes.chunks_exact($n).position(|b| {
+                        let mut a = [0u8; $n];
+                        a.copy_from_slice(b);
+                        !T::$conv(<$ty>::from_le_bytes(a) as $wide).1
+                    });
+                    return Err(first.unwrap_or(0));
+                }
+            }};
+        }
         macro_rules! go {
-            ($n:expr, $ty:ty, $conv:ident, $wide:ty) => {
+            ($n:expr, $ty:ty) => {
                 for (i, (o, b)) in out.iter_mut().zip(bytes.chunks_exact($n)).enumerate() {
                     let mut a = [0u8; $n];
                     a.copy_from_slice(b);
-                    *o = T::$conv(<$ty>::from_le_bytes(a) as $wide).ok_or(i)?;
+                    *o = T::from_f64(<$ty>::from_le_bytes(a) as f64).ok_or(i)?;
                 }
             };
         }
         match self {
-            Kind::I8 => go!(1, i8, from_i64, i64),
-            Kind::U8 => go!(1, u8, from_u64, u64),
-            Kind::I16 => go!(2, i16, from_i64, i64),
-            Kind::U16 => go!(2, u16, from_u64, u64),
-            Kind::I32 => go!(4, i32, from_i64, i64),
-            Kind::U32 => go!(4, u32, from_u64, u64),
-            Kind::I64 => go!(8, i64, from_i64, i64),
-            Kind::U64 => go!(8, u64, from_u64, u64),
-            Kind::F32 => go!(4, f32, from_f64, f64),
-            Kind::F64 => go!(8, f64, from_f64, f64),
+            Kind::I8 => cast!(1, i8, cast_i64, i64),
+            Kind::U8 => cast!(1, u8, cast_u64, u64),
+            Kind::I16 => cast!(2, i16, cast_i64, i64),
+            Kind::U16 => cast!(2, u16, cast_u64, u64),
+            Kind::I32 => cast!(4, i32, cast_i64, i64),
+            Kind::U32 => cast!(4, u32, cast_u64, u64),
+            Kind::I64 => cast!(8, i64, cast_i64, i64),
+            Kind::U64 => cast!(8, u64, cast_u64, u64),
+            Kind::F32 => go!(4, f32),
+            Kind::F64 => go!(8, f64),
         }
         Ok(())
     }
@@ -138,5 +185,114 @@ pub(super) fn little_endian(dt: &Datatype) -> bool {
             *byte_order == DatatypeByteOrder::LittleEndian
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The element-by-element conversion [`Kind::decode`] stands for.
+    fn one_by_one<T: Num>(kind: Kind, bytes: &[u8]) -> std::result::Result<Vec<T>, usize> {
+        let n = kind.size();
+        bytes
+            .chunks_exact(n)
+            .enumerate()
+            .map(|(i, b)| {
+                let mut a = [0u8; 8];
+                a[..n].copy_from_slice(b);
+                let signed = |bits: u32| {
+                    let s = 64 - bits;
+                    (i64::from_le_bytes(a) << s) >> s
+                };
+                let v = match kind {
+                    Kind::I8 => T::from_i64(signed(8)),
+                    Kind::I16 => T::from_i64(signed(16)),
+                    Kind::I32 => T::from_i64(signed(32)),
+                    Kind::I64 => T::from_i64(signed(64)),
+                    Kind::U8 | Kind::U16 | Kind::U32 | Kind::U64 => {
+                        T::from_u64(u64::from_le_bytes(a))
+                    }
+                    Kind::F32 => T::from_f64(f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64),
+                    Kind::F64 => T::from_f64(f64::from_le_bytes(a)),
+                };
+                v.ok_or(i)
+            })
+            .collect()
+    }
+
+    fn check<T: Num + PartialEq + std::fmt::Debug>(kind: Kind, bytes: &[u8]) {
+        let mut out = vec![T::default(); bytes.len() / kind.size()];
+        let got = kind.decode(bytes, &mut out).map(|()| out);
+        assert_eq!(got, one_by_one::<T>(kind, bytes), "{kind:?}");
+    }
+
+    #[test]
+    fn decode_converts_and_finds_the_first_value_out_of_range() {
+        // Values at and around every type's limits, in each stored width; each list also with
+        // its elements in reverse so that a bad value is sometimes first, sometimes last.
+        let edges: Vec<i128> = vec![
+            0,
+            1,
+            -1,
+            255,
+            256,
+            -128,
+            -129,
+            65_535,
+            65_536,
+            -32_768,
+            i32::MAX as i128,
+            i32::MIN as i128,
+            u32::MAX as i128,
+            u32::MAX as i128 + 1,
+            i64::MAX as i128,
+            i64::MIN as i128,
+            u64::MAX as i128,
+        ];
+        for kind in [
+            Kind::I8,
+            Kind::U8,
+            Kind::I16,
+            Kind::U16,
+            Kind::I32,
+            Kind::U32,
+            Kind::I64,
+            Kind::U64,
+            Kind::F32,
+            Kind::F64,
+        ] {
+            let n = kind.size();
+            let mut bytes: Vec<u8> = Vec::new();
+            for &e in &edges {
+                let b = match kind {
+                    Kind::F32 => (e as f32).to_le_bytes().to_vec(),
+                    Kind::F64 => (e as f64).to_le_bytes().to_vec(),
+                    _ => e.to_le_bytes()[..n].to_vec(),
+                };
+                bytes.extend(b);
+            }
+            let elems: Vec<&[u8]> = bytes.chunks_exact(n).collect();
+            for cut in 0..=elems.len() {
+                for list in [
+                    elems[..cut].concat(),
+                    elems[..cut]
+                        .iter()
+                        .rev()
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .concat(),
+                ] {
+                    check::<u16>(kind, &list);
+                    check::<u32>(kind, &list);
+                    check::<i32>(kind, &list);
+                    check::<i64>(kind, &list);
+                    check::<u64>(kind, &list);
+                    check::<usize>(kind, &list);
+                    check::<f32>(kind, &list);
+                    check::<f64>(kind, &list);
+                }
+            }
+        }
     }
 }
