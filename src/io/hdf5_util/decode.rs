@@ -1,5 +1,7 @@
-//! Decoding stored chunks: reading a chunk's bytes, undoing deflate and shuffle (SSE2 byte
-//! interleaves on x86-64) and converting its elements.
+//! Decoding stored chunks: reading a chunk's bytes, undoing deflate and shuffle and
+//! converting its elements. A shuffle of integers undone last is undone by the conversion,
+//! which reads each element's bytes from the byte planes ([`Kind::decode_shuffled`]); other
+//! shuffles are undone first, by SSE2 byte interleaves on x86-64.
 
 use super::num::{Kind, Num};
 use super::read::MAX_DEFLATE_RATIO;
@@ -71,9 +73,15 @@ impl ChunkDecoder<'_> {
         fh.seek(SeekFrom::Start(c.address))
             .and_then(|_| fh.read_exact(raw))
             .map_err(|e| Error::io(self.path, e))?;
-        // Undo the filters in reverse pipeline order, skipping masked ones.
+        // Undo the filters in reverse pipeline order, skipping masked ones. A shuffle undone
+        // last, of integers, is undone while converting (`Kind::decode_shuffled`).
+        let mut planes = false;
         for (i, &f) in self.filters.iter().enumerate().rev() {
             if c.filter_mask & (1 << i) != 0 {
+                continue;
+            }
+            if f == 2 && i == 0 && self.kind.is_integer() && esize > 1 {
+                planes = true;
                 continue;
             }
             if f == 1 {
@@ -102,7 +110,12 @@ impl ChunkDecoder<'_> {
                 raw.len()
             )));
         }
-        self.kind.decode(&raw[from..to], dst).map_err(|i| {
+        let decoded = if planes {
+            self.kind.decode_shuffled(raw, raw.len() / esize, skip, dst)
+        } else {
+            self.kind.decode(&raw[from..to], dst)
+        };
+        decoded.map_err(|i| {
             err(format!(
                 "element {} is out of range for its use",
                 slot * clen + skip + i

@@ -177,6 +177,76 @@ impl Kind {
         }
         Ok(())
     }
+
+    /// Whether the elements are integers (what [`Kind::decode_shuffled`] decodes).
+    pub(super) fn is_integer(self) -> bool {
+        !matches!(self, Kind::F32 | Kind::F64)
+    }
+
+    /// [`Kind::decode`] of elements `skip..skip + out.len()` of the `n` integer elements whose
+    /// bytes the HDF5 shuffle filter stored as byte planes (byte `b` of element `i` at
+    /// `bytes[b * n + i]`), read from the planes directly: the same values and errors as
+    /// undoing the shuffle first, without writing the reordered bytes. `bytes` holds at least
+    /// `n * self.size()` bytes and `skip + out.len() <= n`; a floating-point kind is decoded
+    /// by unshuffling a copy.
+    pub(super) fn decode_shuffled<T: Num>(
+        self,
+        bytes: &[u8],
+        n: usize,
+        skip: usize,
+        out: &mut [T],
+    ) -> std::result::Result<(), usize> {
+        let len = out.len();
+        // Element `i`: its bytes from the planes, sign-extended from `E` bytes when signed.
+        macro_rules! planes {
+            ($e:expr, $signed:expr) => {{
+                let p: [&[u8]; $e] =
+                    std::array::from_fn(|b| &bytes[b * n + skip..b * n + skip + len]);
+                let value = |i: usize| -> (T, bool) {
+                    let mut v = 0u64;
+                    for (b, plane) in p.iter().enumerate() {
+                        v |= u64::from(plane[i]) << (8 * b);
+                    }
+                    if $signed {
+                        let s = 64 - 8 * $e;
+                        T::cast_i64(((v << s) as i64) >> s)
+                    } else {
+                        T::cast_u64(v)
+                    }
+                };
+                let mut ok = true;
+                for (i, o) in out.iter_mut().enumerate() {
+                    let (v, fits) = value(i);
+                    *o = v;
+                    ok &= fits;
+                }
+                if !ok {
+                    return Err((0..len).position(|i| !value(i).1).unwrap_or(0));
+                }
+                Ok(())
+            }};
+        }
+        match self {
+            Kind::I8 => planes!(1, true),
+            Kind::U8 => planes!(1, false),
+            Kind::I16 => planes!(2, true),
+            Kind::U16 => planes!(2, false),
+            Kind::I32 => planes!(4, true),
+            Kind::U32 => planes!(4, false),
+            Kind::I64 => planes!(8, true),
+            Kind::U64 => planes!(8, false),
+            Kind::F32 | Kind::F64 => {
+                let e = self.size();
+                let mut plain = vec![0u8; len * e];
+                for (i, chunk) in plain.chunks_exact_mut(e).enumerate() {
+                    for (b, x) in chunk.iter_mut().enumerate() {
+                        *x = bytes[b * n + skip + i];
+                    }
+                }
+                self.decode(&plain, out)
+            }
+        }
+    }
 }
 
 pub(super) fn little_endian(dt: &Datatype) -> bool {
@@ -227,8 +297,37 @@ mod tests {
         assert_eq!(got, one_by_one::<T>(kind, bytes), "{kind:?}");
     }
 
+    /// `bytes` (whole elements of `e` bytes) as the shuffle filter stores them: byte planes.
+    fn shuffled(bytes: &[u8], e: usize) -> Vec<u8> {
+        let n = bytes.len() / e;
+        let mut out = vec![0u8; bytes.len()];
+        for i in 0..n {
+            for b in 0..e {
+                out[b * n + i] = bytes[i * e + b];
+            }
+        }
+        out
+    }
+
+    fn check_shuffled<T: Num + PartialEq + std::fmt::Debug>(kind: Kind, bytes: &[u8]) {
+        let e = kind.size();
+        let n = bytes.len() / e;
+        let planes = shuffled(bytes, e);
+        for (skip, len) in [(0, n), (0, n / 2), (n / 3, n - n / 3), (n / 4, n / 2)] {
+            let mut want = vec![T::default(); len];
+            let want = kind
+                .decode(&bytes[skip * e..(skip + len) * e], &mut want)
+                .map(|()| want);
+            let mut got = vec![T::default(); len];
+            let got = kind
+                .decode_shuffled(&planes, n, skip, &mut got)
+                .map(|()| got);
+            assert_eq!(got, want, "{kind:?} skip {skip} len {len}");
+        }
+    }
+
     #[test]
-    fn decode_converts_and_finds_the_first_value_out_of_range() {
+    fn decode_and_decode_shuffled_convert_and_find_the_first_value_out_of_range() {
         // Values at and around every type's limits, in each stored width; each list also with
         // its elements in reverse so that a bad value is sometimes first, sometimes last.
         let edges: Vec<i128> = vec![
@@ -283,6 +382,10 @@ mod tests {
                         .collect::<Vec<_>>()
                         .concat(),
                 ] {
+                    check_shuffled::<u16>(kind, &list);
+                    check_shuffled::<u32>(kind, &list);
+                    check_shuffled::<i64>(kind, &list);
+                    check_shuffled::<f32>(kind, &list);
                     check::<u16>(kind, &list);
                     check::<u32>(kind, &list);
                     check::<i32>(kind, &list);
