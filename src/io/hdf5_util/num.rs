@@ -178,7 +178,8 @@ impl Kind {
         Ok(())
     }
 
-    /// Whether the elements are integers (what [`Kind::decode_shuffled`] decodes).
+    /// Whether the elements are integers (the kinds the chunk decoder converts straight from
+    /// their byte planes with [`Kind::decode_shuffled`]).
     pub(super) fn is_integer(self) -> bool {
         !matches!(self, Kind::F32 | Kind::F64)
     }
