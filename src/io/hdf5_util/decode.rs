@@ -1,7 +1,8 @@
 //! Decoding stored chunks: reading a chunk's bytes, undoing deflate and shuffle and
-//! converting its elements. A shuffle of integers undone last is undone by the conversion,
-//! which reads each element's bytes from the byte planes ([`Kind::decode_shuffled`]); other
-//! shuffles are undone first, by SSE2 byte interleaves on x86-64.
+//! converting its elements. A shuffle undone last (the usual filter order: shuffle, then
+//! deflate) is undone by the conversion, which reads each element's bytes from the byte
+//! planes ([`Kind::decode_shuffled`]); a shuffle with another filter after it is undone
+//! first, by SSE2 byte interleaves on x86-64.
 
 use super::num::{Kind, Num};
 use super::read::MAX_DEFLATE_RATIO;
@@ -74,13 +75,13 @@ impl ChunkDecoder<'_> {
             .and_then(|_| fh.read_exact(raw))
             .map_err(|e| Error::io(self.path, e))?;
         // Undo the filters in reverse pipeline order, skipping masked ones. A shuffle undone
-        // last, of integers, is undone while converting (`Kind::decode_shuffled`).
+        // last is undone while converting (`Kind::decode_shuffled`).
         let mut planes = false;
         for (i, &f) in self.filters.iter().enumerate().rev() {
             if c.filter_mask & (1 << i) != 0 {
                 continue;
             }
-            if f == 2 && i == 0 && self.kind.is_integer() && esize > 1 {
+            if f == 2 && i == 0 {
                 planes = true;
                 continue;
             }

@@ -178,18 +178,11 @@ impl Kind {
         Ok(())
     }
 
-    /// Whether the elements are integers (the kinds the chunk decoder converts straight from
-    /// their byte planes with [`Kind::decode_shuffled`]).
-    pub(super) fn is_integer(self) -> bool {
-        !matches!(self, Kind::F32 | Kind::F64)
-    }
-
-    /// [`Kind::decode`] of elements `skip..skip + out.len()` of the `n` integer elements whose
-    /// bytes the HDF5 shuffle filter stored as byte planes (byte `b` of element `i` at
+    /// [`Kind::decode`] of elements `skip..skip + out.len()` of the `n` elements whose bytes
+    /// the HDF5 shuffle filter stored as byte planes (byte `b` of element `i` at
     /// `bytes[b * n + i]`), read from the planes directly: the same values and errors as
     /// undoing the shuffle first, without writing the reordered bytes. `bytes` holds at least
-    /// `n * self.size()` bytes and `skip + out.len() <= n`; a floating-point kind is decoded
-    /// by unshuffling a copy.
+    /// `n * self.size()` bytes and `skip + out.len() <= n`.
     pub(super) fn decode_shuffled<T: Num>(
         self,
         bytes: &[u8],
@@ -198,22 +191,19 @@ impl Kind {
         out: &mut [T],
     ) -> std::result::Result<(), usize> {
         let len = out.len();
-        // Element `i`: its bytes from the planes, sign-extended from `E` bytes when signed.
+        // Element `i` of `E` bytes from the planes, converted by `conv` (the value and whether
+        // it is accepted); as in `decode`, one flag for the whole slice.
         macro_rules! planes {
-            ($e:expr, $signed:expr) => {{
+            ($e:expr, $conv:expr) => {{
                 let p: [&[u8]; $e] =
                     std::array::from_fn(|b| &bytes[b * n + skip..b * n + skip + len]);
+                let conv = $conv;
                 let value = |i: usize| -> (T, bool) {
                     let mut v = 0u64;
                     for (b, plane) in p.iter().enumerate() {
                         v |= u64::from(plane[i]) << (8 * b);
                     }
-                    if $signed {
-                        let s = 64 - 8 * $e;
-                        T::cast_i64(((v << s) as i64) >> s)
-                    } else {
-                        T::cast_u64(v)
-                    }
+                    conv(v)
                 };
                 let mut ok = true;
                 for (i, o) in out.iter_mut().enumerate() {
@@ -227,25 +217,18 @@ impl Kind {
                 Ok(())
             }};
         }
+        let float = |x: f64| T::from_f64(x).map_or((T::default(), false), |t| (t, true));
         match self {
-            Kind::I8 => planes!(1, true),
-            Kind::U8 => planes!(1, false),
-            Kind::I16 => planes!(2, true),
-            Kind::U16 => planes!(2, false),
-            Kind::I32 => planes!(4, true),
-            Kind::U32 => planes!(4, false),
-            Kind::I64 => planes!(8, true),
-            Kind::U64 => planes!(8, false),
-            Kind::F32 | Kind::F64 => {
-                let e = self.size();
-                let mut plain = vec![0u8; len * e];
-                for (i, chunk) in plain.chunks_exact_mut(e).enumerate() {
-                    for (b, x) in chunk.iter_mut().enumerate() {
-                        *x = bytes[b * n + skip + i];
-                    }
-                }
-                self.decode(&plain, out)
-            }
+            Kind::I8 => planes!(1, |v: u64| T::cast_i64(v as u8 as i8 as i64)),
+            Kind::U8 => planes!(1, T::cast_u64),
+            Kind::I16 => planes!(2, |v: u64| T::cast_i64(v as u16 as i16 as i64)),
+            Kind::U16 => planes!(2, T::cast_u64),
+            Kind::I32 => planes!(4, |v: u64| T::cast_i64(v as u32 as i32 as i64)),
+            Kind::U32 => planes!(4, T::cast_u64),
+            Kind::I64 => planes!(8, |v: u64| T::cast_i64(v as i64)),
+            Kind::U64 => planes!(8, T::cast_u64),
+            Kind::F32 => planes!(4, |v: u64| float(f32::from_bits(v as u32) as f64)),
+            Kind::F64 => planes!(8, |v: u64| float(f64::from_bits(v))),
         }
     }
 }
