@@ -287,6 +287,49 @@ fn error_truncated_file_does_not_panic() {
 }
 
 #[test]
+fn error_corrupt_deflate_chunk_names_the_dataset() {
+    // A compressed copy (gzip with shuffle, as Cell Ranger writes), then one of its stored
+    // chunks damaged: the read fails with an error naming the file, the dataset and the
+    // chunk, never a panic or silently wrong counts.
+    let ds = read_10x_h5(
+        &fixture("scanpy_cr300/filtered_feature_bc_matrix.h5"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.h5");
+    write_10x_h5(&ds, &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let f = hdf5_pure::File::open(&good).unwrap();
+    for name in ["matrix/indices", "matrix/data"] {
+        let d = f.dataset(name).unwrap();
+        assert_eq!(d.filters(), vec![2, 1], "{name}: shuffle, then deflate");
+        let c = &d.chunks().unwrap()[0];
+        let (at, len) = (c.address as usize, c.storage_size as usize);
+        // the checksum at the end of the zlib stream; a byte of the compressed bits
+        let checksum = (
+            at + len - 1,
+            "bad deflate data: deflate decompression error: incorrect data check",
+        );
+        for (pos, want) in [checksum, (at + len / 2, "bad deflate data")] {
+            let mut bad = bytes.clone();
+            bad[pos] ^= 0x5A;
+            let p = dir.path().join("bad.h5");
+            std::fs::write(&p, &bad).unwrap();
+            let (msg, e) = err_of(&p);
+            assert!(
+                matches!(e, Error::Hdf5 { .. })
+                    && msg.contains(&format!("/{name}"))
+                    && msg.contains("bad.h5")
+                    && msg.contains("chunk at element 0")
+                    && msg.contains(want),
+                "{name} at {pos}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
 fn error_missing_groups_names_the_object() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("empty.h5");
