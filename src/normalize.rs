@@ -397,23 +397,25 @@ impl LogMoments {
         }
     }
 
-    /// [`add_row`](Self::add_row) for the genes `g0..g0 + acc.len()` alone, into their sums
-    /// `acc` and `nz` (slices of a [`LogMoments`]); the other entries are skipped before any
-    /// logarithm. Each gene gets the same terms in the same order as from `add_row`, so
+    /// [`add_row`](Self::add_row) for a range of genes alone, into their sums `acc` and `nz`
+    /// (slices of a [`LogMoments`]): the entry at column `g` goes to position `at(g)` of the
+    /// slices (for the genes `g0..g0 + acc.len()`, `g - g0`; the streamed pass maps the file's
+    /// genes to the kept ones), and an entry whose position is out of range is skipped before
+    /// any logarithm. Each gene gets the same terms in the same order as from `add_row`, so
     /// tasks holding disjoint ranges of genes of one block give its sums bit for bit.
     #[inline]
     pub(crate) fn add_row_part(
         acc: &mut [[f64; 2]],
         nz: &mut [u32],
-        g0: usize,
         idx: &[u32],
         cv: &[f32],
         s: f32,
         expm1: bool,
+        at: impl Fn(u32) -> usize,
     ) {
         let mut logs = RowLogs::new(s, expm1);
         for (&c, &g) in cv.iter().zip(idx) {
-            let k = (g as usize).wrapping_sub(g0);
+            let k = at(g);
             if let (Some(a), Some(n)) = (acc.get_mut(k), nz.get_mut(k)) {
                 let (y, e) = logs.get(c);
                 a[0] += e[0];
@@ -579,7 +581,9 @@ mod tests {
                 {
                     for r in 0..50 {
                         let (idx, cv) = x.row(r);
-                        LogMoments::add_row_part(acc, nz, t * per, idx, cv, 0.37 + r as f32, expm1);
+                        let g0 = t * per;
+                        let at = |g: u32| (g as usize).wrapping_sub(g0);
+                        LogMoments::add_row_part(acc, nz, idx, cv, 0.37 + r as f32, expm1, at);
                     }
                 }
                 assert_eq!(parts, whole, "ranges of {per} genes, expm1 {expm1}");

@@ -8,7 +8,7 @@ use super::parts::GeneSums;
 use super::sums::{col_block_len, row_sums, CellSums};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::sparse::{resize_for_overwrite, with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
+use crate::sparse::{with_counts, ColIndex, Counts, CsrMatrix, StoredValue};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -434,29 +434,13 @@ impl Plan<'_> {
 
 /// Rows `rows` (any order) and columns `cols` (strictly increasing) of `x`, in one pass, with
 /// the per-cell sums of the new rows ([`row_sums`] with `flags`, indexed by the new columns):
-/// the filter's copy of the kept cells and genes, also used by the streamed analysis on each
-/// block of cells it reads.
-pub(crate) fn subset<V: StoredValue, I: ColIndex>(
+/// the filter's copy of the kept cells and genes.
+fn subset<V: StoredValue, I: ColIndex>(
     x: &CsrMatrix<V, I>,
     rows: &[usize],
     cols: &[usize],
     flags: &[u8],
 ) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
-    subset_into(x, rows, cols, flags, Default::default())
-}
-
-/// [`subset`] into the row pointers, indices and values of `spare` (a block given back by the
-/// previous call), whose memory is reused: the streamed analysis subsets every block it reads,
-/// and a fresh allocation of a block's size costs a page fault per 4 KB page as it is first
-/// written.
-pub(crate) fn subset_into<V: StoredValue, I: ColIndex>(
-    x: &CsrMatrix<V, I>,
-    rows: &[usize],
-    cols: &[usize],
-    flags: &[u8],
-    spare: (Vec<usize>, Vec<I>, Vec<V>),
-) -> Result<(CsrMatrix<V, I>, Vec<CellSums>)> {
-    let (mut indptr, mut indices, mut data) = spare;
     // What makes the result canonical without checking it afterwards.
     let increasing = cols.windows(2).all(|w| w[0] < w[1]);
     if !increasing || cols.last().is_some_and(|&c| c >= x.n_cols()) {
@@ -489,16 +473,15 @@ pub(crate) fn subset_into<V: StoredValue, I: ColIndex>(
                 .count()
         })
         .collect();
-    indptr.clear();
-    indptr.reserve(rows.len() + 1);
+    let mut indptr = Vec::with_capacity(rows.len() + 1);
     indptr.push(0usize);
     for l in &lens {
         indptr.push(indptr[indptr.len() - 1] + l);
     }
     let nnz = *indptr.last().unwrap_or(&0);
     // Every entry is written below (row `k` gets exactly `lens[k]` values).
-    resize_for_overwrite(&mut indices, nnz);
-    resize_for_overwrite(&mut data, nnz);
+    let mut indices = vec![I::default(); nnz];
+    let mut data = vec![V::default(); nnz];
     let per_cell = {
         let mut slices: Vec<(&mut [I], &mut [V], usize)> = Vec::with_capacity(rows.len());
         let (mut ri, mut rv) = (&mut indices[..], &mut data[..]);

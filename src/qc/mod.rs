@@ -23,7 +23,7 @@ pub use filtering::{
     filter, filter_owned_with_kept_metrics, filter_with_kept_metrics, filter_with_metrics,
     FilterOptions, Filtered,
 };
-pub(crate) use filtering::{filter_owned_fold, subset_into, Fold, Visit};
+pub(crate) use filtering::{filter_owned_fold, Fold, Visit};
 pub use measure::{metrics, QcMetrics, QcOptions};
 pub(crate) use parts::{detected_in, GeneSums, QcSums};
 pub(crate) use sums::{col_block_len, col_reduce, gene_flags, CellSums};

@@ -56,6 +56,21 @@ pub(crate) fn resize_for_overwrite<T: Clone + Default>(v: &mut Vec<T>, n: usize)
     }
 }
 
+/// [`sum_values`] of the stored values of a row whose column `keep` accepts, without
+/// copying them: the `k`-th kept value goes to lane `k mod 4`, as it would in the copy.
+#[inline]
+pub fn sum_values_where(idx: &[u32], val: &[f32], keep: impl Fn(u32) -> bool) -> f64 {
+    let mut s = [0f64; 4];
+    let mut k = 0usize;
+    for (&c, &v) in idx.iter().zip(val) {
+        if keep(c) {
+            s[k & 3] += v as f64;
+            k += 1;
+        }
+    }
+    (s[0] + s[1]) + (s[2] + s[3])
+}
+
 /// [`sum_f64`] of stored values of any type (each taken as its `f32` value): the same sum, in
 /// the same order, so a count stored as `u16` sums to the bit the `f32` one does.
 #[inline]
@@ -372,6 +387,51 @@ mod tests {
     fn small() -> CsrMatrix {
         // [[1 0 2], [0 0 0], [0 3 0]]
         CsrMatrix::try_new(3, 3, vec![0, 2, 2, 3], vec![0, 2, 1], vec![1., 2., 3.]).unwrap()
+    }
+
+    #[test]
+    fn sum_values_where_is_the_sum_of_the_copy() {
+        // values of very different sizes, so that another order of the additions would
+        // change the bits
+        let n = 203;
+        let idx: Vec<u32> = (0..n).map(|i| 3 * i as u32).collect();
+        let val: Vec<f32> = (0..n)
+            .map(|i| (1.37f32 + i as f32).powi(1 + (i % 5) as i32) * [1.0, -0.3][i % 2])
+            .collect();
+        // the lanes by position in the row, not among the kept values, would give other bits
+        let mut by_row_position_differs = false;
+        for m in [1u32, 2, 3, 5, 7, 1000] {
+            let keep = |c: u32| (c / 3) % m != 1;
+            let kept: Vec<f32> = idx
+                .iter()
+                .zip(&val)
+                .filter(|(&c, _)| keep(c))
+                .map(|(_, &v)| v)
+                .collect();
+            for len in [0, 1, 2, 3, 4, 5, 9, 64, n] {
+                let copy: Vec<f32> = idx[..len]
+                    .iter()
+                    .zip(&val)
+                    .filter(|(&c, _)| keep(c))
+                    .map(|(_, &v)| v)
+                    .collect();
+                let got = sum_values_where(&idx[..len], &val[..len], keep);
+                assert_eq!(
+                    got.to_bits(),
+                    sum_values(&copy).to_bits(),
+                    "m {m}, len {len}"
+                );
+            }
+            let mut lanes = [0f64; 4];
+            for (i, (&c, &v)) in idx.iter().zip(&val).enumerate() {
+                if keep(c) {
+                    lanes[i % 4] += v as f64;
+                }
+            }
+            let by_row = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+            by_row_position_differs |= by_row.to_bits() != sum_values(&kept).to_bits();
+        }
+        assert!(by_row_position_differs);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! and how the leader adds the parts up in unit order ([`super::workers`]).
 //!
 //! The parts are the steps' own block accumulators, fed the blocks this module reads: the QC
-//! step's [`QcSums`] and [`detected_in`] (`crate::qc::parts`), the filter's copy of the kept
-//! cells and genes ([`crate::qc::subset_into`]) with the normalization's [`cell_total`], and the
-//! normalization's per-gene moments [`LogMoments`] (the kernel of the in-memory step, with its
-//! per-cell cache of the log values of small counts). What is left here is the streaming glue:
+//! step's [`QcSums`] and [`detected_in`] (`crate::qc::parts`), the normalization's totals of
+//! the kept cells over the kept genes (the sums of the filter's copy of them, taken from the
+//! block through a map of the kept genes, in the copy's order), and the normalization's
+//! per-gene moments [`LogMoments`] (the kernel of the in-memory step, with its per-cell cache
+//! of the log values of small counts). What is left here is the streaming glue:
 //! which cells a unit reads, the wire encoding of the parts ([`Wire`]), and which parts go to
 //! which worker.
 //!
@@ -30,8 +31,9 @@ use super::reader::CellChunks;
 use super::spill::EncodedSegment;
 use super::wire::{Reader, Wire};
 use crate::error::Result;
-use crate::normalize::{cell_total, LogMoments, RowLogs};
+use crate::normalize::{LogMoments, RowLogs};
 use crate::qc::{detected_in, FilterOptions, GeneSums, QcSums};
+use crate::sparse::sum_values_where;
 use crate::sparse::CsrMatrix;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -128,32 +130,37 @@ pub(super) struct HvgInputs<'a> {
 }
 
 impl HvgInputs<'_> {
-    /// The kept cells and genes of block `x` (input cells `a..`), as the in-memory filter copies
-    /// them ([`crate::qc::subset_into`]), into buffers of `reader`'s (give the block back with
-    /// [`CellChunks::recycle`]), and the total of every kept cell over the kept genes (the
-    /// in-memory normalization's [`cell_total`] of the filter's per-cell sums).
-    fn kept_block(
-        &self,
-        a: usize,
-        x: &CsrMatrix,
-        reader: &CellChunks,
-    ) -> Result<(CsrMatrix, Vec<f32>)> {
-        let rows = kept_rows(a, x, self.kept_pos);
-        let (k, sums) = crate::qc::subset_into(x, &rows, self.kept_genes, &[], reader.spare())?;
-        let totals = sums
-            .iter()
-            .enumerate()
-            .map(|(r, c)| cell_total(c.0, k.row(r).1))
-            .collect();
-        Ok((k, totals))
+    /// Kept-gene position of every input gene (`u32::MAX`: removed).
+    fn gene_map(&self, n_genes: usize) -> Vec<u32> {
+        let mut map = vec![u32::MAX; n_genes];
+        for (k, &g) in self.kept_genes.iter().enumerate() {
+            if let Some(m) = map.get_mut(g) {
+                *m = k as u32;
+            }
+        }
+        map
     }
 
-    /// The totals over the kept genes of the kept cells of block `x` (input cells `a..`, read
-    /// by `reader`).
-    pub fn kept_totals(&self, a: usize, x: &CsrMatrix, reader: &CellChunks) -> Result<Vec<f32>> {
-        let (k, totals) = self.kept_block(a, x, reader)?;
-        reader.recycle(k);
-        Ok(totals)
+    /// The kept rows of block `x` (input cells `a..`) and the total of each over the kept
+    /// genes: the in-memory normalization's `cell_total` of the filter's per-cell sums,
+    /// [`sum_values_where`] being the sum of the filter's copy of the row, in the same order,
+    /// without the copy (`cell_total` of a zero sum sums the same values again: zero too).
+    fn kept_rows_totals(&self, a: usize, x: &CsrMatrix, map: &[u32]) -> (Vec<usize>, Vec<f32>) {
+        let rows = kept_rows(a, x, self.kept_pos);
+        let totals = rows
+            .par_iter()
+            .map(|&r| {
+                let (idx, val) = x.row(r);
+                let kept = |c: u32| map.get(c as usize).is_some_and(|&k| k != u32::MAX);
+                sum_values_where(idx, val, kept) as f32
+            })
+            .collect();
+        (rows, totals)
+    }
+
+    /// The totals over the kept genes of the kept cells of block `x` (input cells `a..`).
+    pub fn kept_totals(&self, a: usize, x: &CsrMatrix) -> Vec<f32> {
+        self.kept_rows_totals(a, x, &self.gene_map(x.n_cols())).1
     }
 }
 
@@ -205,15 +212,22 @@ impl HvgPart {
             stored: vec![0u64; n_kg],
             size_factors: Vec::new(),
         };
-        // Ranges of genes summed in parallel, each over every cell in order: the sums of a
-        // gene do not depend on the ranges, so neither on the thread count.
+        let mut map = Vec::new();
+        // Ranges of kept genes summed in parallel, each over every cell in order: the sums of
+        // a gene do not depend on the ranges, so neither on the thread count. The kept cells'
+        // entries are read in the block as read, each input gene mapped to its kept position
+        // (the in-memory filter's copy of the kept cells and genes, and its order, without the
+        // copy).
         let per = n_kg.div_ceil(rayon::current_num_threads().max(1)).max(1);
         for &(a, b) in cell_blocks {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
-                let block = reader.read(a, b)?;
-                let (x, totals) = inp.kept_block(a, &block, reader)?;
-                reader.recycle(block);
+                let x = reader.read(a, b)?;
+                if map.len() != x.n_cols() {
+                    map = inp.gene_map(x.n_cols());
+                }
+                let map = &map[..];
+                let (rows, totals) = inp.kept_rows_totals(a, &x, map);
                 let sf: Vec<f32> = totals.iter().map(|&t| t / inp.target).collect();
                 part.moments
                     .acc
@@ -222,18 +236,21 @@ impl HvgPart {
                     .zip(part.stored.par_chunks_mut(per))
                     .enumerate()
                     .for_each(|(t, ((acc, nz), stored))| {
-                        let (g0, g1) = (t * per, t * per + acc.len());
-                        for (r, &s) in sf.iter().enumerate() {
+                        let g0 = t * per;
+                        // this task's kept genes lie in the input genes `lo..hi`
+                        let (lo, hi) = (inp.kept_genes[g0], inp.kept_genes[g0 + acc.len() - 1] + 1);
+                        let at = |c: u32| (map[c as usize] as usize).wrapping_sub(g0);
+                        for (&r, &s) in rows.iter().zip(&sf) {
                             // The row's entries in this task's genes (column indices are
                             // strictly increasing in a row): the other tasks' entries are
                             // not even scanned.
                             let (idx, val) = x.row(r);
-                            let lo = idx.partition_point(|&c| (c as usize) < g0);
-                            let n = idx[lo..].partition_point(|&c| (c as usize) < g1);
-                            let (idx, val) = (&idx[lo..lo + n], &val[lo..lo + n]);
-                            LogMoments::add_row_part(acc, nz, g0, idx, val, s, inp.seurat);
+                            let i0 = idx.partition_point(|&c| (c as usize) < lo);
+                            let n = idx[i0..].partition_point(|&c| (c as usize) < hi);
+                            let (idx, val) = (&idx[i0..i0 + n], &val[i0..i0 + n]);
+                            LogMoments::add_row_part(acc, nz, idx, val, s, inp.seurat, at);
                             for &c in idx {
-                                if let Some(n) = stored.get_mut((c as usize).wrapping_sub(g0)) {
+                                if let Some(n) = stored.get_mut(at(c)) {
                                     *n += 1;
                                 }
                             }

@@ -239,7 +239,7 @@ pub fn run_on<W: Workers>(
                         &mut |u| {
                             let (a, b) = cell_blocks[u];
                             let x = reader.read(a, b)?;
-                            let t = inputs.kept_totals(a, &x, &reader)?;
+                            let t = inputs.kept_totals(a, &x);
                             reader.recycle(x);
                             Ok((t, Vec::<(usize, ())>::new()))
                         },
