@@ -398,6 +398,42 @@ fn error_index_past_gene_count() {
 }
 
 #[test]
+fn block_reader_sorts_rows_and_names_a_gene_past_the_features() {
+    use scrna::stream::CellChunks;
+    let dir = tempfile::tempdir().unwrap();
+    // cell 0 stores genes 2, 0 (unsorted, as some Cell Ranger files do); cell 1 gene 1
+    let p = dir.path().join("unsorted.h5");
+    write_raw(&p, [3, 2], &[0, 2, 3], &[2, 0, 1], &[5, 4, 3], 2, 3);
+    let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
+    let x = r.read(0, 2).unwrap();
+    assert_eq!(x.row(0), (&[0u32, 2][..], &[4f32, 5.][..]));
+    assert_eq!(x.row(1), (&[1u32][..], &[3f32][..]));
+    assert_eq!(
+        x,
+        read_10x_h5(&p, &ReadOptions::default())
+            .unwrap()
+            .counts
+            .to_csr()
+            .into_owned()
+    );
+    // gene 7 of 3, in a row that is otherwise increasing
+    let p = dir.path().join("idx.h5");
+    write_raw(&p, [3, 2], &[0, 2, 3], &[0, 7, 1], &[1, 2, 3], 2, 3);
+    let r = CellChunks::open_10x_h5(&p, &ReadOptions::default()).unwrap();
+    assert!(
+        r.read(1, 2).is_ok(),
+        "the cells before and after the bad entry read"
+    );
+    let msg = r.read(0, 2).unwrap_err().to_string();
+    assert!(
+        msg.contains("idx.h5")
+            && msg.contains("/matrix/indices")
+            && msg.contains("entry 1 is gene 7, past the 3 features"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn error_shape_disagrees_with_barcodes_or_features() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bc.h5");

@@ -23,7 +23,7 @@ use super::hdf5_util::{self, chunk_len, guard};
 use super::ReadOptions;
 use crate::dataset::{make_unique, CellTable, Dataset, GeneTable};
 use crate::error::{Error, Result};
-use crate::sparse::{ColIndex, Counts};
+use crate::sparse::{ColIndex, Counts, CsrMatrix};
 use hdf5_pure::{AttrValue, FileBuilder};
 use std::path::Path;
 
@@ -256,13 +256,18 @@ fn read_compact(
         return Ok(None);
     };
     check_len(path, &name, indices.len(), nnz, "entries")?;
-    check_indices(path, &name, &indices, n_genes)?;
-    let name = format!("{g}/data");
-    let Ok(data) = hdf5_util::read_numeric::<u16>(file, path, &name) else {
+    let data_name = format!("{g}/data");
+    let Ok(data) = hdf5_util::read_numeric::<u16>(file, path, &data_name) else {
         return Ok(None);
     };
-    check_len(path, &name, data.len(), nnz, "values")?;
-    // Every u16 value is a count: nothing for `assume_counts` to allow.
+    check_len(path, &data_name, data.len(), nnz, "values")?;
+    // Every u16 value is a count: nothing for `assume_counts` to allow. Canonical arrays (the
+    // usual case) are checked in one read of the indices.
+    if crate::sparse::parts_are_canonical(n_cells, n_genes, indptr, &indices, nnz) {
+        let m = CsrMatrix::from_canonical_parts(n_cells, n_genes, indptr.to_vec(), indices, data);
+        return Ok(Some(Counts::Compact(m)));
+    }
+    check_indices(path, &name, &indices, n_genes)?;
     let m = super::h5ad::build_compact(n_cells, n_genes, indptr.to_vec(), indices, data)
         .map_err(|e| Error::hdf5(path, g, e))?;
     Ok(Some(m))
@@ -283,7 +288,12 @@ fn read_wide(
     let name = format!("{g}/indices");
     let indices: Vec<u32> = hdf5_util::read_numeric(file, path, &name)?;
     check_len(path, &name, indices.len(), nnz, "entries")?;
-    check_indices(path, &name, &indices, n_genes)?;
+    // Canonical arrays (the usual case) are checked in one read of the indices, which then
+    // need no check of their own.
+    let canonical = crate::sparse::parts_are_canonical(n_cells, n_genes, &indptr, &indices, nnz);
+    if !canonical {
+        check_indices(path, &name, &indices, n_genes)?;
+    }
     let data: Vec<f32> = hdf5_util::read_numeric(file, path, &format!("{g}/data"))?;
     check_len(path, &format!("{g}/data"), data.len(), nnz, "values")?;
     super::counts::check(&data, opts.assume_counts).map_err(|d| {
@@ -294,8 +304,12 @@ fn read_wide(
         )
     })?;
     // Cell Ranger does not always sort gene indices inside a cell: sort them when needed.
-    let m = super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
-        .map_err(|e| Error::hdf5(path, g, e))?;
+    let m = if canonical {
+        CsrMatrix::from_canonical_parts(n_cells, n_genes, indptr, indices, data)
+    } else {
+        super::h5ad::build_csr(n_cells, n_genes, indptr, indices, data)
+            .map_err(|e| Error::hdf5(path, g, e))?
+    };
     Ok(Counts::new(m))
 }
 

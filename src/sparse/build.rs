@@ -191,6 +191,25 @@ pub(crate) fn sort_rows<V: StoredValue, I: ColIndex>(
     Ok(())
 }
 
+/// Whether the indices of a row strictly increase and stay below `n_cols`, in one read of
+/// them: the test of every neighbouring pair is folded without a branch per element (a
+/// vectorized loop, without a return in it), and an increasing row's largest index is its
+/// last.
+#[inline]
+pub(crate) fn canonical_row<I: ColIndex>(idx: &[I], n_cols: usize) -> bool {
+    const PAIRS: usize = 512;
+    let Some(last) = idx.last() else {
+        return true;
+    };
+    let pairs = idx[..idx.len() - 1]
+        .chunks(PAIRS)
+        .zip(idx[1..].chunks(PAIRS));
+    last.ix() < n_cols
+        && pairs
+            .into_iter()
+            .all(|(a, b)| a.iter().zip(b).fold(true, |ok, (x, y)| ok & (x < y)))
+}
+
 /// The checks of [`CsrMatrix::try_from_parts`]: `indptr` has `n_rows + 1` entries from 0 to
 /// `nnz`, never decreasing; the indices of each row strictly increase and stay below `n_cols`.
 pub(super) fn check_parts<I: ColIndex>(
@@ -248,10 +267,9 @@ pub(super) fn check_parts<I: ColIndex>(
             ));
         }
     }
-    let bad_row = (0..n_rows).into_par_iter().find_first(|&r| {
-        let idx = &indices[indptr[r]..indptr[r + 1]];
-        idx.iter().any(|&c| c.ix() >= n_cols) || idx.windows(2).any(|w| w[0] >= w[1])
-    });
+    let bad_row = (0..n_rows)
+        .into_par_iter()
+        .find_first(|&r| !canonical_row(&indices[indptr[r]..indptr[r + 1]], n_cols));
     if let Some(r) = bad_row {
         return Err(Error::data(
             ctx,
@@ -264,6 +282,34 @@ pub(super) fn check_parts<I: ColIndex>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_row_is_the_test_of_every_pair() {
+        let plain = |idx: &[u32], n: usize| {
+            idx.iter().all(|&c| (c as usize) < n) && idx.windows(2).all(|w| w[0] < w[1])
+        };
+        for len in [0usize, 1, 2, 3, 511, 512, 513, 1024, 1500] {
+            let row: Vec<u32> = (0..len as u32).map(|i| 3 * i + 1).collect();
+            let n = 3 * len + 1;
+            assert!(canonical_row(&row, n), "{len}");
+            let m = n.saturating_sub(3);
+            assert_eq!(canonical_row(&row, m), plain(&row, m), "{len}");
+            let small: Vec<u16> = row.iter().map(|&c| c as u16).collect();
+            assert!(canonical_row(&small, n));
+            // one pair out of order, or equal, anywhere (chunk edges included)
+            for at in [0, 1, 255, 510, 511, 512, 1023, len.saturating_sub(1)] {
+                if at + 1 >= len {
+                    continue;
+                }
+                for v in [row[at + 1], row[at + 1] + 1] {
+                    let mut bad = row.clone();
+                    bad[at] = v;
+                    assert!(!canonical_row(&bad, n), "{len} {at} {v}");
+                    assert_eq!(canonical_row(&bad, n), plain(&bad, n));
+                }
+            }
+        }
+    }
 
     #[test]
     fn rejects_non_canonical() {

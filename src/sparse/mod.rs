@@ -56,6 +56,19 @@ pub(crate) fn resize_for_overwrite<T: Clone + Default>(v: &mut Vec<T>, n: usize)
     }
 }
 
+/// Whether [`CsrMatrix::try_from_parts`] accepts these arrays (one read of the indices). A
+/// reader that can sort rows builds with [`CsrMatrix::from_canonical_parts`] when they are,
+/// without reading the indices again.
+pub(crate) fn parts_are_canonical<I: ColIndex>(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[usize],
+    indices: &[I],
+    n_data: usize,
+) -> bool {
+    build::check_parts(n_rows, n_cols, indptr, indices, n_data).is_ok()
+}
+
 /// [`sum_values`] of the stored values of a row whose column `keep` accepts, without
 /// copying them: the `k`-th kept value goes to lane `k mod 4`, as it would in the copy.
 #[inline]
@@ -121,8 +134,9 @@ impl<V: StoredValue, I: ColIndex> CsrMatrix<V, I> {
         })
     }
     /// [`try_from_parts`](Self::try_from_parts) without the check (a pass over every index),
-    /// for arrays canonical by construction: a selection of rows and of strictly increasing
-    /// columns of a canonical matrix, in order. Checked in debug builds.
+    /// for arrays canonical by construction (a selection of rows and of strictly increasing
+    /// columns of a canonical matrix, in order) or just checked
+    /// ([`parts_are_canonical`]). Checked in debug builds.
     pub(crate) fn from_canonical_parts(
         n_rows: usize,
         n_cols: usize,

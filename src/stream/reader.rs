@@ -262,6 +262,28 @@ impl CellChunks {
                 ),
             )
         })?;
+        indptr.clear();
+        indptr.extend(self.indptr[a..=b].iter().map(|&p| p - lo));
+        // Without a remap the one read of the indices that checks the block (rows increasing,
+        // genes below the features) is the usual case's only one; an index past the features
+        // is then looked for only when that check fails, to name it.
+        let canonical = self.remap.is_none()
+            && crate::sparse::parts_are_canonical(
+                b - a,
+                self.n_genes(),
+                &indptr,
+                &indices,
+                data.len(),
+            );
+        if canonical {
+            return Ok(CsrMatrix::from_canonical_parts(
+                b - a,
+                self.n_genes(),
+                indptr,
+                indices,
+                data,
+            ));
+        }
         if let Some(pos) = first_at_or_above(&indices, self.n_file_genes) {
             return Err(Error::hdf5(
                 &self.path,
@@ -274,8 +296,6 @@ impl CellChunks {
                 ),
             ));
         }
-        indptr.clear();
-        indptr.extend(self.indptr[a..=b].iter().map(|&p| p - lo));
         if let Some(m) = &self.remap {
             // Drop the values of dropped features and renumber the rest.
             let mut w = 0;

@@ -6,7 +6,6 @@ use crate::dataset::{make_unique, CellTable, Column, Columns, Dataset, GeneTable
 use crate::error::{Error, Result};
 use crate::sparse::{ColIndex, Counts, CsrMatrix};
 use hdf5_pure::{AttrValue, DType};
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -381,6 +380,9 @@ pub(crate) fn read_matrix(file: &hdf5_pure::File, path: &Path, name: &str) -> Re
 }
 
 /// A CSR matrix from arrays whose column indices may be unsorted inside a row (sorted then).
+/// Canonical arrays, the usual case, are checked in one read of the indices and kept as they
+/// are; any other goes through [`CsrMatrix::from_unsorted_rows`], which sorts the rows and
+/// gives the error of whatever else is wrong.
 pub(crate) fn build_csr(
     r: usize,
     c: usize,
@@ -388,15 +390,15 @@ pub(crate) fn build_csr(
     indices: Vec<u32>,
     data: Vec<f32>,
 ) -> Result<CsrMatrix> {
-    if rows_sorted(r, &indptr, &indices) {
-        CsrMatrix::try_new(r, c, indptr, indices, data)
+    if crate::sparse::parts_are_canonical(r, c, &indptr, &indices, data.len()) {
+        Ok(CsrMatrix::from_canonical_parts(r, c, indptr, indices, data))
     } else {
         CsrMatrix::from_unsorted_rows(r, c, indptr, indices, data)
     }
 }
 
-/// [`build_csr`] of compact counts: kept compact when every row is sorted, else sorted (and
-/// duplicates summed) as `f32` and compacted again when the sums fit ([`Counts::new`]).
+/// [`build_csr`] of compact counts: kept compact when the arrays are canonical, else sorted
+/// (and duplicates summed) as `f32` and compacted again when the sums fit ([`Counts::new`]).
 pub(crate) fn build_compact(
     r: usize,
     c: usize,
@@ -404,27 +406,16 @@ pub(crate) fn build_compact(
     indices: Vec<u16>,
     data: Vec<u16>,
 ) -> Result<Counts> {
-    if rows_sorted(r, &indptr, &indices) {
-        return Ok(Counts::Compact(CsrMatrix::try_from_parts(
+    if crate::sparse::parts_are_canonical(r, c, &indptr, &indices, data.len()) {
+        return Ok(Counts::Compact(CsrMatrix::from_canonical_parts(
             r, c, indptr, indices, data,
-        )?));
+        )));
     }
     let indices = indices.into_iter().map(u32::from).collect();
     let data = data.into_iter().map(f32::from).collect();
     Ok(Counts::new(CsrMatrix::from_unsorted_rows(
         r, c, indptr, indices, data,
     )?))
-}
-
-/// Whether `indptr` has `r + 1` non-decreasing entries ending at the number of indices and
-/// the indices of every row strictly increase.
-fn rows_sorted<I: ColIndex>(r: usize, indptr: &[usize], indices: &[I]) -> bool {
-    indptr.len() == r + 1
-        && indptr.windows(2).all(|w| w[0] <= w[1])
-        && indptr.last() == Some(&indices.len())
-        && indptr
-            .par_windows(2)
-            .all(|w| indices[w[0]..w[1]].windows(2).all(|p| p[0] < p[1]))
 }
 
 fn read_dataframe(
