@@ -84,10 +84,11 @@ impl QcPart {
         let sums = QcSums::of_block(x, flags);
         let kept = if local_only {
             let passing = sums.per_cell.iter().enumerate();
-            detected_in(
-                x,
-                passing.filter(|(_, c)| fo.passes_fixed(c)).map(|(r, _)| r),
-            )
+            let rows: Vec<usize> = passing
+                .filter(|(_, c)| fo.passes_fixed(c))
+                .map(|(r, _)| r)
+                .collect();
+            detected_in(x, &rows)
         } else {
             vec![0; x.n_cols()]
         };
@@ -107,7 +108,7 @@ impl QcPart {
 
 /// Per input gene, the kept cells of block `x` (input cells `a..`) with a non-zero value.
 pub(super) fn kept_detection(a: usize, x: &CsrMatrix, kept_pos: &[u32]) -> Vec<u32> {
-    detected_in(x, kept_rows(a, x, kept_pos).into_iter())
+    detected_in(x, &kept_rows(a, x, kept_pos))
 }
 
 /// The rows of block `x` (input cells `a..`) that hold kept cells.
