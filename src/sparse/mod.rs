@@ -72,7 +72,7 @@ pub(crate) fn parts_are_canonical<I: ColIndex>(
 /// [`sum_values`] of the stored values of a row whose column `keep` accepts, without
 /// copying them: the `k`-th kept value goes to lane `k mod 4`, as it would in the copy.
 #[inline]
-pub fn sum_values_where(idx: &[u32], val: &[f32], keep: impl Fn(u32) -> bool) -> f64 {
+pub(crate) fn sum_values_where(idx: &[u32], val: &[f32], keep: impl Fn(u32) -> bool) -> f64 {
     let mut s = [0f64; 4];
     let mut k = 0usize;
     for (&c, &v) in idx.iter().zip(val) {
