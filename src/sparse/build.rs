@@ -192,9 +192,9 @@ pub(crate) fn sort_rows<V: StoredValue, I: ColIndex>(
 }
 
 /// Whether the indices of a row strictly increase and stay below `n_cols`, in one read of
-/// them: the test of every neighbouring pair is folded without a branch per element (a
-/// vectorized loop, without a return in it), and an increasing row's largest index is its
-/// last.
+/// them: the test of every neighbouring pair is folded without a branch per element (a loop
+/// with no early return, which the compiler can vectorize), and an increasing row's largest
+/// index is its last.
 #[inline]
 pub(crate) fn canonical_row<I: ColIndex>(idx: &[I], n_cols: usize) -> bool {
     const PAIRS: usize = 512;
