@@ -212,7 +212,8 @@ impl HvgPart {
             stored: vec![0u64; n_kg],
             size_factors: Vec::new(),
         };
-        let mut map = Vec::new();
+        // the blocks `reader` reads have its genes as columns
+        let map = &inp.gene_map(reader.n_genes())[..];
         // Ranges of kept genes summed in parallel, each over every cell in order: the sums of
         // a gene do not depend on the ranges, so neither on the thread count. The kept cells'
         // entries are read in the block as read, each input gene mapped to its kept position
@@ -223,10 +224,6 @@ impl HvgPart {
             let (a, b) = (a.max(c0), b.min(c1));
             if a < b {
                 let x = reader.read(a, b)?;
-                if map.len() != x.n_cols() {
-                    map = inp.gene_map(x.n_cols());
-                }
-                let map = &map[..];
                 let (rows, totals) = inp.kept_rows_totals(a, &x, map);
                 let sf: Vec<f32> = totals.iter().map(|&t| t / inp.target).collect();
                 part.moments
